@@ -1,0 +1,85 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Tvilling: a digital twin of Stockholm.
+///
+/// With no options it opens the Stockholm demo (OpenStreetMap buildings of Norrmalm and
+/// Östermalm, every traffic signal, and a placed glTF landmark) compiled into the binary.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(name = "tvilling", version, about, long_about = None)]
+pub struct Cli {
+    /// Load this file or folder instead of the default data (repeatable). Formats by name:
+    /// .osm (OpenStreetMap XML), .geojson/.json (GeoJSON), .city.json or a JSON with
+    /// "type": "CityJSON" (CityJSON 1.1/2.0). A folder loads every such file in it.
+    #[arg(long, value_name = "PATH")]
+    pub data: Vec<PathBuf>,
+
+    /// Load a scene file (TOML, see scenes/stockholm.toml) instead of the embedded default.
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub scene: Option<PathBuf>,
+
+    /// The scene's projected CRS, e.g. EPSG:3006 (SWEREF 99 TM, default), EPSG:3011
+    /// (SWEREF 99 18 00), EPSG:3857. CityJSON without a referenceSystem is read in it too.
+    #[arg(long, value_name = "EPSG:NNNN")]
+    pub crs: Option<String>,
+
+    /// CRS of input files that do not name one (GeoJSON default: WGS 84, per RFC 7946).
+    #[arg(long, value_name = "EPSG:NNNN")]
+    pub source_crs: Option<String>,
+
+    /// Sun date and time, UTC, as YYYY-MM-DDTHH:MM (default: the scene's, else midsummer 12:00).
+    #[arg(long, value_name = "TIME")]
+    pub sun: Option<String>,
+
+    /// Render, save a PNG screenshot of the window to FILE, and exit 0.
+    #[arg(long, value_name = "FILE.png")]
+    pub screenshot: Option<PathBuf>,
+
+    /// With --screenshot: frames to render after the city has loaded before capturing.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub frames: u32,
+
+    /// Window size in logical pixels, WxH.
+    #[arg(long, default_value = "1280x720", value_name = "WxH")]
+    pub size: String,
+
+    /// No window: load the city (and live state, when configured) and exit; use with --snapshot.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// With --headless: write the twin's entities as an RFC 7946 GeoJSON FeatureCollection
+    /// (WGS 84) to FILE and exit.
+    #[arg(long, value_name = "FILE.geojson", requires = "headless")]
+    pub snapshot: Option<PathBuf>,
+
+    /// With --screenshot: select the building with this source id (e.g. way/24981325) and
+    /// fly to it before capturing.
+    #[arg(long, value_name = "ID")]
+    pub select: Option<String>,
+}
+
+impl Cli {
+    /// Parses `--size`.
+    pub fn window_size(&self) -> anyhow::Result<(u32, u32)> {
+        let (w, h) = self.size.split_once(['x', 'X']).ok_or_else(|| {
+            anyhow::anyhow!("--size {:?}: expected WxH, e.g. 1280x720", self.size)
+        })?;
+        let w: u32 = w
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--size {:?}: width is not a number", self.size))?;
+        let h: u32 = h
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--size {:?}: height is not a number", self.size))?;
+        anyhow::ensure!(
+            (64..=8192).contains(&w) && (64..=8192).contains(&h),
+            "--size {}: each side must be 64..8192",
+            self.size
+        );
+        Ok((w, h))
+    }
+}

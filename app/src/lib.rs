@@ -1,0 +1,114 @@
+//! The Tvilling application: puts the plugins together, orders their system sets, and runs one
+//! of three modes: the interactive window, `--screenshot`, or `--headless --snapshot`.
+
+pub mod cli;
+pub mod embedded;
+pub mod modes;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bevy::prelude::*;
+use tvilling_city::load::{CitySources, DataSource};
+use tvilling_city::scene::Scene;
+use tvilling_geo::{Crs, GeoFrame};
+use tvilling_view::environment::SunSettings;
+
+pub use cli::Cli;
+
+/// What to load and how, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub sources: CitySources,
+    pub crs: Crs,
+    pub sun_unix: Option<i64>,
+}
+
+/// Resolves data sources, CRS and sun time from the command line and scene file.
+pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
+    let (scene, base, embedded): (Option<Scene>, PathBuf, bool) = if let Some(path) = &cli.scene {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read scene file {}", path.display()))?;
+        let scene = Scene::parse(&text, &path.display().to_string())?;
+        (
+            Some(scene),
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            false,
+        )
+    } else if cli.data.is_empty() {
+        (
+            Some(Scene::parse(
+                embedded::DEFAULT_SCENE,
+                "embedded scenes/stockholm.toml",
+            )?),
+            PathBuf::from("scenes"),
+            true,
+        )
+    } else {
+        (None, PathBuf::new(), false)
+    };
+    let mut crs = match &scene {
+        Some(s) => s.crs()?,
+        None => Crs::SWEREF99_TM,
+    };
+    if let Some(c) = &cli.crs {
+        crs = c.parse().with_context(|| format!("--crs {c}"))?;
+    }
+    let source_crs = match &cli.source_crs {
+        Some(c) => Some(
+            c.parse::<Crs>()
+                .with_context(|| format!("--source-crs {c}"))?,
+        ),
+        None => None,
+    };
+    let sources = match &scene {
+        Some(s) if embedded => s.sources(&base, &embedded::lookup),
+        Some(s) => s.sources(&base, &|_| None),
+        None => cli.data.iter().cloned().map(DataSource::Path).collect(),
+    };
+    let sun_unix = match &cli.sun {
+        Some(t) => Some(
+            tvilling_city::scene::parse_utc_minute(t)
+                .ok_or_else(|| anyhow::anyhow!("--sun {t:?}: expected YYYY-MM-DDTHH:MM (UTC)"))?,
+        ),
+        None => scene.as_ref().and_then(Scene::sun_unix),
+    };
+    Ok(Setup {
+        sources: CitySources {
+            sources,
+            source_crs,
+        },
+        crs,
+        sun_unix,
+    })
+}
+
+/// Model plugins and resources shared by every mode.
+pub fn add_model(app: &mut App, setup: &Setup) {
+    app.insert_resource(GeoFrame {
+        crs: setup.crs,
+        ..default()
+    })
+    .insert_resource(setup.sources.clone())
+    .add_plugins((tvilling_geo::GeoPlugin, tvilling_city::CityPlugin));
+}
+
+/// View and UI plugins, with the order of the crates' sets.
+pub fn add_view(app: &mut App, setup: &Setup) {
+    use bevy_egui::input::egui_wants_any_pointer_input;
+    use tvilling_view::ViewSystems;
+    let mut sun = SunSettings::default();
+    if let Some(t) = setup.sun_unix {
+        sun.unix_time = t;
+    }
+    app.insert_resource(sun)
+        .add_plugins((tvilling_view::ViewPlugin, tvilling_ui::UiPlugin))
+        .configure_sets(
+            Update,
+            ViewSystems::Input.run_if(not(egui_wants_any_pointer_input)),
+        )
+        .configure_sets(
+            Update,
+            tvilling_city::CitySystems::Spawn.before(ViewSystems::Input),
+        );
+}

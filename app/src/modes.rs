@@ -1,0 +1,233 @@
+//! The three ways to run: window, screenshot, headless snapshot.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::{ExitCondition, WindowResolution};
+use tvilling_city::load::LoadProgress;
+use tvilling_city::model::TwinEntity;
+use tvilling_view::camera::CameraCommand;
+use tvilling_view::picking::EntityPicked;
+
+use crate::{Cli, Setup, add_model, add_view};
+
+fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
+    let (w, h) = cli.window_size()?;
+    // A screenshot must show the city, so it waits for shaders to compile rather than
+    // drawing frames without them (pipelines compile in the background otherwise).
+    let render = bevy::render::RenderPlugin {
+        synchronous_pipeline_compilation: cli.screenshot.is_some(),
+        ..default()
+    };
+    Ok(DefaultPlugins.set(render).set(WindowPlugin {
+        primary_window: Some(Window {
+            title: "Tvilling: Stockholm digital twin".into(),
+            resolution: WindowResolution::new(w, h),
+            ..default()
+        }),
+        exit_condition: ExitCondition::OnPrimaryClosed,
+        ..default()
+    }))
+}
+
+/// Builds the interactive app (also used by `--screenshot`).
+pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
+    let mut app = App::new();
+    app.add_plugins(window_plugins(cli)?);
+    add_model(&mut app, setup);
+    add_view(&mut app, setup);
+    if let Some(id) = &cli.select {
+        app.insert_resource(SelectOnLoad(id.clone()));
+        app.add_systems(
+            Update,
+            select_on_load.after(tvilling_city::CitySystems::Spawn),
+        );
+    }
+    Ok(app)
+}
+
+/// Runs the window until it is closed.
+pub fn run_window(cli: &Cli, setup: &Setup) -> Result<()> {
+    let mut app = windowed_app(cli, setup)?;
+    exit_result(app.run())
+}
+
+fn exit_result(exit: AppExit) -> Result<()> {
+    match exit {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => anyhow::bail!("tvilling exited with error code {code}"),
+    }
+}
+
+#[derive(Resource)]
+struct SelectOnLoad(String);
+
+fn select_on_load(
+    mut commands: Commands,
+    want: Option<Res<SelectOnLoad>>,
+    progress: Res<LoadProgress>,
+    twins: Query<(Entity, &TwinEntity)>,
+    mut picks: MessageWriter<EntityPicked>,
+    mut camera: MessageWriter<CameraCommand>,
+) {
+    let Some(want) = want else { return };
+    if !progress.is_done() {
+        return;
+    }
+    commands.remove_resource::<SelectOnLoad>();
+    match twins.iter().find(|(_, t)| t.id == want.0) {
+        Some((e, _)) => {
+            picks.write(EntityPicked(Some(e)));
+            camera.write(CameraCommand::FlyToEntity(e));
+        }
+        None => error!("--select {}: no entity with that id", want.0),
+    }
+}
+
+/// Screenshot plan: frames to wait after loading, then where to save.
+#[derive(Resource, Debug)]
+struct ScreenshotPlan {
+    path: PathBuf,
+    frames_after_load: u32,
+    seen: u32,
+    requested: bool,
+    /// Updates before giving up (a load that never finishes must not hang CI).
+    budget: u32,
+}
+
+/// Renders, saves a screenshot, exits.
+pub fn run_screenshot(cli: &Cli, setup: &Setup, path: PathBuf) -> Result<()> {
+    let mut app = windowed_app(cli, setup)?;
+    // A fly-to takes FLIGHT_SECONDS; with --select allow it to land first.
+    let extra = if cli.select.is_some() { 90 } else { 0 };
+    app.insert_resource(ScreenshotPlan {
+        path: path.clone(),
+        frames_after_load: cli.frames.max(1) + extra,
+        seen: 0,
+        requested: false,
+        budget: 3000,
+    })
+    .add_systems(Last, take_screenshot);
+    exit_result(app.run())?;
+    anyhow::ensure!(
+        path.exists(),
+        "the screenshot {} was not written",
+        path.display()
+    );
+    Ok(())
+}
+
+fn take_screenshot(
+    mut commands: Commands,
+    progress: Res<LoadProgress>,
+    mut plan: ResMut<ScreenshotPlan>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    plan.budget = plan.budget.saturating_sub(1);
+    if plan.budget == 0 {
+        error!(
+            "screenshot: gave up waiting for the city to load ({})",
+            progress.message
+        );
+        exit.write(AppExit::error());
+        return;
+    }
+    if plan.requested || !progress.is_done() {
+        return;
+    }
+    plan.seen += 1;
+    if plan.seen < plan.frames_after_load {
+        return;
+    }
+    plan.requested = true;
+    let path = plan.path.clone();
+    commands.spawn(Screenshot::primary_window()).observe(
+        move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+            let saved = captured
+                .image
+                .clone()
+                .try_into_dynamic()
+                .map_err(|e| e.to_string())
+                .and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
+            match saved {
+                Ok(()) => {
+                    info!("screenshot saved to {}", path.display());
+                    exit.write(AppExit::Success);
+                }
+                Err(e) => {
+                    error!("cannot save screenshot {}: {e}", path.display());
+                    exit.write(AppExit::error());
+                }
+            }
+        },
+    );
+}
+
+/// A headless app: no window, no rendering; the model only.
+pub fn headless_app(setup: &Setup) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        bevy::log::LogPlugin::default(),
+        TransformPlugin,
+    ));
+    add_model(&mut app, setup);
+    app
+}
+
+#[derive(Resource)]
+struct SnapshotPlan {
+    path: Option<PathBuf>,
+    budget: u32,
+}
+
+/// Loads the city without a window, writes the snapshot, exits.
+pub fn run_headless(setup: &Setup, snapshot: Option<PathBuf>) -> Result<()> {
+    let mut app = headless_app(setup);
+    app.insert_resource(SnapshotPlan {
+        path: snapshot,
+        budget: 200_000,
+    })
+    .add_systems(Last, write_snapshot);
+    exit_result(app.run())
+}
+
+fn write_snapshot(world: &mut World) {
+    let done = world.resource::<LoadProgress>().is_done();
+    let mut plan = world.resource_mut::<SnapshotPlan>();
+    plan.budget = plan.budget.saturating_sub(1);
+    if plan.budget == 0 {
+        error!("headless: gave up waiting for the city to load");
+        world.write_message(AppExit::error());
+        return;
+    }
+    if !done {
+        return;
+    }
+    let path = plan.path.take();
+    let result = match path {
+        Some(path) => snapshot_to_file(world, &path),
+        None => Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            world.write_message(AppExit::Success);
+        }
+        Err(e) => {
+            error!("{e:#}");
+            world.write_message(AppExit::error());
+        }
+    }
+}
+
+/// Writes the twin's snapshot to a file.
+pub fn snapshot_to_file(world: &mut World, path: &std::path::Path) -> Result<()> {
+    let value = tvilling_city::snapshot::snapshot(world)?;
+    let text = serde_json::to_string(&value)?;
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write snapshot {}", path.display()))?;
+    info!("snapshot written to {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! glTF 2.0 / GLB models (e.g. a landmark) placed at a geographic coordinate with a heading and a
+//! scale. Triangle primitives of the default scene are read with their node transforms; buffers
+//! come from the GLB's BIN chunk or from files beside the model. Materials and textures are not
+//! read: the model is drawn like a building, coloured per building.
+
+use std::path::{Path, PathBuf};
+
+use bevy::math::{DVec3, Mat3, Mat4, Quat, Vec3};
+use serde::Deserialize;
+use tvilling_geo::{Crs, Transformer};
+
+use super::{
+    BuildingShape, HeightSource, ImportError, ImportErrorKind, Imported, ImportedBuilding,
+};
+use crate::mesh::{MeshData, Surface, vertex_tag};
+
+/// Where and how a model stands in the city.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelPlacement {
+    pub path: PathBuf,
+    /// Shown in the inspector.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// WGS 84 longitude and latitude of the model's origin.
+    pub lon: f64,
+    pub lat: f64,
+    /// Height of the model's origin above the scene datum (m).
+    #[serde(default)]
+    pub height: f64,
+    /// Degrees clockwise from grid north that the model's -Z axis (its "north") is turned.
+    #[serde(default)]
+    pub heading: f64,
+    /// Uniform scale (glTF units are metres).
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn fail(out: &mut Imported, path: &Path, kind: ImportErrorKind) {
+    out.report.errors.push(ImportError {
+        file: path.to_path_buf(),
+        feature: String::new(),
+        kind,
+        feature_skipped: true,
+    });
+}
+
+/// Reads the model file and places it.
+pub fn import_model(p: &ModelPlacement, scene_crs: Crs) -> Imported {
+    match std::fs::read(&p.path) {
+        Ok(bytes) => import_model_bytes(p, &bytes, scene_crs),
+        Err(e) => {
+            let mut out = Imported::default();
+            out.report.files.push(p.path.clone());
+            fail(&mut out, &p.path, ImportErrorKind::Io(e.to_string()));
+            out
+        }
+    }
+}
+
+/// Places a model given its bytes (GLB, or glTF JSON with buffers beside `p.path`).
+pub fn import_model_bytes(p: &ModelPlacement, bytes: &[u8], scene_crs: Crs) -> Imported {
+    let mut out = Imported::default();
+    out.report.files.push(p.path.clone());
+    let gltf = match gltf::Gltf::from_slice(bytes) {
+        Ok(g) => g,
+        Err(e) => {
+            fail(
+                &mut out,
+                &p.path,
+                ImportErrorKind::Syntax {
+                    format: "glTF",
+                    reason: e.to_string(),
+                },
+            );
+            return out;
+        }
+    };
+    let mut buffers: Vec<Vec<u8>> = Vec::new();
+    for b in gltf.buffers() {
+        let data = match b.source() {
+            gltf::buffer::Source::Bin => gltf
+                .blob
+                .clone()
+                .ok_or_else(|| ImportErrorKind::MissingReference("GLB BIN chunk".into())),
+            gltf::buffer::Source::Uri(uri) if uri.starts_with("data:") => {
+                Err(ImportErrorKind::UnsupportedGeometry(
+                    "embedded data: URI buffers (use GLB or a .bin file)".into(),
+                ))
+            }
+            gltf::buffer::Source::Uri(uri) => {
+                let file = p.path.parent().unwrap_or(Path::new(".")).join(uri);
+                std::fs::read(&file)
+                    .map_err(|e| ImportErrorKind::Io(format!("{}: {e}", file.display())))
+            }
+        };
+        match data {
+            Ok(d) if d.len() >= b.length() => buffers.push(d),
+            Ok(_) => {
+                fail(
+                    &mut out,
+                    &p.path,
+                    ImportErrorKind::BadCoordinates(format!(
+                        "buffer {} is shorter than declared",
+                        b.index()
+                    )),
+                );
+                return out;
+            }
+            Err(k) => {
+                fail(&mut out, &p.path, k);
+                return out;
+            }
+        }
+    }
+    let origin_xy =
+        match Transformer::new(Crs::WGS84, scene_crs).and_then(|t| t.convert(p.lon, p.lat)) {
+            Ok(xy) => xy,
+            Err(e) => {
+                fail(&mut out, &p.path, e.into());
+                return out;
+            }
+        };
+    let origin = DVec3::new(origin_xy.0, origin_xy.1, p.height);
+    let place = Mat4::from_scale_rotation_translation(
+        Vec3::splat(p.scale as f32),
+        Quat::from_rotation_y(-(p.heading as f32).to_radians()),
+        Vec3::ZERO,
+    );
+    let mut mesh = MeshData::default();
+    let Some(scene) = gltf.default_scene().or_else(|| gltf.scenes().next()) else {
+        fail(&mut out, &p.path, ImportErrorKind::NoOuterRing);
+        return out;
+    };
+    let mut stack: Vec<(gltf::Node<'_>, Mat4)> = scene.nodes().map(|n| (n, place)).collect();
+    while let Some((node, parent)) = stack.pop() {
+        let m = parent * Mat4::from_cols_array_2d(&node.transform().matrix());
+        let normal_m = Mat3::from_mat4(m).inverse().transpose();
+        if let Some(gm) = node.mesh() {
+            for prim in gm.primitives() {
+                if prim.mode() != gltf::mesh::Mode::Triangles {
+                    continue;
+                }
+                let reader = prim.reader(|b| buffers.get(b.index()).map(Vec::as_slice));
+                let Some(pos) = reader.read_positions() else {
+                    continue;
+                };
+                let pos: Vec<Vec3> = pos
+                    .map(|p| m.transform_point3(Vec3::from_array(p)))
+                    .collect();
+                let idx: Vec<u32> = match reader.read_indices() {
+                    Some(i) => i.into_u32().collect(),
+                    None => (0..pos.len() as u32).collect(),
+                };
+                let normals: Option<Vec<Vec3>> = reader.read_normals().map(|n| {
+                    n.map(|n| (normal_m * Vec3::from_array(n)).normalize_or_zero())
+                        .collect()
+                });
+                for t in idx.chunks_exact(3) {
+                    let Some(tri) = t
+                        .iter()
+                        .map(|&i| pos.get(i as usize).copied())
+                        .collect::<Option<Vec<_>>>()
+                    else {
+                        fail(
+                            &mut out,
+                            &p.path,
+                            ImportErrorKind::MissingReference(format!(
+                                "vertex index out of range in mesh {}",
+                                gm.index()
+                            )),
+                        );
+                        return out;
+                    };
+                    let geometric = (tri[1] - tri[0]).cross(tri[2] - tri[0]);
+                    // The file's winding is authoritative; its normals only pick the smooth direction.
+                    let n = normals
+                        .as_ref()
+                        .and_then(|ns| ns.get(t[0] as usize))
+                        .copied()
+                        .filter(|n| n.dot(geometric) > 0.0)
+                        .unwrap_or(geometric);
+                    let surface = if n.normalize_or_zero().y > 0.7 {
+                        Surface::Roof
+                    } else {
+                        Surface::Wall
+                    };
+                    mesh.push_triangle([tri[0], tri[1], tri[2]], n, vertex_tag(0, surface));
+                }
+            }
+        }
+        stack.extend(node.children().map(|c| (c, m)));
+    }
+    let Some((lo, hi)) = mesh.bounds() else {
+        fail(
+            &mut out,
+            &p.path,
+            ImportErrorKind::UnsupportedGeometry("no triangle meshes".into()),
+        );
+        return out;
+    };
+    let name = p
+        .name
+        .clone()
+        .or_else(|| p.path.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    out.buildings.push(ImportedBuilding {
+        id: format!(
+            "model/{}",
+            p.path
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        name,
+        address: None,
+        levels: None,
+        height: f64::from(hi.y - lo.y.min(0.0)) + p.height,
+        height_source: HeightSource::Geometry,
+        footprint: Vec::new(),
+        shape: BuildingShape::Mesh { mesh, origin },
+        attributes: vec![
+            ("tvilling:landmark".into(), "yes".into()),
+            ("lon".into(), p.lon.to_string()),
+            ("lat".into(), p.lat.to_string()),
+            ("heading".into(), p.heading.to_string()),
+            ("scale".into(), p.scale.to_string()),
+        ],
+        source_file: p.path.display().to_string(),
+    });
+    out
+}

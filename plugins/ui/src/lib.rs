@@ -1,0 +1,46 @@
+//! egui panels of Tvilling: load progress, toolbar with counts and sun time, building
+//! inspector, north arrow and scale bar, import problems, and the about box with the data's
+//! attribution. Panels read the model and write requests (camera commands, picks); they never
+//! edit model components.
+
+pub mod overlay;
+pub mod panels;
+
+use bevy::prelude::*;
+use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
+
+/// Which windows are open.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct PanelState {
+    pub about_open: bool,
+    pub problems_open: bool,
+    pub attributes_open: bool,
+}
+
+/// The egui user interface.
+#[derive(Default)]
+pub struct UiPlugin;
+
+impl Plugin for UiPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<EguiPlugin>() {
+            app.add_plugins(EguiPlugin::default());
+        }
+        app.init_resource::<PanelState>().add_systems(
+            EguiPrimaryContextPass,
+            (
+                panels::toolbar,
+                panels::progress_window,
+                panels::inspector,
+                panels::problems_window,
+                panels::about_window,
+                overlay::compass_and_scale,
+            )
+                .chain(),
+        );
+    }
+}
+
+pub mod prelude {
+    pub use crate::{PanelState, UiPlugin};
+}

@@ -1,0 +1,227 @@
+//! Toolbar, progress, inspector, problems and about windows.
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, egui};
+use tvilling_city::load::{LoadProgress, LoadReport};
+use tvilling_city::model::{Building, TwinEntity};
+use tvilling_view::camera::CameraCommand;
+use tvilling_view::environment::SunSettings;
+use tvilling_view::picking::{EntityPicked, Selection};
+
+use crate::PanelState;
+
+/// Attribution of the shipped data, shown in the about box (ODbL requires it).
+pub const ATTRIBUTION: &str = "Map data © OpenStreetMap contributors, available under the Open Database License (ODbL) 1.0: https://www.openstreetmap.org/copyright";
+
+pub(crate) fn toolbar(
+    mut contexts: EguiContexts,
+    progress: Res<LoadProgress>,
+    report: Res<LoadReport>,
+    mut panels: ResMut<PanelState>,
+    mut sun: ResMut<SunSettings>,
+    mut camera: MessageWriter<CameraCommand>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?;
+    egui::Window::new("Tvilling")
+        .id(egui::Id::new("toolbar"))
+        .anchor(egui::Align2::LEFT_TOP, [8.0, 8.0])
+        .resizable(false)
+        .collapsible(true)
+        .show(ctx, |ui| {
+            ui.label(egui::RichText::new("Stockholm digital twin").strong());
+            ui.label(format!(
+                "{} buildings · {} traffic signals · {} tiles",
+                progress.buildings, progress.signals, progress.tiles
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Frame city (Home)").clicked() {
+                    camera.write(CameraCommand::FrameCity);
+                }
+                if ui.button("North up (N)").clicked() {
+                    camera.write(CameraCommand::NorthUp);
+                }
+            });
+            let problems = report.0.errors.len();
+            ui.horizontal(|ui| {
+                if ui.button(format!("Import problems: {problems}")).clicked() {
+                    panels.problems_open = !panels.problems_open;
+                }
+                if ui.button("About").clicked() {
+                    panels.about_open = !panels.about_open;
+                }
+            });
+            // Sun time of day (UTC hours) on the chosen date.
+            let day_start = sun.unix_time - sun.unix_time.rem_euclid(86_400);
+            let mut hour = (sun.unix_time - day_start) as f32 / 3600.0;
+            let (_, elevation) = sun.direction();
+            if ui
+                .add(
+                    egui::Slider::new(&mut hour, 0.0..=23.99)
+                        .text(format!("sun, UTC h ({elevation:.0}° up)")),
+                )
+                .changed()
+            {
+                sun.unix_time = day_start + (hour * 3600.0) as i64;
+            }
+        });
+    Ok(())
+}
+
+pub(crate) fn progress_window(mut contexts: EguiContexts, progress: Res<LoadProgress>) -> Result {
+    if progress.is_done() {
+        return Ok(());
+    }
+    let ctx = contexts.ctx_mut()?;
+    egui::Window::new("Loading the city")
+        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+        .resizable(false)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.set_min_width(320.0);
+            ui.add(egui::ProgressBar::new(progress.fraction).show_percentage());
+            ui.label(&progress.message);
+        });
+    Ok(())
+}
+
+/// Rows of the inspector for a building: (label, value).
+pub fn building_rows(twin: &TwinEntity, b: &Building) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("Id", twin.id.clone()),
+        ("Kind", twin.kind.as_str().to_string()),
+    ];
+    if let Some(n) = &b.name {
+        rows.push(("Name", n.clone()));
+    }
+    if let Some(a) = &b.address {
+        rows.push(("Address", a.clone()));
+    }
+    rows.push((
+        "Height",
+        format!("{:.1} m ({})", b.height, b.height_source.as_str()),
+    ));
+    if let Some(l) = b.levels {
+        rows.push(("Levels", format!("{l}")));
+    }
+    rows.push(("Footprint area", format!("{:.0} m²", b.area_m2)));
+    rows.push(("Source", b.source_file.clone()));
+    rows
+}
+
+pub(crate) fn inspector(
+    mut contexts: EguiContexts,
+    selection: Res<Selection>,
+    buildings: Query<(&TwinEntity, &Building)>,
+    mut panels: ResMut<PanelState>,
+    mut camera: MessageWriter<CameraCommand>,
+    mut picks: MessageWriter<EntityPicked>,
+) -> Result {
+    let Some(e) = selection.building else {
+        return Ok(());
+    };
+    let Ok((twin, b)) = buildings.get(e) else {
+        return Ok(());
+    };
+    let ctx = contexts.ctx_mut()?;
+    let title = b
+        .name
+        .clone()
+        .or_else(|| b.address.clone())
+        .unwrap_or_else(|| "Building".into());
+    egui::Window::new(title)
+        .id(egui::Id::new("inspector"))
+        .anchor(egui::Align2::RIGHT_TOP, [-8.0, 8.0])
+        .default_width(300.0)
+        .resizable(false)
+        .show(ctx, |ui| {
+            egui::Grid::new("building")
+                .num_columns(2)
+                .striped(true)
+                .show(ui, |ui| {
+                    for (k, v) in building_rows(twin, b) {
+                        ui.label(egui::RichText::new(k).strong());
+                        ui.label(v);
+                        ui.end_row();
+                    }
+                });
+            ui.horizontal(|ui| {
+                if ui.button("Fly to (F)").clicked() {
+                    camera.write(CameraCommand::FlyToEntity(e));
+                }
+                if ui.button("Close").clicked() {
+                    picks.write(EntityPicked(None));
+                }
+            });
+            egui::CollapsingHeader::new(format!("All attributes ({})", b.attributes.len()))
+                .open(Some(panels.attributes_open))
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .max_height(220.0)
+                        .show(ui, |ui| {
+                            egui::Grid::new("attrs")
+                                .num_columns(2)
+                                .striped(true)
+                                .show(ui, |ui| {
+                                    for (k, v) in &b.attributes {
+                                        ui.label(k);
+                                        ui.label(v);
+                                        ui.end_row();
+                                    }
+                                });
+                        });
+                })
+                .header_response
+                .clicked()
+                .then(|| panels.attributes_open = !panels.attributes_open);
+        });
+    Ok(())
+}
+
+pub(crate) fn problems_window(
+    mut contexts: EguiContexts,
+    report: Res<LoadReport>,
+    mut panels: ResMut<PanelState>,
+) -> Result {
+    if !panels.problems_open {
+        return Ok(());
+    }
+    let ctx = contexts.ctx_mut()?;
+    let mut open = true;
+    egui::Window::new("Import problems")
+        .open(&mut open)
+        .default_width(520.0)
+        .show(ctx, |ui| {
+            let skipped = report.0.errors.iter().filter(|e| e.feature_skipped).count();
+            ui.label(format!(
+                "{} problems in {} files; {skipped} features skipped, the rest loaded.",
+                report.0.errors.len(),
+                report.0.files.len()
+            ));
+            egui::ScrollArea::vertical()
+                .max_height(300.0)
+                .show(ui, |ui| {
+                    for e in &report.0.errors {
+                        ui.label(e.to_string());
+                    }
+                });
+        });
+    panels.problems_open = open;
+    Ok(())
+}
+
+pub(crate) fn about_window(mut contexts: EguiContexts, mut panels: ResMut<PanelState>) -> Result {
+    if !panels.about_open {
+        return Ok(());
+    }
+    let ctx = contexts.ctx_mut()?;
+    let mut open = true;
+    egui::Window::new("About Tvilling").open(&mut open).default_width(420.0).show(ctx, |ui| {
+        ui.label("Tvilling is a digital twin of Stockholm: real city geometry, georeferenced in SWEREF 99, with live city sensors.");
+        ui.separator();
+        ui.label(ATTRIBUTION);
+        ui.label("CityJSON samples: 3D BAG / City of Delft, City of Zurich, City of Rotterdam (via the cjio project).");
+        ui.label("Coordinate transformations: PROJ.");
+    });
+    panels.about_open = open;
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! The 3D view of the twin: draws what the city model holds, and turns mouse and keys into
+//! camera moves and picks. Reads the model; never writes it.
+//!
+//! - [`tiles`]: each [`tvilling_city::model::CityTile`] becomes one mesh with a [`tiles::CityMaterial`]
+//!   (WGSL in `shaders/city.wgsl`); buildings are coloured through a per-tile colour texture
+//!   indexed by the building's vertex tag, so [`tiles::BuildingColor`] changes never re-mesh.
+//! - [`camera`]: orbit / pan / zoom with mouse and keys, frame-the-city, fly-to, floating
+//!   origin recentring, and [`camera::ViewInfo`] for the north arrow and scale bar.
+//! - [`picking`]: a click casts a ray into the tile meshes and selects the building hit.
+//! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
+//!
+//! Data flow: input (in [`ViewSystems::Input`], which `app/` gates off while egui has the
+//! pointer) writes [`camera::CameraCommand`] and [`picking::EntityPicked`] messages; the
+//! camera and selection systems apply them; tile colours follow [`picking::Selection`] and
+//! [`tiles::BuildingColor`].
+
+pub mod camera;
+pub mod environment;
+pub mod picking;
+pub mod tiles;
+
+use bevy::prelude::*;
+
+/// System sets of [`ViewPlugin`], chained in `Update`.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewSystems {
+    /// Reads mouse and keyboard (gated by the app while a panel wants input).
+    Input,
+    /// Applies camera commands and selection changes.
+    Apply,
+    /// Writes camera transforms, tile colours, sun.
+    Draw,
+}
+
+/// All of the 3D view.
+#[derive(Default)]
+pub struct ViewPlugin;
+
+impl Plugin for ViewPlugin {
+    fn build(&self, app: &mut App) {
+        app.configure_sets(
+            Update,
+            (ViewSystems::Input, ViewSystems::Apply, ViewSystems::Draw).chain(),
+        )
+        .add_plugins((
+            tiles::TileRenderPlugin,
+            camera::CameraPlugin,
+            picking::PickingPlugin,
+            environment::EnvironmentPlugin,
+        ));
+    }
+}
+
+pub mod prelude {
+    pub use crate::camera::{CameraCommand, OrbitCamera, ViewInfo};
+    pub use crate::environment::SunSettings;
+    pub use crate::picking::{EntityPicked, Selection};
+    pub use crate::tiles::{BuildingColor, CityMaterial};
+    pub use crate::{ViewPlugin, ViewSystems};
+}

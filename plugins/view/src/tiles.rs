@@ -1,0 +1,253 @@
+//! Tile meshes and per-building colours.
+
+use bevy::asset::RenderAssetUsages;
+use bevy::mesh::{
+    Indices, MeshVertexAttribute, MeshVertexBufferLayoutRef, PrimitiveTopology,
+    VertexAttributeValues,
+};
+use bevy::pbr::{MaterialPipeline, MaterialPipelineKey, MaterialPlugin};
+use bevy::prelude::*;
+use bevy::render::render_resource::{
+    AsBindGroup, Extent3d, RenderPipelineDescriptor, ShaderType, SpecializedMeshPipelineError,
+    TextureDimension, TextureFormat, VertexFormat,
+};
+use bevy::shader::ShaderRef;
+use tvilling_city::import::HeightSource;
+use tvilling_city::model::{Building, CityTile, TileSlot, TwinEntity, TwinKind};
+
+use crate::ViewSystems;
+use crate::picking::Selection;
+
+/// The per-vertex tag: building index in the tile (low 24 bits) and surface class (high 8).
+pub const ATTRIBUTE_TAG: MeshVertexAttribute =
+    MeshVertexAttribute::new("Tvilling_Tag", 0x7E11_1A60, VertexFormat::Uint32);
+
+/// `shaders/city.wgsl`, compiled into the binary.
+pub const CITY_SHADER: Handle<Shader> =
+    bevy::asset::uuid_handle!("5b0c6a43-0f59-4f0e-9a8e-6ad1c0de7a11");
+
+/// Width of a tile's colour texture (buildings per row).
+pub const COLOR_TEXTURE_WIDTH: u32 = 256;
+
+/// Lighting shared by every tile material.
+#[derive(Debug, Clone, Copy, ShaderType)]
+pub struct CityParams {
+    pub sun: Vec4,
+    pub ambient: Vec4,
+    pub haze: Vec4,
+}
+
+impl Default for CityParams {
+    fn default() -> Self {
+        Self {
+            sun: Vec4::new(0.3, 0.8, 0.5, 0.8),
+            ambient: Vec4::new(0.42, 0.45, 0.5, 0.55),
+            haze: Vec4::new(0.72, 0.80, 0.88, 6000.0),
+        }
+    }
+}
+
+/// The material of a city tile: lighting parameters and the tile's colour texture.
+#[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
+pub struct CityMaterial {
+    #[uniform(0)]
+    pub params: CityParams,
+    #[texture(1)]
+    pub colors: Handle<Image>,
+}
+
+impl Material for CityMaterial {
+    fn vertex_shader() -> ShaderRef {
+        ShaderRef::Handle(CITY_SHADER)
+    }
+
+    fn fragment_shader() -> ShaderRef {
+        ShaderRef::Handle(CITY_SHADER)
+    }
+
+    fn enable_prepass() -> bool {
+        false
+    }
+
+    fn enable_shadows() -> bool {
+        false
+    }
+
+    fn specialize(
+        _pipeline: &MaterialPipeline,
+        descriptor: &mut RenderPipelineDescriptor,
+        layout: &MeshVertexBufferLayoutRef,
+        _key: MaterialPipelineKey<Self>,
+    ) -> Result<(), SpecializedMeshPipelineError> {
+        let vertex_layout = layout.0.get_layout(&[
+            Mesh::ATTRIBUTE_POSITION.at_shader_location(0),
+            Mesh::ATTRIBUTE_NORMAL.at_shader_location(1),
+            ATTRIBUTE_TAG.at_shader_location(2),
+        ])?;
+        descriptor.vertex.buffers = vec![vertex_layout];
+        Ok(())
+    }
+}
+
+/// The colour a building is drawn in (before selection highlight). Change it to recolour the
+/// building; only one texel of its tile is rewritten.
+#[derive(Component, Debug, Clone, Copy, PartialEq)]
+pub struct BuildingColor(pub Color);
+
+/// Drawing handles of a tile.
+#[derive(Component, Debug, Clone)]
+pub struct TileDrawing {
+    pub colors: Handle<Image>,
+    pub material: Handle<CityMaterial>,
+}
+
+/// Highlight colour of the selected building.
+pub const HIGHLIGHT: Color = Color::srgb(1.0, 0.55, 0.1);
+
+/// Default colour by what is known of the building: measured heights in sandstone, estimated
+/// ones a little greyer, landmarks gilded. A small per-id variation keeps neighbours apart.
+pub fn default_color(kind: TwinKind, id: &str, b: &Building) -> Color {
+    let h = id.bytes().fold(2_166_136_261u32, |h, c| {
+        (h ^ u32::from(c)).wrapping_mul(16_777_619)
+    });
+    let jitter = ((h % 1000) as f32 / 1000.0 - 0.5) * 0.06;
+    let (r, g, bl) = match (kind, b.height_source) {
+        (TwinKind::Landmark, _) => (0.93, 0.78, 0.35),
+        (_, HeightSource::Measured | HeightSource::Geometry) => (0.90, 0.84, 0.74),
+        (_, HeightSource::FromLevels) => (0.86, 0.82, 0.76),
+        (_, HeightSource::Default) => (0.78, 0.77, 0.76),
+    };
+    Color::srgb(r + jitter, g + jitter, bl + jitter)
+}
+
+/// Uploads tile meshes and keeps building colours in the tile textures.
+#[derive(Default)]
+pub struct TileRenderPlugin;
+
+impl Plugin for TileRenderPlugin {
+    fn build(&self, app: &mut App) {
+        let mut shaders = app.world_mut().resource_mut::<Assets<Shader>>();
+        let _ = shaders.insert(
+            CITY_SHADER.id(),
+            Shader::from_wgsl(
+                include_str!("../../../shaders/city.wgsl"),
+                "shaders/city.wgsl",
+            ),
+        );
+        app.add_plugins(MaterialPlugin::<CityMaterial>::default())
+            .add_observer(upload_tile)
+            .add_systems(Update, write_colors.in_set(ViewSystems::Draw));
+    }
+}
+
+/// Converts a model mesh into a Bevy mesh with the tag attribute.
+pub fn to_bevy_mesh(m: &tvilling_city::mesh::MeshData) -> Mesh {
+    let mut mesh = Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
+    mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
+    mesh.insert_attribute(ATTRIBUTE_TAG, VertexAttributeValues::Uint32(m.tags.clone()));
+    mesh.insert_indices(Indices::U32(m.indices.clone()));
+    mesh
+}
+
+fn texel(color: Color) -> [u8; 4] {
+    color.to_srgba().to_u8_array()
+}
+
+fn upload_tile(
+    add: On<Add, CityTile>,
+    mut commands: Commands,
+    tiles: Query<&CityTile>,
+    buildings: Query<(&TwinEntity, &Building)>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+) -> Result {
+    let tile = tiles.get(add.entity)?;
+    let n = tile.buildings.len().max(1) as u32;
+    let height = n.div_ceil(COLOR_TEXTURE_WIDTH);
+    let mut image = Image::new_fill(
+        Extent3d {
+            width: COLOR_TEXTURE_WIDTH,
+            height,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &texel(Color::srgb(0.8, 0.8, 0.8)),
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    );
+    for (i, &b) in tile.buildings.iter().enumerate() {
+        let Ok((twin, building)) = buildings.get(b) else {
+            continue;
+        };
+        let color = default_color(twin.kind, &twin.id, building);
+        if let Some(data) = image.data.as_mut() {
+            data[i * 4..i * 4 + 4].copy_from_slice(&texel(color));
+        }
+        commands.entity(b).insert(BuildingColor(color));
+    }
+    let colors = images.add(image);
+    let material = materials.add(CityMaterial {
+        params: CityParams::default(),
+        colors: colors.clone(),
+    });
+    commands.entity(add.entity).insert((
+        Mesh3d(meshes.add(to_bevy_mesh(&tile.mesh))),
+        MeshMaterial3d(material.clone()),
+        TileDrawing { colors, material },
+    ));
+    Ok(())
+}
+
+fn write_colors(
+    selection: Res<Selection>,
+    mut last_selected: Local<Option<Entity>>,
+    changed: Query<Entity, Changed<BuildingColor>>,
+    colors: Query<(&BuildingColor, &TileSlot)>,
+    tiles: Query<&TileDrawing>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+) {
+    let mut dirty: Vec<Entity> = changed.iter().collect();
+    if selection.building != *last_selected {
+        dirty.extend(last_selected.take());
+        dirty.extend(selection.building);
+        *last_selected = selection.building;
+    }
+    let mut touched_tiles = Vec::new();
+    for e in dirty {
+        let Ok((color, slot)) = colors.get(e) else {
+            continue;
+        };
+        let Ok(drawing) = tiles.get(slot.tile) else {
+            continue;
+        };
+        let c = if selection.building == Some(e) {
+            HIGHLIGHT
+        } else {
+            color.0
+        };
+        let Some(mut image) = images.get_mut(&drawing.colors) else {
+            continue;
+        };
+        let i = slot.index as usize * 4;
+        if let Some(data) = image.data.as_mut()
+            && i + 4 <= data.len()
+        {
+            data[i..i + 4].copy_from_slice(&texel(c));
+        }
+        if !touched_tiles.contains(&slot.tile) {
+            touched_tiles.push(slot.tile);
+        }
+    }
+    // Re-prepare the bind groups of the materials whose texture changed.
+    for t in touched_tiles {
+        if let Ok(drawing) = tiles.get(t) {
+            materials.get_mut(&drawing.material);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+// City tiles: one batched mesh per tile. Each vertex carries a tag = building index (low 24 bits)
+// | surface class (high 8 bits: 0 wall, 1 roof, 2 ground, 3 other). The building's colour is
+// read from the tile's colour texture at that index, so recolouring a building is a texel write,
+// never a re-mesh. Lighting is a Lambert sun plus a hemispheric ambient term.
+
+#import bevy_pbr::mesh_functions::{get_world_from_local, mesh_position_local_to_clip, mesh_normal_local_to_world}
+#import bevy_pbr::mesh_view_bindings::view
+
+struct CityParams {
+    // xyz: unit direction towards the sun (render space); w: sun strength 0..1.
+    sun: vec4<f32>,
+    // rgb: sky ambient; a: ground-bounce share.
+    ambient: vec4<f32>,
+    // rgb: haze colour; a: haze distance (m) at which half the colour is haze.
+    haze: vec4<f32>,
+};
+
+@group(#{MATERIAL_BIND_GROUP}) @binding(0) var<uniform> params: CityParams;
+@group(#{MATERIAL_BIND_GROUP}) @binding(1) var colors: texture_2d<f32>;
+
+struct Vertex {
+    @builtin(instance_index) instance_index: u32,
+    @location(0) position: vec3<f32>,
+    @location(1) normal: vec3<f32>,
+    @location(2) tag: u32,
+};
+
+struct VertexOutput {
+    @builtin(position) clip_position: vec4<f32>,
+    @location(0) world_position: vec3<f32>,
+    @location(1) world_normal: vec3<f32>,
+    @location(2) @interpolate(flat) tag: u32,
+};
+
+@vertex
+fn vertex(v: Vertex) -> VertexOutput {
+    var out: VertexOutput;
+    let world_from_local = get_world_from_local(v.instance_index);
+    out.clip_position = mesh_position_local_to_clip(world_from_local, vec4<f32>(v.position, 1.0));
+    out.world_position = (world_from_local * vec4<f32>(v.position, 1.0)).xyz;
+    out.world_normal = mesh_normal_local_to_world(v.normal, v.instance_index);
+    out.tag = v.tag;
+    return out;
+}
+
+@fragment
+fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
+    let index = in.tag & 0xFFFFFFu;
+    let surface = in.tag >> 24u;
+    let width = textureDimensions(colors).x;
+    let texel = vec2<i32>(i32(index % width), i32(index / width));
+    var base = textureLoad(colors, texel, 0).rgb;
+    if surface == 1u {
+        // Roofs read a little lighter and cooler than walls.
+        base = base * vec3<f32>(1.04, 1.04, 1.08);
+    }
+    let n = normalize(in.world_normal);
+    let sun = max(dot(n, params.sun.xyz), 0.0) * params.sun.w;
+    let sky = 0.5 + 0.5 * n.y;
+    let ambient = params.ambient.rgb * mix(params.ambient.a, 1.0, sky);
+    var color = base * (ambient + vec3<f32>(sun));
+    let dist = distance(in.world_position, view.world_position);
+    let haze = dist / (dist + params.haze.a);
+    color = mix(color, params.haze.rgb, haze * 0.6);
+    return vec4<f32>(color, 1.0);
+}
