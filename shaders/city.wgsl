@@ -51,8 +51,8 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     let texel = vec2<i32>(i32(index % width), i32(index / width));
     var base = textureLoad(colors, texel, 0).rgb;
     if surface == 1u {
-        // Roofs read a little lighter and cooler than walls.
-        base = base * vec3<f32>(1.04, 1.04, 1.08);
+        // Roofs: a slate-grey cast over the building colour (Stockholm's tin and copper roofs).
+        base = base * vec3<f32>(0.80, 0.82, 0.86);
     }
     let n = normalize(in.world_normal);
     let sun = max(dot(n, params.sun.xyz), 0.0) * params.sun.w;

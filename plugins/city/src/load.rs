@@ -10,13 +10,16 @@ use bevy::tasks::{AsyncComputeTaskPool, Task, block_on, futures_lite::future};
 use crossbeam_channel::{Receiver, Sender};
 use tvilling_geo::{Crs, GeoFrame, WorldPosition};
 
+use crate::import::AreaKind;
 use crate::import::gltf_model::{ModelPlacement, import_model, import_model_bytes};
 use crate::import::{
     Format, ImportError, ImportErrorKind, ImportOptions, ImportReport, Imported, ImportedBuilding,
     ImportedSignal,
 };
+use crate::mesh::{MeshData, flat};
 use crate::model::{
-    Building, CityTile, TileSlot, TrafficSignal, TwinKind, building_bundle, signal_bundle,
+    Building, CityTile, GroundCover, TileSlot, TrafficSignal, TwinKind, building_bundle,
+    signal_bundle,
 };
 use crate::tiles::{TILE_SIZE_M, TileBuild, anchor, build_tiles};
 
@@ -94,6 +97,8 @@ pub struct CityBounds {
 /// The result of the background job.
 pub struct LoadedCity {
     pub buildings: Vec<ImportedBuilding>,
+    /// Ground cover mesh (origin = `bounds` centre at datum height) and counts per kind.
+    pub ground_cover: (MeshData, [usize; 2]),
     pub signals: Vec<ImportedSignal>,
     pub tiles: Vec<TileBuild>,
     pub report: ImportReport,
@@ -327,7 +332,20 @@ pub fn load_city(
         lo = DVec3::ZERO;
         hi = DVec3::ZERO;
     }
+    let centre = ((lo + hi) * 0.5).with_z(0.0);
+    let mut cover = MeshData::default();
+    let mut counts = [0usize; 2];
+    for a in &all.areas {
+        // Water just above the ground plane, parks just above water.
+        let h = match a.kind {
+            AreaKind::Water => 0.05,
+            AreaKind::Park => 0.10,
+        };
+        flat(&a.polygons, h, centre, a.kind as u32, &mut cover);
+        counts[a.kind as usize] += 1;
+    }
     LoadedCity {
+        ground_cover: (cover, counts),
         buildings: all.buildings,
         signals: all.signals,
         tiles,
@@ -467,6 +485,18 @@ fn spawn_batch(world: &mut World) {
             buildings: members,
             parts: tile.parts,
         });
+    }
+    let (cover, counts) = std::mem::take(&mut pending.city.ground_cover);
+    if !cover.is_empty() {
+        let centre = ((pending.city.bounds.0 + pending.city.bounds.1) * 0.5).with_z(0.0);
+        world.spawn((
+            Name::new("ground cover"),
+            WorldPosition(centre),
+            GroundCover {
+                mesh: cover,
+                counts,
+            },
+        ));
     }
     let report = std::mem::take(&mut pending.city.report);
     let errors = report.errors.len();

@@ -190,6 +190,22 @@ pub fn extrude(
     }
 }
 
+/// Adds flat polygons at `height`, facing up, tagged `index` as ground.
+pub fn flat(polys: &[Polygon2], height: f64, origin: DVec3, index: u32, out: &mut MeshData) {
+    let tag = vertex_tag(index, Surface::Ground);
+    for poly in polys {
+        let all: Vec<Vec3> = poly
+            .outer
+            .iter()
+            .chain(poly.holes.iter().flatten())
+            .map(|p| to_local(origin, p.x, p.y, height))
+            .collect();
+        for t in triangulate(poly) {
+            out.push_triangle([all[t[0]], all[t[1]], all[t[2]]], Vec3::Y, tag);
+        }
+    }
+}
+
 /// Appends a mesh whose positions are offsets from `src_origin` (world), re-based to
 /// `dst_origin` and re-tagged with `building`.
 pub fn append_rebased(

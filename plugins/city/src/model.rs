@@ -89,6 +89,16 @@ pub struct CityTile {
     pub parts: Vec<TilePart>,
 }
 
+/// Flat ground cover (water, parks) in one mesh; the vertex tag index is the
+/// [`crate::import::AreaKind`].
+#[derive(Component, Debug, Clone)]
+#[require(WorldPosition)]
+pub struct GroundCover {
+    pub mesh: MeshData,
+    /// Number of areas of each kind (water, park).
+    pub counts: [usize; 2],
+}
+
 /// One building's share of a tile mesh.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TilePart {

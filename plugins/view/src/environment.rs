@@ -4,11 +4,19 @@
 use bevy::math::DVec3;
 use bevy::prelude::*;
 use tvilling_city::load::CityLoaded;
+use tvilling_geo::WorldPosition;
 use tvilling_geo::sun::{STOCKHOLM_LAT_LON, sun_position};
-use tvilling_geo::{GeoFrame, WorldPosition};
 
 use crate::ViewSystems;
-use crate::tiles::{CityMaterial, CityParams};
+use tvilling_city::mesh::{MeshData, Surface, vertex_tag};
+use tvilling_city::model::GroundCover;
+
+use crate::tiles::{CityMaterial, CityParams, palette_material, to_bevy_mesh};
+
+/// Ground, water and park colours.
+pub const GROUND: Color = Color::srgb(0.60, 0.61, 0.56);
+pub const WATER: Color = Color::srgb(0.36, 0.55, 0.70);
+pub const PARK: Color = Color::srgb(0.52, 0.66, 0.42);
 
 /// Where and when the sun is computed.
 #[derive(Resource, Debug, Clone, Copy, PartialEq)]
@@ -84,6 +92,7 @@ impl Plugin for EnvironmentPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<SunSettings>()
             .add_systems(Startup, spawn_sun)
+            .add_observer(upload_ground_cover)
             .add_systems(Update, spawn_ground.in_set(ViewSystems::Apply))
             .add_systems(Update, follow_sun.in_set(ViewSystems::Draw));
     }
@@ -127,8 +136,8 @@ fn spawn_ground(
     mut loaded: MessageReader<CityLoaded>,
     mut commands: Commands,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
-    frame: Res<GeoFrame>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
     old: Query<Entity, With<Ground>>,
 ) {
     let Some(l) = loaded.read().last() else {
@@ -138,20 +147,42 @@ fn spawn_ground(
         commands.entity(e).despawn();
     }
     let (lo, hi) = l.bounds;
-    let centre = ((lo + hi) * 0.5).with_z(-0.05);
-    let size = ((hi - lo).truncate().max_element() + 6_000.0) as f32;
-    let _ = frame;
+    let centre = ((lo + hi) * 0.5).with_z(0.0);
+    let half = ((hi - lo).truncate().max_element() * 0.5 + 3_000.0) as f32;
+    let mut quad = MeshData::default();
+    let tag = vertex_tag(0, Surface::Ground);
+    let c = [
+        Vec3::new(-half, 0.0, -half),
+        Vec3::new(half, 0.0, -half),
+        Vec3::new(half, 0.0, half),
+        Vec3::new(-half, 0.0, half),
+    ];
+    quad.push_triangle([c[0], c[1], c[2]], Vec3::Y, tag);
+    quad.push_triangle([c[0], c[2], c[3]], Vec3::Y, tag);
     commands.spawn((
         Name::new("ground"),
         Ground,
-        WorldPosition(DVec3::new(centre.x, centre.y, centre.z)),
-        Mesh3d(meshes.add(Plane3d::default().mesh().size(size, size))),
-        MeshMaterial3d(materials.add(StandardMaterial {
-            base_color: Color::srgb(0.55, 0.58, 0.52),
-            perceptual_roughness: 0.95,
-            ..default()
-        })),
+        WorldPosition(DVec3::new(centre.x, centre.y, 0.0)),
+        Mesh3d(meshes.add(to_bevy_mesh(&quad))),
+        MeshMaterial3d(palette_material(&[GROUND], &mut images, &mut materials)),
     ));
+}
+
+fn upload_ground_cover(
+    add: On<Add, GroundCover>,
+    mut commands: Commands,
+    covers: Query<&GroundCover>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+) -> Result {
+    let cover = covers.get(add.entity)?;
+    let material = palette_material(&[WATER, PARK], &mut images, &mut materials);
+    commands.entity(add.entity).insert((
+        Mesh3d(meshes.add(to_bevy_mesh(&cover.mesh))),
+        MeshMaterial3d(material),
+    ));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -157,6 +157,34 @@ fn texel(color: Color) -> [u8; 4] {
     color.to_srgba().to_u8_array()
 }
 
+/// A material whose colour texture is a fixed palette (index = vertex tag index).
+pub fn palette_material(
+    palette: &[Color],
+    images: &mut Assets<Image>,
+    materials: &mut Assets<CityMaterial>,
+) -> Handle<CityMaterial> {
+    let mut image = Image::new_fill(
+        Extent3d {
+            width: palette.len().max(1) as u32,
+            height: 1,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &texel(Color::WHITE),
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    );
+    if let Some(data) = image.data.as_mut() {
+        for (i, c) in palette.iter().enumerate() {
+            data[i * 4..i * 4 + 4].copy_from_slice(&texel(*c));
+        }
+    }
+    materials.add(CityMaterial {
+        params: CityParams::default(),
+        colors: images.add(image),
+    })
+}
+
 fn upload_tile(
     add: On<Add, CityTile>,
     mut commands: Commands,

@@ -111,11 +111,27 @@ pub struct ImportedSignal {
     pub attributes: Vec<(String, String)>,
 }
 
+/// Kinds of flat ground cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AreaKind {
+    Water = 0,
+    Park = 1,
+}
+
+/// A flat area drawn on the ground (water, parks).
+#[derive(Debug, Clone)]
+pub struct ImportedArea {
+    pub id: String,
+    pub kind: AreaKind,
+    pub polygons: Vec<Polygon2>,
+}
+
 /// What one file yields.
 #[derive(Debug, Default)]
 pub struct Imported {
     pub buildings: Vec<ImportedBuilding>,
     pub signals: Vec<ImportedSignal>,
+    pub areas: Vec<ImportedArea>,
     pub report: ImportReport,
 }
 
@@ -123,6 +139,7 @@ impl Imported {
     pub fn extend(&mut self, other: Imported) {
         self.buildings.extend(other.buildings);
         self.signals.extend(other.signals);
+        self.areas.extend(other.areas);
         self.report.errors.extend(other.report.errors);
         self.report.files.extend(other.report.files);
     }

@@ -11,8 +11,9 @@ use quick_xml::{Reader, XmlVersion};
 use tvilling_geo::{Crs, Transformer};
 
 use super::{
-    BuildingShape, ImportError, ImportErrorKind, Imported, ImportedBuilding, ImportedSignal,
-    Polygon2, SignalType, clean_ring, height_from_tags, parse_length, ring_signed_area,
+    AreaKind, BuildingShape, ImportError, ImportErrorKind, Imported, ImportedArea,
+    ImportedBuilding, ImportedSignal, Polygon2, SignalType, clean_ring, height_from_tags,
+    parse_length, ring_signed_area,
 };
 
 type Tags = Vec<(String, String)>;
@@ -219,6 +220,27 @@ fn join_rings(mut pieces: Vec<Vec<i64>>) -> (Vec<Vec<i64>>, usize) {
     (rings, unclosed)
 }
 
+/// Ground cover class of an element's tags, if any.
+fn area_kind(tags: &Tags) -> Option<AreaKind> {
+    let water = tag(tags, "natural") == Some("water")
+        || tag(tags, "waterway") == Some("riverbank")
+        || matches!(tag(tags, "landuse"), Some("basin" | "reservoir"))
+        || tag(tags, "place") == Some("sea");
+    let park = matches!(tag(tags, "leisure"), Some("park" | "garden" | "playground"))
+        || matches!(
+            tag(tags, "landuse"),
+            Some("grass" | "recreation_ground" | "cemetery" | "forest")
+        )
+        || tag(tags, "natural") == Some("wood");
+    if water {
+        Some(AreaKind::Water)
+    } else if park {
+        Some(AreaKind::Park)
+    } else {
+        None
+    }
+}
+
 fn address(tags: &Tags) -> Option<String> {
     match (tag(tags, "addr:street"), tag(tags, "addr:housenumber")) {
         (Some(s), Some(n)) => Some(format!("{s} {n}")),
@@ -294,6 +316,20 @@ pub fn import_osm(path: &Path, text: &str, scene_crs: Crs) -> Imported {
     for wid in &doc.way_order {
         let w = &doc.ways[wid];
         if tag(&w.tags, "building").is_none() {
+            if let Some(kind) = area_kind(&w.tags)
+                && w.nodes.len() >= 4
+                && w.nodes.first() == w.nodes.last()
+                && let Ok(Some(ring)) = ring_points(&w.nodes).map(clean_ring)
+            {
+                out.areas.push(ImportedArea {
+                    id: format!("way/{wid}"),
+                    kind,
+                    polygons: vec![Polygon2 {
+                        outer: ring,
+                        holes: vec![],
+                    }],
+                });
+            }
             continue;
         }
         let feature = format!("way/{wid}");
@@ -319,7 +355,14 @@ pub fn import_osm(path: &Path, text: &str, scene_crs: Crs) -> Imported {
     }
 
     for (rid, rel) in &doc.relations {
-        if tag(&rel.tags, "type") != Some("multipolygon") || tag(&rel.tags, "building").is_none() {
+        let area = if tag(&rel.tags, "building").is_none() {
+            area_kind(&rel.tags)
+        } else {
+            None
+        };
+        if tag(&rel.tags, "type") != Some("multipolygon")
+            || (tag(&rel.tags, "building").is_none() && area.is_none())
+        {
             continue;
         }
         let feature = format!("relation/{rid}");
@@ -364,6 +407,9 @@ pub fn import_osm(path: &Path, text: &str, scene_crs: Crs) -> Imported {
             }
         }
         if polygons.is_empty() {
+            if area.is_some() {
+                continue;
+            }
             errs.push((ImportErrorKind::NoOuterRing, true));
             push_errors(&mut out, path, &feature, errs);
             continue;
