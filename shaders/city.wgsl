@@ -61,6 +61,6 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     var color = base * (ambient + vec3<f32>(sun));
     let dist = distance(in.world_position, view.world_position);
     let haze = dist / (dist + params.haze.a);
-    color = mix(color, params.haze.rgb, haze * 0.6);
+    color = mix(color, params.haze.rgb, haze * 0.5);
     return vec4<f32>(color, 1.0);
 }

@@ -1,1 +1,15 @@
+//! Integration tests of Tvilling, in one binary (each test binary links all of Bevy).
+//!
+//! - `crs`: our transforms against PROJ's `cs2cs` command (Debian `proj-bin`).
+//! - `data`: the shipped data and the shared CityJSON samples load as expected through the
+//!   real plugins (App + MinimalPlugins); GDAL's reading of the same OSM file agrees with ours;
+//!   broken input is reported and never stops the good data.
+//! - `snapshot`: `--headless --snapshot` writes valid RFC 7946 GeoJSON.
+//! - `screenshot`: the real binary renders under Xvfb with Mesa's software Vulkan and the
+//!   picture shows the city (and the inspector when a building is selected).
 
+mod common;
+mod crs;
+mod data;
+mod screenshot;
+mod snapshot;

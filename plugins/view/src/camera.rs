@@ -84,6 +84,7 @@ impl OrbitCamera {
         self.focus = f.from.0.lerp(f.to.0, s);
         self.distance = f.from.1 + (f.to.1 - f.from.1) * s + hop;
         if f.t >= 1.0 {
+            (self.focus, self.distance) = f.to;
             self.flight = None;
         }
     }

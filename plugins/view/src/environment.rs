@@ -14,7 +14,7 @@ use tvilling_city::model::GroundCover;
 use crate::tiles::{CityMaterial, CityParams, palette_material, to_bevy_mesh};
 
 /// Ground, water and park colours.
-pub const GROUND: Color = Color::srgb(0.60, 0.61, 0.56);
+pub const GROUND: Color = Color::srgb(0.50, 0.52, 0.47);
 pub const WATER: Color = Color::srgb(0.36, 0.55, 0.70);
 pub const PARK: Color = Color::srgb(0.52, 0.66, 0.42);
 
@@ -65,7 +65,7 @@ impl SunSettings {
         CityParams {
             sun: dir.extend(sun_strength),
             ambient: ambient.extend(0.55),
-            haze: haze.extend(6000.0),
+            haze: haze.extend(12_000.0),
         }
     }
 

@@ -260,12 +260,14 @@ impl Format {
         } else if name.ends_with(".geojson") {
             Some(Format::GeoJson)
         } else if name.ends_with(".json") || name.ends_with(".jsonl") {
-            let head = String::from_utf8_lossy(&head[..head.len().min(4096)]);
-            if head.contains("\"CityJSON\"") {
-                Some(Format::CityJson)
+            // CityJSON names itself in its "type" member, which may come after megabytes of
+            // CityObjects; scan the whole text for that member.
+            let is_cityjson = head.windows(10).any(|w| w == b"\"CityJSON\"");
+            Some(if is_cityjson {
+                Format::CityJson
             } else {
-                Some(Format::GeoJson)
-            }
+                Format::GeoJson
+            })
         } else {
             None
         }

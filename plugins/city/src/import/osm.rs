@@ -77,6 +77,7 @@ fn parse_doc(text: &str) -> Result<OsmDoc, ImportErrorKind> {
         reason: format!("{m} at byte {}", r.buffer_position()),
     };
     let mut saw_osm = false;
+    let mut closed_osm = false;
     loop {
         let ev = reader
             .read_event()
@@ -86,6 +87,9 @@ fn parse_doc(text: &str) -> Result<OsmDoc, ImportErrorKind> {
             Event::Empty(e) => (e, true),
             Event::End(e) => {
                 let name = e.name();
+                if name.as_ref() == "osm" {
+                    closed_osm = true;
+                }
                 if matches!(name.as_ref(), "node" | "way" | "relation") {
                     finish(&mut doc, std::mem::replace(&mut open, Open::None));
                 }
@@ -168,6 +172,12 @@ fn parse_doc(text: &str) -> Result<OsmDoc, ImportErrorKind> {
         return Err(ImportErrorKind::Syntax {
             format: "OSM XML",
             reason: "no <osm> root element".into(),
+        });
+    }
+    if !closed_osm {
+        return Err(ImportErrorKind::Syntax {
+            format: "OSM XML",
+            reason: "the file ends before </osm> (truncated?)".into(),
         });
     }
     Ok(doc)

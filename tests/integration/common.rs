@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use tvilling::{Cli, Setup, setup_from_cli};
+use tvilling_city::load::LoadProgress;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// A file of the project's shared data (`../shared/data` beside the repository).
+pub fn shared_data(name: &str) -> PathBuf {
+    let p = repo().join("../shared/data").join(name);
+    assert!(
+        p.exists(),
+        "shared data file {} is missing: clone the project with shared/ beside it",
+        p.display()
+    );
+    p
+}
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tvilling-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Setup for command-line arguments (as `tvilling ARGS`).
+pub fn setup(args: &[&str]) -> Setup {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("tvilling").chain(args.iter().copied()))
+        .expect("arguments");
+    setup_from_cli(&cli).expect("setup")
+}
+
+/// A headless app (MinimalPlugins + model plugins), updated until the city has loaded.
+pub fn loaded_app(args: &[&str]) -> App {
+    let mut app = tvilling::modes::headless_app(&setup(args));
+    let start = Instant::now();
+    while !app.world().resource::<LoadProgress>().is_done() {
+        app.update();
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "city did not load in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    app.update();
+    app
+}

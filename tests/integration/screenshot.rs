@@ -1,0 +1,161 @@
+//! The real binary renders under Xvfb with Mesa's software Vulkan; the pictures are checked for
+//! what they must show.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::temp_dir;
+
+/// Decoded RGB picture.
+struct Picture {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Picture {
+    fn load(path: &Path) -> Picture {
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(path).expect("png"),
+        ));
+        let mut reader = decoder.read_info().expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("png data");
+        let channels = info.color_type.samples();
+        let rgb = buf[..info.buffer_size()]
+            .chunks(channels)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        Picture {
+            width: info.width as usize,
+            height: info.height as usize,
+            rgb,
+        }
+    }
+
+    fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// Share of pixels in a rectangle (fractions of the picture) that satisfy `f`.
+    fn share(&self, x0: f32, y0: f32, x1: f32, y1: f32, f: impl Fn([u8; 3]) -> bool) -> f32 {
+        let (xa, xb) = (
+            (x0 * self.width as f32) as usize,
+            (x1 * self.width as f32) as usize,
+        );
+        let (ya, yb) = (
+            (y0 * self.height as f32) as usize,
+            (y1 * self.height as f32) as usize,
+        );
+        let mut n = 0;
+        for y in ya..yb {
+            for x in xa..xb {
+                n += usize::from(f(self.pixel(x, y)));
+            }
+        }
+        n as f32 / ((xb - xa) * (yb - ya)).max(1) as f32
+    }
+
+    fn distinct_colours(&self) -> usize {
+        let mut set = std::collections::HashSet::new();
+        for p in self.rgb.chunks(3) {
+            set.insert([p[0] >> 3, p[1] >> 3, p[2] >> 3]);
+        }
+        set.len()
+    }
+}
+
+/// Runs `tvilling --screenshot` under xvfb-run and returns the picture.
+fn screenshot(name: &str, extra: &[&str]) -> Picture {
+    let out = temp_dir(name).join("shot.png");
+    let result = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1024x768x24"])
+        .arg(env!("CARGO_BIN_EXE_tvilling"))
+        .arg("--screenshot")
+        .arg(&out)
+        .args(["--size", "800x500", "--sun", "2026-06-21T12:00"])
+        .args(extra)
+        .output()
+        .expect("xvfb-run (Debian package xvfb) must be installed");
+    assert!(
+        result.status.success(),
+        "tvilling --screenshot failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let pic = Picture::load(&out);
+    assert_eq!((pic.width, pic.height), (800, 500), "window size");
+    pic
+}
+
+/// Lit building walls and roofs: light, warm-to-neutral greys (not sky, not UI black).
+fn is_building(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    r > 120 && r >= b - 12 && (r - g).abs() < 40 && r - b < 70 && !(g > r + 8 && g > b)
+}
+
+/// The selection highlight (orange), lit or in shade.
+fn is_highlight(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    r > 120 && r - b > 70 && g > b && r - g > 35
+}
+
+/// Park green.
+fn is_park(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    g > r + 10 && g > b + 20
+}
+
+/// egui's dark window background.
+fn is_panel(p: [u8; 3]) -> bool {
+    p.iter().all(|&c| c < 40)
+}
+
+#[test]
+fn the_city_renders_with_buildings_parks_and_panels() {
+    let pic = screenshot("city", &[]);
+    assert!(
+        pic.distinct_colours() > 80,
+        "a real scene has many colours, got {}",
+        pic.distinct_colours()
+    );
+    // The middle of the view is full of buildings (the city is framed on load).
+    let buildings = pic.share(0.3, 0.35, 0.9, 0.85, is_building);
+    assert!(
+        buildings > 0.15,
+        "buildings cover {:.1}% of the centre",
+        buildings * 100.0
+    );
+    // Humlegården and the other parks are drawn.
+    let parks = pic.share(0.2, 0.2, 0.9, 0.9, is_park);
+    assert!(parks > 0.01, "parks cover {:.2}%", parks * 100.0);
+    // The toolbar window sits top left.
+    assert!(
+        pic.share(0.0, 0.02, 0.3, 0.2, is_panel) > 0.3,
+        "toolbar missing"
+    );
+    // Nothing is highlighted before a pick.
+    assert!(pic.share(0.0, 0.0, 1.0, 1.0, is_highlight) < 0.001);
+}
+
+#[test]
+fn a_selected_building_is_highlighted_and_inspected() {
+    // Kungliga biblioteket in Humlegården.
+    let pic = screenshot("selected", &["--select", "way/15803083"]);
+    let highlight = pic.share(0.0, 0.0, 1.0, 1.0, is_highlight);
+    assert!(
+        highlight > 0.01,
+        "highlighted building covers {:.2}%",
+        highlight * 100.0
+    );
+    // The inspector window sits top right.
+    assert!(
+        pic.share(0.62, 0.05, 0.99, 0.3, is_panel) > 0.3,
+        "inspector missing"
+    );
+}
