@@ -267,7 +267,10 @@ fn main() {
         generate_city(100_000, &generated);
         stages(&generated);
     }
-    let _ = std::fs::remove_file(&generated);
+    // TVILLING_BENCH_KEEP=1 keeps the generated city for trying it in the app (--data FILE).
+    if std::env::var_os("TVILLING_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_file(&generated);
+    }
 }
 
 fn stages(path: &Path) {

@@ -225,3 +225,44 @@ pub(crate) fn about_window(mut contexts: EguiContexts, mut panels: ResMut<PanelS
     panels.about_open = open;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tvilling_city::import::HeightSource;
+    use tvilling_city::model::TwinKind;
+
+    #[test]
+    fn inspector_rows_show_what_the_data_has() {
+        let twin = TwinEntity {
+            kind: TwinKind::Building,
+            id: "way/27741605".into(),
+        };
+        let mut b = Building {
+            name: Some("Hedvig Eleonora kyrka".into()),
+            address: None,
+            levels: None,
+            height: 66.0,
+            height_source: HeightSource::Measured,
+            area_m2: 1234.4,
+            footprint: vec![],
+            attributes: vec![],
+            source_file: "stockholm.osm".into(),
+        };
+        let rows = building_rows(&twin, &b);
+        let get = |k: &str| {
+            rows.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("Id").as_deref(), Some("way/27741605"));
+        assert_eq!(get("Height").as_deref(), Some("66.0 m (measured)"));
+        assert_eq!(get("Footprint area").as_deref(), Some("1234 m²"));
+        assert_eq!(get("Address"), None, "no address row without an address");
+        b.address = Some("Storgatan 2".into());
+        b.levels = Some(5.0);
+        let rows = building_rows(&twin, &b);
+        assert!(rows.contains(&("Address", "Storgatan 2".into())));
+        assert!(rows.contains(&("Levels", "5".into())));
+    }
+}

@@ -279,3 +279,97 @@ fn write_colors(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bevy::ecs::system::RunSystemOnce;
+
+    fn texel_at(world: &World, handle: &Handle<Image>, index: usize) -> [u8; 4] {
+        let image = world
+            .resource::<Assets<Image>>()
+            .get(handle)
+            .expect("image");
+        let data = image.data.as_ref().expect("data");
+        [
+            data[index * 4],
+            data[index * 4 + 1],
+            data[index * 4 + 2],
+            data[index * 4 + 3],
+        ]
+    }
+
+    #[test]
+    fn recolouring_a_building_rewrites_one_texel_and_no_mesh() {
+        let mut world = World::new();
+        world.init_resource::<Assets<Image>>();
+        world.init_resource::<Assets<CityMaterial>>();
+        world.init_resource::<Assets<Mesh>>();
+        world.init_resource::<Selection>();
+        let image = Image::new_fill(
+            Extent3d {
+                width: COLOR_TEXTURE_WIDTH,
+                height: 1,
+                depth_or_array_layers: 1,
+            },
+            TextureDimension::D2,
+            &[10, 10, 10, 255],
+            TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::default(),
+        );
+        let colors = world.resource_mut::<Assets<Image>>().add(image);
+        let material = world
+            .resource_mut::<Assets<CityMaterial>>()
+            .add(CityMaterial {
+                params: CityParams::default(),
+                colors: colors.clone(),
+            });
+        let tile = world
+            .spawn(TileDrawing {
+                colors: colors.clone(),
+                material,
+            })
+            .id();
+        let a = world
+            .spawn((
+                BuildingColor(Color::srgb(1.0, 0.0, 0.0)),
+                TileSlot { tile, index: 3 },
+            ))
+            .id();
+        let b = world
+            .spawn((
+                BuildingColor(Color::srgb(0.0, 0.0, 1.0)),
+                TileSlot { tile, index: 4 },
+            ))
+            .id();
+        world.run_system_once(write_colors).expect("run");
+        assert_eq!(texel_at(&world, &colors, 3), [255, 0, 0, 255]);
+        assert_eq!(texel_at(&world, &colors, 4), [0, 0, 255, 255]);
+        assert_eq!(
+            texel_at(&world, &colors, 5),
+            [10, 10, 10, 255],
+            "neighbours untouched"
+        );
+
+        // Recolour one building: only its texel changes.
+        world
+            .entity_mut(a)
+            .insert(BuildingColor(Color::srgb(0.0, 1.0, 0.0)));
+        world.run_system_once(write_colors).expect("run");
+        assert_eq!(texel_at(&world, &colors, 3), [0, 255, 0, 255]);
+        assert_eq!(texel_at(&world, &colors, 4), [0, 0, 255, 255]);
+
+        // Selecting paints the highlight; deselecting restores the building's colour.
+        world.resource_mut::<Selection>().building = Some(b);
+        world.run_system_once(write_colors).expect("run");
+        assert_eq!(texel_at(&world, &colors, 4), texel(HIGHLIGHT));
+        world.resource_mut::<Selection>().building = None;
+        world.run_system_once(write_colors).expect("run");
+        assert_eq!(texel_at(&world, &colors, 4), [0, 0, 255, 255]);
+        assert_eq!(
+            world.resource::<Assets<Mesh>>().len(),
+            0,
+            "no mesh was built"
+        );
+    }
+}
