@@ -95,6 +95,24 @@ fn default_scene_loads_every_building_and_signal() {
 }
 
 #[test]
+fn the_scene_file_on_disk_loads_like_the_embedded_default() {
+    let scene = crate::common::repo().join("scenes/stockholm.toml");
+    let mut app = loaded_app(&["--scene", scene.to_str().expect("path")]);
+    let world = app.world_mut();
+    let n = world.query::<&TwinEntity>().iter(world).count();
+    assert_eq!(n, 195 + 1 + 168);
+    let landmark = world
+        .query::<(&TwinEntity, &Building)>()
+        .iter(world)
+        .find(|(t, _)| t.kind == TwinKind::Landmark)
+        .map(|(_, b)| b.name.clone());
+    assert_eq!(
+        landmark.flatten().as_deref(),
+        Some("Glass obelisk, Sergels torg (Kristallvertikalaccent)")
+    );
+}
+
+#[test]
 fn a_ray_picks_the_building_it_hits_inside_its_batched_tile() {
     let mut app = loaded_app(&[]);
     let world = app.world_mut();

@@ -232,3 +232,92 @@ pub fn import_model_bytes(p: &ModelPlacement, bytes: &[u8], scene_crs: Crs) -> I
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::BuildingShape;
+
+    const OBELISK: &[u8] = include_bytes!("../../../../assets/models/obelisk.glb");
+
+    fn placed(heading: f64, scale: f64) -> (MeshData, DVec3, f64) {
+        let p = ModelPlacement {
+            path: PathBuf::from("obelisk.glb"),
+            name: None,
+            lon: 18.0636,
+            lat: 59.3324,
+            height: 0.0,
+            heading,
+            scale,
+        };
+        let out = import_model_bytes(&p, OBELISK, Crs::SWEREF99_TM);
+        assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
+        let b = &out.buildings[0];
+        let BuildingShape::Mesh { mesh, origin } = &b.shape else {
+            panic!("mesh")
+        };
+        (mesh.clone(), *origin, b.height)
+    }
+
+    #[test]
+    fn model_is_placed_scaled_and_turned() {
+        let (mesh, origin, height) = placed(0.0, 1.0);
+        assert!((height - 37.5).abs() < 1e-3, "{height}");
+        assert_eq!(mesh.triangle_count(), 48);
+        // Sergels torg in SWEREF 99 TM, as cs2cs 9.1.1 gives it: E 674271.667 N 6581074.877.
+        assert!(
+            (origin.x - 674_271.667).abs() < 0.01 && (origin.y - 6_581_074.877).abs() < 0.01,
+            "{origin:?}"
+        );
+        let (_, _, h2) = placed(0.0, 2.0);
+        assert!((h2 - 75.0).abs() < 1e-3);
+        // The octagon has a vertex on its local +X axis (east). Turning the model 22.5 degrees
+        // clockwise (seen from above) moves that vertex towards the south (+Z in render space),
+        // and no vertex is left on the +X axis.
+        let has = |m: &MeshData, q: Vec3| {
+            m.positions
+                .iter()
+                .any(|p| (Vec3::from_array(*p) - q).length() < 1e-3)
+        };
+        let (m0, _, _) = placed(0.0, 1.0);
+        let (m22, _, _) = placed(22.5, 1.0);
+        let a = 22.5f32.to_radians();
+        assert!(has(&m0, Vec3::new(6.0, 0.0, 0.0)));
+        assert!(!has(&m22, Vec3::new(6.0, 0.0, 0.0)));
+        assert!(has(&m22, Vec3::new(6.0 * a.cos(), 0.0, 6.0 * a.sin())));
+    }
+
+    #[test]
+    fn a_corrupt_model_is_reported() {
+        let p = ModelPlacement {
+            path: PathBuf::from("bad.glb"),
+            name: None,
+            lon: 18.0,
+            lat: 59.3,
+            height: 0.0,
+            heading: 0.0,
+            scale: 1.0,
+        };
+        let out = import_model_bytes(&p, &OBELISK[..OBELISK.len() / 2], Crs::SWEREF99_TM);
+        assert!(out.buildings.is_empty());
+        assert!(
+            matches!(
+                out.report.errors[0].kind,
+                ImportErrorKind::Syntax { format: "glTF", .. }
+            ),
+            "{:?}",
+            out.report.errors
+        );
+        let missing = import_model(
+            &ModelPlacement {
+                path: PathBuf::from("/nonexistent/x.glb"),
+                ..p
+            },
+            Crs::SWEREF99_TM,
+        );
+        assert!(matches!(
+            missing.report.errors[0].kind,
+            ImportErrorKind::Io(_)
+        ));
+    }
+}
