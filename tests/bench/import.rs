@@ -195,12 +195,17 @@ fn main() {
     // `cargo bench` passes --bench; a plain run works too.
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let shipped = repo.join("assets/osm/stockholm-norrmalm-ostermalm.osm");
-    let generated = std::env::temp_dir().join("tvilling-bench-city-100k.osm");
+    // TVILLING_BENCH_BUILDINGS changes the generated city's size (default 100,000).
+    let n: usize = std::env::var("TVILLING_BENCH_BUILDINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let generated = std::env::temp_dir().join(format!("tvilling-bench-city-{n}.osm"));
     let start = Instant::now();
-    generate_city(100_000, &generated);
+    generate_city(n, &generated);
     let size = std::fs::metadata(&generated).map(|m| m.len()).unwrap_or(0);
     println!(
-        "generated 100,000-building city: {} ({:.1} MB) in {:.1} s",
+        "generated {n}-building city: {} ({:.1} MB) in {:.1} s",
         generated.display(),
         size as f64 / 1e6,
         start.elapsed().as_secs_f64()
@@ -221,7 +226,7 @@ fn main() {
     );
     for (name, path, runs) in [
         ("shipped Norrmalm extract", &shipped, 10),
-        ("generated 100k city", &generated, 3),
+        ("generated city", &generated, 3),
     ] {
         let o = ours(path, runs);
         let g = gdal(path, runs);
@@ -264,7 +269,7 @@ fn main() {
     println!("peak RSS of this process: {:.0} MiB", peak_rss_mib());
     if std::env::var_os("TVILLING_BENCH_STAGES").is_some() {
         stages(&shipped);
-        generate_city(100_000, &generated);
+        generate_city(n, &generated);
         stages(&generated);
     }
     // TVILLING_BENCH_KEEP=1 keeps the generated city for trying it in the app (--data FILE).

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use bevy::math::{DVec2, DVec3};
 use bevy::prelude::*;
-use bevy::tasks::{AsyncComputeTaskPool, Task, block_on, futures_lite::future};
 use crossbeam_channel::{Receiver, Sender};
 use tvilling_geo::{Crs, GeoFrame, WorldPosition};
 
@@ -112,9 +111,11 @@ pub struct ProgressMsg {
     pub message: String,
 }
 
+/// The loader runs on its own thread, not on Bevy's task pools: on a small machine those have
+/// one thread each, and the renderer compiles its pipelines there.
 #[derive(Resource)]
 struct LoadJob {
-    task: Task<LoadedCity>,
+    result: Receiver<LoadedCity>,
     progress: Receiver<ProgressMsg>,
 }
 
@@ -171,10 +172,21 @@ fn start_load(
         source_crs: sources.source_crs,
     };
     let list = sources.sources.clone();
-    let task = AsyncComputeTaskPool::get().spawn(async move { load_city(&list, &options, &tx) });
+    let (result_tx, result_rx) = crossbeam_channel::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name("tvilling-city-load".into())
+        .spawn(move || {
+            let _ = result_tx.send(load_city(&list, &options, &tx));
+        });
+    if let Err(e) = spawned {
+        error!("cannot start the city loader thread: {e}");
+    }
     progress.stage = LoadStage::Reading;
     progress.message = "Reading city data".into();
-    commands.insert_resource(LoadJob { task, progress: rx });
+    commands.insert_resource(LoadJob {
+        result: result_rx,
+        progress: rx,
+    });
 }
 
 /// Lists the files a source names (a folder: its supported files, sorted).
@@ -194,7 +206,17 @@ pub fn expand_path(path: &Path) -> Result<Vec<PathBuf>, ImportErrorKind> {
 
 /// Imports one file's bytes by its format.
 pub fn import_bytes(path: &Path, bytes: &[u8], options: &ImportOptions) -> Imported {
-    let mut out = import_by_format(path, bytes, options);
+    import_bytes_with_progress(path, bytes, options, &mut |_| {})
+}
+
+/// As [`import_bytes`], reporting progress within the file (0..1) where the format allows.
+pub fn import_bytes_with_progress(
+    path: &Path,
+    bytes: &[u8],
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(f32),
+) -> Imported {
+    let mut out = import_by_format(path, bytes, options, progress);
     let name = path.display().to_string();
     for b in &mut out.buildings {
         b.source_file.clone_from(&name);
@@ -202,7 +224,12 @@ pub fn import_bytes(path: &Path, bytes: &[u8], options: &ImportOptions) -> Impor
     out
 }
 
-fn import_by_format(path: &Path, bytes: &[u8], options: &ImportOptions) -> Imported {
+fn import_by_format(
+    path: &Path,
+    bytes: &[u8],
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(f32),
+) -> Imported {
     let fail = |kind| {
         let mut out = Imported::default();
         out.report.files.push(path.to_path_buf());
@@ -225,7 +252,7 @@ fn import_by_format(path: &Path, bytes: &[u8], options: &ImportOptions) -> Impor
     };
     match format {
         Format::Osm => match text() {
-            Ok(t) => crate::import::osm::import_osm(path, t, options.scene_crs),
+            Ok(t) => crate::import::osm::import_osm_with_progress(path, t, options.scene_crs, progress),
             Err(k) => fail(k),
         },
         Format::GeoJson => match text() {
@@ -262,14 +289,41 @@ pub fn load_city(
         match source {
             DataSource::Embedded { name, bytes } => {
                 send(LoadStage::Reading, base, format!("Reading {name}"));
-                all.extend(import_bytes(Path::new(name), bytes, options));
+                let step = 0.6 / n as f32;
+                all.extend(import_bytes_with_progress(
+                    Path::new(name),
+                    bytes,
+                    options,
+                    &mut |f| {
+                        send(
+                            LoadStage::Reading,
+                            base + step * f,
+                            format!("Reading {name}: {:.0}%", f * 100.0),
+                        );
+                    },
+                ));
             }
             DataSource::Path(p) => match expand_path(p) {
                 Ok(files) => {
                     for f in files {
                         send(LoadStage::Reading, base, format!("Reading {}", f.display()));
                         match std::fs::read(&f) {
-                            Ok(bytes) => all.extend(import_bytes(&f, &bytes, options)),
+                            Ok(bytes) => {
+                                let step = 0.6 / n as f32;
+                                let label = f.display().to_string();
+                                all.extend(import_bytes_with_progress(
+                                    &f,
+                                    &bytes,
+                                    options,
+                                    &mut |x| {
+                                        send(
+                                            LoadStage::Reading,
+                                            base + step * x,
+                                            format!("Reading {label}: {:.0}%", x * 100.0),
+                                        );
+                                    },
+                                ));
+                            }
                             Err(e) => all.report.errors.push(ImportError {
                                 file: f.clone(),
                                 feature: String::new(),
@@ -356,18 +410,40 @@ pub fn load_city(
 
 fn poll_load(
     mut commands: Commands,
-    job: Option<ResMut<LoadJob>>,
+    job: Option<Res<LoadJob>>,
     mut progress: ResMut<LoadProgress>,
     mut frame: ResMut<GeoFrame>,
 ) {
-    let Some(mut job) = job else { return };
+    let Some(job) = job else { return };
     for msg in job.progress.try_iter() {
         progress.stage = msg.stage;
         progress.fraction = msg.fraction;
         progress.message = msg.message;
     }
-    let Some(city) = block_on(future::poll_once(&mut job.task)) else {
-        return;
+    let city = match job.result.try_recv() {
+        Ok(city) => city,
+        Err(crossbeam_channel::TryRecvError::Empty) => return,
+        Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            // The loader died (a bug, not bad data: bad data is reported, not panicked on).
+            // Keep running with an empty city and say so.
+            error!("the city loader stopped without a result");
+            LoadedCity {
+                buildings: Vec::new(),
+                ground_cover: (MeshData::default(), [0, 0]),
+                signals: Vec::new(),
+                tiles: Vec::new(),
+                report: ImportReport {
+                    files: Vec::new(),
+                    errors: vec![ImportError {
+                        file: PathBuf::new(),
+                        feature: String::new(),
+                        kind: ImportErrorKind::Io("the loader thread stopped unexpectedly".into()),
+                        feature_skipped: true,
+                    }],
+                },
+                bounds: (DVec3::ZERO, DVec3::ZERO),
+            }
+        }
     };
     commands.remove_resource::<LoadJob>();
     // The render origin goes to the centre of what was loaded.

@@ -68,7 +68,7 @@ enum Open {
     Relation(i64, Relation),
 }
 
-fn parse_doc(text: &str) -> Result<OsmDoc, ImportErrorKind> {
+fn parse_doc(text: &str, progress: &mut dyn FnMut(f32)) -> Result<OsmDoc, ImportErrorKind> {
     let mut reader = Reader::from_str(text);
     let mut doc = OsmDoc::default();
     let mut open = Open::None;
@@ -78,7 +78,13 @@ fn parse_doc(text: &str) -> Result<OsmDoc, ImportErrorKind> {
     };
     let mut saw_osm = false;
     let mut closed_osm = false;
+    let mut events = 0u32;
+    let total = text.len().max(1) as f32;
     loop {
+        events = events.wrapping_add(1);
+        if events % 65_536 == 0 {
+            progress(reader.buffer_position() as f32 / total);
+        }
         let ev = reader
             .read_event()
             .map_err(|e| syntax(&reader, e.to_string()))?;
@@ -261,6 +267,16 @@ fn address(tags: &Tags) -> Option<String> {
 
 /// Reads an OSM XML document and returns buildings and signals in `scene_crs`.
 pub fn import_osm(path: &Path, text: &str, scene_crs: Crs) -> Imported {
+    import_osm_with_progress(path, text, scene_crs, &mut |_| {})
+}
+
+/// As [`import_osm`], reporting the parsed share of the text (0..1) as it goes.
+pub fn import_osm_with_progress(
+    path: &Path,
+    text: &str,
+    scene_crs: Crs,
+    progress: &mut dyn FnMut(f32),
+) -> Imported {
     let mut out = Imported::default();
     out.report.files.push(path.to_path_buf());
     let file_err = |kind| ImportError {
@@ -269,7 +285,7 @@ pub fn import_osm(path: &Path, text: &str, scene_crs: Crs) -> Imported {
         kind,
         feature_skipped: true,
     };
-    let doc = match parse_doc(text) {
+    let doc = match parse_doc(text, progress) {
         Ok(d) => d,
         Err(kind) => {
             out.report.errors.push(file_err(kind));
