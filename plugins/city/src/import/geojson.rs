@@ -155,20 +155,19 @@ pub fn import_geojson(path: &Path, text: &str, options: &ImportOptions) -> Impor
             },
             (other, _) => Err(ImportErrorKind::UnsupportedGeometry(other.to_string())),
         };
-        let polys = match polys {
-            Ok(p) if !p.is_empty() => p,
-            Ok(_) => Err(ImportErrorKind::NoOuterRing).unwrap_or_else(|k| {
-                out.report.errors.push(err(id.clone(), k, true));
-                Vec::new()
-            }),
+        let polys = match polys.and_then(|p| {
+            if p.is_empty() {
+                Err(ImportErrorKind::NoOuterRing)
+            } else {
+                Ok(p)
+            }
+        }) {
+            Ok(p) => p,
             Err(k) => {
                 out.report.errors.push(err(id.clone(), k, true));
-                Vec::new()
+                continue;
             }
         };
-        if polys.is_empty() {
-            continue;
-        }
         let attributes: Vec<(String, String)> = props
             .map(|p| {
                 p.iter()
