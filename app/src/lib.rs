@@ -95,7 +95,7 @@ pub fn add_model(app: &mut App, setup: &Setup) {
 
 /// View and UI plugins, with the order of the crates' sets.
 pub fn add_view(app: &mut App, setup: &Setup) {
-    use bevy_egui::input::egui_wants_any_pointer_input;
+    use bevy_egui::input::{egui_wants_any_keyboard_input, egui_wants_any_pointer_input};
     use tvilling_view::ViewSystems;
     let mut sun = SunSettings::default();
     if let Some(t) = setup.sun_unix {
@@ -105,10 +105,13 @@ pub fn add_view(app: &mut App, setup: &Setup) {
         .add_plugins((tvilling_view::ViewPlugin, tvilling_ui::UiPlugin))
         .configure_sets(
             Update,
-            ViewSystems::Input.run_if(not(egui_wants_any_pointer_input)),
+            (
+                ViewSystems::Pointer.run_if(not(egui_wants_any_pointer_input)),
+                ViewSystems::Keyboard.run_if(not(egui_wants_any_keyboard_input)),
+            ),
         )
         .configure_sets(
             Update,
-            tvilling_city::CitySystems::Spawn.before(ViewSystems::Input),
+            tvilling_city::CitySystems::Spawn.before(ViewSystems::Pointer),
         );
 }

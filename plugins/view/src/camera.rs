@@ -2,7 +2,7 @@
 //! transform is relative to the floating origin.
 //!
 //! Mouse: left-drag orbits, right- or middle-drag pans, wheel zooms, click picks.
-//! Keys: W/A/S/D or arrows pan, Q/E turn, R/F tilt, +/- or PageUp/PageDown zoom,
+//! Keys: W/A/S/D or arrows pan, Q/E turn, T/G tilt, +/- or PageUp/PageDown zoom,
 //! Home frames the whole city, F flies to the selected building, N turns north up.
 
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll, MouseScrollUnit};
@@ -43,8 +43,9 @@ impl Default for OrbitCamera {
 
 #[derive(Debug, Clone, PartialEq)]
 struct Flight {
-    from: (DVec3, f64),
-    to: (DVec3, f64),
+    /// Focus, distance, pitch.
+    from: (DVec3, f64, f64),
+    to: (DVec3, f64, f64),
     t: f32,
 }
 
@@ -61,11 +62,16 @@ impl OrbitCamera {
         (target + back * self.distance as f32, target)
     }
 
-    /// Starts a smooth flight to a focus and distance.
+    /// Starts a smooth flight to a focus and distance, keeping the pitch.
     pub fn fly_to(&mut self, focus: DVec3, distance: f64) {
+        self.fly_to_view(focus, distance, self.pitch_deg);
+    }
+
+    /// Starts a smooth flight to a focus, distance and pitch.
+    pub fn fly_to_view(&mut self, focus: DVec3, distance: f64, pitch_deg: f64) {
         self.flight = Some(Flight {
-            from: (self.focus, self.distance),
-            to: (focus, distance),
+            from: (self.focus, self.distance, self.pitch_deg),
+            to: (focus, distance, pitch_deg.clamp(5.0, 89.0)),
             t: 0.0,
         });
     }
@@ -83,8 +89,9 @@ impl OrbitCamera {
         let hop = (f.from.0 - f.to.0).truncate().length() * 0.5 * (std::f64::consts::PI * s).sin();
         self.focus = f.from.0.lerp(f.to.0, s);
         self.distance = f.from.1 + (f.to.1 - f.from.1) * s + hop;
+        self.pitch_deg = f.from.2 + (f.to.2 - f.from.2) * s;
         if f.t >= 1.0 {
-            (self.focus, self.distance) = f.to;
+            (self.focus, self.distance, self.pitch_deg) = f.to;
             self.flight = None;
         }
     }
@@ -132,7 +139,10 @@ impl Plugin for CameraPlugin {
             .add_systems(Startup, spawn_camera)
             .add_systems(
                 Update,
-                (mouse_input, keyboard_input).in_set(ViewSystems::Input),
+                (
+                    mouse_input.in_set(ViewSystems::Pointer),
+                    keyboard_input.in_set(ViewSystems::Keyboard),
+                ),
             )
             .add_systems(
                 Update,
@@ -159,7 +169,7 @@ fn spawn_camera(mut commands: Commands) {
     ));
 }
 
-fn mouse_input(
+pub(crate) fn mouse_input(
     buttons: Res<ButtonInput<MouseButton>>,
     motion: Res<AccumulatedMouseMotion>,
     scroll: Res<AccumulatedMouseScroll>,
@@ -234,7 +244,7 @@ fn keyboard_input(
         &[KeyCode::KeyS, KeyCode::ArrowDown],
     );
     let turn = axis(&[KeyCode::KeyE], &[KeyCode::KeyQ]);
-    let tilt = axis(&[KeyCode::KeyR], &[KeyCode::KeyF]);
+    let tilt = axis(&[KeyCode::KeyT], &[KeyCode::KeyG]);
     let zoom = axis(
         &[KeyCode::Equal, KeyCode::NumpadAdd, KeyCode::PageUp],
         &[KeyCode::Minus, KeyCode::NumpadSubtract, KeyCode::PageDown],
@@ -266,6 +276,15 @@ pub fn distance_for_extent(extent: f64) -> f64 {
     (extent * 0.5 / (22.5f64).to_radians().tan() * 1.1).clamp(60.0, 40_000.0)
 }
 
+/// Tilt of the whole-city overview.
+pub const OVERVIEW_PITCH_DEG: f64 = 45.0;
+
+/// Distance of the whole-city overview for a city `extent` metres across (seen obliquely, so a
+/// little closer than the straight-down framing).
+pub fn city_distance(extent: f64) -> f64 {
+    distance_for_extent(extent) * 0.8
+}
+
 fn frame_when_loaded(
     mut loaded: MessageReader<CityLoaded>,
     mut commands: MessageWriter<CameraCommand>,
@@ -276,7 +295,8 @@ fn frame_when_loaded(
         let (lo, hi) = l.bounds;
         if let Ok(mut cam) = cameras.single_mut() {
             cam.focus = ((lo + hi) * 0.5).with_z(0.0);
-            cam.distance = distance_for_extent((hi - lo).truncate().max_element()) * 0.8;
+            cam.distance = city_distance((hi - lo).truncate().max_element());
+            cam.pitch_deg = OVERVIEW_PITCH_DEG;
             cam.flight = None;
         }
         let _ = &mut commands;
@@ -297,15 +317,18 @@ fn apply_commands(
             CameraCommand::FrameCity => {
                 let centre = ((bounds.min + bounds.max) * 0.5).with_z(0.0);
                 let extent = (bounds.max - bounds.min).truncate().max_element();
-                cam.fly_to(centre, distance_for_extent(extent));
+                cam.fly_to_view(centre, city_distance(extent), OVERVIEW_PITCH_DEG);
             }
             CameraCommand::FlyTo { focus, distance } => cam.fly_to(focus, distance),
             CameraCommand::FlyToEntity(e) => {
                 if let Ok((pos, building)) = positions.get(e) {
                     let size = building.map_or(40.0, |b| b.height.max(b.area_m2.sqrt()));
-                    cam.fly_to(
+                    // Keep the user's tilt unless it is too flat to see the building from.
+                    let pitch = cam.pitch_deg.max(35.0);
+                    cam.fly_to_view(
                         pos.0.with_z(0.0),
                         distance_for_extent(size * 3.0).max(120.0),
+                        pitch,
                     );
                 }
             }
@@ -383,6 +406,11 @@ mod tests {
         assert!(!cam.is_flying());
         assert_eq!(cam.focus, DVec3::new(500.0, 0.0, 0.0));
         assert_eq!(cam.distance, 300.0);
+        cam.fly_to_view(DVec3::ZERO, 1000.0, 60.0);
+        for _ in 0..200 {
+            cam.advance(0.01);
+        }
+        assert_eq!(cam.pitch_deg, 60.0);
     }
 
     #[test]

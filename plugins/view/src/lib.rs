@@ -9,8 +9,8 @@
 //! - [`picking`]: a click casts a ray into the tile meshes and selects the building hit.
 //! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
 //!
-//! Data flow: input (in [`ViewSystems::Input`], which `app/` gates off while egui has the
-//! pointer) writes [`camera::CameraCommand`] and [`picking::EntityPicked`] messages; the
+//! Data flow: input (in [`ViewSystems::Pointer`] and [`ViewSystems::Keyboard`], which `app/`
+//! gates off while egui wants the pointer or the keyboard) writes [`camera::CameraCommand`] and [`picking::EntityPicked`] messages; the
 //! camera and selection systems apply them; tile colours follow [`picking::Selection`] and
 //! [`tiles::BuildingColor`].
 
@@ -24,8 +24,10 @@ use bevy::prelude::*;
 /// System sets of [`ViewPlugin`], chained in `Update`.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewSystems {
-    /// Reads mouse and keyboard (gated by the app while a panel wants input).
-    Input,
+    /// Reads the mouse (gated by the app while a panel wants the pointer).
+    Pointer,
+    /// Reads keyboard shortcuts (gated by the app while a panel wants the keyboard).
+    Keyboard,
     /// Applies camera commands and selection changes.
     Apply,
     /// Writes camera transforms, tile colours, sun.
@@ -40,7 +42,13 @@ impl Plugin for ViewPlugin {
     fn build(&self, app: &mut App) {
         app.configure_sets(
             Update,
-            (ViewSystems::Input, ViewSystems::Apply, ViewSystems::Draw).chain(),
+            (
+                ViewSystems::Pointer,
+                ViewSystems::Keyboard,
+                ViewSystems::Apply,
+                ViewSystems::Draw,
+            )
+                .chain(),
         )
         .add_plugins((
             tiles::TileRenderPlugin,

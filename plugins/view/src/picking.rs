@@ -25,7 +25,12 @@ impl Plugin for PickingPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<EntityPicked>()
             .init_resource::<Selection>()
-            .add_systems(Update, click_to_pick.in_set(ViewSystems::Input))
+            .add_systems(
+                Update,
+                click_to_pick
+                    .in_set(ViewSystems::Pointer)
+                    .after(crate::camera::mouse_input),
+            )
             .add_systems(Update, apply_pick.in_set(ViewSystems::Apply));
     }
 }
