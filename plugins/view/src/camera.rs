@@ -414,6 +414,56 @@ mod tests {
     }
 
     #[test]
+    fn f_flies_to_the_selection_without_tilting() {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .add_message::<CameraCommand>()
+            .init_resource::<ButtonInput<KeyCode>>()
+            .add_systems(Update, keyboard_input);
+        let building = app.world_mut().spawn_empty().id();
+        app.insert_resource(Selection {
+            building: Some(building),
+        });
+        let cam = app.world_mut().spawn(OrbitCamera::default()).id();
+        app.update();
+        // Hold F for several frames, as a person does.
+        app.world_mut()
+            .resource_mut::<ButtonInput<KeyCode>>()
+            .press(KeyCode::KeyF);
+        for _ in 0..5 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            app.update();
+            app.world_mut()
+                .resource_mut::<ButtonInput<KeyCode>>()
+                .clear();
+        }
+        let commands: Vec<CameraCommand> = app
+            .world_mut()
+            .resource_mut::<Messages<CameraCommand>>()
+            .drain()
+            .collect();
+        assert_eq!(commands, vec![CameraCommand::FlyToEntity(building)]);
+        let pitch = app
+            .world()
+            .get::<OrbitCamera>(cam)
+            .expect("camera")
+            .pitch_deg;
+        assert_eq!(pitch, OrbitCamera::default().pitch_deg, "F must not tilt");
+        // G tilts down.
+        app.world_mut()
+            .resource_mut::<ButtonInput<KeyCode>>()
+            .press(KeyCode::KeyG);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.update();
+        let pitch = app
+            .world()
+            .get::<OrbitCamera>(cam)
+            .expect("camera")
+            .pitch_deg;
+        assert!(pitch < OrbitCamera::default().pitch_deg);
+    }
+
+    #[test]
     fn panning_follows_the_bearing() {
         let mut cam = OrbitCamera {
             yaw_deg: 90.0,
