@@ -1,8 +1,8 @@
 //! CityJSON 1.1 and 2.0: `Building` objects (with their `BuildingPart` children merged in),
 //! geometry types Solid, MultiSolid/CompositeSolid, MultiSurface and CompositeSurface, at the
 //! highest LoD each object has. Vertices are decoded with the file's `transform`, moved from
-//! its `referenceSystem` to the scene CRS, and heights are kept relative to the lowest
-//! building vertex of the file. Semantic surfaces (RoofSurface, WallSurface, GroundSurface)
+//! its `referenceSystem` to the scene CRS. With no terrain in the twin yet, each building stands
+//! on the ground at its own lowest vertex (its elevation is kept as `base_elevation_m`). Semantic surfaces (RoofSurface, WallSurface, GroundSurface)
 //! tag the triangles. Textures and materials are not read (a missing texture is no error).
 
 use std::path::Path;
@@ -292,14 +292,6 @@ pub fn import_cityjson_with(
         }
         buildings.push((id, obj, fs, errs));
     }
-    // Heights are relative to the lowest building vertex of the file.
-    let datum = buildings
-        .iter()
-        .flat_map(|b| b.2.iter().flat_map(|f| f.rings.iter().flatten()))
-        .filter_map(|&i| world.get(i).map(|p| p.z))
-        .fold(f64::MAX, f64::min);
-    let datum = if datum == f64::MAX { 0.0 } else { datum };
-
     for (id, obj, fs, errs) in buildings {
         for k in errs {
             out.report.errors.push(err(id, k, fs.is_empty()));
@@ -332,6 +324,9 @@ pub fn import_cityjson_with(
             |(l, h), p| (l.min(*p), h.max(*p)),
         );
         let origin = DVec3::new((lo.x + hi.x) / 2.0, (lo.y + hi.y) / 2.0, 0.0);
+        // The twin has no terrain yet: each building stands on the ground plane at its own
+        // lowest vertex; its elevation is kept as the `base_elevation_m` attribute.
+        let datum = lo.z;
         let local = |i: usize| {
             let p = world[i];
             to_local(origin, p.x, p.y, p.z - datum)
@@ -424,7 +419,7 @@ pub fn import_cityjson_with(
                 .push(err(id, ImportErrorKind::DegeneratePolygon, true));
             continue;
         }
-        let attributes: Vec<(String, String)> = obj
+        let mut attributes: Vec<(String, String)> = obj
             .get("attributes")
             .and_then(Value::as_object)
             .map(|a| {
@@ -441,6 +436,7 @@ pub fn import_cityjson_with(
                     .collect()
             })
             .unwrap_or_default();
+        attributes.push(("base_elevation_m".into(), format!("{:.2}", lo.z)));
         let get = |k: &str| {
             attributes
                 .iter()
@@ -495,6 +491,13 @@ mod tests {
             panic!("mesh expected")
         };
         assert_eq!(mesh.triangle_count(), 12);
+        // It stands on the ground at its own base; its elevation (10 m) is kept.
+        let (lo, hi) = mesh.bounds().expect("bounds");
+        assert_eq!((lo.y, hi.y), (0.0, 5.0));
+        assert!(
+            b.attributes
+                .contains(&("base_elevation_m".to_string(), "10.00".to_string()))
+        );
         // Normals point out of the cube: roof up, ground down.
         let roof = mesh
             .tags
