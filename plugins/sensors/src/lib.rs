@@ -1,0 +1,20 @@
+//! Live sensor state for Tvilling. No rendering.
+//!
+//! So far this crate owns the payload codecs ([`codec`]): pure functions that turn the bytes a
+//! city system sends (SenML, ChirpStack v4 and The Things Stack v3 LoRaWAN uplinks, FIWARE
+//! NGSI-LD entities, OGC SensorThings observations, or plain JSON with configured field paths)
+//! into [`observation::Observation`]s: a device id, a time, and named values. Bad input is a
+//! [`observation::DecodeError`] with a reason, never a panic; a bad field inside an otherwise
+//! good message is reported in the observation's `problems` and the good fields are kept.
+//!
+//! Mapping observations onto entity components (device registry), sources (MQTT, HTTP,
+//! replay, simulator) and health follow in this crate.
+
+pub mod codec;
+pub mod observation;
+pub mod time;
+
+pub mod prelude {
+    pub use crate::codec::{DecodeContext, PayloadFormat, PlainMapping, decode};
+    pub use crate::observation::{DecodeError, FieldValue, Observation};
+}
