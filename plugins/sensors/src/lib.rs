@@ -7,10 +7,14 @@
 //! [`observation::DecodeError`] with a reason, never a panic; a bad field inside an otherwise
 //! good message is reported in the observation's `problems` and the good fields are kept.
 //!
+//! [`ingest`] hands decoded observations from source threads to the ECS through a bounded
+//! crossbeam channel that coalesces per device when the ECS falls behind.
+//!
 //! Mapping observations onto entity components (device registry), sources (MQTT, HTTP,
 //! replay, simulator) and health follow in this crate.
 
 pub mod codec;
+pub mod ingest;
 pub mod observation;
 pub mod time;
 

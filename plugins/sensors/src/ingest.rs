@@ -1,0 +1,258 @@
+//! From source threads to the ECS: a bounded crossbeam channel of decoded observations. A
+//! sender never blocks: when the channel is full, the observation goes to a per-device overflow
+//! slot where newer state supersedes older (counted), and the ECS drains the channel, then the
+//! overflow. Counters per source are shared atomics the UI and the snapshot read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::observation::{DecodeError, Observation};
+
+/// Counters of one source.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub accepted: AtomicU64,
+    pub superseded: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    last_rejections: Mutex<Vec<String>>,
+}
+
+/// How many recent rejection reasons are kept per source for the diagnostics view.
+pub const KEPT_REJECTIONS: usize = 50;
+
+impl SourceStats {
+    /// Counts a refused payload under its reason and keeps its text.
+    pub fn reject(&self, error: &DecodeError, context: &str) {
+        *self
+            .rejected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(error.reason_key())
+            .or_default() += 1;
+        let mut last = self
+            .last_rejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.len() == KEPT_REJECTIONS {
+            last.remove(0);
+        }
+        last.push(format!("{context}: {error}"));
+    }
+
+    /// Rejections per reason.
+    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The most recent rejections, oldest first.
+    pub fn last_rejections(&self) -> Vec<String> {
+        self.last_rejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+type Overflow = Arc<Mutex<HashMap<String, Observation>>>;
+
+/// The sending half, one per source (cheap to clone).
+#[derive(Clone)]
+pub struct IngestSender {
+    tx: Sender<Observation>,
+    overflow: Overflow,
+    pub stats: Arc<SourceStats>,
+}
+
+/// The receiving half, drained by the ECS each frame.
+pub struct IngestReceiver {
+    rx: Receiver<Observation>,
+    overflow: Overflow,
+}
+
+/// A channel holding at most `capacity` observations before coalescing starts.
+pub fn ingest_channel(capacity: usize) -> (IngestSender, IngestReceiver) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let overflow: Overflow = Arc::default();
+    (
+        IngestSender {
+            tx,
+            overflow: overflow.clone(),
+            stats: Arc::default(),
+        },
+        IngestReceiver { rx, overflow },
+    )
+}
+
+impl IngestSender {
+    /// A sender for another source on the same channel, with its own counters.
+    pub fn for_source(&self) -> IngestSender {
+        IngestSender {
+            tx: self.tx.clone(),
+            overflow: self.overflow.clone(),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Hands one observation over; never blocks. Returns false when the receiver is gone.
+    pub fn send(&self, o: Observation) -> bool {
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(o) {
+            Ok(()) => true,
+            Err(TrySendError::Full(o)) => {
+                let mut slot = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
+                match slot.get(&o.device) {
+                    // Keep the newer of the two (by observation time; equal times: the later).
+                    Some(old) if old.time_ms > o.time_ms => {
+                        self.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(_) => {
+                        self.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                        slot.insert(o.device.clone(), o);
+                    }
+                    None => {
+                        slot.insert(o.device.clone(), o);
+                    }
+                }
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+impl IngestReceiver {
+    /// Everything waiting: the channel's observations in order, then the coalesced overflow.
+    /// Apply them in this order; an observation older than the state already applied for its
+    /// device should be skipped by the applier.
+    pub fn drain(&self) -> Vec<Observation> {
+        let mut out: Vec<Observation> = self.rx.try_iter().collect();
+        let overflow =
+            std::mem::take(&mut *self.overflow.lock().unwrap_or_else(PoisonError::into_inner));
+        out.extend(overflow.into_values());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::FieldValue;
+
+    fn obs(device: usize, t: i64) -> Observation {
+        Observation {
+            device: format!("d{device}"),
+            time_ms: Some(t),
+            fields: vec![("v".into(), FieldValue::Number(t as f64))],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_full_channel_coalesces_per_device_and_keeps_the_newest() {
+        let (tx, rx) = ingest_channel(4);
+        for t in 0..10 {
+            for d in 0..3 {
+                assert!(tx.send(obs(d, t)));
+            }
+        }
+        let got = rx.drain();
+        // 4 went through the channel; the other 26 coalesced into one slot per device.
+        assert_eq!(got.len(), 4 + 3);
+        assert_eq!(tx.stats.accepted.load(Ordering::Relaxed), 30);
+        assert_eq!(tx.stats.superseded.load(Ordering::Relaxed), 26 - 3);
+        for d in 0..3 {
+            let last = got
+                .iter()
+                .filter(|o| o.device == format!("d{d}"))
+                .map(|o| o.time_ms)
+                .max();
+            assert_eq!(last, Some(Some(9)), "the newest state of d{d} survives");
+        }
+        // An older observation never replaces a newer one in the overflow.
+        let (tx, rx) = ingest_channel(1);
+        tx.send(obs(0, 0));
+        tx.send(obs(1, 5));
+        tx.send(obs(1, 3));
+        let got = rx.drain();
+        assert_eq!(
+            got.iter()
+                .find(|o| o.device == "d1")
+                .and_then(|o| o.time_ms),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn a_slow_consumer_loses_no_device_and_ends_on_each_ones_last_value() {
+        let (tx, rx) = ingest_channel(64);
+        let devices = 500;
+        let producer = std::thread::spawn(move || {
+            for t in 0..200 {
+                for d in 0..devices {
+                    tx.send(obs(d, t));
+                }
+            }
+            tx
+        });
+        let mut last: HashMap<String, i64> = HashMap::new();
+        let mut received = 0usize;
+        loop {
+            let done = producer.is_finished();
+            for o in rx.drain() {
+                received += 1;
+                let t = o.time_ms.unwrap_or(-1);
+                let e = last.entry(o.device).or_insert(t);
+                *e = (*e).max(t);
+            }
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        for o in rx.drain() {
+            received += 1;
+            let e = last.entry(o.device).or_insert(-1);
+            *e = (*e).max(o.time_ms.unwrap_or(-1));
+        }
+        let tx = producer.join().expect("producer");
+        assert_eq!(last.len(), devices);
+        assert!(
+            last.values().all(|&t| t == 199),
+            "every device ends on its last value"
+        );
+        let accepted = tx.stats.accepted.load(Ordering::Relaxed) as usize;
+        let superseded = tx.stats.superseded.load(Ordering::Relaxed) as usize;
+        assert_eq!(accepted, 200 * devices);
+        assert_eq!(
+            received + superseded,
+            accepted,
+            "each observation was either delivered or superseded"
+        );
+    }
+
+    #[test]
+    fn rejections_are_counted_per_reason_and_the_last_ones_kept() {
+        let (tx, _rx) = ingest_channel(1);
+        for i in 0..60 {
+            tx.stats
+                .reject(&DecodeError::Json(format!("bad {i}")), "topic/a");
+        }
+        tx.stats
+            .reject(&DecodeError::MissingField("id".into()), "topic/b");
+        let counts = tx.stats.rejected();
+        assert_eq!(counts.get("malformed_json"), Some(&60));
+        assert_eq!(counts.get("missing_field"), Some(&1));
+        let last = tx.stats.last_rejections();
+        assert_eq!(last.len(), KEPT_REJECTIONS);
+        assert_eq!(
+            last.last().map(String::as_str),
+            Some("topic/b: missing field id")
+        );
+    }
+}
