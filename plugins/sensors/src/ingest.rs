@@ -61,11 +61,16 @@ impl SourceStats {
 
 type Overflow = Arc<Mutex<HashMap<String, Observation>>>;
 
+/// Every source's counters, by source name.
+pub type SourceTable = Arc<Mutex<Vec<(String, Arc<SourceStats>)>>>;
+
 /// The sending half, one per source (cheap to clone).
 #[derive(Clone)]
 pub struct IngestSender {
     tx: Sender<Observation>,
     overflow: Overflow,
+    sources: SourceTable,
+    name: String,
     pub stats: Arc<SourceStats>,
 }
 
@@ -73,34 +78,52 @@ pub struct IngestSender {
 pub struct IngestReceiver {
     rx: Receiver<Observation>,
     overflow: Overflow,
+    /// Counters of every source that has a sender on this channel.
+    pub sources: SourceTable,
 }
 
-/// A channel holding at most `capacity` observations before coalescing starts.
-pub fn ingest_channel(capacity: usize) -> (IngestSender, IngestReceiver) {
+/// A channel holding at most `capacity` observations before coalescing starts; the first
+/// sender is for the source `name`.
+pub fn ingest_channel(capacity: usize, name: &str) -> (IngestSender, IngestReceiver) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let overflow: Overflow = Arc::default();
-    (
-        IngestSender {
-            tx,
-            overflow: overflow.clone(),
-            stats: Arc::default(),
-        },
-        IngestReceiver { rx, overflow },
-    )
+    let sources: SourceTable = Arc::default();
+    let receiver = IngestReceiver {
+        rx,
+        overflow: overflow.clone(),
+        sources: sources.clone(),
+    };
+    let first = IngestSender {
+        tx,
+        overflow,
+        sources,
+        name: String::new(),
+        stats: Arc::default(),
+    };
+    (first.for_source(name), receiver)
 }
 
 impl IngestSender {
     /// A sender for another source on the same channel, with its own counters.
-    pub fn for_source(&self) -> IngestSender {
+    pub fn for_source(&self, name: &str) -> IngestSender {
+        let stats: Arc<SourceStats> = Arc::default();
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name.to_string(), stats.clone()));
         IngestSender {
             tx: self.tx.clone(),
             overflow: self.overflow.clone(),
-            stats: Arc::default(),
+            sources: self.sources.clone(),
+            name: name.to_string(),
+            stats,
         }
     }
 
-    /// Hands one observation over; never blocks. Returns false when the receiver is gone.
-    pub fn send(&self, o: Observation) -> bool {
+    /// Hands one observation over, tagged with this source's name; never blocks. Returns false
+    /// when the receiver is gone.
+    pub fn send(&self, mut o: Observation) -> bool {
+        o.source.clone_from(&self.name);
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(o) {
             Ok(()) => true,
@@ -127,6 +150,15 @@ impl IngestSender {
 }
 
 impl IngestReceiver {
+    /// The counters of a source, by name.
+    pub fn stats(&self, name: &str) -> Option<Arc<SourceStats>> {
+        let table = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        table
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+    }
+
     /// Everything waiting: the channel's observations in order, then the coalesced overflow.
     /// Apply them in this order; an observation older than the state already applied for its
     /// device should be skipped by the applier.
@@ -155,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_full_channel_coalesces_per_device_and_keeps_the_newest() {
-        let (tx, rx) = ingest_channel(4);
+        let (tx, rx) = ingest_channel(4, "a");
         for t in 0..10 {
             for d in 0..3 {
                 assert!(tx.send(obs(d, t)));
@@ -175,7 +207,7 @@ mod tests {
             assert_eq!(last, Some(Some(9)), "the newest state of d{d} survives");
         }
         // An older observation never replaces a newer one in the overflow.
-        let (tx, rx) = ingest_channel(1);
+        let (tx, rx) = ingest_channel(1, "a");
         tx.send(obs(0, 0));
         tx.send(obs(1, 5));
         tx.send(obs(1, 3));
@@ -190,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_slow_consumer_loses_no_device_and_ends_on_each_ones_last_value() {
-        let (tx, rx) = ingest_channel(64);
+        let (tx, rx) = ingest_channel(64, "a");
         let devices = 500;
         let producer = std::thread::spawn(move || {
             for t in 0..200 {
@@ -238,7 +270,7 @@ mod tests {
 
     #[test]
     fn rejections_are_counted_per_reason_and_the_last_ones_kept() {
-        let (tx, _rx) = ingest_channel(1);
+        let (tx, _rx) = ingest_channel(1, "a");
         for i in 0..60 {
             tx.stats
                 .reject(&DecodeError::Json(format!("bad {i}")), "topic/a");

@@ -10,15 +10,27 @@
 //! [`ingest`] hands decoded observations from source threads to the ECS through a bounded
 //! crossbeam channel that coalesces per device when the ECS falls behind.
 //!
-//! Mapping observations onto entity components (device registry), sources (MQTT, HTTP,
-//! replay, simulator) and health follow in this crate.
+//! [`registry`] says which device is which entity and which payload field is which quantity;
+//! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
+//! frame, checks ranges and order, and writes components, history and liveness.
+//!
+//! Sources (MQTT, HTTP, replay, simulator) and health rules follow in this crate.
 
+pub mod apply;
 pub mod codec;
 pub mod ingest;
 pub mod observation;
+pub mod registry;
+pub mod state;
 pub mod time;
 
 pub mod prelude {
+    pub use crate::apply::{SensorApplyPlugin, SensorSystems};
     pub use crate::codec::{DecodeContext, PayloadFormat, PlainMapping, decode};
     pub use crate::observation::{DecodeError, FieldValue, Observation};
+    pub use crate::registry::{DeviceKind, DeviceRegistry, Quantity};
+    pub use crate::state::{
+        AirQualityState, Device, History, LampState, Liveness, MeterState, SignalAspect,
+        SignalHeadState,
+    };
 }

@@ -23,6 +23,8 @@ impl FieldValue {
 /// One device's values at one time, as a payload carried them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
+    /// Name of the source that delivered it (set on hand-over to the ECS).
+    pub source: String,
     /// The source's device id (DevEUI, NGSI-LD entity id, SenML base name, Datastream id, ...).
     pub device: String,
     /// Observation time, Unix milliseconds (None: the receive time applies).

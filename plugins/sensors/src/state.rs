@@ -1,0 +1,173 @@
+//! Live state components. Every device entity has a [`Device`] and a [`Liveness`] from the
+//! moment it is registered (health "never seen" until its first message), and the state
+//! component of its kind.
+
+use std::collections::VecDeque;
+
+use bevy::prelude::*;
+
+use crate::registry::{DeviceKind, Quantity};
+
+/// A device of the twin, by the id its source uses.
+#[derive(Component, Debug, Clone, PartialEq)]
+#[require(Liveness, History)]
+pub struct Device {
+    pub id: String,
+    pub kind: DeviceKind,
+}
+
+/// How current a device's state is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Reflect)]
+pub enum Health {
+    #[default]
+    NeverSeen,
+    Live,
+    Stale,
+    Fault,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::NeverSeen => "never seen",
+            Health::Live => "live",
+            Health::Stale => "stale",
+            Health::Fault => "fault",
+        }
+    }
+}
+
+/// When and from where a device was last heard, and its health.
+#[derive(Component, Debug, Clone, PartialEq, Default)]
+pub struct Liveness {
+    pub last_seen_ms: Option<i64>,
+    pub source: Option<String>,
+    pub health: Health,
+}
+
+/// The aspect a signal head shows (Swedish sequence: red, red-amber, green, amber).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Reflect)]
+pub enum SignalAspect {
+    Red,
+    RedAmber,
+    Green,
+    Amber,
+    FlashingAmber,
+    #[default]
+    Dark,
+}
+
+impl SignalAspect {
+    /// From a code 0..=5 (the order above) or a name such as `red-amber`, `RED_AMBER`, `flashing amber`.
+    pub fn parse(text: &str) -> Option<SignalAspect> {
+        let t: String = text
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        Some(match t.as_str() {
+            "red" | "0" => SignalAspect::Red,
+            "redamber" | "redyellow" | "1" => SignalAspect::RedAmber,
+            "green" | "2" => SignalAspect::Green,
+            "amber" | "yellow" | "3" => SignalAspect::Amber,
+            "flashingamber" | "flashingyellow" | "4" => SignalAspect::FlashingAmber,
+            "dark" | "off" | "5" => SignalAspect::Dark,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> f64 {
+        self as u8 as f64
+    }
+}
+
+/// Signal head state.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+pub struct SignalHeadState {
+    pub aspect: SignalAspect,
+    /// When the current aspect began (Unix ms).
+    pub since_ms: i64,
+}
+
+/// Street lamp state.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+pub struct LampState {
+    pub on: bool,
+    pub dim_pct: f64,
+    pub power_w: f64,
+    pub fault: bool,
+}
+
+/// Building energy meter state.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+pub struct MeterState {
+    pub power_kw: f64,
+    pub energy_today_kwh: f64,
+    pub heating_kw: Option<f64>,
+}
+
+/// Air quality sensor state (µg/m³, °C).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+pub struct AirQualityState {
+    pub no2: Option<f64>,
+    pub pm10: Option<f64>,
+    pub pm25: Option<f64>,
+    pub temperature_c: Option<f64>,
+}
+
+/// Recent values for charts: a bounded ring of (time ms, quantity, value).
+#[derive(Component, Debug, Clone)]
+pub struct History {
+    pub capacity: usize,
+    pub samples: VecDeque<(i64, Quantity, f64)>,
+}
+
+/// Samples kept per entity by default.
+pub const HISTORY_CAPACITY: usize = 256;
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            capacity: HISTORY_CAPACITY,
+            samples: VecDeque::new(),
+        }
+    }
+}
+
+impl History {
+    pub fn push(&mut self, t: i64, q: Quantity, v: f64) {
+        if self.samples.len() == self.capacity {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((t, q, v));
+    }
+
+    /// The series of one quantity, oldest first.
+    pub fn series(&self, q: Quantity) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.samples
+            .iter()
+            .filter(move |s| s.1 == q)
+            .map(|s| (s.0, s.2))
+    }
+}
+
+/// Components of a device entity of `kind`; [`add_kind_state`] adds its kind's state.
+pub fn device_bundle(id: impl Into<String>, kind: DeviceKind) -> impl Bundle {
+    let id = id.into();
+    (Name::new(format!("{kind:?} {id}")), Device { id, kind })
+}
+
+/// Observer: a new [`Device`] gets the state component of its kind.
+pub fn add_kind_state(add: On<Add, Device>, devices: Query<&Device>, mut commands: Commands) {
+    let Ok(device) = devices.get(add.entity) else {
+        return;
+    };
+    let mut e = commands.entity(add.entity);
+    match device.kind {
+        DeviceKind::SignalHead => e.insert(SignalHeadState::default()),
+        DeviceKind::Lamp => e.insert(LampState::default()),
+        DeviceKind::Meter => e.insert(MeterState::default()),
+        DeviceKind::AirSensor => e.insert(AirQualityState::default()),
+    };
+}
