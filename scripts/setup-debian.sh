@@ -9,6 +9,8 @@ packages=(
   libx11-dev libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libvulkan1 mesa-vulkan-drivers
   # tests: a virtual X display, PROJ's cs2cs and GDAL's ogr2ogr as reference peers
   xvfb xauth proj-bin gdal-bin
+  # a real MQTT broker and its command-line clients for the live-source tests
+  mosquitto mosquitto-clients
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -14,11 +14,12 @@
 //! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
 //! frame, checks ranges and order, and writes components, history and liveness.
 //!
-//! Sources (MQTT, HTTP, replay, simulator) and health rules follow in this crate.
+//! [`mqtt`] is the MQTT source. HTTP polling, replay, the simulator and health rules follow.
 
 pub mod apply;
 pub mod codec;
 pub mod ingest;
+pub mod mqtt;
 pub mod observation;
 pub mod registry;
 pub mod state;

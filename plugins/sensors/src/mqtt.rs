@@ -1,0 +1,283 @@
+//! MQTT source: subscribes to topic filters, decodes each publish with the filter's payload
+//! format on its own thread, and hands observations to the ingest channel. Reconnects with
+//! exponential backoff; uses a persistent session (clean session off, QoS 1 subscriptions) so
+//! that what the broker kept while the twin was away is delivered on reconnection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
+
+use crate::codec::{DecodeContext, PayloadFormat, decode};
+use crate::ingest::IngestSender;
+
+/// One subscription: a topic filter and how its payloads are encoded.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub filter: String,
+    pub format: PayloadFormat,
+    /// 0 or 1.
+    pub qos: u8,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    /// Stable across runs so the broker can keep the session.
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub subscriptions: Vec<Subscription>,
+    pub keep_alive: Duration,
+}
+
+impl MqttConfig {
+    /// From `mqtt://host:port/filter` (the filter defaults to `#`), every payload read as
+    /// `format`.
+    pub fn from_url(url: &str, format: PayloadFormat) -> Result<MqttConfig, String> {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .ok_or_else(|| format!("{url:?}: expected mqtt://host:port/topic-filter"))?;
+        let (authority, filter) = rest.split_once('/').unwrap_or((rest, "#"));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url:?}: port {p:?} is not a number"))?,
+            ),
+            None => (authority, 1883),
+        };
+        if host.is_empty() {
+            return Err(format!("{url:?}: no host"));
+        }
+        Ok(MqttConfig {
+            host: host.to_string(),
+            port,
+            client_id: "tvilling".into(),
+            username: None,
+            password: None,
+            subscriptions: vec![Subscription {
+                filter: if filter.is_empty() {
+                    "#".into()
+                } else {
+                    filter.to_string()
+                },
+                format,
+                qos: 1,
+            }],
+            keep_alive: Duration::from_secs(15),
+        })
+    }
+}
+
+/// Whether an MQTT topic matches a filter with `+` and `#` wildcards (MQTT 3.1.1 section 4.7).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return !topic.starts_with('$') || !filter.starts_with('#'),
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Connection state, for the status bar.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Connection {
+    #[default]
+    Connecting,
+    Connected,
+    /// With the reason and how many reconnections were tried.
+    Disconnected {
+        reason: String,
+        attempts: u32,
+    },
+}
+
+/// A running MQTT source; dropping it stops the thread.
+pub struct MqttSource {
+    pub state: Arc<Mutex<Connection>>,
+    stop: Arc<AtomicBool>,
+    client: Client,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl MqttSource {
+    /// Connects in the background and starts delivering.
+    pub fn start(config: MqttConfig, sender: IngestSender) -> MqttSource {
+        let mut options =
+            MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
+        options
+            .set_keep_alive(config.keep_alive)
+            .set_clean_session(false)
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let (Some(u), Some(p)) = (&config.username, &config.password) {
+            options.set_credentials(u.clone(), p.clone());
+        }
+        let (client, mut connection) = Client::new(options, 256);
+        let state = Arc::new(Mutex::new(Connection::Connecting));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_state, thread_stop, thread_client) =
+            (state.clone(), stop.clone(), client.clone());
+        let thread = std::thread::Builder::new()
+            .name("tvilling-mqtt".into())
+            .spawn(move || {
+                let set = |c: Connection| {
+                    *thread_state.lock().unwrap_or_else(PoisonError::into_inner) = c
+                };
+                let mut attempts = 0u32;
+                for event in connection.iter() {
+                    if thread_stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match event {
+                        Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                            attempts = 0;
+                            set(Connection::Connected);
+                            // A kept session keeps its subscriptions; a new one needs them.
+                            if !ack.session_present {
+                                for s in &config.subscriptions {
+                                    let qos = if s.qos == 0 {
+                                        QoS::AtMostOnce
+                                    } else {
+                                        QoS::AtLeastOnce
+                                    };
+                                    let _ = thread_client.try_subscribe(s.filter.clone(), qos);
+                                }
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let Some(sub) = config
+                                .subscriptions
+                                .iter()
+                                .find(|s| topic_matches(&s.filter, &p.topic))
+                            else {
+                                continue;
+                            };
+                            let ctx = DecodeContext {
+                                topic: &p.topic,
+                                now_ms: now_ms(),
+                                ..Default::default()
+                            };
+                            match decode(&sub.format, &p.payload, &ctx) {
+                                Ok(obs) => {
+                                    for o in obs {
+                                        for problem in &o.problems {
+                                            sender.stats.reject(problem, &p.topic);
+                                        }
+                                        if !sender.send(o) {
+                                            return;
+                                        }
+                                    }
+                                }
+                                Err(e) => sender.stats.reject(&e, &p.topic),
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            attempts += 1;
+                            let reason = match &e {
+                                ConnectionError::Io(io) => io.to_string(),
+                                other => other.to_string(),
+                            };
+                            set(Connection::Disconnected { reason, attempts });
+                            // Exponential backoff: 0.1 s, 0.2 s, ... up to 5 s.
+                            let wait = Duration::from_millis(
+                                100u64.saturating_mul(1 << attempts.min(6)).min(5_000),
+                            );
+                            std::thread::sleep(wait);
+                        }
+                    }
+                }
+            })
+            .ok();
+        MqttSource {
+            state,
+            stop,
+            client,
+            thread,
+        }
+    }
+
+    pub fn connection(&self) -> Connection {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for MqttSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.client.try_disconnect();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_filters_follow_mqtt_wildcards() {
+        assert!(topic_matches("#", "a/b/c"));
+        assert!(topic_matches(
+            "application/+/device/+/event/up",
+            "application/7/device/0101010101010101/event/up"
+        ));
+        assert!(!topic_matches(
+            "application/+/device/+/event/up",
+            "application/7/device/01/event/join"
+        ));
+        assert!(topic_matches(
+            "v1.1/Datastreams(17)/Observations",
+            "v1.1/Datastreams(17)/Observations"
+        ));
+        assert!(topic_matches("city/#", "city"));
+        assert!(topic_matches("city/#", "city/lamps/1"));
+        assert!(!topic_matches("city/+", "city/lamps/1"));
+        assert!(
+            !topic_matches("#", "$SYS/broker/uptime"),
+            "wildcards at the start do not match $ topics"
+        );
+    }
+
+    #[test]
+    fn urls_parse_with_defaults_and_clear_errors() {
+        let c = MqttConfig::from_url("mqtt://127.0.0.1:18830/city/#", PayloadFormat::SenMl)
+            .expect("url");
+        assert_eq!(
+            (c.host.as_str(), c.port, c.subscriptions[0].filter.as_str()),
+            ("127.0.0.1", 18830, "city/#")
+        );
+        let c = MqttConfig::from_url("mqtt://broker.local", PayloadFormat::SenMl).expect("url");
+        assert_eq!((c.port, c.subscriptions[0].filter.as_str()), (1883, "#"));
+        assert!(
+            MqttConfig::from_url("http://x", PayloadFormat::SenMl)
+                .expect_err("scheme")
+                .contains("mqtt://")
+        );
+        assert!(
+            MqttConfig::from_url("mqtt://x:port", PayloadFormat::SenMl)
+                .expect_err("port")
+                .contains("port")
+        );
+    }
+}
