@@ -4,12 +4,16 @@
 //! - `data`: the shipped data and the shared CityJSON samples load as expected through the
 //!   real plugins (App + MinimalPlugins); GDAL's reading of the same OSM file agrees with ours;
 //!   broken input is reported and never stops the good data.
+//! - `mqtt`: real payloads published to a real Mosquitto (started on a free loopback port)
+//!   reach components; bad input is counted per reason; a broker restart loses nothing.
 //! - `snapshot`: `--headless --snapshot` writes valid RFC 7946 GeoJSON.
 //! - `screenshot`: the real binary renders under Xvfb with Mesa's software Vulkan and the
 //!   picture shows the city (and the inspector when a building is selected).
 
+mod broker;
 mod common;
 mod crs;
 mod data;
+mod mqtt;
 mod screenshot;
 mod snapshot;
