@@ -19,6 +19,8 @@ pub struct Ingest(pub IngestReceiver);
 pub enum SensorSystems {
     /// Drains the ingest channel and writes components.
     Apply,
+    /// Judges health (stale, fault) against the sensor clock.
+    Health,
 }
 
 /// Observations applied and skipped, for the status bar and tests.

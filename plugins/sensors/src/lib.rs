@@ -14,10 +14,12 @@
 //! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
 //! frame, checks ranges and order, and writes components, history and liveness.
 //!
-//! [`mqtt`] is the MQTT source. HTTP polling, replay, the simulator and health rules follow.
+//! [`health`] marks devices stale or faulty. [`mqtt`] is the MQTT source. HTTP polling,
+//! replay and the simulator follow.
 
 pub mod apply;
 pub mod codec;
+pub mod health;
 pub mod ingest;
 pub mod mqtt;
 pub mod observation;

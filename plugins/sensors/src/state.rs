@@ -43,6 +43,8 @@ pub struct Liveness {
     pub last_seen_ms: Option<i64>,
     pub source: Option<String>,
     pub health: Health,
+    /// Why the device is in fault, when it is.
+    pub fault: Option<String>,
 }
 
 /// The aspect a signal head shows (Swedish sequence: red, red-amber, green, amber).

@@ -1,0 +1,248 @@
+//! Health: a device is stale when silent for longer than its kind's expected interval times a
+//! factor; a lamp that reports itself faulty, is off while the sun is down, or draws power while
+//! off is in fault. Runs after apply each frame against [`SensorClock`].
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bevy::prelude::*;
+use tvilling_geo::sun::{STOCKHOLM_LAT_LON, sun_position};
+
+use crate::apply::SensorSystems;
+use crate::registry::DeviceKind;
+use crate::state::{Device, Health, LampState, Liveness};
+
+/// The time health is judged at (Unix ms): the wall clock unless `fixed` (tests, replay).
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct SensorClock {
+    pub now_ms: i64,
+    pub fixed: bool,
+}
+
+/// Health settings (config).
+#[derive(Resource, Debug, Clone)]
+pub struct HealthRules {
+    /// Expected reporting interval per kind, seconds.
+    pub interval_s: [(DeviceKind, f64); 4],
+    /// Stale after `interval × factor` of silence.
+    pub stale_factor: f64,
+    /// A lamp should be on when the sun is below this elevation (degrees). -2 is past sunset
+    /// (-0.83) with a margin for photocell delays.
+    pub lamp_on_below_deg: f64,
+    /// Power a lamp may draw while off (driver standby), W.
+    pub lamp_standby_w: f64,
+    /// Where the sun is judged (the city centre).
+    pub lat_lon: (f64, f64),
+}
+
+impl Default for HealthRules {
+    fn default() -> Self {
+        Self {
+            interval_s: [
+                (DeviceKind::SignalHead, 5.0),
+                (DeviceKind::Lamp, 900.0),
+                (DeviceKind::Meter, 900.0),
+                (DeviceKind::AirSensor, 600.0),
+            ],
+            stale_factor: 3.0,
+            lamp_on_below_deg: -2.0,
+            lamp_standby_w: 2.0,
+            lat_lon: STOCKHOLM_LAT_LON,
+        }
+    }
+}
+
+impl HealthRules {
+    pub fn interval_ms(&self, kind: DeviceKind) -> i64 {
+        let s = self
+            .interval_s
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(900.0, |(_, s)| *s);
+        (s * 1000.0) as i64
+    }
+}
+
+/// The fault of a lamp in its state at `sun_elevation_deg`, if any.
+pub fn lamp_fault(lamp: &LampState, sun_elevation_deg: f64, rules: &HealthRules) -> Option<String> {
+    if lamp.fault {
+        return Some("the lamp reports a fault".into());
+    }
+    if !lamp.on && sun_elevation_deg < rules.lamp_on_below_deg {
+        return Some(format!(
+            "off while the sun is down ({sun_elevation_deg:.1}° elevation)"
+        ));
+    }
+    if !lamp.on && lamp.power_w > rules.lamp_standby_w {
+        return Some(format!("drawing {:.1} W while off", lamp.power_w));
+    }
+    None
+}
+
+/// Keeps [`SensorClock`] and [`Liveness::health`] up to date.
+#[derive(Default)]
+pub struct HealthPlugin;
+
+impl Plugin for HealthPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<SensorClock>()
+            .init_resource::<HealthRules>()
+            .configure_sets(PreUpdate, SensorSystems::Health.after(SensorSystems::Apply))
+            .add_systems(
+                PreUpdate,
+                (tick_clock, judge_health)
+                    .chain()
+                    .in_set(SensorSystems::Health),
+            );
+    }
+}
+
+fn tick_clock(mut clock: ResMut<SensorClock>) {
+    if !clock.fixed {
+        clock.now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+    }
+}
+
+fn judge_health(
+    clock: Res<SensorClock>,
+    rules: Res<HealthRules>,
+    mut devices: Query<(&Device, &mut Liveness, Option<&LampState>)>,
+) {
+    let sun = sun_position(
+        rules.lat_lon.0,
+        rules.lat_lon.1,
+        clock.now_ms.div_euclid(1000),
+    )
+    .elevation_deg;
+    for (device, mut live, lamp) in &mut devices {
+        let (health, fault) = match live.last_seen_ms {
+            None => (Health::NeverSeen, None),
+            Some(seen)
+                if clock.now_ms - seen
+                    > (rules.interval_ms(device.kind) as f64 * rules.stale_factor) as i64 =>
+            {
+                (Health::Stale, None)
+            }
+            Some(_) => match lamp.and_then(|l| lamp_fault(l, sun, &rules)) {
+                Some(reason) => (Health::Fault, Some(reason)),
+                None => (Health::Live, None),
+            },
+        };
+        // Write only on change, so change detection means "health changed".
+        if live.health != health || live.fault != fault {
+            live.health = health;
+            live.fault = fault;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::SensorApplyPlugin;
+    use crate::state::device_bundle;
+    use tvilling_geo::sun::unix_seconds;
+
+    fn app(now_ms: i64) -> App {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .add_plugins((SensorApplyPlugin, HealthPlugin));
+        app.insert_resource(SensorClock {
+            now_ms,
+            fixed: true,
+        });
+        app
+    }
+
+    #[test]
+    fn silence_makes_a_device_stale_and_a_message_makes_it_live() {
+        let noon = unix_seconds(2026, 6, 21, 11, 0) * 1000;
+        let mut app = app(noon);
+        let meter = app
+            .world_mut()
+            .spawn(device_bundle("m1", DeviceKind::Meter))
+            .id();
+        app.update();
+        assert_eq!(
+            app.world().get::<Liveness>(meter).expect("l").health,
+            Health::NeverSeen
+        );
+        app.world_mut()
+            .get_mut::<Liveness>(meter)
+            .expect("l")
+            .last_seen_ms = Some(noon - 10 * 60_000);
+        app.update();
+        assert_eq!(
+            app.world().get::<Liveness>(meter).expect("l").health,
+            Health::Live,
+            "10 min < 3 x 15 min"
+        );
+        app.world_mut().resource_mut::<SensorClock>().now_ms = noon + 40 * 60_000;
+        app.update();
+        assert_eq!(
+            app.world().get::<Liveness>(meter).expect("l").health,
+            Health::Stale,
+            "50 min of silence > 45 min"
+        );
+    }
+
+    #[test]
+    fn lamp_faults_follow_the_sun_and_the_power_draw() {
+        let rules = HealthRules::default();
+        let off = LampState {
+            on: false,
+            ..Default::default()
+        };
+        assert!(
+            lamp_fault(&off, 30.0, &rules).is_none(),
+            "off by day is fine"
+        );
+        assert!(
+            lamp_fault(&off, -8.0, &rules)
+                .expect("fault")
+                .contains("sun is down")
+        );
+        let leaking = LampState {
+            on: false,
+            power_w: 35.0,
+            ..Default::default()
+        };
+        assert!(
+            lamp_fault(&leaking, 30.0, &rules)
+                .expect("fault")
+                .contains("35.0 W")
+        );
+        let on = LampState {
+            on: true,
+            dim_pct: 50.0,
+            power_w: 20.0,
+            fault: false,
+        };
+        assert!(lamp_fault(&on, -8.0, &rules).is_none());
+
+        // Through the plugin: a lamp off at midnight in December in Stockholm is in fault.
+        let midnight = unix_seconds(2026, 12, 21, 23, 0) * 1000;
+        let mut app = app(midnight);
+        let lamp = app
+            .world_mut()
+            .spawn(device_bundle("l1", DeviceKind::Lamp))
+            .id();
+        app.update();
+        app.world_mut()
+            .get_mut::<Liveness>(lamp)
+            .expect("l")
+            .last_seen_ms = Some(midnight - 60_000);
+        app.update();
+        let live = app.world().get::<Liveness>(lamp).expect("l").clone();
+        assert_eq!(live.health, Health::Fault);
+        assert!(live.fault.expect("reason").contains("sun is down"));
+        // Switched on: healthy again.
+        app.world_mut().get_mut::<LampState>(lamp).expect("lamp").on = true;
+        app.update();
+        assert_eq!(
+            app.world().get::<Liveness>(lamp).expect("l").health,
+            Health::Live
+        );
+    }
+}
