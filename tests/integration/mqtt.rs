@@ -21,10 +21,14 @@ struct Twin {
 }
 
 fn twin(broker: &Broker, client_id: &str) -> Twin {
+    twin_recording(broker, client_id, None)
+}
+
+/// A fresh app with the two test devices registered, fed by `rx`.
+fn devices_app(rx: tvilling_sensors::ingest::IngestReceiver) -> (App, Entity, Entity) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    let (tx, rx) = ingest_channel(4096, "mqtt");
     app.insert_resource(Ingest(rx));
     let lamp = app
         .world_mut()
@@ -37,6 +41,16 @@ fn twin(broker: &Broker, client_id: &str) -> Twin {
     let mut reg = app.world_mut().resource_mut::<DeviceRegistry>();
     reg.register("lamp-kungsgatan-1", DeviceKind::Lamp, lamp, vec![]);
     reg.register("0101010101010101", DeviceKind::AirSensor, air, vec![]);
+    (app, lamp, air)
+}
+
+fn twin_recording(
+    broker: &Broker,
+    client_id: &str,
+    recorder: Option<tvilling_sensors::replay::Recorder>,
+) -> Twin {
+    let (tx, rx) = ingest_channel(4096, "mqtt");
+    let (mut app, lamp, air) = devices_app(rx);
     let config = MqttConfig {
         client_id: client_id.into(),
         subscriptions: vec![
@@ -57,7 +71,7 @@ fn twin(broker: &Broker, client_id: &str) -> Twin {
         )
         .expect("url")
     };
-    let source = MqttSource::start(config, tx);
+    let source = MqttSource::start_recording(config, tx, recorder);
     wait(|| source.connection() == Connection::Connected, "connect");
     // Let the subscription land before publishing.
     std::thread::sleep(Duration::from_millis(300));
@@ -245,4 +259,78 @@ fn a_broker_restart_mid_stream_reconnects_and_loses_no_state() {
         .map(|(_, v)| v)
         .collect();
     assert_eq!(series, vec![20.0, 25.0], "nothing lost, nothing doubled");
+}
+
+#[test]
+fn a_recorded_live_run_replays_to_the_same_final_state() {
+    let broker = Broker::start("record");
+    let path = crate::common::temp_dir("record").join("run.jsonl");
+    let recorder = tvilling_sensors::replay::Recorder::create(&path).expect("recording");
+    let mut t = twin_recording(&broker, "tvilling-test-record", Some(recorder));
+    for (i, no2) in [12.0, 18.5, 25.25].iter().enumerate() {
+        broker.publish(
+            "application/7/device/0101010101010101/event/up",
+            &chirpstack(*no2, &format!("2026-11-23T08:0{i}:00Z")),
+        );
+    }
+    broker.publish(
+        "city/lighting/kungsgatan",
+        br#"[{"bn":"lamp-kungsgatan-1:","n":"on","vb":true},{"n":"dim","v":35}]"#,
+    );
+    broker.publish("city/lighting/kungsgatan", b"{broken");
+    let (lamp, air) = (t.lamp, t.air);
+    update_until(
+        &mut t.app,
+        |w| {
+            w.get::<AirQualityState>(air).and_then(|a| a.no2) == Some(25.25)
+                && w.get::<LampState>(lamp).is_some_and(|l| l.on)
+        },
+        "live run",
+    );
+    let live_air = *t.app.world().get::<AirQualityState>(air).expect("air");
+    let live_lamp = *t.app.world().get::<LampState>(lamp).expect("lamp");
+    let live_hist: Vec<(i64, f64)> = t
+        .app
+        .world()
+        .get::<tvilling_sensors::state::History>(air)
+        .expect("h")
+        .series(tvilling_sensors::registry::Quantity::No2)
+        .collect();
+    drop(t.source); // stops the thread, dropping its recorder (flushed)
+    drop(t.app);
+    let lines = std::fs::read_to_string(&path)
+        .expect("recording")
+        .lines()
+        .count();
+    assert_eq!(
+        lines, 4,
+        "accepted messages only (the broken one is not recorded)"
+    );
+
+    let (tx, rx) = ingest_channel(4096, "replay");
+    let (mut app, lamp, air) = devices_app(rx);
+    let replay = tvilling_sensors::replay::start_replay(&path, 0.0, None, tx).expect("replay");
+    update_until(
+        &mut app,
+        |w| {
+            replay.is_finished() && w.get::<AirQualityState>(air).and_then(|a| a.no2) == Some(25.25)
+        },
+        "replay",
+    );
+    app.update();
+    assert_eq!(
+        *app.world().get::<AirQualityState>(air).expect("air"),
+        live_air
+    );
+    assert_eq!(
+        *app.world().get::<LampState>(lamp).expect("lamp"),
+        live_lamp
+    );
+    let hist: Vec<(i64, f64)> = app
+        .world()
+        .get::<tvilling_sensors::state::History>(air)
+        .expect("h")
+        .series(tvilling_sensors::registry::Quantity::No2)
+        .collect();
+    assert_eq!(hist, live_hist, "same values at the same times");
 }

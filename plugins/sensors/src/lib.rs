@@ -14,8 +14,8 @@
 //! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
 //! frame, checks ranges and order, and writes components, history and liveness.
 //!
-//! [`health`] marks devices stale or faulty. [`mqtt`] is the MQTT source. HTTP polling,
-//! replay and the simulator follow.
+//! [`health`] marks devices stale or faulty. [`mqtt`] is the MQTT source; [`replay`] records
+//! accepted messages to JSON lines and plays them back. HTTP polling and the simulator follow.
 
 pub mod apply;
 pub mod codec;
@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod mqtt;
 pub mod observation;
 pub mod registry;
+pub mod replay;
 pub mod state;
 pub mod time;
 

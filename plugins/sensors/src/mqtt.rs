@@ -12,6 +12,7 @@ use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
 
 use crate::codec::{DecodeContext, PayloadFormat, decode};
 use crate::ingest::IngestSender;
+use crate::replay::Recorder;
 
 /// One subscription: a topic filter and how its payloads are encoded.
 #[derive(Debug, Clone)]
@@ -119,6 +120,15 @@ fn now_ms() -> i64 {
 impl MqttSource {
     /// Connects in the background and starts delivering.
     pub fn start(config: MqttConfig, sender: IngestSender) -> MqttSource {
+        Self::start_recording(config, sender, None)
+    }
+
+    /// As [`MqttSource::start`], recording every accepted message.
+    pub fn start_recording(
+        config: MqttConfig,
+        sender: IngestSender,
+        recorder: Option<Recorder>,
+    ) -> MqttSource {
         let mut options =
             MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
         options
@@ -175,6 +185,15 @@ impl MqttSource {
                             };
                             match decode(&sub.format, &p.payload, &ctx) {
                                 Ok(obs) => {
+                                    if let Some(r) = &recorder {
+                                        r.record(
+                                            ctx.now_ms,
+                                            "mqtt",
+                                            &p.topic,
+                                            &sub.format,
+                                            &p.payload,
+                                        );
+                                    }
                                     for o in obs {
                                         for problem in &o.problems {
                                             sender.stats.reject(problem, &p.topic);

@@ -30,6 +30,33 @@ pub enum PayloadFormat {
     Plain(PlainMapping),
 }
 
+impl PayloadFormat {
+    /// The name used in config and recordings (`plain` needs its mapping from config).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PayloadFormat::SenMl => "senml",
+            PayloadFormat::ChirpStack => "chirpstack",
+            PayloadFormat::TheThingsStack => "tts",
+            PayloadFormat::NgsiLd => "ngsi-ld",
+            PayloadFormat::SensorThings => "sensorthings",
+            PayloadFormat::Plain(_) => "plain",
+        }
+    }
+
+    /// A format by name; `plain` takes the given mapping.
+    pub fn from_name(name: &str, plain: Option<&PlainMapping>) -> Option<PayloadFormat> {
+        Some(match name {
+            "senml" => PayloadFormat::SenMl,
+            "chirpstack" => PayloadFormat::ChirpStack,
+            "tts" => PayloadFormat::TheThingsStack,
+            "ngsi-ld" => PayloadFormat::NgsiLd,
+            "sensorthings" => PayloadFormat::SensorThings,
+            "plain" => PayloadFormat::Plain(plain?.clone()),
+            _ => return None,
+        })
+    }
+}
+
 /// What a codec may need besides the bytes.
 #[derive(Debug, Clone)]
 pub struct DecodeContext<'a> {

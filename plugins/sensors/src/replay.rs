@@ -1,0 +1,264 @@
+//! Recording and replay. A recording is JSON lines, one accepted message each:
+//! `{"t": receive time (Unix ms), "source": "mqtt", "topic": "...", "format": "senml", "payload": "..."}`.
+//! Replay reads a recording on its own thread and feeds the same decode path at 1x or faster.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::codec::{DecodeContext, PayloadFormat, PlainMapping, decode};
+use crate::ingest::IngestSender;
+use crate::observation::DecodeError;
+
+/// Appends accepted messages to a JSON-lines file (cheap to clone, thread-safe).
+#[derive(Clone)]
+pub struct Recorder {
+    out: Arc<Mutex<BufWriter<File>>>,
+}
+
+impl Recorder {
+    pub fn create(path: &Path) -> std::io::Result<Recorder> {
+        Ok(Recorder {
+            out: Arc::new(Mutex::new(BufWriter::new(File::create(path)?))),
+        })
+    }
+
+    /// Records one message (the payload must be UTF-8 text: every format the twin reads is JSON).
+    pub fn record(
+        &self,
+        t_ms: i64,
+        source: &str,
+        topic: &str,
+        format: &PayloadFormat,
+        payload: &[u8],
+    ) {
+        let Ok(text) = std::str::from_utf8(payload) else {
+            return;
+        };
+        let line = json!({"t": t_ms, "source": source, "topic": topic, "format": format.name(), "payload": text});
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(out, "{line}");
+    }
+
+    pub fn flush(&self) {
+        let _ = self
+            .out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush();
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.out) == 1 {
+            self.flush();
+        }
+    }
+}
+
+/// A running replay; `finished` turns true at the end of the file.
+pub struct ReplaySource {
+    pub finished: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts replaying `path` at `speed` (1.0 = as recorded; 0 or less = as fast as possible).
+/// Decode times are the recorded receive times, so a replay judges freshness as the live run did.
+pub fn start_replay(
+    path: &Path,
+    speed: f64,
+    plain: Option<PlainMapping>,
+    sender: IngestSender,
+) -> std::io::Result<ReplaySource> {
+    let file = BufReader::new(File::open(path)?);
+    let finished = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, halt) = (finished.clone(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("tvilling-replay".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let mut first_t: Option<i64> = None;
+            for (n, line) in file.lines().enumerate() {
+                if halt.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let where_ = format!("recording line {}", n + 1);
+                let rec: Value = match serde_json::from_str(&line) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        sender
+                            .stats
+                            .reject(&DecodeError::Json(e.to_string()), &where_);
+                        continue;
+                    }
+                };
+                let (Some(t), Some(topic), Some(fmt), Some(payload)) = (
+                    rec.get("t").and_then(Value::as_i64),
+                    rec.get("topic").and_then(Value::as_str),
+                    rec.get("format").and_then(Value::as_str),
+                    rec.get("payload").and_then(Value::as_str),
+                ) else {
+                    sender.stats.reject(
+                        &DecodeError::MissingField("t, topic, format or payload".into()),
+                        &where_,
+                    );
+                    continue;
+                };
+                let Some(format) = PayloadFormat::from_name(fmt, plain.as_ref()) else {
+                    sender.stats.reject(
+                        &DecodeError::WrongType {
+                            field: "format".into(),
+                            expected: "a known payload format",
+                        },
+                        &where_,
+                    );
+                    continue;
+                };
+                let t0 = *first_t.get_or_insert(t);
+                if speed > 0.0 {
+                    let due = Duration::from_secs_f64(((t - t0).max(0) as f64 / 1000.0) / speed);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let ctx = DecodeContext {
+                    topic,
+                    now_ms: t,
+                    ..Default::default()
+                };
+                match decode(&format, payload.as_bytes(), &ctx) {
+                    Ok(obs) => {
+                        for o in obs {
+                            if !sender.send(o) {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => sender.stats.reject(&e, topic),
+                }
+            }
+            done.store(true, Ordering::Relaxed);
+        })?;
+    Ok(ReplaySource {
+        finished,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+impl ReplaySource {
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ReplaySource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::ingest_channel;
+
+    #[test]
+    fn a_recording_replays_in_order_and_bad_lines_are_counted() {
+        let dir = std::env::temp_dir().join(format!("tvilling-replay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("rec.jsonl");
+        let rec = Recorder::create(&path).expect("create");
+        for (i, v) in [10.0, 20.0, 30.0].iter().enumerate() {
+            let payload = format!(r#"[{{"bn":"aq-1:","n":"no2","v":{v}}}]"#);
+            rec.record(
+                1_000_000 + i as i64 * 1000,
+                "mqtt",
+                "city/air",
+                &PayloadFormat::SenMl,
+                payload.as_bytes(),
+            );
+        }
+        drop(rec);
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str(
+            "{broken\n{\"t\":1,\"topic\":\"x\",\"format\":\"morse\",\"payload\":\"[]\"}\n",
+        );
+        std::fs::write(&path, text).expect("write");
+
+        let (tx, rx) = ingest_channel(64, "replay");
+        let replay = start_replay(&path, 0.0, None, tx.clone()).expect("replay");
+        let start = Instant::now();
+        while !replay.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let got = rx.drain();
+        let values: Vec<f64> = got
+            .iter()
+            .filter_map(|o| o.field("no2").and_then(|v| v.as_f64()))
+            .collect();
+        assert_eq!(values, vec![10.0, 20.0, 30.0]);
+        assert_eq!(got[0].source, "replay");
+        assert_eq!(
+            got[2].time_ms,
+            Some(1_002_000),
+            "SenML without bt takes the recorded receive time"
+        );
+        let r = tx.stats.rejected();
+        assert_eq!(
+            (r.get("malformed_json"), r.get("wrong_type")),
+            (Some(&1), Some(&1)),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn replay_at_1x_keeps_the_recorded_pace() {
+        let dir = std::env::temp_dir().join(format!("tvilling-replay-pace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("rec.jsonl");
+        let rec = Recorder::create(&path).expect("create");
+        rec.record(
+            0,
+            "mqtt",
+            "a",
+            &PayloadFormat::SenMl,
+            br#"[{"bn":"d:","n":"x","v":1}]"#,
+        );
+        rec.record(
+            300,
+            "mqtt",
+            "a",
+            &PayloadFormat::SenMl,
+            br#"[{"bn":"d:","n":"x","v":2}]"#,
+        );
+        drop(rec);
+        let (tx, _rx) = ingest_channel(64, "replay");
+        let start = Instant::now();
+        let replay = start_replay(&path, 1.0, None, tx).expect("replay");
+        while !replay.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "second message waited its 300 ms"
+        );
+    }
+}
