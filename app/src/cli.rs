@@ -55,6 +55,35 @@ pub struct Cli {
     #[arg(long, value_name = "FILE.geojson", requires = "headless")]
     pub snapshot: Option<PathBuf>,
 
+    /// Device registry (TOML): which device ids exist, their kind, position and field rules.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+
+    /// Subscribe to an MQTT broker, e.g. mqtt://127.0.0.1:1883/city/# (the path is the topic
+    /// filter, default #).
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+
+    /// Payload format of --mqtt messages: senml, chirpstack, tts, ngsi-ld, sensorthings.
+    #[arg(long, default_value = "senml", value_name = "FORMAT")]
+    pub mqtt_format: String,
+
+    /// Play a recording (JSON lines, as written by --record) as a source.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// Replay speed: 1 = as recorded, 10 = ten times faster, 0 = as fast as possible.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub replay_speed: f64,
+
+    /// Record every accepted live message to FILE (JSON lines) for --replay.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// With --headless: run the live pipeline this many seconds after loading, then snapshot.
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub duration: f64,
+
     /// With --screenshot: select the building with this source id (e.g. way/24981325) and
     /// fly to it before capturing.
     #[arg(long, value_name = "ID")]

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod embedded;
+pub mod live;
 pub mod modes;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use cli::Cli;
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub sources: CitySources,
+    pub live: live::LiveSetup,
     pub crs: Crs,
     pub sun_unix: Option<i64>,
 }
@@ -74,6 +76,7 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         None => scene.as_ref().and_then(Scene::sun_unix),
     };
     Ok(Setup {
+        live: live::LiveSetup::from_cli(cli)?,
         sources: CitySources {
             sources,
             source_crs,
@@ -83,14 +86,18 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
     })
 }
 
-/// Model plugins and resources shared by every mode.
-pub fn add_model(app: &mut App, setup: &Setup) {
+/// Model plugins and resources shared by every mode, and the live pipeline when configured.
+pub fn add_model(app: &mut App, setup: &Setup) -> Result<()> {
     app.insert_resource(GeoFrame {
         crs: setup.crs,
         ..default()
     })
     .insert_resource(setup.sources.clone())
     .add_plugins((tvilling_geo::GeoPlugin, tvilling_city::CityPlugin));
+    if !setup.live.is_empty() {
+        live::add_live(app, &setup.live, setup.crs)?;
+    }
+    Ok(())
 }
 
 /// View and UI plugins, with the order of the crates' sets.

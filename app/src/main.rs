@@ -6,7 +6,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let setup = setup_from_cli(&cli)?;
     if cli.headless {
-        return modes::run_headless(&setup, cli.snapshot.clone());
+        return modes::run_headless(&setup, cli.snapshot.clone(), cli.duration);
     }
     if let Some(path) = cli.screenshot.clone() {
         return modes::run_screenshot(&cli, &setup, path);

@@ -36,7 +36,7 @@ fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
 pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     let mut app = App::new();
     app.add_plugins(window_plugins(cli)?);
-    add_model(&mut app, setup);
+    add_model(&mut app, setup)?;
     add_view(&mut app, setup);
     if let Some(id) = &cli.select {
         app.insert_resource(SelectOnLoad(id.clone()));
@@ -165,30 +165,37 @@ fn take_screenshot(
     );
 }
 
-/// A headless app: no window, no rendering; the model only.
-pub fn headless_app(setup: &Setup) -> App {
+/// A headless app: no window, no rendering; the model (and the live pipeline) only.
+pub fn headless_app(setup: &Setup) -> Result<App> {
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
         bevy::log::LogPlugin::default(),
         TransformPlugin,
     ));
-    add_model(&mut app, setup);
-    app
+    add_model(&mut app, setup)?;
+    Ok(app)
 }
 
 #[derive(Resource)]
 struct SnapshotPlan {
     path: Option<PathBuf>,
     budget: u32,
+    /// How long to run the live pipeline after the city has loaded.
+    duration: std::time::Duration,
+    loaded_at: Option<std::time::Instant>,
 }
 
-/// Loads the city without a window, writes the snapshot, exits.
-pub fn run_headless(setup: &Setup, snapshot: Option<PathBuf>) -> Result<()> {
-    let mut app = headless_app(setup);
+/// Loads the city without a window, runs the live pipeline for `duration_s` seconds, writes
+/// the snapshot, exits.
+pub fn run_headless(setup: &Setup, snapshot: Option<PathBuf>, duration_s: f64) -> Result<()> {
+    let mut app = headless_app(setup)?;
+    let duration = std::time::Duration::from_secs_f64(duration_s.clamp(0.0, 86_400.0));
     app.insert_resource(SnapshotPlan {
         path: snapshot,
         budget: 200_000,
+        duration,
+        loaded_at: None,
     })
     .add_systems(Last, write_snapshot);
     exit_result(app.run())
@@ -204,6 +211,11 @@ fn write_snapshot(world: &mut World) {
         return;
     }
     if !done {
+        return;
+    }
+    let loaded_at = *plan.loaded_at.get_or_insert_with(std::time::Instant::now);
+    if loaded_at.elapsed() < plan.duration {
+        plan.budget = plan.budget.max(2);
         return;
     }
     let path = plan.path.take();
@@ -224,7 +236,8 @@ fn write_snapshot(world: &mut World) {
 
 /// Writes the twin's snapshot to a file.
 pub fn snapshot_to_file(world: &mut World, path: &std::path::Path) -> Result<()> {
-    let value = tvilling_city::snapshot::snapshot(world)?;
+    let mut value = tvilling_city::snapshot::snapshot(world)?;
+    crate::live::add_live_to_snapshot(world, &mut value);
     let text = serde_json::to_string(&value)?;
     std::fs::write(path, text)
         .with_context(|| format!("cannot write snapshot {}", path.display()))?;

@@ -81,6 +81,15 @@ impl Broker {
 
     /// Publishes with `mosquitto_pub` at QoS 1.
     pub fn publish(&self, topic: &str, payload: &[u8]) {
+        self.publish_with(topic, payload, false);
+    }
+
+    /// Publishes a retained message (delivered to whoever subscribes later).
+    pub fn publish_retained(&self, topic: &str, payload: &[u8]) {
+        self.publish_with(topic, payload, true);
+    }
+
+    fn publish_with(&self, topic: &str, payload: &[u8], retain: bool) {
         let file = self.dir.join("payload.bin");
         std::fs::write(&file, payload).expect("payload");
         let status = Command::new("mosquitto_pub")
@@ -96,6 +105,7 @@ impl Broker {
                 "-f",
             ])
             .arg(&file)
+            .args(if retain { &["-r"][..] } else { &[][..] })
             .status()
             .expect("mosquitto_pub (Debian package mosquitto-clients) must be installed");
         assert!(status.success(), "mosquitto_pub failed");

@@ -44,7 +44,7 @@ pub fn setup(args: &[&str]) -> Setup {
 
 /// A headless app (MinimalPlugins + model plugins), updated until the city has loaded.
 pub fn loaded_app(args: &[&str]) -> App {
-    let mut app = tvilling::modes::headless_app(&setup(args));
+    let mut app = tvilling::modes::headless_app(&setup(args)).expect("app");
     let start = Instant::now();
     while !app.world().resource::<LoadProgress>().is_done() {
         app.update();

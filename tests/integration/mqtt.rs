@@ -334,3 +334,113 @@ fn a_recorded_live_run_replays_to_the_same_final_state() {
         .collect();
     assert_eq!(hist, live_hist, "same values at the same times");
 }
+
+#[test]
+fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
+    let broker = Broker::start("headless");
+    let dir = crate::common::temp_dir("headless-live");
+    let registry = dir.join("registry.toml");
+    std::fs::write(
+        &registry,
+        "[[device]]\nid = \"0101010101010101\"\nkind = \"air_sensor\"\nname = \"Hornsgatan 108\"\nlon = 18.0445\nlat = 59.3171\n\n\
+         [[device]]\nid = \"lamp-kungsgatan-1\"\nkind = \"lamp\"\nlon = 18.0660\nlat = 59.3360\n",
+    )
+    .expect("registry");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let fresh = tvilling_sensors::time::format_rfc3339(now - 60_000);
+    // Retained, so the twin receives them when it subscribes, whenever that is.
+    broker.publish_retained(
+        "application/7/device/0101010101010101/event/up",
+        &chirpstack(38.5, &fresh),
+    );
+    broker.publish_retained(
+        "application/7/device/ffffffffffffffff/event/up",
+        br#"{"deviceInfo":{"devEui":"ffffffffffffffff"},"object":{"no2":1}}"#,
+    );
+    broker.publish_retained(
+        "application/7/device/0202020202020202/event/up",
+        b"{truncated",
+    );
+    let snapshot = dir.join("twin.geojson");
+    let recording = dir.join("run.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args([
+            "--headless",
+            "--duration",
+            "3",
+            "--mqtt-format",
+            "chirpstack",
+        ])
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--mqtt")
+        .arg(format!("mqtt://127.0.0.1:{}/application/#", broker.port))
+        .arg("--snapshot")
+        .arg(&snapshot)
+        .arg("--record")
+        .arg(&recording)
+        .output()
+        .expect("run tvilling");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).expect("snapshot")).expect("json");
+    let feature = |id: &str| {
+        doc["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .expect(id)
+    };
+    let air = feature("0101010101010101");
+    assert_eq!(air["properties"]["kind"], "air_sensor");
+    assert_eq!(air["properties"]["no2_ugm3"], 38.5);
+    assert_eq!(air["properties"]["health"], "live");
+    assert_eq!(
+        air["properties"]["last_seen"]
+            .as_str()
+            .map(|s| s[..19].to_string()),
+        Some(fresh[..19].to_string())
+    );
+    let c = &air["geometry"]["coordinates"];
+    assert!(
+        (c[0].as_f64().expect("lon") - 18.0445).abs() < 1e-6
+            && (c[1].as_f64().expect("lat") - 59.3171).abs() < 1e-6
+    );
+    let lamp = feature("lamp-kungsgatan-1");
+    assert_eq!(lamp["properties"]["health"], "never seen");
+    assert!(lamp["properties"]["last_seen"].is_null());
+    let diag = &doc["diagnostics"];
+    assert_eq!(diag["sources"]["mqtt"]["accepted"], 2);
+    assert_eq!(diag["sources"]["mqtt"]["rejected"]["malformed_json"], 1);
+    assert_eq!(
+        diag["unknown_devices"],
+        serde_json::json!(["FFFFFFFFFFFFFFFF"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(&recording)
+            .expect("recording")
+            .lines()
+            .count(),
+        2,
+        "accepted messages recorded"
+    );
+    // The city is still all there.
+    assert_eq!(
+        doc["features"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .filter(|f| f["properties"]["kind"] == "building")
+            .count(),
+        195
+    );
+}

@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod mqtt;
 pub mod observation;
 pub mod registry;
+pub mod registry_file;
 pub mod replay;
 pub mod state;
 pub mod time;
