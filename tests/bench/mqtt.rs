@@ -1,0 +1,242 @@
+//! Live pipeline benchmark against a real Mosquitto on loopback:
+//! - publish N SenML messages as fast as possible (QoS 0) to `bench/meters`;
+//! - Tvilling (MQTT source -> decode -> ingest -> apply to components) and `mosquitto_sub`
+//!   drain the same stream in the same run; report both rates and their ratio;
+//! - latency from publish to component, p50 and p99, over the messages that were applied
+//!   (coalescing may supersede some, and says how many);
+//! - the apply system's time per frame for 10,000 updates.
+//!
+//! Run: `cargo bench -p tvilling_sensors --bench mqtt` (needs Debian `mosquitto` and
+//! `mosquitto-clients`). `TVILLING_BENCH_MESSAGES` sets N (default 100,000).
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use rumqttc::{Client, MqttOptions, QoS};
+use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
+use tvilling_sensors::codec::PayloadFormat;
+use tvilling_sensors::ingest::ingest_channel;
+use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource};
+use tvilling_sensors::observation::{FieldValue, Observation};
+use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
+use tvilling_sensors::state::{MeterState, device_bundle};
+
+const DEVICES: usize = 10_000;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn meters_app(capacity: usize) -> (App, tvilling_sensors::ingest::IngestSender) {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(SensorApplyPlugin);
+    let (tx, rx) = ingest_channel(capacity, "mqtt");
+    app.insert_resource(Ingest(rx));
+    for d in 0..DEVICES {
+        let id = format!("meter-{d}");
+        let e = app
+            .world_mut()
+            .spawn(device_bundle(id.clone(), DeviceKind::Meter))
+            .id();
+        app.world_mut()
+            .resource_mut::<DeviceRegistry>()
+            .register(id, DeviceKind::Meter, e, vec![]);
+    }
+    app.update();
+    (app, tx)
+}
+
+fn main() {
+    let n: usize = std::env::var("TVILLING_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    // A broker of our own on a free loopback port.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let dir = std::env::temp_dir().join(format!("tvilling-bench-mqtt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nuser root\n"
+        ),
+    )
+    .expect("conf");
+    let mut broker = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto must be installed");
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Tvilling: 10,000 meters, MQTT source, apply plugin.
+    let (mut app, tx) = meters_app(65_536);
+    let mut cfg = MqttConfig::from_url(
+        &format!("mqtt://127.0.0.1:{port}/bench/#"),
+        PayloadFormat::SenMl,
+    )
+    .expect("url");
+    cfg.client_id = format!("tvilling-bench-{}", std::process::id());
+    cfg.subscriptions[0].qos = 0;
+    let source = MqttSource::start(cfg, tx.clone());
+    while source.connection() != Connection::Connected {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The peer: mosquitto_sub, exiting after N messages.
+    let sub_start = Instant::now();
+    let mut sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "bench/#",
+            "-C",
+            &n.to_string(),
+            "-q",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("mosquitto_sub must be installed");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = sub_start;
+
+    // Publisher: one message per meter round-robin; energy_today_kwh carries the sequence number.
+    let mut opts = MqttOptions::new("tvilling-bench-pub", "127.0.0.1", port);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut conn) = Client::new(opts, 10_000);
+    let pub_thread = std::thread::spawn(move || for _ in conn.iter().take_while(Result::is_ok) {});
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let payload = format!(
+            r#"[{{"bn":"meter-{}:","n":"energy_today_kwh","v":{i}}}]"#,
+            i % DEVICES
+        );
+        sent_at.push(Instant::now());
+        client
+            .publish("bench/meters", QoS::AtMostOnce, false, payload)
+            .expect("publish");
+    }
+    let publish_s = t0.elapsed().as_secs_f64();
+
+    // Drain: update the app until every message was applied or superseded.
+    let mut latencies_ms: Vec<f64> = Vec::new();
+    let mut q = app
+        .world_mut()
+        .query_filtered::<&MeterState, Changed<MeterState>>();
+    let mut last_progress = Instant::now();
+    let mut done_at = None;
+    let mut prev = 0u64;
+    loop {
+        app.update();
+        let now = Instant::now();
+        for m in q.iter(app.world()) {
+            let seq = m.energy_today_kwh as usize;
+            if let Some(s) = sent_at.get(seq) {
+                latencies_ms.push(now.duration_since(*s).as_secs_f64() * 1000.0);
+            }
+        }
+        let applied = app.world().resource::<ApplyStats>().applied;
+        let superseded = tx
+            .stats
+            .superseded
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if applied != prev {
+            prev = applied;
+            last_progress = now;
+        }
+        if applied + superseded >= n as u64 {
+            done_at = Some(now);
+            break;
+        }
+        if last_progress.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let ours_s = done_at.map(|d| d.duration_since(t0).as_secs_f64());
+    let sub_status = sub.wait().expect("mosquitto_sub");
+    let sub_s = t0.elapsed().as_secs_f64();
+    let applied = app.world().resource::<ApplyStats>().applied;
+    let superseded = tx
+        .stats
+        .superseded
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let accepted = tx.stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    drop(source);
+    drop(client);
+    let _ = pub_thread.join();
+
+    latencies_ms.sort_by(f64::total_cmp);
+    println!(
+        "messages published: {n} in {publish_s:.3} s ({:.0}/s), {DEVICES} meters",
+        n as f64 / publish_s
+    );
+    match ours_s {
+        Some(s) => println!(
+            "tvilling: {accepted} received, {applied} applied + {superseded} superseded in {s:.3} s from first publish = {:.0} messages/s",
+            n as f64 / s
+        ),
+        None => println!(
+            "tvilling: stalled after {accepted} received ({applied} applied, {superseded} superseded); the broker dropped messages?"
+        ),
+    }
+    println!(
+        "mosquitto_sub: {n} messages drained in {sub_s:.3} s (exit {sub_status}) = {:.0} messages/s",
+        n as f64 / sub_s
+    );
+    if let Some(s) = ours_s {
+        println!("ratio tvilling / mosquitto_sub: {:.2}x", sub_s / s);
+    }
+    println!(
+        "latency publish -> component: p50 {:.1} ms, p99 {:.1} ms over {} applied messages",
+        percentile(&latencies_ms, 0.5),
+        percentile(&latencies_ms, 0.99),
+        latencies_ms.len()
+    );
+
+    // Apply time per frame for 10,000 updates (one per meter), against an empty frame.
+    let (mut app, tx) = meters_app(20_000);
+    let mut empty = Vec::new();
+    let mut full = Vec::new();
+    for round in 0..20 {
+        let t = Instant::now();
+        app.update();
+        empty.push(t.elapsed().as_secs_f64());
+        for d in 0..DEVICES {
+            tx.send(Observation {
+                device: format!("meter-{d}"),
+                time_ms: Some(1_000_000 + round),
+                fields: vec![("power_kw".into(), FieldValue::Number(d as f64 * 0.01))],
+                ..Default::default()
+            });
+        }
+        let t = Instant::now();
+        app.update();
+        full.push(t.elapsed().as_secs_f64());
+    }
+    empty.sort_by(f64::total_cmp);
+    full.sort_by(f64::total_cmp);
+    println!(
+        "apply: 10,000 updates in one frame: median {:.2} ms (empty frame {:.3} ms)",
+        (percentile(&full, 0.5) - percentile(&empty, 0.5)) * 1000.0,
+        percentile(&empty, 0.5) * 1000.0
+    );
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
