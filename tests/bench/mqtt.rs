@@ -92,11 +92,17 @@ fn main() {
     cfg.client_id = format!("tvilling-bench-{}", std::process::id());
     cfg.subscriptions[0].qos = 0;
     let source = MqttSource::start(cfg, tx.clone());
+    let wait_start = Instant::now();
     while source.connection() != Connection::Connected {
+        assert!(
+            wait_start.elapsed() < Duration::from_secs(10),
+            "no connection: {:?}",
+            source.connection()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
+    eprintln!("connected to mosquitto on port {port}");
     // The peer: mosquitto_sub, exiting after N messages.
-    let sub_start = Instant::now();
     let mut sub = Command::new("mosquitto_sub")
         .args([
             "-h",
@@ -114,7 +120,6 @@ fn main() {
         .spawn()
         .expect("mosquitto_sub must be installed");
     std::thread::sleep(Duration::from_millis(500));
-    let _ = sub_start;
 
     // Publisher: one message per meter round-robin; energy_today_kwh carries the sequence number.
     let mut opts = MqttOptions::new("tvilling-bench-pub", "127.0.0.1", port);
@@ -134,22 +139,25 @@ fn main() {
             .expect("publish");
     }
     let publish_s = t0.elapsed().as_secs_f64();
+    eprintln!("published {n} in {publish_s:.3} s");
 
     // Drain: update the app until every message was applied or superseded.
     let mut latencies_ms: Vec<f64> = Vec::new();
-    let mut q = app
-        .world_mut()
-        .query_filtered::<&MeterState, Changed<MeterState>>();
+    let mut q = app.world_mut().query::<&MeterState>();
+    let mut previous: Vec<f64> = vec![-1.0; DEVICES];
     let mut last_progress = Instant::now();
     let mut done_at = None;
     let mut prev = 0u64;
     loop {
         app.update();
         let now = Instant::now();
-        for m in q.iter(app.world()) {
-            let seq = m.energy_today_kwh as usize;
-            if let Some(s) = sent_at.get(seq) {
-                latencies_ms.push(now.duration_since(*s).as_secs_f64() * 1000.0);
+        // A meter whose value moved shows a newly applied message (its sequence number).
+        for (slot, m) in previous.iter_mut().zip(q.iter(app.world())) {
+            if m.energy_today_kwh != *slot {
+                *slot = m.energy_today_kwh;
+                if let Some(s) = sent_at.get(m.energy_today_kwh as usize) {
+                    latencies_ms.push(now.duration_since(*s).as_secs_f64() * 1000.0);
+                }
             }
         }
         let applied = app.world().resource::<ApplyStats>().applied;
@@ -170,8 +178,19 @@ fn main() {
         }
     }
     let ours_s = done_at.map(|d| d.duration_since(t0).as_secs_f64());
-    let sub_status = sub.wait().expect("mosquitto_sub");
-    let sub_s = t0.elapsed().as_secs_f64();
+    // mosquitto_sub exits after N messages; if the broker dropped some, it never will.
+    let mut sub_s = None;
+    while t0.elapsed() < Duration::from_secs(60) {
+        if let Ok(Some(_)) = sub.try_wait() {
+            sub_s = Some(t0.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if sub_s.is_none() {
+        let _ = sub.kill();
+        let _ = sub.wait();
+    }
     let applied = app.world().resource::<ApplyStats>().applied;
     let superseded = tx
         .stats
@@ -179,7 +198,8 @@ fn main() {
         .load(std::sync::atomic::Ordering::Relaxed);
     let accepted = tx.stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
     drop(source);
-    drop(client);
+    // Dropping a client does not end its connection; disconnecting does.
+    let _ = client.disconnect();
     let _ = pub_thread.join();
 
     latencies_ms.sort_by(f64::total_cmp);
@@ -196,12 +216,17 @@ fn main() {
             "tvilling: stalled after {accepted} received ({applied} applied, {superseded} superseded); the broker dropped messages?"
         ),
     }
-    println!(
-        "mosquitto_sub: {n} messages drained in {sub_s:.3} s (exit {sub_status}) = {:.0} messages/s",
-        n as f64 / sub_s
-    );
-    if let Some(s) = ours_s {
-        println!("ratio tvilling / mosquitto_sub: {:.2}x", sub_s / s);
+    match sub_s {
+        Some(sub_s) => {
+            println!(
+                "mosquitto_sub: {n} messages drained in {sub_s:.3} s = {:.0} messages/s",
+                n as f64 / sub_s
+            );
+            if let Some(s) = ours_s {
+                println!("ratio tvilling / mosquitto_sub: {:.2}x", sub_s / s);
+            }
+        }
+        None => println!("mosquitto_sub: did not receive all {n} messages within 60 s"),
     }
     println!(
         "latency publish -> component: p50 {:.1} ms, p99 {:.1} ms over {} applied messages",
