@@ -82,8 +82,6 @@ fn twin_kind(kind: DeviceKind) -> TwinKind {
 /// Adds the sensor plugins, spawns registered devices and starts the sources.
 pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
     app.add_plugins((SensorApplyPlugin, HealthPlugin));
-    let (tx, rx) = ingest_channel(65_536, "mqtt");
-    app.insert_resource(Ingest(rx));
     let recorder = match &live.record {
         Some(p) => Some(
             Recorder::create(p)
@@ -92,17 +90,33 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
         None => None,
     };
     let mut sources = LiveSources::default();
-    if let Some(cfg) = &live.mqtt {
-        sources.mqtt = Some(MqttSource::start_recording(
-            cfg.clone(),
-            tx.clone(),
-            recorder,
-        ));
-    }
-    if let Some((path, speed)) = &live.replay {
-        let replay = start_replay(path, *speed, None, tx.for_source("replay"))
-            .with_context(|| format!("cannot open recording {}", path.display()))?;
-        sources.replay = Some(replay);
+    // One channel for every source; each sender is named after its source, so diagnostics
+    // list exactly the sources that run. With no source (a registry alone), no channel.
+    let first = match (&live.mqtt, &live.replay) {
+        (Some(_), _) => Some("mqtt"),
+        (None, Some(_)) => Some("replay"),
+        (None, None) => None,
+    };
+    if let Some(first) = first {
+        let (tx, rx) = ingest_channel(65_536, first);
+        app.insert_resource(Ingest(rx));
+        if let Some(cfg) = &live.mqtt {
+            sources.mqtt = Some(MqttSource::start_recording(
+                cfg.clone(),
+                tx.clone(),
+                recorder,
+            ));
+        }
+        if let Some((path, speed)) = &live.replay {
+            let sender = if first == "replay" {
+                tx
+            } else {
+                tx.for_source("replay")
+            };
+            let replay = start_replay(path, *speed, None, sender)
+                .with_context(|| format!("cannot open recording {}", path.display()))?;
+            sources.replay = Some(replay);
+        }
     }
     app.insert_resource(sources);
     let to_scene = Transformer::new(Crs::WGS84, crs)?;
@@ -210,9 +224,6 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             .unwrap_or_default();
         for (name, stats) in table {
             let accepted = stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
-            if accepted == 0 && stats.rejected().is_empty() && name != "mqtt" {
-                continue;
-            }
             sources.insert(
                 name,
                 json!({

@@ -420,6 +420,11 @@ fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
     assert!(lamp["properties"]["last_seen"].is_null());
     let diag = &doc["diagnostics"];
     assert_eq!(diag["sources"]["mqtt"]["accepted"], 2);
+    assert_eq!(
+        diag["sources"].as_object().map(|o| o.len()),
+        Some(1),
+        "only the running source is listed"
+    );
     assert_eq!(diag["sources"]["mqtt"]["rejected"]["malformed_json"], 1);
     assert_eq!(
         diag["unknown_devices"],

@@ -173,21 +173,14 @@ fn write_state(
         DeviceKind::SignalHead => {
             if let Some(mut s) = signal {
                 for (q, v) in values {
-                    if *q == Quantity::SignalAspect {
-                        let aspect = [
-                            SignalAspect::Red,
-                            SignalAspect::RedAmber,
-                            SignalAspect::Green,
-                            SignalAspect::Amber,
-                            SignalAspect::FlashingAmber,
-                            SignalAspect::Dark,
-                        ][*v as usize];
-                        if aspect != s.aspect {
-                            *s = SignalHeadState {
-                                aspect,
-                                since_ms: t,
-                            };
-                        }
+                    if *q == Quantity::SignalAspect
+                        && let Some(aspect) = SignalAspect::from_code(*v)
+                        && aspect != s.aspect
+                    {
+                        *s = SignalHeadState {
+                            aspect,
+                            since_ms: t,
+                        };
                     }
                 }
             }

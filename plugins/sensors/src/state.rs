@@ -79,8 +79,22 @@ impl SignalAspect {
         })
     }
 
+    /// The code of [`SignalAspect::parse`]'s numeric form (0 red .. 5 dark).
     pub fn code(self) -> f64 {
         self as u8 as f64
+    }
+
+    /// The aspect of a code 0..=5 (fractions truncate); `None` outside.
+    pub fn from_code(code: f64) -> Option<SignalAspect> {
+        const ALL: [SignalAspect; 6] = [
+            SignalAspect::Red,
+            SignalAspect::RedAmber,
+            SignalAspect::Green,
+            SignalAspect::Amber,
+            SignalAspect::FlashingAmber,
+            SignalAspect::Dark,
+        ];
+        (0.0..6.0).contains(&code).then(|| ALL[code as usize])
     }
 }
 
@@ -172,4 +186,27 @@ pub fn add_kind_state(add: On<Add, Device>, devices: Query<&Device>, mut command
         DeviceKind::Meter => e.insert(MeterState::default()),
         DeviceKind::AirSensor => e.insert(AirQualityState::default()),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aspects_round_trip_through_names_and_codes() {
+        for (name, aspect) in [
+            ("red", SignalAspect::Red),
+            ("Red-Amber", SignalAspect::RedAmber),
+            ("GREEN", SignalAspect::Green),
+            ("yellow", SignalAspect::Amber),
+            ("flashing amber", SignalAspect::FlashingAmber),
+            ("dark", SignalAspect::Dark),
+        ] {
+            assert_eq!(SignalAspect::parse(name), Some(aspect), "{name}");
+            assert_eq!(SignalAspect::from_code(aspect.code()), Some(aspect));
+        }
+        assert_eq!(SignalAspect::parse("blue"), None);
+        assert_eq!(SignalAspect::from_code(6.0), None);
+        assert_eq!(SignalAspect::from_code(-1.0), None);
+    }
 }

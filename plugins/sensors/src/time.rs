@@ -1,14 +1,5 @@
 //! RFC 3339 timestamps (UTC offset required) to Unix milliseconds and back.
 
-/// Days since 1970-01-01 for a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = y - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
-}
-
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -90,7 +81,7 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
             ));
         }
     };
-    let days = days_from_civil(year, month, day);
+    let days = tvilling_geo::sun::days_from_civil(year as i32, month as u32, day as u32);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_min * 60;
     Ok(secs * 1000 + millis)
 }
