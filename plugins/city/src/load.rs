@@ -13,12 +13,12 @@ use crate::import::AreaKind;
 use crate::import::gltf_model::{ModelPlacement, import_model, import_model_bytes};
 use crate::import::{
     Format, ImportError, ImportErrorKind, ImportOptions, ImportReport, Imported, ImportedBuilding,
-    ImportedSignal,
+    ImportedPoint, ImportedSignal, ImportedStreet,
 };
 use crate::mesh::{MeshData, flat};
 use crate::model::{
-    Building, CityTile, GroundCover, TileSlot, TrafficSignal, TwinKind, building_bundle,
-    signal_bundle,
+    Building, CityStreets, CityTile, GroundCover, StreetLamp, TileSlot, TrafficSignal, TwinKind,
+    building_bundle, lamp_bundle, signal_bundle,
 };
 use crate::tiles::{TILE_SIZE_M, TileBuild, anchor, build_tiles};
 
@@ -99,6 +99,8 @@ pub struct LoadedCity {
     /// Ground cover mesh (origin = `bounds` centre at datum height) and counts per kind.
     pub ground_cover: (MeshData, [usize; 2]),
     pub signals: Vec<ImportedSignal>,
+    pub streets: Vec<ImportedStreet>,
+    pub lamps: Vec<ImportedPoint>,
     pub tiles: Vec<TileBuild>,
     pub report: ImportReport,
     pub bounds: (DVec3, DVec3),
@@ -402,6 +404,8 @@ pub fn load_city(
         ground_cover: (cover, counts),
         buildings: all.buildings,
         signals: all.signals,
+        streets: all.streets,
+        lamps: all.lamps,
         tiles,
         report: all.report,
         bounds: (lo, hi),
@@ -431,6 +435,8 @@ fn poll_load(
                 buildings: Vec::new(),
                 ground_cover: (MeshData::default(), [0, 0]),
                 signals: Vec::new(),
+                streets: Vec::new(),
+                lamps: Vec::new(),
                 tiles: Vec::new(),
                 report: ImportReport {
                     files: Vec::new(),
@@ -548,6 +554,17 @@ fn spawn_batch(world: &mut World) {
             pos,
         ));
     }
+    for l in std::mem::take(&mut pending.city.lamps) {
+        let pos = DVec3::new(l.position.x, l.position.y, 0.0);
+        world.spawn(lamp_bundle(
+            l.id,
+            StreetLamp {
+                attributes: l.attributes,
+            },
+            pos,
+        ));
+    }
+    world.insert_resource(CityStreets(std::mem::take(&mut pending.city.streets)));
     let tiles = std::mem::take(&mut pending.city.tiles);
     let n_tiles = tiles.len();
     for ((tile, e), members) in tiles

@@ -76,6 +76,16 @@ pub struct TrafficSignal {
     pub attributes: Vec<(String, String)>,
 }
 
+/// A surveyed street lamp from the source data (live state arrives with the sensor pipeline).
+#[derive(Component, Debug, Clone)]
+pub struct StreetLamp {
+    pub attributes: Vec<(String, String)>,
+}
+
+/// The city's street centrelines (scene CRS), for placing devices along them and for drawing.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct CityStreets(pub Vec<crate::import::ImportedStreet>);
+
 /// A spatial tile of the city: one batched mesh for all its buildings.
 #[derive(Component, Debug, Clone)]
 #[require(WorldPosition)]
@@ -206,6 +216,19 @@ pub fn signal_bundle(id: String, signal: TrafficSignal, position: DVec3) -> impl
         },
         WorldPosition(position),
         signal,
+    )
+}
+
+/// Bundle for a surveyed street-lamp entity.
+pub fn lamp_bundle(id: String, lamp: StreetLamp, position: DVec3) -> impl Bundle {
+    (
+        Name::new(format!("lamp {id}")),
+        TwinEntity {
+            kind: TwinKind::Lamp,
+            id,
+        },
+        WorldPosition(position),
+        lamp,
     )
 }
 

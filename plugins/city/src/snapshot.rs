@@ -9,7 +9,7 @@ use tvilling_geo::{Crs, GeoError, GeoFrame, Transformer, WorldPosition};
 
 use crate::import::ring_signed_area;
 use crate::load::LoadReport;
-use crate::model::{Building, TrafficSignal, TwinEntity};
+use crate::model::{Building, StreetLamp, TrafficSignal, TwinEntity};
 
 fn round7(v: f64) -> f64 {
     (v * 1e7).round() / 1e7
@@ -24,6 +24,7 @@ pub fn snapshot(world: &mut World) -> Result<Value, GeoError> {
         &WorldPosition,
         Option<&Building>,
         Option<&TrafficSignal>,
+        Option<&StreetLamp>,
     )>();
     let mut rows: Vec<_> = q.iter(world).collect();
     rows.sort_by(|a, b| (a.0.kind.as_str(), &a.0.id).cmp(&(b.0.kind.as_str(), &b.0.id)));
@@ -47,7 +48,7 @@ pub fn snapshot(world: &mut World) -> Result<Value, GeoError> {
         }
         Ok(Value::Array(out))
     };
-    for (entity, pos, building, signal) in rows {
+    for (entity, pos, building, signal, lamp) in rows {
         let mut props = Map::new();
         let mut attrs: &[(String, String)] = &[];
         let geometry = if let Some(b) = building {
@@ -79,6 +80,9 @@ pub fn snapshot(world: &mut World) -> Result<Value, GeoError> {
             if let Some(s) = signal {
                 props.insert("signal_type".into(), json!(s.signal_type.as_str()));
                 attrs = &s.attributes;
+            }
+            if let Some(l) = lamp {
+                attrs = &l.attributes;
             }
             json!({"type": "Point", "coordinates": lonlat(pos.0.truncate())?})
         };

@@ -96,8 +96,14 @@ impl Plugin for HealthPlugin {
     }
 }
 
-fn tick_clock(mut clock: ResMut<SensorClock>) {
-    if !clock.fixed {
+/// The simulator's clock, when a simulator runs: health is judged in simulated time.
+#[derive(Resource, Debug, Clone)]
+pub struct SimClock(pub std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+fn tick_clock(mut clock: ResMut<SensorClock>, sim: Option<Res<SimClock>>) {
+    if let Some(sim) = sim {
+        clock.now_ms = sim.0.load(std::sync::atomic::Ordering::Relaxed);
+    } else if !clock.fixed {
         clock.now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);

@@ -4,8 +4,9 @@
 //! overflow. Counters per source are shared atomics the UI and the snapshot read.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -168,6 +169,44 @@ impl IngestReceiver {
             std::mem::take(&mut *self.overflow.lock().unwrap_or_else(PoisonError::into_inner));
         out.extend(overflow.into_values());
         out
+    }
+}
+
+/// A source's own thread: told to stop and joined when dropped. The body polls the flag it is
+/// given between units of work.
+pub struct SourceThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SourceThread {
+    pub fn spawn(
+        name: &str,
+        body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> std::io::Result<SourceThread> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(flag))?;
+        Ok(SourceThread {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks the thread to stop without waiting for it.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SourceThread {
+    fn drop(&mut self) {
+        self.request_stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -14,11 +14,15 @@
 //! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
 //! frame, checks ranges and order, and writes components, history and liveness.
 //!
-//! [`health`] marks devices stale or faulty. [`mqtt`] is the MQTT source; [`replay`] records
-//! accepted messages to JSON lines and plays them back. HTTP polling and the simulator follow.
+//! [`health`] marks devices stale or faulty. [`mqtt`] is the MQTT source; [`http`] polls
+//! SensorThings and NGSI-LD servers; [`replay`] records accepted messages to JSON lines and
+//! plays them back; [`simulate`] is the built-in simulator, a source that encodes SenML and
+//! goes through the same decoder. [`generate`] places a default registry of devices on a city
+//! that has few surveyed ones.
 
 pub mod apply;
 pub mod codec;
+pub mod generate;
 pub mod health;
 pub mod ingest;
 pub mod mqtt;
@@ -26,6 +30,7 @@ pub mod observation;
 pub mod registry;
 pub mod registry_file;
 pub mod replay;
+pub mod simulate;
 pub mod state;
 pub mod time;
 

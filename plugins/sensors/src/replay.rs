@@ -7,13 +7,12 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::codec::{DecodeContext, PayloadFormat, PlainMapping, decode};
-use crate::ingest::IngestSender;
+use crate::ingest::{IngestSender, SourceThread};
 use crate::observation::DecodeError;
 
 /// Appends accepted messages to a JSON-lines file (cheap to clone, thread-safe).
@@ -66,8 +65,7 @@ impl Drop for Recorder {
 /// A running replay; `finished` turns true at the end of the file.
 pub struct ReplaySource {
     pub finished: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: SourceThread,
 }
 
 /// Starts replaying `path` at `speed` (1.0 = as recorded; 0 or less = as fast as possible).
@@ -80,97 +78,84 @@ pub fn start_replay(
 ) -> std::io::Result<ReplaySource> {
     let file = BufReader::new(File::open(path)?);
     let finished = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, halt) = (finished.clone(), stop.clone());
-    let thread = std::thread::Builder::new()
-        .name("tvilling-replay".into())
-        .spawn(move || {
-            let started = Instant::now();
-            let mut first_t: Option<i64> = None;
-            for (n, line) in file.lines().enumerate() {
-                if halt.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
+    let done = finished.clone();
+    let thread = SourceThread::spawn("tvilling-replay", move |halt| {
+        let started = Instant::now();
+        let mut first_t: Option<i64> = None;
+        for (n, line) in file.lines().enumerate() {
+            if halt.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let where_ = format!("recording line {}", n + 1);
+            let rec: Value = match serde_json::from_str(&line) {
+                Ok(v) => v,
+                Err(e) => {
+                    sender
+                        .stats
+                        .reject(&DecodeError::Json(e.to_string()), &where_);
                     continue;
                 }
-                let where_ = format!("recording line {}", n + 1);
-                let rec: Value = match serde_json::from_str(&line) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        sender
-                            .stats
-                            .reject(&DecodeError::Json(e.to_string()), &where_);
-                        continue;
-                    }
-                };
-                let (Some(t), Some(topic), Some(fmt), Some(payload)) = (
-                    rec.get("t").and_then(Value::as_i64),
-                    rec.get("topic").and_then(Value::as_str),
-                    rec.get("format").and_then(Value::as_str),
-                    rec.get("payload").and_then(Value::as_str),
-                ) else {
-                    sender.stats.reject(
-                        &DecodeError::MissingField("t, topic, format or payload".into()),
-                        &where_,
-                    );
-                    continue;
-                };
-                let Some(format) = PayloadFormat::from_name(fmt, plain.as_ref()) else {
-                    sender.stats.reject(
-                        &DecodeError::WrongType {
-                            field: "format".into(),
-                            expected: "a known payload format",
-                        },
-                        &where_,
-                    );
-                    continue;
-                };
-                let t0 = *first_t.get_or_insert(t);
-                if speed > 0.0 {
-                    let due = Duration::from_secs_f64(((t - t0).max(0) as f64 / 1000.0) / speed);
-                    if let Some(wait) = due.checked_sub(started.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-                let ctx = DecodeContext {
-                    topic,
-                    now_ms: t,
-                    ..Default::default()
-                };
-                match decode(&format, payload.as_bytes(), &ctx) {
-                    Ok(obs) => {
-                        for o in obs {
-                            if !sender.send(o) {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => sender.stats.reject(&e, topic),
+            };
+            let (Some(t), Some(topic), Some(fmt), Some(payload)) = (
+                rec.get("t").and_then(Value::as_i64),
+                rec.get("topic").and_then(Value::as_str),
+                rec.get("format").and_then(Value::as_str),
+                rec.get("payload").and_then(Value::as_str),
+            ) else {
+                sender.stats.reject(
+                    &DecodeError::MissingField("t, topic, format or payload".into()),
+                    &where_,
+                );
+                continue;
+            };
+            let Some(format) = PayloadFormat::from_name(fmt, plain.as_ref()) else {
+                sender.stats.reject(
+                    &DecodeError::WrongType {
+                        field: "format".into(),
+                        expected: "a known payload format",
+                    },
+                    &where_,
+                );
+                continue;
+            };
+            let t0 = *first_t.get_or_insert(t);
+            if speed > 0.0 {
+                let due = Duration::from_secs_f64(((t - t0).max(0) as f64 / 1000.0) / speed);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
                 }
             }
-            done.store(true, Ordering::Relaxed);
-        })?;
+            let ctx = DecodeContext {
+                topic,
+                now_ms: t,
+                ..Default::default()
+            };
+            match decode(&format, payload.as_bytes(), &ctx) {
+                Ok(obs) => {
+                    for o in obs {
+                        if !sender.send(o) {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => sender.stats.reject(&e, topic),
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    })?;
     Ok(ReplaySource {
         finished,
-        stop,
-        thread: Some(thread),
+        _thread: thread,
     })
 }
 
 impl ReplaySource {
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for ReplaySource {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

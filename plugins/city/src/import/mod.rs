@@ -111,6 +111,62 @@ pub struct ImportedSignal {
     pub attributes: Vec<(String, String)>,
 }
 
+/// Street classes the city lights (OSM `highway` values), busiest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreetClass {
+    Trunk,
+    Primary,
+    Secondary,
+    Tertiary,
+    Residential,
+    Pedestrian,
+}
+
+impl StreetClass {
+    /// The class of an OSM `highway` value; `None` for paths, footways, steps, service roads
+    /// and everything that is not a street.
+    pub fn from_osm(highway: &str) -> Option<StreetClass> {
+        Some(match highway {
+            "motorway" | "motorway_link" | "trunk" | "trunk_link" => StreetClass::Trunk,
+            "primary" | "primary_link" => StreetClass::Primary,
+            "secondary" | "secondary_link" => StreetClass::Secondary,
+            "tertiary" | "tertiary_link" => StreetClass::Tertiary,
+            "residential" | "unclassified" | "living_street" => StreetClass::Residential,
+            "pedestrian" => StreetClass::Pedestrian,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreetClass::Trunk => "trunk",
+            StreetClass::Primary => "primary",
+            StreetClass::Secondary => "secondary",
+            StreetClass::Tertiary => "tertiary",
+            StreetClass::Residential => "residential",
+            StreetClass::Pedestrian => "pedestrian",
+        }
+    }
+}
+
+/// A street centreline.
+#[derive(Debug, Clone)]
+pub struct ImportedStreet {
+    pub id: String,
+    pub name: Option<String>,
+    pub class: StreetClass,
+    /// At least two points, scene CRS.
+    pub line: Vec<DVec2>,
+}
+
+/// A surveyed point feature (e.g. an OSM `highway=street_lamp` node).
+#[derive(Debug, Clone)]
+pub struct ImportedPoint {
+    pub id: String,
+    pub position: DVec2,
+    pub attributes: Vec<(String, String)>,
+}
+
 /// Kinds of flat ground cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AreaKind {
@@ -132,6 +188,9 @@ pub struct Imported {
     pub buildings: Vec<ImportedBuilding>,
     pub signals: Vec<ImportedSignal>,
     pub areas: Vec<ImportedArea>,
+    pub streets: Vec<ImportedStreet>,
+    /// Surveyed street lamps.
+    pub lamps: Vec<ImportedPoint>,
     pub report: ImportReport,
 }
 
@@ -140,6 +199,8 @@ impl Imported {
         self.buildings.extend(other.buildings);
         self.signals.extend(other.signals);
         self.areas.extend(other.areas);
+        self.streets.extend(other.streets);
+        self.lamps.extend(other.lamps);
         self.report.errors.extend(other.report.errors);
         self.report.files.extend(other.report.files);
     }

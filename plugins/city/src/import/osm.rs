@@ -1,6 +1,7 @@
 //! OpenStreetMap XML (API 0.6 / Overpass `out meta` style): buildings as closed ways and as
 //! `type=multipolygon` relations (ways joined into rings by shared nodes), and traffic-signal
-//! nodes (`highway=traffic_signals`, `crossing=traffic_signals`).
+//! nodes (`highway=traffic_signals`, `crossing=traffic_signals`); street centrelines (`highway`
+//! ways of the classes in [`StreetClass`]) and surveyed street lamps (`highway=street_lamp`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -12,8 +13,8 @@ use tvilling_geo::{Crs, Transformer};
 
 use super::{
     AreaKind, BuildingShape, ImportError, ImportErrorKind, Imported, ImportedArea,
-    ImportedBuilding, ImportedSignal, Polygon2, SignalType, clean_ring, height_from_tags,
-    parse_length, ring_signed_area,
+    ImportedBuilding, ImportedPoint, ImportedSignal, ImportedStreet, Polygon2, SignalType,
+    StreetClass, clean_ring, height_from_tags, parse_length, ring_signed_area,
 };
 
 type Tags = Vec<(String, String)>;
@@ -45,6 +46,7 @@ struct Relation {
 struct OsmDoc {
     node_pos: HashMap<i64, (f64, f64)>,
     signal_nodes: Vec<(i64, Tags)>,
+    lamp_nodes: Vec<(i64, Tags)>,
     ways: HashMap<i64, Way>,
     way_order: Vec<i64>,
     relations: Vec<(i64, Relation)>,
@@ -196,6 +198,8 @@ fn finish(doc: &mut OsmDoc, open: Open) {
                 || tag(&tags, "crossing") == Some("traffic_signals");
             if signal {
                 doc.signal_nodes.push((id, tags));
+            } else if tag(&tags, "highway") == Some("street_lamp") {
+                doc.lamp_nodes.push((id, tags));
             }
         }
         Open::Way(id, w) => {
@@ -327,6 +331,15 @@ pub fn import_osm_with_progress(
         });
     }
 
+    for (id, tags) in &doc.lamp_nodes {
+        let Some(p) = projected.get(id) else { continue };
+        out.lamps.push(ImportedPoint {
+            id: format!("node/{id}"),
+            position: *p,
+            attributes: tags.clone(),
+        });
+    }
+
     let ring_points = |nodes: &[i64]| -> Result<Vec<DVec2>, ImportErrorKind> {
         nodes
             .iter()
@@ -341,6 +354,25 @@ pub fn import_osm_with_progress(
 
     for wid in &doc.way_order {
         let w = &doc.ways[wid];
+        if let Some(class) = tag(&w.tags, "highway").and_then(StreetClass::from_osm)
+            && tag(&w.tags, "area") != Some("yes")
+        {
+            // Nodes outside the extract are left out; the street keeps the run it has.
+            let line: Vec<DVec2> = w
+                .nodes
+                .iter()
+                .filter_map(|n| projected.get(n).copied())
+                .collect();
+            if line.len() >= 2 {
+                out.streets.push(ImportedStreet {
+                    id: format!("way/{wid}"),
+                    name: tag(&w.tags, "name").map(str::to_string),
+                    class,
+                    line,
+                });
+            }
+            continue;
+        }
         if tag(&w.tags, "building").is_none() {
             if let Some(kind) = area_kind(&w.tags)
                 && w.nodes.len() >= 4
@@ -549,6 +581,10 @@ mod tests {
  <node id="7" lat="59.3302" lon="18.0604"/>
  <node id="8" lat="59.3310" lon="18.0600"><tag k="highway" v="traffic_signals"/></node>
  <node id="9" lat="59.3311" lon="18.0600"><tag k="crossing" v="traffic_signals"/><tag k="highway" v="crossing"/></node>
+ <node id="30" lat="59.3312" lon="18.0605"><tag k="highway" v="street_lamp"/><tag k="lamp_mount" v="bent_mast"/></node>
+ <way id="40"><nd ref="8"/><nd ref="9"/><nd ref="98"/><tag k="highway" v="secondary"/><tag k="name" v="Sveavägen"/></way>
+ <way id="41"><nd ref="8"/><nd ref="9"/><tag k="highway" v="footway"/></way>
+ <way id="42"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="1"/><tag k="highway" v="pedestrian"/><tag k="area" v="yes"/></way>
  <way id="10"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/><nd ref="1"/>
    <tag k="building" v="yes"/><tag k="building:levels" v="6"/><tag k="name" v="Test &amp; Co"/>
    <tag k="addr:street" v="Kungsgatan"/><tag k="addr:housenumber" v="1"/></way>
@@ -587,6 +623,19 @@ mod tests {
         assert_eq!(out.signals.len(), 2);
         assert_eq!(out.signals[0].signal_type, SignalType::Junction);
         assert_eq!(out.signals[1].signal_type, SignalType::Crossing);
+
+        // One street (the footway and the pedestrian area are not streets); its node outside
+        // the extract is left out. One surveyed lamp.
+        assert_eq!(out.streets.len(), 1);
+        let street = &out.streets[0];
+        assert_eq!(
+            (street.id.as_str(), street.name.as_deref(), street.class),
+            ("way/40", Some("Sveavägen"), StreetClass::Secondary)
+        );
+        assert_eq!(street.line.len(), 2);
+        assert!((street.line[0].distance(street.line[1]) - 11.1).abs() < 0.5);
+        assert_eq!(out.lamps.len(), 1);
+        assert_eq!(out.lamps[0].id, "node/30");
 
         let errs: Vec<_> = out
             .report

@@ -119,8 +119,10 @@ pub(crate) fn decode(
                 field = unit.to_string();
             }
         }
+        // Records of one device are usually adjacent: search from the end.
         match out
             .iter_mut()
+            .rev()
             .find(|o| o.device == device && o.time_ms == Some(time_ms))
         {
             Some(o) => o.fields.push((field, value)),

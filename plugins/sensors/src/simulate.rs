@@ -1,0 +1,805 @@
+//! The built-in simulator: a source like any other. It computes each device's state as a pure
+//! function of (seed, device, time), encodes it as SenML JSON (RFC 8428) and hands the bytes to
+//! the same decoder a broker's messages go through, on its own thread.
+//!
+//! Models, all in Stockholm local time (CET/CEST):
+//! - signal heads cycle the Swedish sequence red, red-amber (1 s), green, amber (3 s), with
+//!   2 s all-red between the two phase groups of a controller; they report each change and a
+//!   heartbeat every [`SIGNAL_HEARTBEAT_MS`];
+//! - lamps switch on when the sun sinks below their photocell's threshold (between -0.5 and
+//!   -1.5 degrees), dim to 50 % from 00:00 to 05:00, and draw their rated power times the dim
+//!   level; a few (by seed) are broken: burnt out (dark at night) or reporting a driver fault;
+//! - building meters follow a daily profile by use (offices by working hours, homes with
+//!   morning and evening peaks), heating follows the outdoor temperature;
+//! - NO2 and PM follow traffic with weekday rush-hour peaks at 08:00 and 16:30 (PM10 with
+//!   Stockholm's spring road-dust season), temperature a seasonal and daily curve.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::f64::consts::TAU;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tvilling_geo::sun::{STOCKHOLM_LAT_LON, days_from_civil, sun_position};
+
+use crate::codec::{DecodeContext, PayloadFormat, decode};
+use crate::ingest::{IngestSender, SourceThread};
+use crate::registry::DeviceKind;
+use crate::replay::Recorder;
+use crate::state::SignalAspect;
+
+/// A signal head reports at least this often (ms).
+pub const SIGNAL_HEARTBEAT_MS: i64 = 5_000;
+/// Lamps, meters and air sensors report this often (ms), each at its own phase.
+pub const REPORT_INTERVAL_MS: i64 = 60_000;
+/// Devices per SenML pack.
+pub const PACK_SIZE: usize = 100;
+
+const RED_AMBER_S: f64 = 1.0;
+const AMBER_S: f64 = 3.0;
+const ALL_RED_S: f64 = 2.0;
+
+/// A uniform number in [0, 1) from a seed, a key and a salt (SplitMix64 over FNV-1a).
+pub fn unit_hash(seed: u64, key: &str, salt: u64) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (mix(seed ^ h.rotate_left(17) ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 11) as f64
+        / (1u64 << 53) as f64
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Smooth noise in [-1, 1] over time (linear between values every `period_ms`).
+fn noise(seed: u64, device: u64, t_ms: i64, period_ms: i64) -> f64 {
+    let k = t_ms.div_euclid(period_ms);
+    let f = t_ms.rem_euclid(period_ms) as f64 / period_ms as f64;
+    let at = |k: i64| (mix(seed ^ mix(device ^ mix(k as u64))) >> 11) as f64 / (1u64 << 53) as f64;
+    (at(k) * (1.0 - f) + at(k + 1) * f) * 2.0 - 1.0
+}
+
+/// What a building is used for, from OSM's `building` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildingUse {
+    Homes,
+    Offices,
+    Retail,
+    Public,
+}
+
+impl BuildingUse {
+    pub fn from_osm(v: Option<&str>) -> BuildingUse {
+        match v {
+            Some("apartments" | "residential" | "house" | "dormitory" | "terrace") => {
+                BuildingUse::Homes
+            }
+            Some("office" | "commercial" | "industrial" | "hotel") => BuildingUse::Offices,
+            Some("retail" | "supermarket" | "kiosk") => BuildingUse::Retail,
+            Some(
+                "church" | "school" | "university" | "public" | "civic" | "government" | "hospital"
+                | "train_station" | "museum",
+            ) => BuildingUse::Public,
+            // Inner Stockholm's untyped blocks are mostly flats above shops.
+            _ => BuildingUse::Homes,
+        }
+    }
+}
+
+/// How the simulator drives one device.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SimProfile {
+    Signal {
+        cycle_s: f64,
+        offset_s: f64,
+        /// Share of the cycle's green time that goes to group 0.
+        split: f64,
+        /// Phase group 0 or 1 of its controller.
+        group: u8,
+    },
+    Lamp {
+        rated_w: f64,
+        /// Switches on below this sun elevation, degrees.
+        on_below_deg: f64,
+        broken: Option<LampBreak>,
+    },
+    Meter {
+        floor_area_m2: f64,
+        building_use: BuildingUse,
+    },
+    Air {
+        /// 0 (quiet street) to 1 (busiest).
+        traffic: f64,
+    },
+}
+
+/// How a simulated lamp is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LampBreak {
+    /// Stays dark and draws nothing (the lamp is spent).
+    BurntOut,
+    /// Reports a driver fault while lit.
+    DriverFault,
+}
+
+impl SimProfile {
+    /// A lamp of `rated_w` with a seeded photocell threshold; 0.5 % are broken.
+    pub fn lamp(seed: u64, id: &str, rated_w: f64) -> SimProfile {
+        let h = unit_hash(seed, id, 4);
+        SimProfile::Lamp {
+            rated_w,
+            on_below_deg: -0.5 - unit_hash(seed, id, 5),
+            broken: if h < 0.003 {
+                Some(LampBreak::BurntOut)
+            } else if h < 0.005 {
+                Some(LampBreak::DriverFault)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// A signal head's aspect at `t_ms` and the seconds until it changes; `None` for others.
+    pub fn signal_at(&self, t_ms: i64) -> Option<(SignalAspect, f64)> {
+        match self {
+            SimProfile::Signal {
+                cycle_s,
+                offset_s,
+                split,
+                group,
+            } => Some(signal_aspect(
+                *cycle_s,
+                *split,
+                *group,
+                t_ms as f64 / 1000.0 - offset_s,
+            )),
+            _ => None,
+        }
+    }
+
+    /// A profile for a device of `kind` known only by its id (a registry file's device).
+    pub fn default_for(seed: u64, id: &str, kind: DeviceKind) -> SimProfile {
+        match kind {
+            DeviceKind::SignalHead => {
+                let cycle_s = (60.0 + 30.0 * unit_hash(seed, id, 1)).round();
+                SimProfile::Signal {
+                    cycle_s,
+                    offset_s: (unit_hash(seed, id, 2) * cycle_s).round(),
+                    split: 0.55,
+                    group: 0,
+                }
+            }
+            DeviceKind::Lamp => SimProfile::lamp(seed, id, 60.0),
+            DeviceKind::Meter => SimProfile::Meter {
+                floor_area_m2: 2_000.0 + 8_000.0 * unit_hash(seed, id, 6),
+                building_use: BuildingUse::Homes,
+            },
+            DeviceKind::AirSensor => SimProfile::Air {
+                traffic: 0.5 + 0.5 * unit_hash(seed, id, 7),
+            },
+        }
+    }
+}
+
+/// Stockholm's offset from UTC at `unix_s`: CEST (+2 h) from the last Sunday of March 01:00 UTC
+/// to the last Sunday of October 01:00 UTC, else CET (+1 h).
+pub fn stockholm_utc_offset_s(unix_s: i64) -> i64 {
+    let days = unix_s.div_euclid(86_400);
+    let (year, _, _) = civil_from_days(days);
+    let last_sunday = |month: u32| {
+        let d = days_from_civil(year, month, 31);
+        d - weekday(d) as i64 // weekday: 0 = Sunday
+    };
+    let start = last_sunday(3) * 86_400 + 3_600;
+    let end = last_sunday(10) * 86_400 + 3_600;
+    if (start..end).contains(&unix_s) {
+        7_200
+    } else {
+        3_600
+    }
+}
+
+/// Day of the week, 0 = Sunday (1970-01-01 was a Thursday).
+fn weekday(days: i64) -> u32 {
+    (days + 4).rem_euclid(7) as u32
+}
+
+/// (year, month, day) of days since the Unix epoch (inverse of `days_from_civil`).
+pub fn civil_from_days(z: i64) -> (i32, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    ((y + i64::from(m <= 2)) as i32, m, d)
+}
+
+/// Local time of day and calendar facts in Stockholm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LocalTime {
+    /// Hours since local midnight, 0..24.
+    pub hour: f64,
+    /// 0 = Sunday .. 6 = Saturday.
+    pub weekday: u32,
+    /// 0-based day of the year.
+    pub day_of_year: u32,
+    /// Unix ms of the local midnight that began this day.
+    pub midnight_ms: i64,
+}
+
+pub fn stockholm_local(t_ms: i64) -> LocalTime {
+    let offset = stockholm_utc_offset_s(t_ms.div_euclid(1000));
+    let local_ms = t_ms + offset * 1000;
+    let days = local_ms.div_euclid(86_400_000);
+    let (year, _, _) = civil_from_days(days);
+    LocalTime {
+        hour: local_ms.rem_euclid(86_400_000) as f64 / 3_600_000.0,
+        weekday: weekday(days),
+        day_of_year: (days - days_from_civil(year, 1, 1)) as u32,
+        midnight_ms: days * 86_400_000 - offset * 1000,
+    }
+}
+
+/// Outdoor temperature model for Stockholm, °C: a seasonal curve (about -3 in late January,
+/// 18 in late July) and a daily swing peaking at 15:00.
+pub fn outdoor_temperature(local: &LocalTime) -> f64 {
+    let season = (TAU * (f64::from(local.day_of_year) - 202.0) / 365.0).cos();
+    let day = (TAU * (local.hour - 15.0) / 24.0).cos();
+    7.5 + 10.5 * season + (2.0 + 2.0 * season) * day
+}
+
+/// Traffic intensity 0..1: weekday rush hours at 08:00 and 16:30, a daytime base, quieter
+/// weekends and nights.
+pub fn traffic_intensity(local: &LocalTime) -> f64 {
+    let g = |centre: f64, width: f64| (-((local.hour - centre) / width).powi(2) / 2.0).exp();
+    let daytime = g(13.0, 4.0);
+    if local.weekday == 0 || local.weekday == 6 {
+        0.1 + 0.45 * daytime
+    } else {
+        0.1 + 0.35 * daytime + 0.6 * g(8.0, 0.9) + 0.55 * g(16.5, 1.2)
+    }
+}
+
+/// Share of peak electrical load of a building of `u` at `local`.
+fn load_share(u: BuildingUse, local: &LocalTime) -> f64 {
+    let h = local.hour;
+    let weekend = local.weekday == 0 || local.weekday == 6;
+    let g = |centre: f64, width: f64| (-((h - centre) / width).powi(2) / 2.0).exp();
+    match u {
+        BuildingUse::Homes => 0.3 + 0.35 * g(7.5, 1.2) + 0.6 * g(19.0, 2.0) + 0.1 * g(13.0, 3.0),
+        BuildingUse::Offices | BuildingUse::Public => {
+            let open = if weekend {
+                0.1
+            } else {
+                (1.0 / (1.0 + (-(h - 7.5) * 2.0).exp())) * (1.0 / (1.0 + ((h - 17.5) * 2.0).exp()))
+            };
+            0.25 + 0.75 * open
+        }
+        BuildingUse::Retail => {
+            let open =
+                (1.0 / (1.0 + (-(h - 9.5) * 3.0).exp())) * (1.0 / (1.0 + ((h - 19.5) * 3.0).exp()));
+            0.2 + 0.8 * open
+        }
+    }
+}
+
+/// Peak electrical load per m² of floor, kW.
+fn peak_kw_per_m2(u: BuildingUse) -> f64 {
+    match u {
+        BuildingUse::Homes => 0.006,
+        BuildingUse::Offices => 0.012,
+        BuildingUse::Retail => 0.02,
+        BuildingUse::Public => 0.01,
+    }
+}
+
+/// One simulated device.
+#[derive(Debug, Clone)]
+pub struct SimDevice {
+    pub id: String,
+    pub kind: DeviceKind,
+    pub profile: SimProfile,
+}
+
+/// A value of a simulated reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SimValue {
+    Number(f64),
+    Bool(bool),
+    Text(&'static str),
+}
+
+/// The simulator's model: its devices and seed. Readings are pure functions of time.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    pub seed: u64,
+    pub devices: Vec<SimDevice>,
+}
+
+fn aspect_name(a: SignalAspect) -> &'static str {
+    match a {
+        SignalAspect::Red => "red",
+        SignalAspect::RedAmber => "red-amber",
+        SignalAspect::Green => "green",
+        SignalAspect::Amber => "amber",
+        SignalAspect::FlashingAmber => "flashing-amber",
+        SignalAspect::Dark => "dark",
+    }
+}
+
+/// The aspect of a head and the seconds until it changes, `t_s` seconds into its controller's
+/// cycle (already offset).
+pub fn signal_aspect(cycle_s: f64, split: f64, group: u8, t_s: f64) -> (SignalAspect, f64) {
+    // Group 0: red-amber, green, amber, then red while group 1 runs; 2 s all-red between.
+    let per_group = RED_AMBER_S + AMBER_S + ALL_RED_S;
+    let greens = (cycle_s - 2.0 * per_group).max(2.0);
+    let g0 = (greens * split).max(1.0);
+    let g1 = (greens - g0).max(1.0);
+    let (start, green) = if group == 0 {
+        (0.0, g0)
+    } else {
+        (per_group + g0, g1)
+    };
+    let u = (t_s - start).rem_euclid(cycle_s);
+    let bounds = [
+        (RED_AMBER_S, SignalAspect::RedAmber),
+        (RED_AMBER_S + green, SignalAspect::Green),
+        (RED_AMBER_S + green + AMBER_S, SignalAspect::Amber),
+        (cycle_s, SignalAspect::Red),
+    ];
+    for (end, aspect) in bounds {
+        if u < end {
+            return (aspect, end - u);
+        }
+    }
+    (SignalAspect::Red, cycle_s - u)
+}
+
+impl Simulator {
+    /// The reading of device `i` at `t_ms`: (field, value) pairs, the names the kind's default
+    /// field rules read.
+    pub fn reading(&self, i: usize, t_ms: i64) -> Vec<(&'static str, SimValue)> {
+        let d = &self.devices[i];
+        let key = i as u64;
+        let local = stockholm_local(t_ms);
+        if let Some((a, _)) = d.profile.signal_at(t_ms) {
+            return vec![("state", SimValue::Text(aspect_name(a)))];
+        }
+        match &d.profile {
+            SimProfile::Signal { .. } => Vec::new(),
+            SimProfile::Lamp {
+                rated_w,
+                on_below_deg,
+                broken,
+            } => {
+                let sun = sun_position(
+                    STOCKHOLM_LAT_LON.0,
+                    STOCKHOLM_LAT_LON.1,
+                    t_ms.div_euclid(1000),
+                )
+                .elevation_deg;
+                let wants_on = sun < *on_below_deg;
+                let on = wants_on && *broken != Some(LampBreak::BurntOut);
+                let dim = if on && local.hour < 5.0 { 50.0 } else { 100.0 };
+                let power = if on {
+                    rated_w * dim / 100.0 * (1.0 + 0.02 * noise(self.seed, key, t_ms, 600_000))
+                } else {
+                    0.5
+                };
+                vec![
+                    ("on", SimValue::Bool(on)),
+                    ("dim", SimValue::Number(if on { dim } else { 0.0 })),
+                    ("power_w", SimValue::Number(round(power, 1))),
+                    (
+                        "fault",
+                        SimValue::Bool(on && *broken == Some(LampBreak::DriverFault)),
+                    ),
+                ]
+            }
+            SimProfile::Meter {
+                floor_area_m2,
+                building_use,
+            } => {
+                let peak = floor_area_m2 * peak_kw_per_m2(*building_use);
+                let power = |t: i64| {
+                    let l = stockholm_local(t);
+                    peak * load_share(*building_use, &l)
+                        * (1.0 + 0.05 * noise(self.seed, key, t, 900_000))
+                };
+                // Energy since local midnight: the profile integrated in 15-minute steps.
+                let step = 900_000;
+                let mut energy = 0.0;
+                let mut s = local.midnight_ms;
+                while s < t_ms {
+                    let e = (s + step).min(t_ms);
+                    energy += power((s + e) / 2) * (e - s) as f64 / 3_600_000.0;
+                    s = e;
+                }
+                // District heating: 35 W/m² at -20 °C, nothing above 17 °C.
+                let out = outdoor_temperature(&local);
+                let heating = floor_area_m2 * 0.035 * ((17.0 - out) / 37.0).clamp(0.0, 1.0);
+                vec![
+                    ("power_kw", SimValue::Number(round(power(t_ms), 2))),
+                    ("energy_today_kwh", SimValue::Number(round(energy, 2))),
+                    ("heating_kw", SimValue::Number(round(heating, 2))),
+                ]
+            }
+            SimProfile::Air { traffic } => {
+                let rush = traffic_intensity(&local);
+                let n = |salt: u64| noise(self.seed, key ^ (salt << 40), t_ms, 600_000);
+                let no2 = 8.0 + traffic * 55.0 * rush + 4.0 * n(1);
+                // Studded tyres grind the streets: PM10 peaks in March-April.
+                let dust = (-((f64::from(local.day_of_year) - 95.0) / 25.0).powi(2) / 2.0).exp();
+                let pm10 = 9.0 + traffic * rush * (12.0 + 60.0 * dust) + 3.0 * n(2);
+                let pm25 = 4.0 + 0.25 * (pm10 - 9.0) + 1.5 * n(3);
+                let temp = outdoor_temperature(&local) + 0.8 * n(4);
+                vec![
+                    ("no2", SimValue::Number(round(no2.max(0.5), 1))),
+                    ("pm10", SimValue::Number(round(pm10.max(0.5), 1))),
+                    ("pm25", SimValue::Number(round(pm25.max(0.3), 1))),
+                    ("temperature", SimValue::Number(round(temp, 1))),
+                ]
+            }
+        }
+    }
+
+    /// When device `i`, having reported at `t_ms`, reports next.
+    pub fn next_report(&self, i: usize, t_ms: i64) -> i64 {
+        match self.devices[i].profile.signal_at(t_ms) {
+            Some((_, left)) => {
+                let change = t_ms + (left * 1000.0).ceil() as i64;
+                change.min(t_ms + SIGNAL_HEARTBEAT_MS).max(t_ms + 1)
+            }
+            None => t_ms + REPORT_INTERVAL_MS,
+        }
+    }
+
+    /// A SenML pack of the readings of `devices` (index, time), one base name per device.
+    pub fn senml_pack(&self, devices: &[(usize, i64)]) -> Vec<u8> {
+        let mut s = String::with_capacity(devices.len() * 160);
+        s.push('[');
+        for (k, &(i, t)) in devices.iter().enumerate() {
+            for (j, (name, value)) in self.reading(i, t).into_iter().enumerate() {
+                if k > 0 || j > 0 {
+                    s.push(',');
+                }
+                s.push('{');
+                if j == 0 {
+                    // Ids are the registry's (ASCII without quotes or backslashes).
+                    s.push_str(&format!(
+                        "\"bn\":\"{}:\",\"bt\":{}.{:03},",
+                        self.devices[i].id,
+                        t.div_euclid(1000),
+                        t.rem_euclid(1000)
+                    ));
+                }
+                s.push_str(&format!("\"n\":\"{name}\","));
+                match value {
+                    SimValue::Number(v) => s.push_str(&format!("\"v\":{v}")),
+                    SimValue::Bool(b) => s.push_str(&format!("\"vb\":{b}")),
+                    SimValue::Text(t) => s.push_str(&format!("\"vs\":\"{t}\"")),
+                }
+                s.push('}');
+            }
+        }
+        s.push(']');
+        s.into_bytes()
+    }
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// How the simulator's clock runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimClockSettings {
+    /// Simulated time at start, Unix ms; `None`: the wall clock.
+    pub start_ms: Option<i64>,
+    /// Simulated seconds per wall second.
+    pub speed: f64,
+}
+
+impl Default for SimClockSettings {
+    fn default() -> Self {
+        Self {
+            start_ms: None,
+            speed: 1.0,
+        }
+    }
+}
+
+/// A running simulator; dropping it stops the thread.
+pub struct SimulatorSource {
+    /// Simulated now, Unix ms (for the health clock and the sun).
+    pub clock: Arc<AtomicI64>,
+    _thread: SourceThread,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Starts the simulator on its own thread: every device reports at start, then on its own
+/// schedule; each pack is decoded as SenML and sent (and recorded, with `recorder`).
+pub fn start_simulator(
+    sim: Simulator,
+    clock: SimClockSettings,
+    sender: IngestSender,
+    recorder: Option<Recorder>,
+) -> std::io::Result<SimulatorSource> {
+    let t0 = clock.start_ms.unwrap_or_else(wall_ms);
+    let now = Arc::new(AtomicI64::new(t0));
+    let thread_now = now.clone();
+    let speed = if clock.speed.is_finite() && clock.speed > 0.0 {
+        clock.speed
+    } else {
+        1.0
+    };
+    let thread = SourceThread::spawn("tvilling-simulator", move |thread_stop| {
+        let started = Instant::now();
+        let mut due: BinaryHeap<Reverse<(i64, usize)>> =
+            (0..sim.devices.len()).map(|i| Reverse((t0, i))).collect();
+        let format = PayloadFormat::SenMl;
+        let mut batch: Vec<(usize, i64)> = Vec::with_capacity(PACK_SIZE);
+        let mut first = true;
+        while !thread_stop.load(Ordering::Relaxed) {
+            let sim_now = t0 + (started.elapsed().as_secs_f64() * speed * 1000.0) as i64;
+            thread_now.store(sim_now, Ordering::Relaxed);
+            let flush = |batch: &mut Vec<(usize, i64)>| {
+                if batch.is_empty() {
+                    return;
+                }
+                let payload = sim.senml_pack(batch);
+                let topic = "simulator";
+                let ctx = DecodeContext {
+                    topic,
+                    now_ms: sim_now,
+                    max_bytes: 1 << 20,
+                    ..DecodeContext::default()
+                };
+                match decode(&format, &payload, &ctx) {
+                    Ok(obs) => {
+                        if let Some(r) = &recorder {
+                            r.record(sim_now, "simulator", topic, &format, &payload);
+                        }
+                        for o in obs {
+                            sender.send(o);
+                        }
+                    }
+                    Err(e) => sender.stats.reject(&e, topic),
+                }
+                batch.clear();
+            };
+            while let Some(&Reverse((t, i))) = due.peek() {
+                if t > sim_now {
+                    break;
+                }
+                due.pop();
+                batch.push((i, t));
+                if batch.len() == PACK_SIZE {
+                    flush(&mut batch);
+                }
+                // Spread the periodic reporters over their interval after the first round;
+                // far behind (a fast clock), skip ahead rather than replay every step.
+                let mut next = sim.next_report(i, t);
+                if first && !matches!(sim.devices[i].profile, SimProfile::Signal { .. }) {
+                    next = t
+                        + 1
+                        + (unit_hash(sim.seed, &sim.devices[i].id, 9) * REPORT_INTERVAL_MS as f64)
+                            as i64;
+                }
+                if next < sim_now - REPORT_INTERVAL_MS {
+                    next = sim_now;
+                }
+                due.push(Reverse((next, i)));
+            }
+            flush(&mut batch);
+            if first {
+                first = false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(r) = &recorder {
+            r.flush();
+        }
+    })?;
+    Ok(SimulatorSource {
+        clock: now,
+        _thread: thread,
+    })
+}
+
+impl SimulatorSource {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tvilling_geo::sun::unix_seconds;
+
+    fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+        unix_seconds(y, mo, d, h, mi) * 1000
+    }
+
+    #[test]
+    fn stockholm_local_time_follows_summer_time() {
+        // 2026: CEST from 29 March 01:00 UTC to 25 October 01:00 UTC.
+        assert_eq!(stockholm_utc_offset_s(ms(2026, 3, 29, 0, 59) / 1000), 3600);
+        assert_eq!(stockholm_utc_offset_s(ms(2026, 3, 29, 1, 0) / 1000), 7200);
+        assert_eq!(stockholm_utc_offset_s(ms(2026, 10, 25, 0, 59) / 1000), 7200);
+        assert_eq!(stockholm_utc_offset_s(ms(2026, 10, 25, 1, 0) / 1000), 3600);
+        let l = stockholm_local(ms(2026, 6, 21, 12, 0));
+        assert!((l.hour - 14.0).abs() < 1e-9);
+        assert_eq!(l.weekday, 0, "21 June 2026 is a Sunday");
+        assert_eq!(l.day_of_year, 171);
+        assert_eq!(l.midnight_ms, ms(2026, 6, 20, 22, 0));
+        for days in [-1000, 0, 19_000, 20_500] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn a_head_runs_the_swedish_sequence_and_its_cross_street_never_shares_green() {
+        let (cycle, split) = (70.0, 0.55);
+        let mut seen = Vec::new();
+        let mut t = 0.0;
+        while t < cycle {
+            let (a0, _) = signal_aspect(cycle, split, 0, t);
+            let (a1, _) = signal_aspect(cycle, split, 1, t);
+            let go = |a| {
+                matches!(
+                    a,
+                    SignalAspect::Green | SignalAspect::RedAmber | SignalAspect::Amber
+                )
+            };
+            assert!(!(go(a0) && go(a1)), "conflict at {t} s: {a0:?} {a1:?}");
+            if seen.last() != Some(&a0) {
+                seen.push(a0);
+            }
+            t += 0.25;
+        }
+        assert_eq!(
+            seen,
+            [
+                SignalAspect::RedAmber,
+                SignalAspect::Green,
+                SignalAspect::Amber,
+                SignalAspect::Red
+            ]
+        );
+        // Time left counts down to the change.
+        let (a, left) = signal_aspect(cycle, split, 0, 0.5);
+        assert_eq!(a, SignalAspect::RedAmber);
+        assert!((left - 0.5).abs() < 1e-9);
+    }
+
+    fn sim(profile: SimProfile) -> Simulator {
+        Simulator {
+            seed: 1,
+            devices: vec![SimDevice {
+                id: "d".into(),
+                kind: DeviceKind::Lamp,
+                profile,
+            }],
+        }
+    }
+
+    fn number(r: &[(&str, SimValue)], name: &str) -> f64 {
+        match r.iter().find(|(n, _)| *n == name).map(|(_, v)| v) {
+            Some(SimValue::Number(v)) => *v,
+            Some(SimValue::Bool(b)) => f64::from(u8::from(*b)),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lamps_follow_the_sun_and_dim_after_midnight() {
+        let s = sim(SimProfile::Lamp {
+            rated_w: 80.0,
+            on_below_deg: -1.0,
+            broken: None,
+        });
+        let noon = s.reading(0, ms(2026, 11, 23, 11, 0));
+        assert_eq!(number(&noon, "on"), 0.0);
+        let evening = s.reading(0, ms(2026, 11, 23, 18, 0)); // 19:00 local, dark
+        assert_eq!(number(&evening, "on"), 1.0);
+        assert_eq!(number(&evening, "dim"), 100.0);
+        assert!((number(&evening, "power_w") - 80.0).abs() < 2.0);
+        let night = s.reading(0, ms(2026, 11, 24, 1, 0)); // 02:00 local
+        assert_eq!(number(&night, "dim"), 50.0);
+        assert!((number(&night, "power_w") - 40.0).abs() < 1.0);
+        let burnt = sim(SimProfile::Lamp {
+            rated_w: 80.0,
+            on_below_deg: -1.0,
+            broken: Some(LampBreak::BurntOut),
+        });
+        assert_eq!(
+            number(&burnt.reading(0, ms(2026, 11, 23, 18, 0)), "on"),
+            0.0
+        );
+    }
+
+    #[test]
+    fn meters_and_air_follow_the_day() {
+        let office = sim(SimProfile::Meter {
+            floor_area_m2: 10_000.0,
+            building_use: BuildingUse::Offices,
+        });
+        // Monday 23 November 2026: 10:00 local vs 03:00 local.
+        let day = office.reading(0, ms(2026, 11, 23, 9, 0));
+        let night = office.reading(0, ms(2026, 11, 23, 2, 0));
+        assert!(number(&day, "power_kw") > 2.5 * number(&night, "power_kw"));
+        assert!(number(&day, "energy_today_kwh") > number(&night, "energy_today_kwh"));
+        assert!(number(&day, "heating_kw") > 0.0, "November needs heat");
+        let summer = office.reading(0, ms(2026, 7, 20, 12, 0));
+        assert_eq!(number(&summer, "heating_kw"), 0.0);
+        let air = sim(SimProfile::Air { traffic: 1.0 });
+        let rush = air.reading(0, ms(2026, 11, 23, 7, 0)); // 08:00 local
+        let small_hours = air.reading(0, ms(2026, 11, 23, 2, 0));
+        assert!(number(&rush, "no2") > number(&small_hours, "no2") + 25.0);
+        let april = air.reading(0, ms(2026, 4, 6, 6, 0));
+        assert!(
+            number(&april, "pm10") > number(&rush, "pm10"),
+            "spring dust"
+        );
+    }
+
+    #[test]
+    fn packs_decode_with_the_senml_codec_and_repeat_for_a_seed() {
+        let s = Simulator {
+            seed: 5,
+            devices: vec![
+                SimDevice {
+                    id: "signal/node/1".into(),
+                    kind: DeviceKind::SignalHead,
+                    profile: SimProfile::default_for(5, "signal/node/1", DeviceKind::SignalHead),
+                },
+                SimDevice {
+                    id: "air/1".into(),
+                    kind: DeviceKind::AirSensor,
+                    profile: SimProfile::Air { traffic: 0.8 },
+                },
+            ],
+        };
+        let t = ms(2026, 11, 23, 7, 0) + 123;
+        let pack = s.senml_pack(&[(0, t), (1, t)]);
+        assert_eq!(pack, s.clone().senml_pack(&[(0, t), (1, t)]));
+        let obs = decode(
+            &PayloadFormat::SenMl,
+            &pack,
+            &DecodeContext {
+                now_ms: t,
+                ..DecodeContext::default()
+            },
+        )
+        .expect("decodes");
+        assert_eq!(obs.len(), 2);
+        assert_eq!(obs[0].device, "signal/node/1");
+        assert_eq!(obs[0].time_ms, Some(t));
+        assert_eq!(obs[1].device, "air/1");
+        assert_eq!(obs[1].fields.len(), 4);
+        // Next report of a signal: its next change or the heartbeat, whichever comes first.
+        let next = s.next_report(0, t);
+        assert!(next > t && next <= t + SIGNAL_HEARTBEAT_MS);
+        assert_eq!(s.next_report(1, t), t + REPORT_INTERVAL_MS);
+    }
+}
