@@ -80,6 +80,25 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Run the built-in simulator with this seed (the default, seed 1, when no other source is
+    /// given). Without --registry it places devices on the loaded city: the signal points,
+    /// street lamps every 25-40 m along the streets, a meter per building, air sensors on the
+    /// busiest streets; all marked as generated.
+    #[arg(long, value_name = "SEED")]
+    pub simulate: Option<u64>,
+
+    /// No simulator: show only what the configured sources send (or a still city).
+    #[arg(long, conflicts_with = "simulate")]
+    pub no_simulate: bool,
+
+    /// Simulated clock start, UTC, as YYYY-MM-DDTHH:MM (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub sim_start: Option<String>,
+
+    /// Simulated seconds per second (60: an hour a minute).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub sim_speed: f64,
+
     /// With --headless: run the live pipeline this many seconds after loading, then snapshot.
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub duration: f64,

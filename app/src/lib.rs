@@ -5,6 +5,7 @@ pub mod cli;
 pub mod embedded;
 pub mod live;
 pub mod modes;
+pub mod simulation;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,8 @@ pub struct Setup {
     pub live: live::LiveSetup,
     pub crs: Crs,
     pub sun_unix: Option<i64>,
+    /// The sun was set on the command line: it stays put instead of following the live clock.
+    pub sun_fixed: bool,
 }
 
 /// Resolves data sources, CRS and sun time from the command line and scene file.
@@ -77,6 +80,7 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
     };
     Ok(Setup {
         live: live::LiveSetup::from_cli(cli)?,
+        sun_fixed: cli.sun.is_some(),
         sources: CitySources {
             sources,
             source_crs,
@@ -108,6 +112,9 @@ pub fn add_view(app: &mut App, setup: &Setup) {
     if let Some(t) = setup.sun_unix {
         sun.unix_time = t;
     }
+    // With live state, the sun follows the live clock (the simulator's, or the wall clock)
+    // unless the command line fixed it; the toolbar's slider takes it over.
+    sun.follow_clock = !setup.sun_fixed && !setup.live.is_empty();
     app.insert_resource(sun)
         .add_plugins((tvilling_view::ViewPlugin, tvilling_ui::UiPlugin))
         .configure_sets(
@@ -120,5 +127,22 @@ pub fn add_view(app: &mut App, setup: &Setup) {
         .configure_sets(
             Update,
             tvilling_city::CitySystems::Spawn.before(ViewSystems::Pointer),
-        );
+        )
+        .add_systems(Update, sun_follows_clock.before(ViewSystems::Draw));
+}
+
+/// Moves the sun with the sensor clock while [`SunSettings::follow_clock`] is on.
+fn sun_follows_clock(
+    clock: Option<Res<tvilling_sensors::health::SensorClock>>,
+    mut sun: ResMut<SunSettings>,
+) {
+    if let Some(clock) = clock
+        && sun.follow_clock
+        && clock.now_ms != 0
+    {
+        let t = clock.now_ms.div_euclid(1000);
+        if sun.unix_time != t {
+            sun.unix_time = t;
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The live pipeline in the app: registry file, sources, and live values in the snapshot.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -11,17 +12,20 @@ use tvilling_geo::{Crs, Transformer, WorldPosition};
 use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
 use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::health::HealthPlugin;
-use tvilling_sensors::ingest::ingest_channel;
+use tvilling_sensors::ingest::{IngestSender, ingest_channel};
 use tvilling_sensors::mqtt::{MqttConfig, MqttSource};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::registry_file::{DeviceSpec, parse_registry};
 use tvilling_sensors::replay::{Recorder, ReplaySource, start_replay};
+use tvilling_sensors::simulate::{SimClockSettings, SimulatorSource};
 use tvilling_sensors::state::{
-    AirQualityState, Device, LampState, Liveness, MeterState, SignalHeadState, device_bundle,
+    AirQualityState, Device, DeviceInfo, LampState, Liveness, MeterState, SignalHeadState,
+    device_bundle,
 };
 use tvilling_sensors::time::format_rfc3339;
 
 use crate::Cli;
+use crate::simulation::{self, PendingSimulation, SimSetup};
 
 /// Live sources and devices from the command line.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +34,9 @@ pub struct LiveSetup {
     pub mqtt: Option<MqttConfig>,
     pub replay: Option<(PathBuf, f64)>,
     pub record: Option<PathBuf>,
+    /// The built-in simulator: over the registry's devices, or over a registry generated from
+    /// the city when there is no registry.
+    pub simulate: Option<SimSetup>,
 }
 
 impl LiveSetup {
@@ -50,27 +57,60 @@ impl LiveSetup {
             }
             None => None,
         };
+        let configured = mqtt.is_some() || cli.replay.is_some();
+        let seed = match (cli.simulate, cli.no_simulate, configured) {
+            (Some(seed), _, _) => Some(seed),
+            (None, false, false) => Some(DEFAULT_SEED),
+            _ => None,
+        };
+        let start_ms = match &cli.sim_start {
+            Some(t) => Some(
+                tvilling_city::scene::parse_utc_minute(t).ok_or_else(|| {
+                    anyhow::anyhow!("--sim-start {t:?}: expected YYYY-MM-DDTHH:MM (UTC)")
+                })? * 1000,
+            ),
+            None => None,
+        };
+        anyhow::ensure!(
+            cli.sim_speed.is_finite() && cli.sim_speed > 0.0,
+            "--sim-speed {}: must be a positive number",
+            cli.sim_speed
+        );
         Ok(LiveSetup {
             devices,
             mqtt,
             replay: cli.replay.clone().map(|p| (p, cli.replay_speed)),
             record: cli.record.clone(),
+            simulate: seed.map(|seed| SimSetup {
+                seed,
+                clock: SimClockSettings {
+                    start_ms,
+                    speed: cli.sim_speed,
+                },
+            }),
         })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty() && self.mqtt.is_none() && self.replay.is_none()
+        self.devices.is_empty()
+            && self.mqtt.is_none()
+            && self.replay.is_none()
+            && self.simulate.is_none()
     }
 }
+
+/// The simulator's seed when none is given.
+pub const DEFAULT_SEED: u64 = 1;
 
 /// Running sources, kept alive by the app.
 #[derive(Resource, Default)]
 pub struct LiveSources {
     pub mqtt: Option<MqttSource>,
     pub replay: Option<ReplaySource>,
+    pub simulator: Option<SimulatorSource>,
 }
 
-fn twin_kind(kind: DeviceKind) -> TwinKind {
+pub fn twin_kind(kind: DeviceKind) -> TwinKind {
     match kind {
         DeviceKind::SignalHead => TwinKind::SignalHead,
         DeviceKind::Lamp => TwinKind::Lamp,
@@ -92,31 +132,36 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
     let mut sources = LiveSources::default();
     // One channel for every source; each sender is named after its source, so diagnostics
     // list exactly the sources that run. With no source (a registry alone), no channel.
-    let first = match (&live.mqtt, &live.replay) {
-        (Some(_), _) => Some("mqtt"),
-        (None, Some(_)) => Some("replay"),
-        (None, None) => None,
-    };
-    if let Some(first) = first {
+    let mut names = Vec::new();
+    if live.mqtt.is_some() {
+        names.push("mqtt");
+    }
+    if live.replay.is_some() {
+        names.push("replay");
+    }
+    if live.simulate.is_some() {
+        names.push("simulator");
+    }
+    let mut senders: HashMap<&str, IngestSender> = HashMap::new();
+    if let Some(first) = names.first() {
         let (tx, rx) = ingest_channel(65_536, first);
         app.insert_resource(Ingest(rx));
-        if let Some(cfg) = &live.mqtt {
-            sources.mqtt = Some(MqttSource::start_recording(
-                cfg.clone(),
-                tx.clone(),
-                recorder,
-            ));
+        for name in &names[1..] {
+            senders.insert(name, tx.for_source(name));
         }
-        if let Some((path, speed)) = &live.replay {
-            let sender = if first == "replay" {
-                tx
-            } else {
-                tx.for_source("replay")
-            };
-            let replay = start_replay(path, *speed, None, sender)
-                .with_context(|| format!("cannot open recording {}", path.display()))?;
-            sources.replay = Some(replay);
-        }
+        senders.insert(first, tx);
+    }
+    if let (Some(cfg), Some(tx)) = (&live.mqtt, senders.remove("mqtt")) {
+        sources.mqtt = Some(MqttSource::start_recording(
+            cfg.clone(),
+            tx,
+            recorder.clone(),
+        ));
+    }
+    if let (Some((path, speed)), Some(tx)) = (&live.replay, senders.remove("replay")) {
+        let replay = start_replay(path, *speed, None, tx)
+            .with_context(|| format!("cannot open recording {}", path.display()))?;
+        sources.replay = Some(replay);
     }
     app.insert_resource(sources);
     let to_scene = Transformer::new(Crs::WGS84, crs)?;
@@ -145,6 +190,26 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
             d.rule.clone(),
         );
     }
+    if let (Some(sim), Some(tx)) = (live.simulate, senders.remove("simulator")) {
+        if live.devices.is_empty() {
+            // No registry: generate one from the city once it has loaded.
+            app.insert_resource(PendingSimulation {
+                setup: sim,
+                sender: tx,
+                recorder,
+            })
+            .add_systems(
+                Update,
+                simulation::start_when_city_loaded
+                    .run_if(resource_exists::<PendingSimulation>)
+                    .after(tvilling_city::CitySystems::Spawn),
+            );
+        } else {
+            let devices = simulation::devices_for_registry(sim.seed, &live.devices);
+            simulation::start(app.world_mut(), sim, devices, tx, recorder)
+                .context("cannot start the simulator thread")?;
+        }
+    }
     Ok(())
 }
 
@@ -155,6 +220,7 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
     let mut q = world.query::<(
         &TwinEntity,
         &Device,
+        Option<&DeviceInfo>,
         &Liveness,
         Option<&LampState>,
         Option<&MeterState>,
@@ -163,8 +229,15 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
     )>();
     let mut live: std::collections::HashMap<String, Map<String, Value>> =
         std::collections::HashMap::new();
-    for (twin, _device, l, lamp, meter, air, signal) in q.iter(world) {
+    for (twin, device, info, l, lamp, meter, air, signal) in q.iter(world) {
         let mut p = Map::new();
+        p.insert("device_id".into(), json!(device.id));
+        if let Some(info) = info {
+            p.insert("device_name".into(), json!(info.name));
+            for (k, v) in &info.attributes {
+                p.insert(format!("device_{k}"), json!(v));
+            }
+        }
         p.insert("health".into(), json!(l.health.as_str()));
         p.insert(
             "last_seen".into(),

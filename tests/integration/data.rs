@@ -97,10 +97,11 @@ fn default_scene_loads_every_building_and_signal() {
 #[test]
 fn the_scene_file_on_disk_loads_like_the_embedded_default() {
     let scene = crate::common::repo().join("scenes/stockholm.toml");
-    let mut app = loaded_app(&["--scene", scene.to_str().expect("path")]);
+    let mut app = loaded_app(&["--scene", scene.to_str().expect("path"), "--no-simulate"]);
     let world = app.world_mut();
     let n = world.query::<&TwinEntity>().iter(world).count();
-    assert_eq!(n, 195 + 1 + 168);
+    // Buildings, the landmark, signal points and the 6 surveyed street lamps.
+    assert_eq!(n, 195 + 1 + 168 + 6);
     let landmark = world
         .query::<(&TwinEntity, &Building)>()
         .iter(world)

@@ -6,6 +6,8 @@
 //!   broken input is reported and never stops the good data.
 //! - `mqtt`: real payloads published to a real Mosquitto (started on a free loopback port)
 //!   reach components; bad input is counted per reason; a broker restart loses nothing.
+//! - `simulator`: the built-in simulator on the shipped extract: generated registry, values
+//!   through the SenML decoder, health in simulated time, the Swedish signal sequence.
 //! - `snapshot`: `--headless --snapshot` writes valid RFC 7946 GeoJSON.
 //! - `screenshot`: the real binary renders under Xvfb with Mesa's software Vulkan and the
 //!   picture shows the city (and the inspector when a building is selected).
@@ -16,4 +18,5 @@ mod crs;
 mod data;
 mod mqtt;
 mod screenshot;
+mod simulator;
 mod snapshot;

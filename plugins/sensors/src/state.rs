@@ -16,6 +16,14 @@ pub struct Device {
     pub kind: DeviceKind,
 }
 
+/// What the registry says of a device besides its id: a name and attributes such as `origin`
+/// (`generated` or `surveyed`) and `placement` (the rule that placed a generated one).
+#[derive(Component, Debug, Clone, Default, PartialEq)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub attributes: Vec<(String, String)>,
+}
+
 /// How current a device's state is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Reflect)]
 pub enum Health {

@@ -62,7 +62,9 @@ pub(crate) fn toolbar(
                 .changed()
             {
                 sun.unix_time = day_start + (hour * 3600.0) as i64;
+                sun.follow_clock = false;
             }
+            ui.checkbox(&mut sun.follow_clock, "sun follows the live clock");
         });
     Ok(())
 }

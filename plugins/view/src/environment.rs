@@ -25,6 +25,8 @@ pub struct SunSettings {
     pub lon: f64,
     /// UTC time, Unix seconds.
     pub unix_time: i64,
+    /// Whether the app moves `unix_time` with the live clock.
+    pub follow_clock: bool,
 }
 
 impl Default for SunSettings {
@@ -34,6 +36,7 @@ impl Default for SunSettings {
             lon: STOCKHOLM_LAT_LON.1,
             // 2026-06-21 12:00 UTC: an early-afternoon midsummer sun.
             unix_time: tvilling_geo::sun::unix_seconds(2026, 6, 21, 12, 0),
+            follow_clock: false,
         }
     }
 }

@@ -1,0 +1,245 @@
+//! The built-in simulator on the shipped Stockholm extract: the generated registry, the
+//! values it drives through the SenML decoder, health judged in simulated time, determinism.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use serde_json::Value;
+use tvilling_sensors::registry::Quantity;
+use tvilling_sensors::state::{Device, History, SignalAspect};
+
+use crate::common::{loaded_app, temp_dir};
+
+/// `tvilling --headless` with the simulator; returns the snapshot.
+fn run(name: &str, args: &[&str]) -> Value {
+    let out = temp_dir(name).join("twin.geojson");
+    let status = Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args(["--headless", "--snapshot"])
+        .arg(&out)
+        .args(args)
+        .status()
+        .expect("run tvilling");
+    assert!(status.success(), "{args:?}");
+    serde_json::from_str(&std::fs::read_to_string(&out).expect("snapshot")).expect("json")
+}
+
+fn features<'a>(doc: &'a Value, kind: &str) -> Vec<&'a Value> {
+    doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter(|f| f["properties"]["kind"] == kind)
+        .collect()
+}
+
+/// Metres between two WGS 84 points (equirectangular; fine at street scale).
+fn metres(a: &Value, b: &Value) -> f64 {
+    let (lon1, lat1) = (a[0].as_f64().expect("lon"), a[1].as_f64().expect("lat"));
+    let (lon2, lat2) = (b[0].as_f64().expect("lon"), b[1].as_f64().expect("lat"));
+    let x = (lon2 - lon1).to_radians() * (lat1.to_radians().cos()) * 6_371_000.0;
+    let y = (lat2 - lat1).to_radians() * 6_371_000.0;
+    x.hypot(y)
+}
+
+#[test]
+fn the_default_demo_generates_devices_and_drives_them_live_at_night() {
+    // 17:00 UTC on 23 November is 18:00 in Stockholm, an hour and a half after sunset.
+    let doc = run(
+        "sim-night",
+        &[
+            "--simulate",
+            "7",
+            "--sim-start",
+            "2026-11-23T17:00",
+            "--duration",
+            "2",
+        ],
+    );
+    let lamps = features(&doc, "lamp");
+    let heads = features(&doc, "signal_head");
+    let air = features(&doc, "air_sensor");
+    let buildings = features(&doc, "building");
+    // The extract's streets are about 28 km long: at 25-40 m, some 700-1100 lamps.
+    assert!((700..=1100).contains(&lamps.len()), "{} lamps", lamps.len());
+    assert_eq!(heads.len(), 168);
+    assert!((3..=10).contains(&air.len()), "{} air sensors", air.len());
+    // The 6 lamps surveyed in OSM are kept and marked so; every other one says it is generated.
+    let origin = |f: &Value| {
+        f["properties"]["device_origin"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(
+        lamps
+            .iter()
+            .filter(|f| origin(f).as_deref() == Some("surveyed"))
+            .count(),
+        6
+    );
+    assert!(
+        lamps
+            .iter()
+            .chain(&air)
+            .all(|f| origin(f).is_some_and(|o| o == "generated" || o == "surveyed"))
+    );
+    assert!(
+        buildings
+            .iter()
+            .all(|f| origin(f).as_deref() == Some("generated")
+                && f["properties"]["power_kw"].is_number()),
+        "one meter per building, with a value"
+    );
+    // No two lamps closer than the clearance (12 m), checked on a sample against all.
+    for a in lamps.iter().step_by(17) {
+        for b in &lamps {
+            if a["id"] != b["id"] {
+                let d = metres(&a["geometry"]["coordinates"], &b["geometry"]["coordinates"]);
+                assert!(d > 11.5, "{} and {}: {d:.1} m", a["id"], b["id"]);
+            }
+        }
+    }
+    // Every device has reported through the simulator, in simulated time.
+    for f in lamps.iter().chain(&heads).chain(&air).chain(&buildings) {
+        let p = &f["properties"];
+        assert_eq!(p["source"], "simulator", "{}", f["id"]);
+        assert!(
+            p["last_seen"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2026-11-23T17:0")),
+            "{}: {}",
+            f["id"],
+            p["last_seen"]
+        );
+    }
+    // At night lamps are lit; a lamp that is dark or reports a driver fault is in fault, with
+    // a reason, and every lit, healthy lamp is live.
+    let mut dark = 0;
+    for f in &lamps {
+        let p = &f["properties"];
+        let on = p["on"].as_bool().expect("on");
+        let flagged = p["lamp_fault"].as_bool().expect("lamp_fault");
+        if !on || flagged {
+            dark += usize::from(!on);
+            assert_eq!(p["health"], "fault", "{}", f["id"]);
+            assert!(p["fault"].as_str().is_some_and(|r| !r.is_empty()));
+        } else {
+            assert_eq!(p["health"], "live", "{}", f["id"]);
+            assert_eq!(p["dim_pct"], 100.0);
+            assert!(p["power_w"].as_f64().expect("power") > 25.0);
+        }
+    }
+    assert!(
+        dark * 50 < lamps.len(),
+        "{dark} dark lamps: a few, not many"
+    );
+    for f in &heads {
+        let aspect = f["properties"]["aspect"].as_str().expect("aspect");
+        assert!(
+            ["Red", "RedAmber", "Green", "Amber"].contains(&aspect),
+            "{aspect}"
+        );
+    }
+    // 18:00 on a weekday: NO2 above the clean background on the busiest streets.
+    for f in &air {
+        let no2 = f["properties"]["no2_ugm3"].as_f64().expect("no2");
+        assert!((10.0..80.0).contains(&no2), "{no2}");
+    }
+    let sim = &doc["diagnostics"]["sources"]["simulator"];
+    let devices = lamps.len() + heads.len() + air.len() + buildings.len();
+    assert!(sim["accepted"].as_u64().expect("accepted") >= devices as u64);
+    assert_eq!(sim["rejected"], serde_json::json!({}));
+    assert_eq!(doc["diagnostics"]["unknown_devices"], serde_json::json!([]));
+}
+
+#[test]
+fn one_seed_places_the_same_devices_and_lamps_are_dark_at_noon() {
+    let args = |seed: &'static str| {
+        [
+            "--simulate",
+            seed,
+            "--sim-start",
+            "2026-11-23T11:00",
+            "--duration",
+            "1",
+        ]
+    };
+    let a = run("sim-a", &args("7"));
+    let b = run("sim-b", &args("7"));
+    let c = run("sim-c", &args("8"));
+    let placed = |doc: &Value| -> Vec<(String, String)> {
+        features(doc, "lamp")
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().expect("id").to_string(),
+                    f["geometry"]["coordinates"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(placed(&a), placed(&b));
+    assert_ne!(placed(&a), placed(&c), "another seed, other spacings");
+    // Midday in November (sun about 8 degrees up): every lamp is off and none is in fault.
+    for f in features(&a, "lamp") {
+        assert_eq!(f["properties"]["on"], false, "{}", f["id"]);
+        assert_ne!(f["properties"]["health"], "fault", "{}", f["id"]);
+    }
+}
+
+#[test]
+fn signal_heads_run_the_swedish_sequence_through_the_decoder() {
+    // Ten simulated seconds per second: a few seconds cover a whole cycle.
+    let mut app = loaded_app(&[
+        "--simulate",
+        "3",
+        "--sim-start",
+        "2026-11-23T07:00",
+        "--sim-speed",
+        "10",
+    ]);
+    let start = Instant::now();
+    let mut q = app.world_mut().query::<(&Device, &History)>();
+    let aspects = |h: &History| -> Vec<(i64, SignalAspect)> {
+        h.series(Quantity::SignalAspect)
+            .filter_map(|(t, v)| SignalAspect::from_code(v).map(|a| (t, a)))
+            .collect()
+    };
+    let changes =
+        |series: &[(i64, SignalAspect)]| series.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    loop {
+        let cycled = q
+            .iter(app.world())
+            .filter(|(_, h)| changes(&aspects(h)) >= 4)
+            .count();
+        if cycled >= 50 {
+            break;
+        }
+        app.update();
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "signals did not cycle: {cycled} heads with 4 changes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Each head's changes follow red -> red-amber -> green -> amber -> red; heartbeats repeat
+    // the current aspect.
+    let next = |a: SignalAspect| match a {
+        SignalAspect::Red => SignalAspect::RedAmber,
+        SignalAspect::RedAmber => SignalAspect::Green,
+        SignalAspect::Green => SignalAspect::Amber,
+        _ => SignalAspect::Red,
+    };
+    let mut checked = 0;
+    for (device, history) in q.iter(app.world()) {
+        let series = aspects(history);
+        for w in series.windows(2) {
+            assert!(w[1].0 >= w[0].0, "{}: time goes forward", device.id);
+            if w[1].1 != w[0].1 {
+                assert_eq!(w[1].1, next(w[0].1), "{}: {:?}", device.id, w);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 200, "{checked} changes checked");
+}
