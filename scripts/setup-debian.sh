@@ -11,6 +11,8 @@ packages=(
   xvfb xauth proj-bin gdal-bin
   # a real MQTT broker and its command-line clients for the live-source tests
   mosquitto mosquitto-clients
+  # openssl makes the test CA and certificates for the TLS listener
+  openssl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
 use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::ingest::ingest_channel;
-use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource, Subscription};
+use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource, Subscription, TlsFiles};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::state::{AirQualityState, Health, LampState, Liveness, device_bundle};
 
@@ -448,4 +448,78 @@ fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
             .count(),
         195
     );
+}
+
+/// A source for the TLS listener with the given CA and client certificate choice.
+fn tls_source(
+    broker: &Broker,
+    client_id: &str,
+    ca: &std::path::Path,
+    with_client_cert: bool,
+) -> (MqttSource, tvilling_sensors::ingest::IngestReceiver) {
+    let tls = broker.tls.as_ref().expect("TLS listener");
+    let files = TlsFiles {
+        ca_file: Some(ca.to_path_buf()),
+        client_cert_file: with_client_cert.then(|| tls.client_cert.clone()),
+        client_key_file: with_client_cert.then(|| tls.client_key.clone()),
+    };
+    let config = MqttConfig {
+        client_id: client_id.into(),
+        tls: Some(std::sync::Arc::new(
+            files.client_config().expect("TLS config"),
+        )),
+        ..MqttConfig::from_url(
+            &format!("mqtts://127.0.0.1:{}/city/lighting/#", tls.port),
+            PayloadFormat::SenMl,
+        )
+        .expect("url")
+    };
+    let (tx, rx) = ingest_channel(4096, "mqtt");
+    (MqttSource::start(config, tx), rx)
+}
+
+#[test]
+fn tls_with_a_client_certificate_delivers_and_a_wrong_ca_or_no_certificate_is_refused() {
+    let broker = Broker::start_tls("tls");
+    let tls = broker.tls.as_ref().expect("TLS listener");
+    // The right CA and a client certificate: connected, and messages reach components.
+    let (source, rx) = tls_source(&broker, "tvilling-test-tls", &tls.ca, true);
+    wait(
+        || source.connection() == Connection::Connected,
+        "TLS connect",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut app, lamp, _) = devices_app(rx);
+    broker.publish(
+        "city/lighting/kungsgatan",
+        br#"[{"bn":"lamp-kungsgatan-1:","n":"on","vb":true},{"n":"dim","v":70}]"#,
+    );
+    update_until(
+        &mut app,
+        |w| {
+            w.get::<LampState>(lamp)
+                .is_some_and(|l| l.on && l.dim_pct == 70.0)
+        },
+        "the lamp over TLS",
+    );
+    // A broker certificate from another CA: the handshake fails, and says why.
+    let (wrong_ca, _rx) = tls_source(&broker, "tvilling-test-tls-ca", &tls.other_ca, true);
+    wait(
+        || matches!(wrong_ca.connection(), Connection::Disconnected { .. }),
+        "refusal of an unknown CA",
+    );
+    let Connection::Disconnected { reason, .. } = wrong_ca.connection() else {
+        unreachable!()
+    };
+    assert!(
+        reason.to_lowercase().contains("certificate") || reason.to_lowercase().contains("issuer"),
+        "{reason}"
+    );
+    // No client certificate: the broker requires one and closes the connection.
+    let (anonymous, _rx) = tls_source(&broker, "tvilling-test-tls-anon", &tls.ca, false);
+    wait(
+        || matches!(anonymous.connection(), Connection::Disconnected { .. }),
+        "refusal without a client certificate",
+    );
+    assert_eq!(source.connection(), Connection::Connected);
 }

@@ -1,14 +1,19 @@
 //! MQTT source: subscribes to topic filters, decodes each publish with the filter's payload
 //! format on its own thread, and hands observations to the ingest channel. Reconnects with
 //! exponential backoff; uses a persistent session (clean session off, QoS 1 subscriptions) so
-//! that what the broker kept while the twin was away is delivered on reconnection.
+//! that what the broker kept while the twin was away is delivered on reconnection. `mqtts://`
+//! connects over TLS (rustls): the broker's certificate is checked against a configured CA (or
+//! the public web roots), and a client certificate is presented when configured.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{
+    Client, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 
 use crate::codec::{DecodeContext, PayloadFormat, decode};
 use crate::ingest::IngestSender;
@@ -34,15 +39,77 @@ pub struct MqttConfig {
     pub password: Option<String>,
     pub subscriptions: Vec<Subscription>,
     pub keep_alive: Duration,
+    /// TLS client configuration (`mqtts://`); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// TLS files: the CA that signed the broker's certificate (default: the public web roots) and
+/// the client certificate and key (PEM) for brokers that require one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsFiles {
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// A rustls client configuration (ring provider) from these files, or why not.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_file {
+            Some(path) => {
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .and_then(Iterator::collect)
+                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("CA file {}: no certificate in it", path.display()));
+                }
+                for c in certs {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                    .and_then(Iterator::collect)
+                    .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("client key {}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("client certificate and key: {e}"))
+            }
+            (None, None) => Ok(builder.with_no_client_auth()),
+            _ => Err("a client certificate needs both its certificate and its key file".into()),
+        }
+    }
 }
 
 impl MqttConfig {
     /// From `mqtt://host:port/filter` (the filter defaults to `#`), every payload read as
     /// `format`.
     pub fn from_url(url: &str, format: PayloadFormat) -> Result<MqttConfig, String> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| format!("{url:?}: expected mqtt://host:port/topic-filter"))?;
+        let (rest, tls) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => {
+                return Err(format!(
+                    "{url:?}: expected mqtt://host:port/topic-filter (or mqtts:// for TLS)"
+                ));
+            }
+        };
         let (authority, filter) = rest.split_once('/').unwrap_or((rest, "#"));
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) => (
@@ -50,7 +117,7 @@ impl MqttConfig {
                 p.parse::<u16>()
                     .map_err(|_| format!("{url:?}: port {p:?} is not a number"))?,
             ),
-            None => (authority, 1883),
+            None => (authority, if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             return Err(format!("{url:?}: no host"));
@@ -71,6 +138,11 @@ impl MqttConfig {
                 qos: 1,
             }],
             keep_alive: Duration::from_secs(15),
+            tls: if tls {
+                Some(Arc::new(TlsFiles::default().client_config()?))
+            } else {
+                None
+            },
         })
     }
 }
@@ -137,6 +209,11 @@ impl MqttSource {
             .set_max_packet_size(1 << 20, 1 << 20);
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             options.set_credentials(u.clone(), p.clone());
+        }
+        if let Some(tls) = &config.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                tls.clone(),
+            )));
         }
         let (client, mut connection) = Client::new(options, 256);
         let state = Arc::new(Mutex::new(Connection::Connecting));
@@ -288,6 +365,11 @@ mod tests {
         );
         let c = MqttConfig::from_url("mqtt://broker.local", PayloadFormat::SenMl).expect("url");
         assert_eq!((c.port, c.subscriptions[0].filter.as_str()), (1883, "#"));
+        assert!(c.tls.is_none());
+        let c =
+            MqttConfig::from_url("mqtts://broker.local/a/+", PayloadFormat::SenMl).expect("url");
+        assert_eq!((c.port, c.subscriptions[0].filter.as_str()), (8883, "a/+"));
+        assert!(c.tls.is_some(), "mqtts is TLS, with the public roots");
         assert!(
             MqttConfig::from_url("http://x", PayloadFormat::SenMl)
                 .expect_err("scheme")
@@ -298,5 +380,35 @@ mod tests {
                 .expect_err("port")
                 .contains("port")
         );
+    }
+
+    #[test]
+    fn tls_files_that_are_missing_or_not_pem_are_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("tvilling-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        let err = TlsFiles {
+            ca_file: Some(dir.join("absent.pem")),
+            ..TlsFiles::default()
+        }
+        .client_config()
+        .expect_err("missing CA");
+        assert!(err.contains("absent.pem"), "{err}");
+        let err = TlsFiles {
+            ca_file: Some(junk.clone()),
+            ..TlsFiles::default()
+        }
+        .client_config()
+        .expect_err("no certificate");
+        assert!(err.contains("no certificate"), "{err}");
+        let err = TlsFiles {
+            client_cert_file: Some(junk),
+            ..TlsFiles::default()
+        }
+        .client_config()
+        .expect_err("cert without key");
+        assert!(err.contains("both"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
