@@ -57,3 +57,19 @@ pub fn loaded_app(args: &[&str]) -> App {
     app.update();
     app
 }
+
+/// Updates `app` until `done` holds (15 s at most).
+pub fn update_until(app: &mut App, mut done: impl FnMut(&World) -> bool, what: &str) {
+    let start = Instant::now();
+    loop {
+        app.update();
+        if done(app.world()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -4,6 +4,8 @@
 //! - `data`: the shipped data and the shared CityJSON samples load as expected through the
 //!   real plugins (App + MinimalPlugins); GDAL's reading of the same OSM file agrees with ours;
 //!   broken input is reported and never stops the good data.
+//! - `http`: SensorThings and NGSI-LD polling against an HTTP server on a loopback port:
+//!   paging, bearer token, broken pages and HTTP errors counted, good state kept.
 //! - `mqtt`: real payloads published to a real Mosquitto (started on a free loopback port)
 //!   reach components; bad input is counted per reason; a broker restart loses nothing.
 //! - `simulator`: the built-in simulator on the shipped extract: generated registry, values
@@ -16,6 +18,7 @@ mod broker;
 mod common;
 mod crs;
 mod data;
+mod http;
 mod mqtt;
 mod screenshot;
 mod simulator;

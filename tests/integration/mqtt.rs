@@ -12,6 +12,7 @@ use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::state::{AirQualityState, Health, LampState, Liveness, device_bundle};
 
 use crate::broker::Broker;
+use crate::common::update_until;
 
 struct Twin {
     app: App,
@@ -87,21 +88,6 @@ fn twin_recording(
 fn wait(mut done: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn update_until(app: &mut App, mut done: impl FnMut(&World) -> bool, what: &str) {
-    let start = Instant::now();
-    loop {
-        app.update();
-        if done(app.world()) {
-            return;
-        }
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "timed out waiting for {what}"

@@ -121,6 +121,25 @@ impl IngestSender {
         }
     }
 
+    /// The source this sender is for.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Hands over every observation of one decoded message, counting the per-field problems
+    /// each carries (its good fields go on); false when the receiver is gone.
+    pub fn send_decoded(&self, observations: Vec<Observation>, context: &str) -> bool {
+        for o in observations {
+            for problem in &o.problems {
+                self.stats.reject(problem, context);
+            }
+            if !self.send(o) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Hands one observation over, tagged with this source's name; never blocks. Returns false
     /// when the receiver is gone.
     pub fn send(&self, mut o: Observation) -> bool {

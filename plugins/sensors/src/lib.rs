@@ -24,6 +24,7 @@ pub mod apply;
 pub mod codec;
 pub mod generate;
 pub mod health;
+pub mod http;
 pub mod ingest;
 pub mod mqtt;
 pub mod observation;

@@ -271,13 +271,8 @@ impl MqttSource {
                                             &p.payload,
                                         );
                                     }
-                                    for o in obs {
-                                        for problem in &o.problems {
-                                            sender.stats.reject(problem, &p.topic);
-                                        }
-                                        if !sender.send(o) {
-                                            return;
-                                        }
+                                    if !sender.send_decoded(obs, &p.topic) {
+                                        return;
                                     }
                                 }
                                 Err(e) => sender.stats.reject(&e, &p.topic),

@@ -136,10 +136,8 @@ pub fn start_replay(
             };
             match decode(&format, payload.as_bytes(), &ctx) {
                 Ok(obs) => {
-                    for o in obs {
-                        if !sender.send(o) {
-                            return;
-                        }
+                    if !sender.send_decoded(obs, topic) {
+                        return;
                     }
                 }
                 Err(e) => sender.stats.reject(&e, topic),

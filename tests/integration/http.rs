@@ -1,0 +1,351 @@
+//! HTTP polling against a live HTTP server on a free loopback port, answering the SensorThings
+//! v1.1 and NGSI-LD queries the poller makes with real-format documents (the NGSI-LD ones are
+//! the smart-data-models examples in `shared/data/ngsi-ld`). Debian packages no SensorThings or
+//! NGSI-LD server, so the server here implements the paging of both APIs (`@iot.nextLink`;
+//! `limit`/`offset`) over plain HTTP/1.1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+
+use crate::common::update_until;
+use serde_json::{Value, json};
+use tvilling_sensors::apply::{Ingest, SensorApplyPlugin};
+use tvilling_sensors::http::{HttpApi, HttpConfig, start_http};
+use tvilling_sensors::ingest::ingest_channel;
+use tvilling_sensors::registry::{DeviceKind, DeviceRegistry, FieldRule, Quantity};
+use tvilling_sensors::state::{AirQualityState, LampState, device_bundle};
+
+type Handler = Arc<dyn Fn(&str, &[String]) -> (u16, Vec<u8>) + Send + Sync>;
+
+/// An HTTP/1.1 server on a free loopback port; stops when dropped.
+struct Server {
+    port: u16,
+    /// Request targets (path and query) with their headers, in order.
+    requests: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn start(handler: Handler) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let requests: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log, halt) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    headers.push(h.trim().to_string());
+                }
+                let (status, body) = handler(&target, &headers);
+                log.lock().expect("log").push((target, headers));
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    if status == 200 { "OK" } else { "Error" },
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+        });
+        Server {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    fn targets(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .expect("log")
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A query parameter of a request target.
+fn param(target: &str, name: &str) -> Option<String> {
+    let query = target.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+}
+
+fn app_with(rx: tvilling_sensors::ingest::IngestReceiver) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(SensorApplyPlugin);
+    app.insert_resource(Ingest(rx));
+    app
+}
+
+fn register(app: &mut App, id: &str, kind: DeviceKind, rules: Vec<FieldRule>) -> Entity {
+    let e = app.world_mut().spawn(device_bundle(id, kind)).id();
+    app.world_mut()
+        .resource_mut::<DeviceRegistry>()
+        .register(id, kind, e, rules);
+    e
+}
+
+fn result_is(q: Quantity) -> Vec<FieldRule> {
+    vec![FieldRule {
+        field: "result".into(),
+        quantity: q,
+        scale: 1.0,
+    }]
+}
+
+#[test]
+fn sensorthings_datastreams_are_polled_page_by_page_and_a_broken_page_is_counted() {
+    let now = tvilling_sensors::time::format_rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64
+            - 60_000,
+    );
+    let port = Arc::new(Mutex::new(0u16));
+    let p = port.clone();
+    let server = Server::start(Arc::new(move |target: &str, _h: &[String]| {
+        let base = format!("http://127.0.0.1:{}/v1.1", p.lock().expect("port"));
+        let obs = |id: u32, result: Value| {
+            json!({"@iot.id": id, "name": format!("stream {id}"),
+                   "Observations": [{"@iot.id": 1000 + id, "phenomenonTime": now, "resultTime": now, "result": result}]})
+        };
+        let skip = param(target, "$skip");
+        let body = match skip.as_deref() {
+            None => json!({
+                "@iot.count": 4,
+                "@iot.nextLink": format!("{base}/Datastreams?$skip=2"),
+                "value": [obs(1, json!(41.5)), obs(2, json!(18.0))]
+            })
+            .to_string(),
+            Some("2") => json!({
+                "@iot.nextLink": format!("{base}/Datastreams?$skip=4"),
+                "value": [obs(3, json!(-4.5)), {"@iot.id": 4, "Observations": []}]
+            })
+            .to_string(),
+            // The third page is cut off mid-document.
+            _ => r#"{"value": [{"@iot.id": 5, "Observ"#.to_string(),
+        };
+        (200, body.into_bytes())
+    }));
+    *port.lock().expect("port") = server.port;
+    let (tx, rx) = ingest_channel(1024, "sensorthings");
+    let mut app = app_with(rx);
+    let no2 = register(
+        &mut app,
+        "Datastreams(1)",
+        DeviceKind::AirSensor,
+        result_is(Quantity::No2),
+    );
+    let pm10 = register(
+        &mut app,
+        "Datastreams(2)",
+        DeviceKind::AirSensor,
+        result_is(Quantity::Pm10),
+    );
+    let temp = register(
+        &mut app,
+        "Datastreams(3)",
+        DeviceKind::AirSensor,
+        result_is(Quantity::TemperatureC),
+    );
+    let mut config = HttpConfig::new(
+        &format!("http://127.0.0.1:{}/v1.1/", server.port),
+        HttpApi::SensorThings,
+    );
+    config.interval = Duration::from_millis(300);
+    let stats = tx.stats.clone();
+    let source = start_http(config, tx, None).expect("poller");
+    update_until(
+        &mut app,
+        |w| {
+            w.get::<AirQualityState>(temp)
+                .is_some_and(|a| a.temperature_c == Some(-4.5))
+        },
+        "all three datastreams",
+    );
+    let w = app.world();
+    assert_eq!(
+        w.get::<AirQualityState>(no2).and_then(|a| a.no2),
+        Some(41.5)
+    );
+    assert_eq!(
+        w.get::<AirQualityState>(pm10).and_then(|a| a.pm10),
+        Some(18.0)
+    );
+    // The poller asks for each Datastream's newest Observation and follows nextLink.
+    let start = Instant::now();
+    while source.status().polls < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "a second poll");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let targets = server.targets();
+    assert!(
+        targets[0].starts_with("/v1.1/Datastreams?$expand=Observations%28%24orderby%3DphenomenonTime%20desc%3B%24top%3D1%29"),
+        "{targets:?}"
+    );
+    assert_eq!(targets[1], "/v1.1/Datastreams?$skip=2");
+    assert_eq!(targets[2], "/v1.1/Datastreams?$skip=4");
+    // The broken page is counted each poll, and the good state stays.
+    assert!(stats.rejected().get("malformed_json").copied().unwrap_or(0) >= 2);
+    assert_eq!(
+        app.world().get::<AirQualityState>(no2).and_then(|a| a.no2),
+        Some(41.5)
+    );
+}
+
+/// The smart-data-models example entities of one type (files may hold one entity or several).
+fn examples(kind: &str) -> Vec<Value> {
+    let path = crate::common::shared_data(&format!("ngsi-ld/{kind}.example-normalized.jsonld"));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("example")).expect("json");
+    match doc {
+        Value::Array(v) => v,
+        one => vec![one],
+    }
+}
+
+#[test]
+fn ngsi_ld_entities_are_polled_per_type_with_paging_and_an_http_error_is_reported() {
+    let mut lights = examples("Streetlight");
+    // A second streetlight, lit, so that paging (limit 1) has two pages.
+    let mut lit = lights[0].clone();
+    lit["id"] = json!("urn:ngsi-ld:Streetlight:streetlight:stockholm:1");
+    lit["powerState"]["value"] = json!("on");
+    lights.push(lit);
+    let air = examples("AirQualityObserved");
+    let server = Server::start(Arc::new(move |target: &str, headers: &[String]| {
+        let authorised = headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("authorization: Bearer test-token-123"));
+        if !authorised {
+            return (401, b"{\"title\":\"unauthorised\"}".to_vec());
+        }
+        let limit: usize = param(target, "limit")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20);
+        let offset: usize = param(target, "offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let all = match param(target, "type").as_deref() {
+            Some("Streetlight") => &lights,
+            Some("AirQualityObserved") => &air,
+            _ => return (503, b"{\"title\":\"unavailable\"}".to_vec()),
+        };
+        let page: Vec<&Value> = all.iter().skip(offset).take(limit).collect();
+        (200, serde_json::to_vec(&page).expect("page"))
+    }));
+    let (tx, rx) = ingest_channel(1024, "ngsi-ld");
+    let mut app = app_with(rx);
+    let dark = register(
+        &mut app,
+        "urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567",
+        DeviceKind::Lamp,
+        vec![],
+    );
+    let lit = register(
+        &mut app,
+        "urn:ngsi-ld:Streetlight:streetlight:stockholm:1",
+        DeviceKind::Lamp,
+        vec![],
+    );
+    let madrid = register(
+        &mut app,
+        "urn:ngsi-ld:AirQualityObserved:Madrid-AmbientObserved-28079004-2016-03-15T11:00:00",
+        DeviceKind::AirSensor,
+        vec![],
+    );
+    let mut config = HttpConfig::new(
+        &format!("http://127.0.0.1:{}", server.port),
+        HttpApi::NgsiLd {
+            types: vec![
+                "Streetlight".into(),
+                "AirQualityObserved".into(),
+                "WasteContainer".into(),
+            ],
+        },
+    );
+    config.page_size = 1;
+    config.interval = Duration::from_millis(200);
+    config.bearer_token = Some("test-token-123".into());
+    let source = start_http(config, tx, None).expect("poller");
+    update_until(
+        &mut app,
+        |w| {
+            w.get::<LampState>(lit).is_some_and(|l| l.on)
+                && w.get::<AirQualityState>(madrid)
+                    .is_some_and(|a| a.no2.is_some())
+        },
+        "streetlights and air quality",
+    );
+    let w = app.world();
+    assert!(
+        !w.get::<LampState>(dark).expect("lamp").on,
+        "powerState off"
+    );
+    assert_eq!(
+        w.get::<AirQualityState>(madrid).and_then(|a| a.no2),
+        Some(69.0)
+    );
+    let targets = server.targets();
+    assert_eq!(
+        &targets[..4],
+        [
+            "/ngsi-ld/v1/entities?type=Streetlight&limit=1&offset=0",
+            "/ngsi-ld/v1/entities?type=Streetlight&limit=1&offset=1",
+            "/ngsi-ld/v1/entities?type=Streetlight&limit=1&offset=2",
+            "/ngsi-ld/v1/entities?type=AirQualityObserved&limit=1&offset=0",
+        ]
+    );
+    // The third type answers 503: the poll fails with the reason, the state already applied
+    // stays, and the poller tries again at the next interval.
+    let start = Instant::now();
+    while source.status().failed_requests < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "retries");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = source.status();
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("503")),
+        "{status:?}"
+    );
+    // The token went as a header and never into a URL.
+    assert!(targets.iter().all(|t| !t.contains("test-token")));
+    assert!(app.world().get::<LampState>(lit).expect("lamp").on);
+}
