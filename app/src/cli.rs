@@ -55,6 +55,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE.geojson", requires = "headless")]
     pub snapshot: Option<PathBuf>,
 
+    /// Live configuration (TOML): MQTT brokers (TLS, credentials from the environment),
+    /// SensorThings and NGSI-LD servers to poll, registry, recording, simulator and health
+    /// rules; see docs/config.example.toml. Flags given beside it add to or override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Device registry (TOML): which device ids exist, their kind, position and field rules.
     #[arg(long, value_name = "FILE")]
     pub registry: Option<PathBuf>,

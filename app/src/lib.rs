@@ -2,6 +2,7 @@
 //! of three modes: the interactive window, `--screenshot`, or `--headless --snapshot`.
 
 pub mod cli;
+pub mod config;
 pub mod embedded;
 pub mod live;
 pub mod modes;

@@ -11,7 +11,8 @@ use tvilling_city::model::{TwinEntity, TwinKind};
 use tvilling_geo::{Crs, Transformer, WorldPosition};
 use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
 use tvilling_sensors::codec::PayloadFormat;
-use tvilling_sensors::health::HealthPlugin;
+use tvilling_sensors::health::{HealthPlugin, HealthRules};
+use tvilling_sensors::http::{HttpConfig, HttpSource, start_http};
 use tvilling_sensors::ingest::{IngestSender, ingest_channel};
 use tvilling_sensors::mqtt::{MqttConfig, MqttSource};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
@@ -27,21 +28,36 @@ use tvilling_sensors::time::format_rfc3339;
 use crate::Cli;
 use crate::simulation::{self, PendingSimulation, SimSetup};
 
-/// Live sources and devices from the command line.
+/// Live sources and devices from the command line and the configuration file.
 #[derive(Debug, Clone, Default)]
 pub struct LiveSetup {
     pub devices: Vec<DeviceSpec>,
-    pub mqtt: Option<MqttConfig>,
+    pub mqtt: Vec<MqttConfig>,
+    pub http: Vec<HttpConfig>,
     pub replay: Option<(PathBuf, f64)>,
     pub record: Option<PathBuf>,
     /// The built-in simulator: over the registry's devices, or over a registry generated from
     /// the city when there is no registry.
     pub simulate: Option<SimSetup>,
+    /// Health rules from the configuration (default otherwise).
+    pub health: Option<HealthRules>,
+}
+
+fn sim_start_ms(text: &str, what: &str) -> Result<i64> {
+    tvilling_city::scene::parse_utc_minute(text)
+        .map(|s| s * 1000)
+        .ok_or_else(|| anyhow::anyhow!("{what} {text:?}: expected YYYY-MM-DDTHH:MM (UTC)"))
 }
 
 impl LiveSetup {
+    /// The configuration file first (`--config`), then the command line's flags over it.
     pub fn from_cli(cli: &Cli) -> Result<LiveSetup> {
-        let devices = match &cli.registry {
+        let config = match &cli.config {
+            Some(p) => crate::config::load(p)?,
+            None => crate::config::LiveConfig::default(),
+        };
+        let registry = cli.registry.clone().or(config.registry);
+        let devices = match &registry {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read registry {}", p.display()))?;
@@ -49,51 +65,78 @@ impl LiveSetup {
             }
             None => Vec::new(),
         };
-        let mqtt = match &cli.mqtt {
-            Some(url) => {
-                let format = PayloadFormat::from_name(&cli.mqtt_format, None)
-                    .ok_or_else(|| anyhow::anyhow!("--mqtt-format {:?}: expected senml, chirpstack, tts, ngsi-ld or sensorthings", cli.mqtt_format))?;
-                Some(MqttConfig::from_url(url, format).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?)
-            }
-            None => None,
-        };
-        let configured = mqtt.is_some() || cli.replay.is_some();
-        let seed = match (cli.simulate, cli.no_simulate, configured) {
-            (Some(seed), _, _) => Some(seed),
-            (None, false, false) => Some(DEFAULT_SEED),
-            _ => None,
-        };
-        let start_ms = match &cli.sim_start {
-            Some(t) => Some(
-                tvilling_city::scene::parse_utc_minute(t).ok_or_else(|| {
-                    anyhow::anyhow!("--sim-start {t:?}: expected YYYY-MM-DDTHH:MM (UTC)")
-                })? * 1000,
-            ),
-            None => None,
-        };
+        let mut mqtt = config.mqtt;
+        if let Some(url) = &cli.mqtt {
+            let format = PayloadFormat::from_name(&cli.mqtt_format, None).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--mqtt-format {:?}: expected senml, chirpstack, tts, ngsi-ld or sensorthings",
+                    cli.mqtt_format
+                )
+            })?;
+            mqtt.push(
+                MqttConfig::from_url(url, format).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?,
+            );
+        }
+        let replay = cli
+            .replay
+            .clone()
+            .map(|p| (p, cli.replay_speed))
+            .or(config.replay);
+        let configured = !mqtt.is_empty() || !config.http.is_empty() || replay.is_some();
         anyhow::ensure!(
             cli.sim_speed.is_finite() && cli.sim_speed > 0.0,
             "--sim-speed {}: must be a positive number",
             cli.sim_speed
         );
+        let from_cli = |seed: u64| -> Result<SimSetup> {
+            Ok(SimSetup {
+                seed,
+                clock: SimClockSettings {
+                    start_ms: cli
+                        .sim_start
+                        .as_deref()
+                        .map(|t| sim_start_ms(t, "--sim-start"))
+                        .transpose()?,
+                    speed: cli.sim_speed,
+                },
+            })
+        };
+        let simulate = match (cli.simulate, cli.no_simulate, &config.simulator) {
+            (Some(seed), _, _) => Some(from_cli(seed)?),
+            (None, true, _) | (None, false, Some(None)) => None,
+            (None, false, Some(Some((seed, start, speed)))) => Some(SimSetup {
+                seed: *seed,
+                clock: SimClockSettings {
+                    start_ms: match (&cli.sim_start, start) {
+                        (Some(t), _) => Some(sim_start_ms(t, "--sim-start")?),
+                        (None, Some(t)) => Some(sim_start_ms(t, "simulator.start")?),
+                        (None, None) => None,
+                    },
+                    speed: if cli.sim_speed != 1.0 {
+                        cli.sim_speed
+                    } else {
+                        *speed
+                    },
+                },
+            }),
+            (None, false, None) if !configured => Some(from_cli(DEFAULT_SEED)?),
+            (None, false, None) => None,
+        };
         Ok(LiveSetup {
             devices,
             mqtt,
-            replay: cli.replay.clone().map(|p| (p, cli.replay_speed)),
-            record: cli.record.clone(),
-            simulate: seed.map(|seed| SimSetup {
-                seed,
-                clock: SimClockSettings {
-                    start_ms,
-                    speed: cli.sim_speed,
-                },
-            }),
+            http: config.http,
+            replay,
+            record: cli.record.clone().or(config.record),
+            simulate,
+            health: config.health,
         })
     }
 
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
-            && self.mqtt.is_none()
+            && self.mqtt.is_empty()
+            && self.http.is_empty()
             && self.replay.is_none()
             && self.simulate.is_none()
     }
@@ -105,7 +148,8 @@ pub const DEFAULT_SEED: u64 = 1;
 /// Running sources, kept alive by the app.
 #[derive(Resource, Default)]
 pub struct LiveSources {
-    pub mqtt: Option<MqttSource>,
+    pub mqtt: Vec<(String, MqttSource)>,
+    pub http: Vec<(String, HttpSource)>,
     pub replay: Option<ReplaySource>,
     pub simulator: Option<SimulatorSource>,
 }
@@ -122,6 +166,9 @@ pub fn twin_kind(kind: DeviceKind) -> TwinKind {
 /// Adds the sensor plugins, spawns registered devices and starts the sources.
 pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
     app.add_plugins((SensorApplyPlugin, HealthPlugin));
+    if let Some(rules) = &live.health {
+        app.insert_resource(rules.clone());
+    }
     let recorder = match &live.record {
         Some(p) => Some(
             Recorder::create(p)
@@ -132,37 +179,56 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
     let mut sources = LiveSources::default();
     // One channel for every source; each sender is named after its source, so diagnostics
     // list exactly the sources that run. With no source (a registry alone), no channel.
-    let mut names = Vec::new();
-    if live.mqtt.is_some() {
-        names.push("mqtt");
-    }
-    if live.replay.is_some() {
-        names.push("replay");
-    }
-    if live.simulate.is_some() {
-        names.push("simulator");
-    }
-    let mut senders: HashMap<&str, IngestSender> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut name = |base: &str| {
+        let n = names
+            .iter()
+            .filter(|n| n.split('-').next() == Some(base))
+            .count();
+        let name = if n == 0 {
+            base.to_string()
+        } else {
+            format!("{base}-{}", n + 1)
+        };
+        names.push(name.clone());
+        name
+    };
+    let mqtt_names: Vec<String> = live.mqtt.iter().map(|_| name("mqtt")).collect();
+    let http_names: Vec<String> = live.http.iter().map(|h| name(h.source_name())).collect();
+    let replay_name = live.replay.as_ref().map(|_| name("replay"));
+    let sim_name = live.simulate.as_ref().map(|_| name("simulator"));
+    let mut senders: HashMap<String, IngestSender> = HashMap::new();
     if let Some(first) = names.first() {
         let (tx, rx) = ingest_channel(65_536, first);
         app.insert_resource(Ingest(rx));
         for name in &names[1..] {
-            senders.insert(name, tx.for_source(name));
+            senders.insert(name.clone(), tx.for_source(name));
         }
-        senders.insert(first, tx);
+        senders.insert(first.clone(), tx);
     }
-    if let (Some(cfg), Some(tx)) = (&live.mqtt, senders.remove("mqtt")) {
-        sources.mqtt = Some(MqttSource::start_recording(
-            cfg.clone(),
-            tx,
-            recorder.clone(),
-        ));
+    let mut sender = |name: &str| {
+        senders
+            .remove(name)
+            .ok_or_else(|| anyhow::anyhow!("no channel for source {name}"))
+    };
+    for (cfg, name) in live.mqtt.iter().zip(&mqtt_names) {
+        let source = MqttSource::start_recording(cfg.clone(), sender(name)?, recorder.clone());
+        sources.mqtt.push((name.clone(), source));
     }
-    if let (Some((path, speed)), Some(tx)) = (&live.replay, senders.remove("replay")) {
-        let replay = start_replay(path, *speed, None, tx)
+    for (cfg, name) in live.http.iter().zip(&http_names) {
+        let source = start_http(cfg.clone(), sender(name)?, recorder.clone())
+            .map_err(|e| anyhow::anyhow!("{name} {}: {e}", cfg.base_url))?;
+        sources.http.push((name.clone(), source));
+    }
+    if let (Some((path, speed)), Some(name)) = (&live.replay, &replay_name) {
+        let replay = start_replay(path, *speed, None, sender(name)?)
             .with_context(|| format!("cannot open recording {}", path.display()))?;
         sources.replay = Some(replay);
     }
+    let sim_sender = match &sim_name {
+        Some(name) => Some(sender(name)?),
+        None => None,
+    };
     app.insert_resource(sources);
     let to_scene = Transformer::new(Crs::WGS84, crs)?;
     let world = app.world_mut();
@@ -190,7 +256,7 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
             d.rule.clone(),
         );
     }
-    if let (Some(sim), Some(tx)) = (live.simulate, senders.remove("simulator")) {
+    if let (Some(sim), Some(tx)) = (live.simulate, sim_sender) {
         if live.devices.is_empty() {
             // No registry: generate one from the city once it has loaded.
             app.insert_resource(PendingSimulation {
@@ -320,6 +386,22 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         .get_resource::<ApplyStats>()
         .cloned()
         .unwrap_or_default();
+    // How each networked source is doing: MQTT connection state, HTTP poll status.
+    if let Some(live) = world.get_resource::<LiveSources>() {
+        for (name, m) in &live.mqtt {
+            if let Some(entry) = sources.get_mut(name) {
+                entry["connection"] = json!(format!("{:?}", m.connection()));
+            }
+        }
+        for (name, h) in &live.http {
+            if let Some(entry) = sources.get_mut(name) {
+                let st = h.status();
+                entry["polls"] = json!(st.polls);
+                entry["failed_requests"] = json!(st.failed_requests);
+                entry["last_error"] = json!(st.last_error);
+            }
+        }
+    }
     doc["diagnostics"] = json!({
         "sources": sources,
         "unknown_devices": unknown,

@@ -73,3 +73,19 @@ pub fn update_until(app: &mut App, mut done: impl FnMut(&World) -> bool, what: &
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A JSON file (a snapshot) read and parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json")
+}
+
+/// The snapshot feature with this id.
+pub fn feature(doc: &serde_json::Value, id: &str) -> serde_json::Value {
+    doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .find(|f| f["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no feature {id}"))
+}

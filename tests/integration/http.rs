@@ -349,3 +349,84 @@ fn ngsi_ld_entities_are_polled_per_type_with_paging_and_an_http_error_is_reporte
     assert!(targets.iter().all(|t| !t.contains("test-token")));
     assert!(app.world().get::<LampState>(lit).expect("lamp").on);
 }
+
+#[test]
+fn a_config_file_runs_mqtt_with_a_plain_mapping_and_ngsi_ld_polling_headless() {
+    let broker = crate::broker::Broker::start("config");
+    let lights = examples("Streetlight");
+    let server = Server::start(Arc::new(move |target: &str, headers: &[String]| {
+        if !headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("authorization: Bearer from-the-environment"))
+        {
+            return (401, b"{}".to_vec());
+        }
+        let page: Vec<&Value> = match param(target, "offset").as_deref() {
+            Some("0") => lights.iter().collect(),
+            _ => Vec::new(),
+        };
+        (200, serde_json::to_vec(&page).expect("page"))
+    }));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let fresh = tvilling_sensors::time::format_rfc3339(now - 30_000);
+    broker.publish_retained(
+        "energy/meters/m-1",
+        format!(r#"{{"meter":{{"id":"m-1"}},"ts":"{fresh}","readings":{{"power":12.5,"energyToday":80.25}},"heat":{{"kw":30}}}}"#)
+            .as_bytes(),
+    );
+    let dir = crate::common::temp_dir("config-run");
+    std::fs::write(
+        dir.join("registry.toml"),
+        "[[device]]\nid = \"m-1\"\nkind = \"meter\"\nlon = 18.066\nlat = 59.336\n\n\
+         [[device]]\nid = \"urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567\"\nkind = \"lamp\"\nlon = 18.067\nlat = 59.337\n",
+    )
+    .expect("registry");
+    std::fs::write(
+        dir.join("live.toml"),
+        format!(
+            "registry = \"registry.toml\"\n\n\
+             [[mqtt]]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"tvilling-config-test\"\n\
+             [[mqtt.subscribe]]\nfilter = \"energy/meters/+\"\nformat = \"plain\"\nmapping = \"meters\"\n\n\
+             [plain.meters]\ndevice = \"meter.id\"\ntime = \"ts\"\n\
+             fields = {{ power_kw = \"readings.power\", energy_today_kwh = \"readings.energyToday\", heating_kw = \"heat.kw\" }}\n\n\
+             [[http]]\nurl = \"http://127.0.0.1:{}\"\napi = \"ngsi-ld\"\ntypes = [\"Streetlight\"]\ninterval_s = 1\ntoken_env = \"TVILLING_TEST_TOKEN\"\n",
+            broker.port, server.port
+        ),
+    )
+    .expect("config");
+    let snapshot = dir.join("twin.geojson");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .env("TVILLING_TEST_TOKEN", "from-the-environment")
+        .args(["--headless", "--duration", "3", "--config"])
+        .arg(dir.join("live.toml"))
+        .arg("--snapshot")
+        .arg(&snapshot)
+        .output()
+        .expect("run tvilling");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("from-the-environment"),
+        "the token is never logged"
+    );
+    let doc = crate::common::read_json(&snapshot);
+    let feature = |id: &str| crate::common::feature(&doc, id);
+    let meter = feature("m-1");
+    assert_eq!(meter["properties"]["power_kw"], 12.5);
+    assert_eq!(meter["properties"]["energy_today_kwh"], 80.25);
+    assert_eq!(meter["properties"]["heating_kw"], 30.0);
+    assert_eq!(meter["properties"]["source"], "mqtt");
+    let lamp = feature("urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567");
+    assert_eq!(lamp["properties"]["on"], false);
+    assert_eq!(lamp["properties"]["source"], "ngsi-ld");
+    let sources = &doc["diagnostics"]["sources"];
+    assert_eq!(sources["mqtt"]["connection"], "Connected");
+    assert!(sources["ngsi-ld"]["polls"].as_u64().expect("polls") >= 1);
+    assert!(
+        sources.get("simulator").is_none(),
+        "configured sources: no simulator"
+    );
+}

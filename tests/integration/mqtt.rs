@@ -375,17 +375,8 @@ fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&snapshot).expect("snapshot")).expect("json");
-    let feature = |id: &str| {
-        doc["features"]
-            .as_array()
-            .expect("features")
-            .iter()
-            .find(|f| f["id"] == id)
-            .cloned()
-            .expect(id)
-    };
+    let doc = crate::common::read_json(&snapshot);
+    let feature = |id: &str| crate::common::feature(&doc, id);
     let air = feature("0101010101010101");
     assert_eq!(air["properties"]["kind"], "air_sensor");
     assert_eq!(air["properties"]["no2_ugm3"], 38.5);

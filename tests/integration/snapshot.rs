@@ -108,6 +108,16 @@ fn help_explains_every_flag_and_bad_flags_fail_cleanly() {
         "--headless",
         "--snapshot",
         "--select",
+        "--config",
+        "--registry",
+        "--mqtt",
+        "--replay",
+        "--record",
+        "--simulate",
+        "--no-simulate",
+        "--sim-start",
+        "--sim-speed",
+        "--duration",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
