@@ -1,5 +1,5 @@
 // City tiles: one batched mesh per tile. Each vertex carries a tag = building index (low 24 bits)
-// | surface class (high 8 bits: 0 wall, 1 roof, 2 ground, 3 other). The building's colour is
+// | surface class (high 8 bits: 0 wall, 1 roof, 2 ground, 3 other, 4 device marker, unlit). The building's colour is
 // read from the tile's colour texture at that index, so recolouring a building is a texel write,
 // never a re-mesh. Lighting is a Lambert sun plus a hemispheric ambient term.
 
@@ -50,6 +50,10 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     let width = textureDimensions(colors).x;
     let texel = vec2<i32>(i32(index % width), i32(index / width));
     var base = textureLoad(colors, texel, 0).rgb;
+    if surface == 4u {
+        // Device markers: their state colour, unlit, so lamps and signals read at night too.
+        return vec4<f32>(base, 1.0);
+    }
     if surface == 1u {
         // Roofs: a slate-grey cast over the building colour (Stockholm's tin and copper roofs).
         base = base * vec3<f32>(0.80, 0.82, 0.86);

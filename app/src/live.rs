@@ -13,8 +13,8 @@ use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
 use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::health::{HealthPlugin, HealthRules};
 use tvilling_sensors::http::{HttpConfig, HttpSource, start_http};
-use tvilling_sensors::ingest::{IngestSender, ingest_channel};
-use tvilling_sensors::mqtt::{MqttConfig, MqttSource};
+use tvilling_sensors::ingest::{IngestSender, SourceStatus, ingest_channel};
+use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::registry_file::{DeviceSpec, parse_registry};
 use tvilling_sensors::replay::{Recorder, ReplaySource, start_replay};
@@ -229,7 +229,9 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
         Some(name) => Some(sender(name)?),
         None => None,
     };
-    app.insert_resource(sources);
+    app.insert_resource(sources)
+        .init_resource::<SourceStatus>()
+        .add_systems(Update, update_source_status);
     let to_scene = Transformer::new(Crs::WGS84, crs)?;
     let world = app.world_mut();
     for d in &live.devices {
@@ -277,6 +279,45 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Keeps [`SourceStatus`] current for the live panel: MQTT connection state, HTTP polls.
+pub fn update_source_status(sources: Res<LiveSources>, mut status: ResMut<SourceStatus>) {
+    let mut next = std::collections::BTreeMap::new();
+    for (name, m) in &sources.mqtt {
+        let text = match m.connection() {
+            Connection::Connecting => "connecting".to_string(),
+            Connection::Connected => "connected".to_string(),
+            Connection::Disconnected { reason, attempts } => {
+                format!("disconnected ({attempts} retries): {reason}")
+            }
+        };
+        next.insert(name.clone(), text);
+    }
+    for (name, h) in &sources.http {
+        let st = h.status();
+        let text = match &st.last_error {
+            Some(e) if st.failed_requests > 0 => {
+                format!("{} polls, {} failed: {e}", st.polls, st.failed_requests)
+            }
+            _ => format!("{} polls", st.polls),
+        };
+        next.insert(name.clone(), text);
+    }
+    if let Some(r) = &sources.replay {
+        next.insert(
+            "replay".into(),
+            if r.is_finished() {
+                "finished"
+            } else {
+                "playing"
+            }
+            .into(),
+        );
+    }
+    if next != status.0 {
+        status.0 = next;
+    }
 }
 
 /// Adds live values, `health` and `last_seen` to the snapshot's device features and the

@@ -66,15 +66,16 @@ impl Picture {
     }
 }
 
-/// Runs `tvilling --screenshot` under xvfb-run and returns the picture.
-fn screenshot(name: &str, extra: &[&str]) -> Picture {
+/// Runs `tvilling --screenshot` under xvfb-run with the sun and the simulator's clock at
+/// `clock` (UTC), and returns the picture.
+fn screenshot(name: &str, clock: &str, extra: &[&str]) -> Picture {
     let out = temp_dir(name).join("shot.png");
     let result = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1024x768x24"])
         .arg(env!("CARGO_BIN_EXE_tvilling"))
         .arg("--screenshot")
         .arg(&out)
-        .args(["--size", "800x500", "--sun", "2026-06-21T12:00"])
+        .args(["--size", "800x500", "--sun", clock, "--sim-start", clock])
         .args(extra)
         .output()
         .expect("xvfb-run (Debian package xvfb) must be installed");
@@ -91,6 +92,20 @@ fn screenshot(name: &str, extra: &[&str]) -> Picture {
     let pic = Picture::load(&out);
     assert_eq!((pic.width, pic.height), (800, 500), "window size");
     pic
+}
+
+const MIDSUMMER_NOON: &str = "2026-06-21T12:00";
+
+/// A lit street lamp's marker: warm yellow.
+fn is_lamp(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    r > 150 && g > 110 && b < r - 60 && (20..=70).contains(&(r - g))
+}
+
+/// A signal marker showing red or green.
+fn is_signal(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    (r > 170 && g < 60 && b < 60) || (g > 150 && r < 80 && b < 120)
 }
 
 /// Lit building walls and roofs: light, warm-to-neutral greys (not sky, not UI black).
@@ -118,7 +133,7 @@ fn is_panel(p: [u8; 3]) -> bool {
 
 #[test]
 fn the_city_renders_with_buildings_parks_and_panels() {
-    let pic = screenshot("city", &[]);
+    let pic = screenshot("city", MIDSUMMER_NOON, &[]);
     assert!(
         pic.distinct_colours() > 80,
         "a real scene has many colours, got {}",
@@ -146,7 +161,7 @@ fn the_city_renders_with_buildings_parks_and_panels() {
 #[test]
 fn a_selected_building_is_highlighted_and_inspected() {
     // Kungliga biblioteket in Humlegården.
-    let pic = screenshot("selected", &["--select", "way/15803083"]);
+    let pic = screenshot("selected", MIDSUMMER_NOON, &["--select", "way/15803083"]);
     let highlight = pic.share(0.0, 0.0, 1.0, 1.0, is_highlight);
     assert!(
         highlight > 0.01,
@@ -157,5 +172,25 @@ fn a_selected_building_is_highlighted_and_inspected() {
     assert!(
         pic.share(0.62, 0.05, 0.99, 0.3, is_panel) > 0.3,
         "inspector missing"
+    );
+}
+
+#[test]
+fn at_night_lamps_are_lit_signals_show_their_aspect_and_the_live_panel_counts_devices() {
+    // 17:00 UTC on 23 November: 18:00 in Stockholm, dark. The simulator drives the devices.
+    let pic = screenshot("night", "2026-11-23T17:00", &["--frames", "4"]);
+    let everywhere = |f: fn([u8; 3]) -> bool| pic.share(0.0, 0.0, 1.0, 1.0, f) * 800.0 * 500.0;
+    let lamps = everywhere(is_lamp);
+    let signals = everywhere(is_signal);
+    assert!(lamps > 300.0, "{lamps} lit-lamp pixels");
+    assert!(signals > 20.0, "{signals} red or green signal pixels");
+    // The same view at midsummer noon has no lit lamp.
+    let day = screenshot("day", MIDSUMMER_NOON, &["--frames", "4"]);
+    let day_lamps = day.share(0.0, 0.0, 1.0, 1.0, is_lamp) * 800.0 * 500.0;
+    assert!(day_lamps < lamps / 20.0, "{day_lamps} lamp pixels by day");
+    // The live panel sits bottom left.
+    assert!(
+        pic.share(0.01, 0.55, 0.3, 0.85, is_panel) > 0.3,
+        "live panel missing"
     );
 }

@@ -1,8 +1,10 @@
 //! egui panels of Tvilling: load progress, toolbar with counts and sun time, building
-//! inspector, north arrow and scale bar, import problems, and the about box with the data's
+//! inspector (with its meter's live values), the live panel (sources, device health,
+//! rejections, unknown devices), north arrow and scale bar, import problems, and the about box with the data's
 //! attribution. Panels read the model and write requests (camera commands, picks); they never
 //! edit model components.
 
+pub mod live;
 pub mod overlay;
 pub mod panels;
 
@@ -10,11 +12,23 @@ use bevy::prelude::*;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
 
 /// Which windows are open.
-#[derive(Resource, Debug, Clone, Default)]
+#[derive(Resource, Debug, Clone)]
 pub struct PanelState {
     pub about_open: bool,
     pub problems_open: bool,
     pub attributes_open: bool,
+    pub live_open: bool,
+}
+
+impl Default for PanelState {
+    fn default() -> Self {
+        Self {
+            about_open: false,
+            problems_open: false,
+            attributes_open: false,
+            live_open: true,
+        }
+    }
 }
 
 /// The egui user interface.
@@ -33,6 +47,7 @@ impl Plugin for UiPlugin {
                 panels::progress_window,
                 panels::inspector,
                 panels::problems_window,
+                live::live_window,
                 panels::about_window,
                 overlay::compass_and_scale,
             )

@@ -4,6 +4,7 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 use tvilling_city::load::{LoadProgress, LoadReport};
 use tvilling_city::model::{Building, TwinEntity};
+use tvilling_sensors::state::{Device, Liveness, MeterState};
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::environment::SunSettings;
 use tvilling_view::picking::{EntityPicked, Selection};
@@ -48,6 +49,9 @@ pub(crate) fn toolbar(
                 }
                 if ui.button("About").clicked() {
                     panels.about_open = !panels.about_open;
+                }
+                if ui.button("Live").clicked() {
+                    panels.live_open = !panels.live_open;
                 }
             });
             // Sun time of day (UTC hours) on the chosen date.
@@ -114,6 +118,7 @@ pub(crate) fn inspector(
     mut contexts: EguiContexts,
     selection: Res<Selection>,
     buildings: Query<(&TwinEntity, &Building)>,
+    devices: Query<(&Device, &Liveness, Option<&MeterState>)>,
     mut panels: ResMut<PanelState>,
     mut camera: MessageWriter<CameraCommand>,
     mut picks: MessageWriter<EntityPicked>,
@@ -140,7 +145,11 @@ pub(crate) fn inspector(
                 .num_columns(2)
                 .striped(true)
                 .show(ui, |ui| {
-                    for (k, v) in building_rows(twin, b) {
+                    let live = devices
+                        .get(e)
+                        .map(|(d, l, m)| crate::live::device_rows(d, l, m))
+                        .unwrap_or_default();
+                    for (k, v) in building_rows(twin, b).into_iter().chain(live) {
                         ui.label(egui::RichText::new(k).strong());
                         ui.label(v);
                         ui.end_row();

@@ -6,6 +6,8 @@
 //!   indexed by the building's vertex tag, so [`tiles::BuildingColor`] changes never re-mesh.
 //! - [`camera`]: orbit / pan / zoom with mouse and keys, frame-the-city, fly-to, floating
 //!   origin recentring, and [`camera::ViewInfo`] for the north arrow and scale bar.
+//! - [`devices`]: signal heads, street lamps and air sensors as markers batched per 250 m chunk,
+//!   coloured by live state through the same per-chunk colour texture (one texel per change).
 //! - [`picking`]: a click casts a ray into the tile meshes and selects the building hit.
 //! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
 //!
@@ -15,6 +17,7 @@
 //! [`tiles::BuildingColor`].
 
 pub mod camera;
+pub mod devices;
 pub mod environment;
 pub mod picking;
 pub mod tiles;
@@ -52,6 +55,7 @@ impl Plugin for ViewPlugin {
         )
         .add_plugins((
             tiles::TileRenderPlugin,
+            devices::DeviceMarkerPlugin,
             camera::CameraPlugin,
             picking::PickingPlugin,
             environment::EnvironmentPlugin,

@@ -153,8 +153,27 @@ pub fn to_bevy_mesh(m: &tvilling_city::mesh::MeshData) -> Mesh {
     mesh
 }
 
-fn texel(color: Color) -> [u8; 4] {
+pub(crate) fn texel(color: Color) -> [u8; 4] {
     color.to_srgba().to_u8_array()
+}
+
+/// Writes one colour texel (index = tag index) of a colour texture; false when it is gone.
+pub(crate) fn write_texel(
+    images: &mut Assets<Image>,
+    colors: &Handle<Image>,
+    index: u32,
+    color: Color,
+) -> bool {
+    let Some(mut image) = images.get_mut(colors) else {
+        return false;
+    };
+    let i = index as usize * 4;
+    if let Some(data) = image.data.as_mut()
+        && i + 4 <= data.len()
+    {
+        data[i..i + 4].copy_from_slice(&texel(color));
+    }
+    true
 }
 
 /// A material whose colour texture is a fixed palette (index = vertex tag index).
@@ -259,14 +278,8 @@ fn write_colors(
         } else {
             color.0
         };
-        let Some(mut image) = images.get_mut(&drawing.colors) else {
+        if !write_texel(&mut images, &drawing.colors, slot.index, c) {
             continue;
-        };
-        let i = slot.index as usize * 4;
-        if let Some(data) = image.data.as_mut()
-            && i + 4 <= data.len()
-        {
-            data[i..i + 4].copy_from_slice(&texel(c));
         }
         if !touched_tiles.contains(&slot.tile) {
             touched_tiles.push(slot.tile);

@@ -1,0 +1,249 @@
+//! The live panel: each source's state and counters (accepted, rejected per reason,
+//! superseded), devices by kind and health, the live clock, the most recent rejections and
+//! the unknown devices; and the live rows of the inspector for a selected building's meter.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, egui};
+use tvilling_sensors::apply::{ApplyStats, Ingest};
+use tvilling_sensors::health::SensorClock;
+use tvilling_sensors::ingest::SourceStatus;
+use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
+use tvilling_sensors::simulate::stockholm_local;
+use tvilling_sensors::state::{Device, Health, Liveness, MeterState};
+use tvilling_sensors::time::format_rfc3339;
+
+use crate::PanelState;
+
+const KINDS: [(DeviceKind, &str); 4] = [
+    (DeviceKind::SignalHead, "signal heads"),
+    (DeviceKind::Lamp, "street lamps"),
+    (DeviceKind::Meter, "meters"),
+    (DeviceKind::AirSensor, "air sensors"),
+];
+const HEALTHS: [Health; 4] = [
+    Health::Live,
+    Health::Stale,
+    Health::Fault,
+    Health::NeverSeen,
+];
+
+/// Devices per kind and health.
+pub fn health_counts<'a>(
+    devices: impl Iterator<Item = (&'a Device, &'a Liveness)>,
+) -> BTreeMap<(usize, usize), usize> {
+    let mut out = BTreeMap::new();
+    for (d, l) in devices {
+        let k = KINDS.iter().position(|(k, _)| *k == d.kind).unwrap_or(0);
+        let h = HEALTHS.iter().position(|h| *h == l.health).unwrap_or(0);
+        *out.entry((k, h)).or_default() += 1;
+    }
+    out
+}
+
+/// The live panel (only when the live pipeline runs).
+pub(crate) fn live_window(
+    mut contexts: EguiContexts,
+    mut panels: ResMut<PanelState>,
+    ingest: Option<Res<Ingest>>,
+    status: Option<Res<SourceStatus>>,
+    applied: Option<Res<ApplyStats>>,
+    registry: Option<Res<DeviceRegistry>>,
+    clock: Option<Res<SensorClock>>,
+    devices: Query<(&Device, &Liveness)>,
+) -> Result {
+    let (Some(registry), Some(clock)) = (registry, clock) else {
+        return Ok(());
+    };
+    let ctx = contexts.ctx_mut()?;
+    let mut open = panels.live_open;
+    egui::Window::new("Live")
+        .id(egui::Id::new("live"))
+        .open(&mut open)
+        .anchor(egui::Align2::LEFT_BOTTOM, [8.0, -60.0])
+        .default_width(330.0)
+        .resizable(false)
+        .show(ctx, |ui| {
+            let local = stockholm_local(clock.now_ms);
+            ui.label(format!(
+                "Clock {} UTC · {:02}:{:02} in Stockholm",
+                &format_rfc3339(clock.now_ms)[..19].replace('T', " "),
+                local.hour as u32,
+                ((local.hour.fract()) * 60.0) as u32
+            ));
+            let counts = health_counts(devices.iter());
+            egui::Grid::new("health")
+                .striped(true)
+                .min_col_width(40.0)
+                .show(ui, |ui| {
+                    ui.label("");
+                    for h in HEALTHS {
+                        ui.label(egui::RichText::new(h.as_str()).strong());
+                    }
+                    ui.end_row();
+                    for (k, (_, name)) in KINDS.iter().enumerate() {
+                        ui.label(*name);
+                        for h in 0..HEALTHS.len() {
+                            let n = counts.get(&(k, h)).copied().unwrap_or(0);
+                            let text = egui::RichText::new(n.to_string());
+                            let text = if h == 2 && n > 0 {
+                                text.color(egui::Color32::from_rgb(230, 60, 200))
+                            } else {
+                                text
+                            };
+                            ui.add(egui::Label::new(text).wrap_mode(egui::TextWrapMode::Extend));
+                        }
+                        ui.end_row();
+                    }
+                });
+            ui.separator();
+            let Some(ingest) = ingest else {
+                ui.label("No source runs: registered devices wait for their first message.");
+                return;
+            };
+            let table = ingest
+                .0
+                .sources
+                .lock()
+                .map(|t| t.clone())
+                .unwrap_or_default();
+            // Numbers never wrap: a column sized on an earlier frame must not cut them.
+            let cell = |ui: &mut egui::Ui, text: String| {
+                ui.add(egui::Label::new(text).wrap_mode(egui::TextWrapMode::Extend));
+            };
+            egui::Grid::new("sources")
+                .striped(true)
+                .min_col_width(56.0)
+                .show(ui, |ui| {
+                    for h in ["source", "state", "accepted", "rejected", "superseded"] {
+                        ui.label(egui::RichText::new(h).strong());
+                    }
+                    ui.end_row();
+                    for (name, stats) in &table {
+                        ui.label(name);
+                        cell(
+                            ui,
+                            status
+                                .as_ref()
+                                .and_then(|s| s.0.get(name).cloned())
+                                .unwrap_or_else(|| "running".into()),
+                        );
+                        cell(ui, stats.accepted.load(Ordering::Relaxed).to_string());
+                        cell(ui, stats.rejected().values().sum::<u64>().to_string());
+                        cell(ui, stats.superseded.load(Ordering::Relaxed).to_string());
+                        ui.end_row();
+                    }
+                });
+            if let Some(a) = applied {
+                ui.label(format!(
+                    "Applied {} · out of order {} · from unknown devices {}",
+                    a.applied, a.out_of_order, a.unknown_device
+                ));
+            }
+            let rejected: Vec<(String, String)> = table
+                .iter()
+                .flat_map(|(name, s)| {
+                    s.last_rejections()
+                        .into_iter()
+                        .rev()
+                        .take(5)
+                        .map(move |r| (name.clone(), r))
+                })
+                .collect();
+            egui::CollapsingHeader::new(format!("Recent rejections ({})", rejected.len()))
+                .id_salt("rejections")
+                .show(ui, |ui| {
+                    for (name, r) in &rejected {
+                        ui.label(format!("{name}: {r}"));
+                    }
+                });
+            let mut unknown: Vec<(&String, &u64)> = registry.unknown.iter().collect();
+            unknown.sort();
+            egui::CollapsingHeader::new(format!("Unknown devices ({})", unknown.len()))
+                .id_salt("unknown")
+                .show(ui, |ui| {
+                    for (id, n) in unknown.iter().take(50) {
+                        ui.label(format!("{id}: {n} messages"));
+                    }
+                });
+        });
+    panels.live_open = open;
+    Ok(())
+}
+
+/// Live rows for a device on a selected entity (a building's meter).
+pub fn device_rows(
+    device: &Device,
+    live: &Liveness,
+    meter: Option<&MeterState>,
+) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("Device", device.id.clone()),
+        ("Health", live.health.as_str().to_string()),
+        (
+            "Last seen",
+            live.last_seen_ms.map_or("never".into(), format_rfc3339),
+        ),
+    ];
+    if let Some(reason) = &live.fault {
+        rows.push(("Fault", reason.clone()));
+    }
+    if let Some(m) = meter {
+        let v = |x: Option<f64>, unit: &str| x.map_or("-".into(), |x| format!("{x:.1} {unit}"));
+        rows.push(("Power", v(Some(m.power_kw), "kW")));
+        rows.push(("Energy today", v(Some(m.energy_today_kwh), "kWh")));
+        rows.push(("Heating", v(m.heating_kw, "kW")));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_kind_and_health_and_meter_rows() {
+        let lamp = Device {
+            id: "l".into(),
+            kind: DeviceKind::Lamp,
+        };
+        let meter = Device {
+            id: "m".into(),
+            kind: DeviceKind::Meter,
+        };
+        let live = Liveness {
+            health: Health::Live,
+            ..Default::default()
+        };
+        let fault = Liveness {
+            health: Health::Fault,
+            fault: Some("off while the sun is down".into()),
+            ..Default::default()
+        };
+        let c = health_counts(
+            [
+                (&lamp, &live),
+                (&lamp, &fault),
+                (&lamp, &fault),
+                (&meter, &live),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(c.get(&(1, 2)), Some(&2));
+        assert_eq!(c.get(&(1, 0)), Some(&1));
+        assert_eq!(c.get(&(2, 0)), Some(&1));
+        let rows = device_rows(
+            &meter,
+            &fault,
+            Some(&MeterState {
+                power_kw: 12.34,
+                ..Default::default()
+            }),
+        );
+        assert!(rows.contains(&("Power", "12.3 kW".into())));
+        assert!(rows.contains(&("Heating", "-".into())));
+        assert!(rows.contains(&("Fault", "off while the sun is down".into())));
+    }
+}

@@ -1,0 +1,359 @@
+//! Device markers: every signal head, street lamp and air sensor is a small lit marker above
+//! the street, coloured by its live state (signal aspect; lamp on, dimmed, off or in fault; NO2
+//! level; grey while never seen, blue-grey when stale). Meters live on their buildings and are
+//! not marked here.
+//!
+//! Markers are batched like buildings: one mesh per 250 m chunk with a per-chunk colour texture
+//! indexed by a per-vertex tag, so a state change rewrites one texel of one chunk and never
+//! re-meshes. The tag's surface class [`MARKER_SURFACE`] tells the shader to draw it unlit.
+
+use std::collections::HashMap;
+
+use bevy::asset::RenderAssetUsages;
+use bevy::math::{DVec3, IVec2};
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use tvilling_city::mesh::{MeshData, to_local};
+use tvilling_city::tiles::TILE_SIZE_M;
+use tvilling_geo::WorldPosition;
+use tvilling_sensors::registry::DeviceKind;
+use tvilling_sensors::state::{
+    AirQualityState, Device, Health, LampState, Liveness, SignalAspect, SignalHeadState,
+};
+
+use crate::ViewSystems;
+use crate::tiles::{
+    COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, texel, to_bevy_mesh, write_texel,
+};
+
+/// Surface class of marker vertices (high 8 bits of the tag): drawn unlit.
+pub const MARKER_SURFACE: u32 = 4;
+
+/// One chunk of markers.
+#[derive(Component, Debug, Clone)]
+#[require(WorldPosition, Transform, Visibility)]
+pub struct MarkerChunk {
+    pub key: IVec2,
+    /// Device entities in tag order.
+    pub members: Vec<Entity>,
+    colors: Handle<Image>,
+    material: Handle<CityMaterial>,
+}
+
+/// Where a device's marker is: its chunk and index in that chunk.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerSlot {
+    pub chunk: Entity,
+    pub index: u32,
+}
+
+/// Marker shape of a kind: half-size (m) and height of its centre above ground (m). Larger
+/// than life, so that a street's lamps still read from across the city.
+pub fn marker_shape(kind: DeviceKind) -> Option<(f32, f32)> {
+    match kind {
+        DeviceKind::SignalHead => Some((2.2, 6.0)),
+        DeviceKind::Lamp => Some((1.8, 10.0)),
+        DeviceKind::AirSensor => Some((4.5, 8.0)),
+        DeviceKind::Meter => None,
+    }
+}
+
+/// The colour a device's marker shows.
+pub fn marker_color(
+    live: &Liveness,
+    signal: Option<&SignalHeadState>,
+    lamp: Option<&LampState>,
+    air: Option<&AirQualityState>,
+) -> Color {
+    match live.health {
+        Health::NeverSeen => return Color::srgb(0.62, 0.62, 0.62),
+        Health::Stale => return Color::srgb(0.40, 0.46, 0.62),
+        _ => {}
+    }
+    if let Some(s) = signal {
+        return match s.aspect {
+            SignalAspect::Red => Color::srgb(0.92, 0.08, 0.06),
+            SignalAspect::RedAmber => Color::srgb(1.0, 0.42, 0.0),
+            SignalAspect::Green => Color::srgb(0.05, 0.85, 0.25),
+            SignalAspect::Amber | SignalAspect::FlashingAmber => Color::srgb(1.0, 0.74, 0.0),
+            SignalAspect::Dark => Color::srgb(0.12, 0.12, 0.12),
+        };
+    }
+    if let Some(l) = lamp {
+        if live.health == Health::Fault {
+            return Color::srgb(0.95, 0.1, 0.85);
+        }
+        return if l.on {
+            let k = 0.55 + 0.45 * (l.dim_pct / 100.0).clamp(0.0, 1.0) as f32;
+            Color::srgb(1.0 * k, 0.86 * k, 0.45 * k)
+        } else {
+            Color::srgb(0.22, 0.22, 0.25)
+        };
+    }
+    if let Some(a) = air {
+        // NO2 against the EU limits: green to 40 µg/m³ (annual), red from 200 (hourly).
+        let no2 = a.no2.unwrap_or(0.0) as f32;
+        let t = (no2 / 40.0).clamp(0.0, 1.0);
+        let u = ((no2 - 40.0) / 160.0).clamp(0.0, 1.0);
+        return Color::srgb(0.1 + 0.9 * t, 0.8 - 0.7 * u, 0.25 * (1.0 - t));
+    }
+    Color::srgb(0.8, 0.8, 0.8)
+}
+
+/// Draws device markers and keeps their colours live.
+#[derive(Default)]
+pub struct DeviceMarkerPlugin;
+
+impl Plugin for DeviceMarkerPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<MarkerChunks>().add_systems(
+            Update,
+            (place_markers, color_markers)
+                .chain()
+                .in_set(ViewSystems::Draw),
+        );
+    }
+}
+
+/// Chunk entities by key.
+#[derive(Resource, Debug, Default)]
+pub struct MarkerChunks(pub HashMap<IVec2, Entity>);
+
+/// An octahedron around `c` (local render frame), every vertex tagged `tag`.
+fn octahedron(c: Vec3, r: f32, tag: u32, out: &mut MeshData) {
+    let (x, y, z) = (Vec3::X * r, Vec3::Y * r * 1.4, Vec3::Z * r);
+    for (a, b) in [(x, z), (z, -x), (-x, -z), (-z, x)] {
+        for top in [y, -y] {
+            let (p, q) = if top.y > 0.0 { (b, a) } else { (a, b) };
+            let tri = [c + p, c + q, c + top];
+            let n = (tri[1] - tri[0]).cross(tri[2] - tri[0]).normalize_or_zero();
+            out.push_triangle(tri, n, tag);
+        }
+    }
+}
+
+/// New devices get markers: each chunk they fall in is (re)built with all its members.
+fn place_markers(
+    mut commands: Commands,
+    added: Query<(), Added<Device>>,
+    devices: Query<(Entity, &Device, &WorldPosition, &Liveness)>,
+    mut chunks: ResMut<MarkerChunks>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+) {
+    if added.is_empty() {
+        return;
+    }
+    let key_of = |p: DVec3| {
+        IVec2::new(
+            (p.x / TILE_SIZE_M).floor() as i32,
+            (p.y / TILE_SIZE_M).floor() as i32,
+        )
+    };
+    let mut by_chunk: HashMap<IVec2, Vec<(Entity, DeviceKind, DVec3)>> = HashMap::new();
+    let mut touched: Vec<IVec2> = Vec::new();
+    for (e, device, pos, _) in &devices {
+        if marker_shape(device.kind).is_none() {
+            continue;
+        }
+        let key = key_of(pos.0);
+        by_chunk
+            .entry(key)
+            .or_default()
+            .push((e, device.kind, pos.0));
+        if added.contains(e) && !touched.contains(&key) {
+            touched.push(key);
+        }
+    }
+    for key in touched {
+        let members = by_chunk.remove(&key).unwrap_or_default();
+        let origin = DVec3::new(
+            f64::from(key.x) * TILE_SIZE_M,
+            f64::from(key.y) * TILE_SIZE_M,
+            0.0,
+        );
+        let mut mesh = MeshData::default();
+        let height = (members.len() as u32).div_ceil(COLOR_TEXTURE_WIDTH).max(1);
+        let mut image = Image::new_fill(
+            Extent3d {
+                width: COLOR_TEXTURE_WIDTH,
+                height,
+                depth_or_array_layers: 1,
+            },
+            TextureDimension::D2,
+            &texel(Color::srgb(0.62, 0.62, 0.62)),
+            TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::default(),
+        );
+        let chunk = match chunks.0.get(&key) {
+            Some(&c) => c,
+            None => {
+                let c = commands
+                    .spawn((
+                        Name::new(format!("device markers {key}")),
+                        WorldPosition(origin),
+                    ))
+                    .id();
+                chunks.0.insert(key, c);
+                c
+            }
+        };
+        for (i, (e, kind, p)) in members.iter().enumerate() {
+            let Some((r, h)) = marker_shape(*kind) else {
+                continue;
+            };
+            let c = to_local(origin, p.x, p.y, f64::from(h));
+            octahedron(c, r, i as u32 | (MARKER_SURFACE << 24), &mut mesh);
+            commands.entity(*e).insert(MarkerSlot {
+                chunk,
+                index: i as u32,
+            });
+            if let (Some(data), Ok((_, _, _, live))) = (image.data.as_mut(), devices.get(*e)) {
+                data[i * 4..i * 4 + 4]
+                    .copy_from_slice(&texel(marker_color(live, None, None, None)));
+            }
+        }
+        let colors = images.add(image);
+        let material = materials.add(CityMaterial {
+            params: CityParams::default(),
+            colors: colors.clone(),
+        });
+        commands.entity(chunk).insert((
+            Mesh3d(meshes.add(to_bevy_mesh(&mesh))),
+            MeshMaterial3d(material.clone()),
+            MarkerChunk {
+                key,
+                members: members.iter().map(|m| m.0).collect(),
+                colors,
+                material,
+            },
+        ));
+    }
+}
+
+/// State changes rewrite their marker's texel.
+fn color_markers(
+    changed: Query<
+        (
+            &MarkerSlot,
+            &Liveness,
+            Option<&SignalHeadState>,
+            Option<&LampState>,
+            Option<&AirQualityState>,
+        ),
+        Or<(
+            Changed<Liveness>,
+            Changed<SignalHeadState>,
+            Changed<LampState>,
+            Changed<AirQualityState>,
+            Added<MarkerSlot>,
+        )>,
+    >,
+    chunks: Query<&MarkerChunk>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+) {
+    let mut touched: Vec<Entity> = Vec::new();
+    for (slot, live, signal, lamp, air) in &changed {
+        let Ok(chunk) = chunks.get(slot.chunk) else {
+            continue;
+        };
+        let color = marker_color(live, signal, lamp, air);
+        if !write_texel(&mut images, &chunk.colors, slot.index, color) {
+            continue;
+        }
+        if !touched.contains(&slot.chunk) {
+            touched.push(slot.chunk);
+        }
+    }
+    for c in touched {
+        if let Ok(chunk) = chunks.get(c) {
+            materials.get_mut(&chunk.material);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_follow_state_and_health() {
+        let live = Liveness {
+            health: Health::Live,
+            ..Default::default()
+        };
+        let red = marker_color(
+            &live,
+            Some(&SignalHeadState {
+                aspect: SignalAspect::Red,
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        assert_eq!(red, Color::srgb(0.92, 0.08, 0.06));
+        let never = Liveness::default();
+        assert_eq!(
+            marker_color(&never, None, Some(&LampState::default()), None),
+            Color::srgb(0.62, 0.62, 0.62)
+        );
+        let fault = Liveness {
+            health: Health::Fault,
+            ..Default::default()
+        };
+        assert_eq!(
+            marker_color(&fault, None, Some(&LampState::default()), None),
+            Color::srgb(0.95, 0.1, 0.85)
+        );
+        let lit = LampState {
+            on: true,
+            dim_pct: 100.0,
+            ..Default::default()
+        };
+        let dimmed = LampState {
+            on: true,
+            dim_pct: 50.0,
+            ..Default::default()
+        };
+        let bright = marker_color(&live, None, Some(&lit), None).to_srgba();
+        let half = marker_color(&live, None, Some(&dimmed), None).to_srgba();
+        assert!(bright.red > half.red);
+        let clean = marker_color(
+            &live,
+            None,
+            None,
+            Some(&AirQualityState {
+                no2: Some(10.0),
+                ..Default::default()
+            }),
+        )
+        .to_srgba();
+        let dirty = marker_color(
+            &live,
+            None,
+            None,
+            Some(&AirQualityState {
+                no2: Some(250.0),
+                ..Default::default()
+            }),
+        )
+        .to_srgba();
+        assert!(clean.green > clean.red && dirty.red > dirty.green);
+    }
+
+    #[test]
+    fn an_octahedron_has_eight_outward_faces() {
+        let mut m = MeshData::default();
+        octahedron(Vec3::new(5.0, 8.0, -3.0), 1.0, 7, &mut m);
+        assert_eq!(m.triangle_count(), 8);
+        for (i, t) in m.indices.chunks_exact(3).enumerate() {
+            let p = |k: usize| Vec3::from_array(m.positions[t[k] as usize]);
+            let centre = (p(0) + p(1) + p(2)) / 3.0 - Vec3::new(5.0, 8.0, -3.0);
+            let n = Vec3::from_array(m.normals[t[0] as usize]);
+            assert!(n.dot(centre) > 0.0, "face {i} faces outward");
+        }
+        assert!(m.tags.iter().all(|&t| t == 7));
+    }
+}
