@@ -1,5 +1,6 @@
 //! Integration tests of Tvilling, in one binary (each test binary links all of Bevy).
 //!
+//! - `config`: the `--config` file: the example parses, mistakes are clear errors.
 //! - `crs`: our transforms against PROJ's `cs2cs` command (Debian `proj-bin`).
 //! - `data`: the shipped data and the shared CityJSON samples load as expected through the
 //!   real plugins (App + MinimalPlugins); GDAL's reading of the same OSM file agrees with ours;
@@ -16,6 +17,7 @@
 
 mod broker;
 mod common;
+mod config;
 mod crs;
 mod data;
 mod http;
