@@ -109,6 +109,14 @@ pub struct Cli {
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub duration: f64,
 
+    /// Colour buildings by: type (default), power, intensity (kWh/m² per year) or freshness.
+    #[arg(long, default_value = "type", value_name = "NAME")]
+    pub colour_by: String,
+
+    /// Language of the panels: en (English) or sv (Swedish); switchable in the toolbar.
+    #[arg(long, default_value = "en", value_name = "LANG")]
+    pub lang: String,
+
     /// With --screenshot: select the building with this source id (e.g. way/24981325) and
     /// fly to it before capturing.
     #[arg(long, value_name = "ID")]

@@ -28,6 +28,8 @@ pub struct Setup {
     pub sun_unix: Option<i64>,
     /// The sun was set on the command line: it stays put instead of following the live clock.
     pub sun_fixed: bool,
+    pub colour_by: tvilling_view::layers::ColourBy,
+    pub lang: tvilling_ui::i18n::Lang,
 }
 
 /// Resolves data sources, CRS and sun time from the command line and scene file.
@@ -82,6 +84,20 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
     Ok(Setup {
         live: live::LiveSetup::from_cli(cli)?,
         sun_fixed: cli.sun.is_some(),
+        colour_by: match cli.colour_by.as_str() {
+            "type" => tvilling_view::layers::ColourBy::Type,
+            "power" => tvilling_view::layers::ColourBy::Power,
+            "intensity" => tvilling_view::layers::ColourBy::EnergyIntensity,
+            "freshness" => tvilling_view::layers::ColourBy::Freshness,
+            other => {
+                anyhow::bail!("--colour-by {other:?}: expected type, power, intensity or freshness")
+            }
+        },
+        lang: match cli.lang.as_str() {
+            "en" => tvilling_ui::i18n::Lang::English,
+            "sv" => tvilling_ui::i18n::Lang::Swedish,
+            other => anyhow::bail!("--lang {other:?}: expected en or sv"),
+        },
         sources: CitySources {
             sources,
             source_crs,
@@ -117,6 +133,13 @@ pub fn add_view(app: &mut App, setup: &Setup) {
     // unless the command line fixed it; the toolbar's slider takes it over.
     sun.follow_clock = !setup.sun_fixed && !setup.live.is_empty();
     app.insert_resource(sun)
+        .insert_resource(setup.colour_by)
+        .insert_resource(setup.lang)
+        // The legend matters as soon as buildings are coloured by a live value.
+        .insert_resource(tvilling_ui::PanelState {
+            layers_open: setup.colour_by != tvilling_view::layers::ColourBy::Type,
+            ..default()
+        })
         .add_plugins((tvilling_view::ViewPlugin, tvilling_ui::UiPlugin))
         .configure_sets(
             Update,

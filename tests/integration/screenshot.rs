@@ -194,3 +194,39 @@ fn at_night_lamps_are_lit_signals_show_their_aspect_and_the_live_panel_counts_de
         "live panel missing"
     );
 }
+
+/// A ramp colour of the warm half (yellow to red): no default building colour is this
+/// saturated.
+fn is_warm_ramp(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    r > 120 && b < 90 && r - b > 80 && g < r + 10
+}
+
+#[test]
+fn colour_by_energy_intensity_recolours_the_buildings_and_shows_its_legend_in_swedish() {
+    // 10:00 on a November Monday: offices at work, heating on.
+    let clock = "2026-11-23T09:00";
+    let plain = screenshot("type", clock, &[]);
+    let by = screenshot(
+        "intensity",
+        clock,
+        &["--colour-by", "intensity", "--lang", "sv"],
+    );
+    let warm = by.share(0.3, 0.3, 0.9, 1.0, is_warm_ramp);
+    let warm_plain = plain.share(0.3, 0.3, 0.9, 1.0, is_warm_ramp);
+    assert!(
+        warm > 0.008,
+        "{:.2}% of the view in warm ramp colours",
+        warm * 100.0
+    );
+    assert!(
+        warm_plain < warm / 10.0,
+        "{:.3}% before",
+        warm_plain * 100.0
+    );
+    // The layers panel with the legend, bottom right.
+    assert!(
+        by.share(0.65, 0.55, 0.9, 0.98, is_panel) > 0.3,
+        "layers panel missing"
+    );
+}

@@ -4,6 +4,8 @@
 //! attribution. Panels read the model and write requests (camera commands, picks); they never
 //! edit model components.
 
+pub mod i18n;
+pub mod layers;
 pub mod live;
 pub mod overlay;
 pub mod panels;
@@ -18,6 +20,7 @@ pub struct PanelState {
     pub problems_open: bool,
     pub attributes_open: bool,
     pub live_open: bool,
+    pub layers_open: bool,
 }
 
 impl Default for PanelState {
@@ -27,6 +30,7 @@ impl Default for PanelState {
             problems_open: false,
             attributes_open: false,
             live_open: true,
+            layers_open: false,
         }
     }
 }
@@ -40,19 +44,22 @@ impl Plugin for UiPlugin {
         if !app.is_plugin_added::<EguiPlugin>() {
             app.add_plugins(EguiPlugin::default());
         }
-        app.init_resource::<PanelState>().add_systems(
-            EguiPrimaryContextPass,
-            (
-                panels::toolbar,
-                panels::progress_window,
-                panels::inspector,
-                panels::problems_window,
-                live::live_window,
-                panels::about_window,
-                overlay::compass_and_scale,
-            )
-                .chain(),
-        );
+        app.init_resource::<PanelState>()
+            .init_resource::<i18n::Lang>()
+            .add_systems(
+                EguiPrimaryContextPass,
+                (
+                    panels::toolbar,
+                    panels::progress_window,
+                    panels::inspector,
+                    panels::problems_window,
+                    live::live_window,
+                    layers::layers_window,
+                    panels::about_window,
+                    overlay::compass_and_scale,
+                )
+                    .chain(),
+            );
     }
 }
 

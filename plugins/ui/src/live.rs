@@ -16,6 +16,7 @@ use tvilling_sensors::state::{Device, Health, Liveness, MeterState};
 use tvilling_sensors::time::format_rfc3339;
 
 use crate::PanelState;
+use crate::i18n::{Lang, tr, tr_str};
 
 const KINDS: [(DeviceKind, &str); 4] = [
     (DeviceKind::SignalHead, "signal heads"),
@@ -53,13 +54,15 @@ pub(crate) fn live_window(
     registry: Option<Res<DeviceRegistry>>,
     clock: Option<Res<SensorClock>>,
     devices: Query<(&Device, &Liveness)>,
+    lang: Res<Lang>,
 ) -> Result {
+    let lang = *lang;
     let (Some(registry), Some(clock)) = (registry, clock) else {
         return Ok(());
     };
     let ctx = contexts.ctx_mut()?;
     let mut open = panels.live_open;
-    egui::Window::new("Live")
+    egui::Window::new(tr(lang, "Live"))
         .id(egui::Id::new("live"))
         .open(&mut open)
         .anchor(egui::Align2::LEFT_BOTTOM, [8.0, -60.0])
@@ -68,10 +71,12 @@ pub(crate) fn live_window(
         .show(ctx, |ui| {
             let local = stockholm_local(clock.now_ms);
             ui.label(format!(
-                "Clock {} UTC · {:02}:{:02} in Stockholm",
+                "{} {} UTC · {:02}:{:02} {}",
+                tr(lang, "Clock"),
                 &format_rfc3339(clock.now_ms)[..19].replace('T', " "),
                 local.hour as u32,
-                ((local.hour.fract()) * 60.0) as u32
+                ((local.hour.fract()) * 60.0) as u32,
+                tr(lang, "in Stockholm")
             ));
             let counts = health_counts(devices.iter());
             egui::Grid::new("health")
@@ -80,11 +85,11 @@ pub(crate) fn live_window(
                 .show(ui, |ui| {
                     ui.label("");
                     for h in HEALTHS {
-                        ui.label(egui::RichText::new(h.as_str()).strong());
+                        ui.label(egui::RichText::new(tr(lang, h.as_str())).strong());
                     }
                     ui.end_row();
                     for (k, (_, name)) in KINDS.iter().enumerate() {
-                        ui.label(*name);
+                        ui.label(tr(lang, *name));
                         for h in 0..HEALTHS.len() {
                             let n = counts.get(&(k, h)).copied().unwrap_or(0);
                             let text = egui::RichText::new(n.to_string());
@@ -100,7 +105,10 @@ pub(crate) fn live_window(
                 });
             ui.separator();
             let Some(ingest) = ingest else {
-                ui.label("No source runs: registered devices wait for their first message.");
+                ui.label(tr(
+                    lang,
+                    "No source runs: registered devices wait for their first message.",
+                ));
                 return;
             };
             let table = ingest
@@ -118,7 +126,7 @@ pub(crate) fn live_window(
                 .min_col_width(56.0)
                 .show(ui, |ui| {
                     for h in ["source", "state", "accepted", "rejected", "superseded"] {
-                        ui.label(egui::RichText::new(h).strong());
+                        ui.label(egui::RichText::new(tr(lang, h)).strong());
                     }
                     ui.end_row();
                     for (name, stats) in &table {
@@ -128,7 +136,7 @@ pub(crate) fn live_window(
                             status
                                 .as_ref()
                                 .and_then(|s| s.0.get(name).cloned())
-                                .unwrap_or_else(|| "running".into()),
+                                .map_or_else(|| tr(lang, "running").into(), |t| tr_str(lang, &t)),
                         );
                         cell(ui, stats.accepted.load(Ordering::Relaxed).to_string());
                         cell(ui, stats.rejected().values().sum::<u64>().to_string());
@@ -138,8 +146,13 @@ pub(crate) fn live_window(
                 });
             if let Some(a) = applied {
                 ui.label(format!(
-                    "Applied {} · out of order {} · from unknown devices {}",
-                    a.applied, a.out_of_order, a.unknown_device
+                    "{} {} · {} {} · {} {}",
+                    tr(lang, "Applied"),
+                    a.applied,
+                    tr(lang, "out of order"),
+                    a.out_of_order,
+                    tr(lang, "from unknown devices"),
+                    a.unknown_device
                 ));
             }
             let rejected: Vec<(String, String)> = table
@@ -152,22 +165,30 @@ pub(crate) fn live_window(
                         .map(move |r| (name.clone(), r))
                 })
                 .collect();
-            egui::CollapsingHeader::new(format!("Recent rejections ({})", rejected.len()))
-                .id_salt("rejections")
-                .show(ui, |ui| {
-                    for (name, r) in &rejected {
-                        ui.label(format!("{name}: {r}"));
-                    }
-                });
+            egui::CollapsingHeader::new(format!(
+                "{} ({})",
+                tr(lang, "Recent rejections"),
+                rejected.len()
+            ))
+            .id_salt("rejections")
+            .show(ui, |ui| {
+                for (name, r) in &rejected {
+                    ui.label(format!("{name}: {r}"));
+                }
+            });
             let mut unknown: Vec<(&String, &u64)> = registry.unknown.iter().collect();
             unknown.sort();
-            egui::CollapsingHeader::new(format!("Unknown devices ({})", unknown.len()))
-                .id_salt("unknown")
-                .show(ui, |ui| {
-                    for (id, n) in unknown.iter().take(50) {
-                        ui.label(format!("{id}: {n} messages"));
-                    }
-                });
+            egui::CollapsingHeader::new(format!(
+                "{} ({})",
+                tr(lang, "Unknown devices"),
+                unknown.len()
+            ))
+            .id_salt("unknown")
+            .show(ui, |ui| {
+                for (id, n) in unknown.iter().take(50) {
+                    ui.label(format!("{id}: {n} {}", tr(lang, "messages")));
+                }
+            });
         });
     panels.live_open = open;
     Ok(())

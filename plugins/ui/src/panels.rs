@@ -10,6 +10,7 @@ use tvilling_view::environment::SunSettings;
 use tvilling_view::picking::{EntityPicked, Selection};
 
 use crate::PanelState;
+use crate::i18n::{Lang, tr};
 
 /// Attribution of the shipped data, shown in the about box (ODbL requires it).
 pub const ATTRIBUTION: &str = "Map data © OpenStreetMap contributors, available under the Open Database License (ODbL) 1.0: https://www.openstreetmap.org/copyright";
@@ -21,6 +22,7 @@ pub(crate) fn toolbar(
     mut panels: ResMut<PanelState>,
     mut sun: ResMut<SunSettings>,
     mut camera: MessageWriter<CameraCommand>,
+    mut lang: ResMut<Lang>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     egui::Window::new("Tvilling")
@@ -29,29 +31,49 @@ pub(crate) fn toolbar(
         .resizable(false)
         .collapsible(true)
         .show(ctx, |ui| {
-            ui.label(egui::RichText::new("Stockholm digital twin").strong());
+            let l = *lang;
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new(tr(l, "Stockholm digital twin")).strong());
+                // The language switch: flags would be ambiguous, names are not.
+                for (value, name) in [(Lang::English, "English"), (Lang::Swedish, "Svenska")] {
+                    if ui.selectable_label(l == value, name).clicked() && l != value {
+                        *lang = value;
+                    }
+                }
+            });
             ui.label(format!(
-                "{} buildings · {} traffic signals · {} tiles",
-                progress.buildings, progress.signals, progress.tiles
+                "{} {} · {} {} · {} {}",
+                progress.buildings,
+                tr(l, "buildings"),
+                progress.signals,
+                tr(l, "traffic signals"),
+                progress.tiles,
+                tr(l, "tiles")
             ));
             ui.horizontal(|ui| {
-                if ui.button("Frame city (Home)").clicked() {
+                if ui.button(tr(l, "Frame city (Home)")).clicked() {
                     camera.write(CameraCommand::FrameCity);
                 }
-                if ui.button("North up (N)").clicked() {
+                if ui.button(tr(l, "North up (N)")).clicked() {
                     camera.write(CameraCommand::NorthUp);
                 }
             });
             let problems = report.0.errors.len();
             ui.horizontal(|ui| {
-                if ui.button(format!("Import problems: {problems}")).clicked() {
+                if ui
+                    .button(format!("{}: {problems}", tr(l, "Import problems")))
+                    .clicked()
+                {
                     panels.problems_open = !panels.problems_open;
                 }
-                if ui.button("About").clicked() {
+                if ui.button(tr(l, "About")).clicked() {
                     panels.about_open = !panels.about_open;
                 }
-                if ui.button("Live").clicked() {
+                if ui.button(tr(l, "Live")).clicked() {
                     panels.live_open = !panels.live_open;
+                }
+                if ui.button(tr(l, "Layers")).clicked() {
+                    panels.layers_open = !panels.layers_open;
                 }
             });
             // Sun time of day (UTC hours) on the chosen date.
@@ -59,16 +81,17 @@ pub(crate) fn toolbar(
             let mut hour = (sun.unix_time - day_start) as f32 / 3600.0;
             let (_, elevation) = sun.direction();
             if ui
-                .add(
-                    egui::Slider::new(&mut hour, 0.0..=23.99)
-                        .text(format!("sun, UTC h ({elevation:.0}° up)")),
-                )
+                .add(egui::Slider::new(&mut hour, 0.0..=23.99).text(format!(
+                    "{} ({elevation:.0}° {})",
+                    tr(l, "sun, UTC h"),
+                    tr(l, "up")
+                )))
                 .changed()
             {
                 sun.unix_time = day_start + (hour * 3600.0) as i64;
                 sun.follow_clock = false;
             }
-            ui.checkbox(&mut sun.follow_clock, "sun follows the live clock");
+            ui.checkbox(&mut sun.follow_clock, tr(l, "sun follows the live clock"));
         });
     Ok(())
 }
@@ -122,7 +145,9 @@ pub(crate) fn inspector(
     mut panels: ResMut<PanelState>,
     mut camera: MessageWriter<CameraCommand>,
     mut picks: MessageWriter<EntityPicked>,
+    lang: Res<Lang>,
 ) -> Result {
+    let lang = *lang;
     let Some(e) = selection.building else {
         return Ok(());
     };
@@ -134,7 +159,7 @@ pub(crate) fn inspector(
         .name
         .clone()
         .or_else(|| b.address.clone())
-        .unwrap_or_else(|| "Building".into());
+        .unwrap_or_else(|| tr(lang, "Building").into());
     egui::Window::new(title)
         .id(egui::Id::new("inspector"))
         .anchor(egui::Align2::RIGHT_TOP, [-8.0, 8.0])
@@ -150,40 +175,44 @@ pub(crate) fn inspector(
                         .map(|(d, l, m)| crate::live::device_rows(d, l, m))
                         .unwrap_or_default();
                     for (k, v) in building_rows(twin, b).into_iter().chain(live) {
-                        ui.label(egui::RichText::new(k).strong());
+                        ui.label(egui::RichText::new(tr(lang, k)).strong());
                         ui.label(v);
                         ui.end_row();
                     }
                 });
             ui.horizontal(|ui| {
-                if ui.button("Fly to (F)").clicked() {
+                if ui.button(tr(lang, "Fly to (F)")).clicked() {
                     camera.write(CameraCommand::FlyToEntity(e));
                 }
-                if ui.button("Close").clicked() {
+                if ui.button(tr(lang, "Close")).clicked() {
                     picks.write(EntityPicked(None));
                 }
             });
-            egui::CollapsingHeader::new(format!("All attributes ({})", b.attributes.len()))
-                .open(Some(panels.attributes_open))
-                .show(ui, |ui| {
-                    egui::ScrollArea::vertical()
-                        .max_height(220.0)
-                        .show(ui, |ui| {
-                            egui::Grid::new("attrs")
-                                .num_columns(2)
-                                .striped(true)
-                                .show(ui, |ui| {
-                                    for (k, v) in &b.attributes {
-                                        ui.label(k);
-                                        ui.label(v);
-                                        ui.end_row();
-                                    }
-                                });
-                        });
-                })
-                .header_response
-                .clicked()
-                .then(|| panels.attributes_open = !panels.attributes_open);
+            egui::CollapsingHeader::new(format!(
+                "{} ({})",
+                tr(lang, "All attributes"),
+                b.attributes.len()
+            ))
+            .open(Some(panels.attributes_open))
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .max_height(220.0)
+                    .show(ui, |ui| {
+                        egui::Grid::new("attrs")
+                            .num_columns(2)
+                            .striped(true)
+                            .show(ui, |ui| {
+                                for (k, v) in &b.attributes {
+                                    ui.label(k);
+                                    ui.label(v);
+                                    ui.end_row();
+                                }
+                            });
+                    });
+            })
+            .header_response
+            .clicked()
+            .then(|| panels.attributes_open = !panels.attributes_open);
         });
     Ok(())
 }

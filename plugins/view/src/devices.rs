@@ -14,11 +14,12 @@ use bevy::math::{DVec3, IVec2};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use tvilling_city::mesh::{MeshData, to_local};
+use tvilling_city::model::Building;
 use tvilling_city::tiles::TILE_SIZE_M;
 use tvilling_geo::WorldPosition;
 use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::state::{
-    AirQualityState, Device, Health, LampState, Liveness, SignalAspect, SignalHeadState,
+    AirQualityState, Device, Health, LampState, Liveness, MeterState, SignalAspect, SignalHeadState,
 };
 
 use crate::ViewSystems;
@@ -34,6 +35,8 @@ pub const MARKER_SURFACE: u32 = 4;
 #[require(WorldPosition, Transform, Visibility)]
 pub struct MarkerChunk {
     pub key: IVec2,
+    /// One kind per chunk, so each kind's layer can be hidden on its own.
+    pub kind: DeviceKind,
     /// Device entities in tag order.
     pub members: Vec<Entity>,
     colors: Handle<Image>,
@@ -54,7 +57,8 @@ pub fn marker_shape(kind: DeviceKind) -> Option<(f32, f32)> {
         DeviceKind::SignalHead => Some((2.2, 6.0)),
         DeviceKind::Lamp => Some((1.8, 10.0)),
         DeviceKind::AirSensor => Some((4.5, 8.0)),
-        DeviceKind::Meter => None,
+        // Above the roof of its building (the building's height is added).
+        DeviceKind::Meter => Some((2.0, 4.0)),
     }
 }
 
@@ -64,6 +68,7 @@ pub fn marker_color(
     signal: Option<&SignalHeadState>,
     lamp: Option<&LampState>,
     air: Option<&AirQualityState>,
+    meter: Option<&MeterState>,
 ) -> Color {
     match live.health {
         Health::NeverSeen => return Color::srgb(0.62, 0.62, 0.62),
@@ -89,6 +94,9 @@ pub fn marker_color(
         } else {
             Color::srgb(0.22, 0.22, 0.25)
         };
+    }
+    if let Some(m) = meter {
+        return crate::layers::ramp(crate::layers::power_scale(m.power_kw));
     }
     if let Some(a) = air {
         // NO2 against the EU limits: green to 40 µg/m³ (annual), red from 200 (hourly).
@@ -117,7 +125,7 @@ impl Plugin for DeviceMarkerPlugin {
 
 /// Chunk entities by key.
 #[derive(Resource, Debug, Default)]
-pub struct MarkerChunks(pub HashMap<IVec2, Entity>);
+pub struct MarkerChunks(pub HashMap<(IVec2, DeviceKind), Entity>);
 
 /// An octahedron around `c` (local render frame), every vertex tagged `tag`.
 fn octahedron(c: Vec3, r: f32, tag: u32, out: &mut MeshData) {
@@ -136,7 +144,13 @@ fn octahedron(c: Vec3, r: f32, tag: u32, out: &mut MeshData) {
 fn place_markers(
     mut commands: Commands,
     added: Query<(), Added<Device>>,
-    devices: Query<(Entity, &Device, &WorldPosition, &Liveness)>,
+    devices: Query<(
+        Entity,
+        &Device,
+        &WorldPosition,
+        &Liveness,
+        Option<&Building>,
+    )>,
     mut chunks: ResMut<MarkerChunks>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut images: ResMut<Assets<Image>>,
@@ -151,17 +165,26 @@ fn place_markers(
             (p.y / TILE_SIZE_M).floor() as i32,
         )
     };
-    let mut by_chunk: HashMap<IVec2, Vec<(Entity, DeviceKind, DVec3)>> = HashMap::new();
-    let mut touched: Vec<IVec2> = Vec::new();
-    for (e, device, pos, _) in &devices {
+    let mut by_chunk: HashMap<(IVec2, DeviceKind), Vec<(Entity, DeviceKind, DVec3)>> =
+        HashMap::new();
+    let mut touched: Vec<(IVec2, DeviceKind)> = Vec::new();
+    for (e, device, pos, _, building) in &devices {
         if marker_shape(device.kind).is_none() {
             continue;
         }
-        let key = key_of(pos.0);
-        by_chunk
-            .entry(key)
-            .or_default()
-            .push((e, device.kind, pos.0));
+        // A meter on a building sits above its roof, at the footprint's centre.
+        let at = match building {
+            Some(b) => {
+                let c = b
+                    .footprint
+                    .first()
+                    .map_or(pos.0.truncate(), |p| p.centroid());
+                DVec3::new(c.x, c.y, pos.0.z + b.height)
+            }
+            None => pos.0,
+        };
+        let key = (key_of(at), device.kind);
+        by_chunk.entry(key).or_default().push((e, device.kind, at));
         if added.contains(e) && !touched.contains(&key) {
             touched.push(key);
         }
@@ -169,8 +192,8 @@ fn place_markers(
     for key in touched {
         let members = by_chunk.remove(&key).unwrap_or_default();
         let origin = DVec3::new(
-            f64::from(key.x) * TILE_SIZE_M,
-            f64::from(key.y) * TILE_SIZE_M,
+            f64::from(key.0.x) * TILE_SIZE_M,
+            f64::from(key.0.y) * TILE_SIZE_M,
             0.0,
         );
         let mut mesh = MeshData::default();
@@ -191,7 +214,7 @@ fn place_markers(
             None => {
                 let c = commands
                     .spawn((
-                        Name::new(format!("device markers {key}")),
+                        Name::new(format!("{:?} markers {}", key.1, key.0)),
                         WorldPosition(origin),
                     ))
                     .id();
@@ -203,15 +226,15 @@ fn place_markers(
             let Some((r, h)) = marker_shape(*kind) else {
                 continue;
             };
-            let c = to_local(origin, p.x, p.y, f64::from(h));
+            let c = to_local(origin, p.x, p.y, p.z + f64::from(h));
             octahedron(c, r, i as u32 | (MARKER_SURFACE << 24), &mut mesh);
             commands.entity(*e).insert(MarkerSlot {
                 chunk,
                 index: i as u32,
             });
-            if let (Some(data), Ok((_, _, _, live))) = (image.data.as_mut(), devices.get(*e)) {
+            if let (Some(data), Ok((_, _, _, live, _))) = (image.data.as_mut(), devices.get(*e)) {
                 data[i * 4..i * 4 + 4]
-                    .copy_from_slice(&texel(marker_color(live, None, None, None)));
+                    .copy_from_slice(&texel(marker_color(live, None, None, None, None)));
             }
         }
         let colors = images.add(image);
@@ -223,7 +246,8 @@ fn place_markers(
             Mesh3d(meshes.add(to_bevy_mesh(&mesh))),
             MeshMaterial3d(material.clone()),
             MarkerChunk {
-                key,
+                key: key.0,
+                kind: key.1,
                 members: members.iter().map(|m| m.0).collect(),
                 colors,
                 material,
@@ -241,12 +265,14 @@ fn color_markers(
             Option<&SignalHeadState>,
             Option<&LampState>,
             Option<&AirQualityState>,
+            Option<&MeterState>,
         ),
         Or<(
             Changed<Liveness>,
             Changed<SignalHeadState>,
             Changed<LampState>,
             Changed<AirQualityState>,
+            Changed<MeterState>,
             Added<MarkerSlot>,
         )>,
     >,
@@ -255,11 +281,11 @@ fn color_markers(
     mut materials: ResMut<Assets<CityMaterial>>,
 ) {
     let mut touched: Vec<Entity> = Vec::new();
-    for (slot, live, signal, lamp, air) in &changed {
+    for (slot, live, signal, lamp, air, meter) in &changed {
         let Ok(chunk) = chunks.get(slot.chunk) else {
             continue;
         };
-        let color = marker_color(live, signal, lamp, air);
+        let color = marker_color(live, signal, lamp, air, meter);
         if !write_texel(&mut images, &chunk.colors, slot.index, color) {
             continue;
         }
@@ -292,11 +318,12 @@ mod tests {
             }),
             None,
             None,
+            None,
         );
         assert_eq!(red, Color::srgb(0.92, 0.08, 0.06));
         let never = Liveness::default();
         assert_eq!(
-            marker_color(&never, None, Some(&LampState::default()), None),
+            marker_color(&never, None, Some(&LampState::default()), None, None),
             Color::srgb(0.62, 0.62, 0.62)
         );
         let fault = Liveness {
@@ -304,7 +331,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            marker_color(&fault, None, Some(&LampState::default()), None),
+            marker_color(&fault, None, Some(&LampState::default()), None, None),
             Color::srgb(0.95, 0.1, 0.85)
         );
         let lit = LampState {
@@ -317,8 +344,8 @@ mod tests {
             dim_pct: 50.0,
             ..Default::default()
         };
-        let bright = marker_color(&live, None, Some(&lit), None).to_srgba();
-        let half = marker_color(&live, None, Some(&dimmed), None).to_srgba();
+        let bright = marker_color(&live, None, Some(&lit), None, None).to_srgba();
+        let half = marker_color(&live, None, Some(&dimmed), None, None).to_srgba();
         assert!(bright.red > half.red);
         let clean = marker_color(
             &live,
@@ -328,6 +355,7 @@ mod tests {
                 no2: Some(10.0),
                 ..Default::default()
             }),
+            None,
         )
         .to_srgba();
         let dirty = marker_color(
@@ -338,6 +366,7 @@ mod tests {
                 no2: Some(250.0),
                 ..Default::default()
             }),
+            None,
         )
         .to_srgba();
         assert!(clean.green > clean.red && dirty.red > dirty.green);

@@ -8,6 +8,8 @@
 //!   origin recentring, and [`camera::ViewInfo`] for the north arrow and scale bar.
 //! - [`devices`]: signal heads, street lamps and air sensors as markers batched per 250 m chunk,
 //!   coloured by live state through the same per-chunk colour texture (one texel per change).
+//! - [`layers`]: which layers show, and buildings coloured by type, live power, energy intensity
+//!   or data freshness (texel writes, instant), with the legend's scale.
 //! - [`picking`]: a click casts a ray into the tile meshes and selects the building hit.
 //! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
 //!
@@ -19,6 +21,7 @@
 pub mod camera;
 pub mod devices;
 pub mod environment;
+pub mod layers;
 pub mod picking;
 pub mod tiles;
 
@@ -56,6 +59,7 @@ impl Plugin for ViewPlugin {
         .add_plugins((
             tiles::TileRenderPlugin,
             devices::DeviceMarkerPlugin,
+            layers::LayersPlugin,
             camera::CameraPlugin,
             picking::PickingPlugin,
             environment::EnvironmentPlugin,
@@ -66,6 +70,7 @@ impl Plugin for ViewPlugin {
 pub mod prelude {
     pub use crate::camera::{CameraCommand, OrbitCamera, ViewInfo};
     pub use crate::environment::SunSettings;
+    pub use crate::layers::{ColourBy, Layers};
     pub use crate::picking::{EntityPicked, Selection};
     pub use crate::tiles::{BuildingColor, CityMaterial};
     pub use crate::{ViewPlugin, ViewSystems};
