@@ -8,6 +8,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::{ExitCondition, WindowResolution};
 use tvilling_city::load::LoadProgress;
 use tvilling_city::model::TwinEntity;
+use tvilling_sensors::state::Device;
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::picking::EntityPicked;
 
@@ -39,7 +40,7 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     add_model(&mut app, setup)?;
     add_view(&mut app, setup);
     if let Some(id) = &cli.select {
-        app.insert_resource(SelectOnLoad(id.clone()));
+        app.insert_resource(SelectOnLoad(id.clone(), 0));
         app.add_systems(
             Update,
             select_on_load.after(tvilling_city::CitySystems::Spawn),
@@ -62,27 +63,36 @@ fn exit_result(exit: AppExit) -> Result<()> {
 }
 
 #[derive(Resource)]
-struct SelectOnLoad(String);
+struct SelectOnLoad(String, u32);
 
 fn select_on_load(
     mut commands: Commands,
-    want: Option<Res<SelectOnLoad>>,
+    want: Option<ResMut<SelectOnLoad>>,
     progress: Res<LoadProgress>,
-    twins: Query<(Entity, &TwinEntity)>,
+    twins: Query<(Entity, &TwinEntity, Option<&Device>)>,
     mut picks: MessageWriter<EntityPicked>,
     mut camera: MessageWriter<CameraCommand>,
 ) {
-    let Some(want) = want else { return };
+    let Some(mut want) = want else { return };
     if !progress.is_done() {
         return;
     }
-    commands.remove_resource::<SelectOnLoad>();
-    match twins.iter().find(|(_, t)| t.id == want.0) {
-        Some((e, _)) => {
+    // Devices generated from the city appear a frame or two after it has loaded.
+    want.1 += 1;
+    let found = twins
+        .iter()
+        .find(|(_, t, d)| t.id == want.0 || d.is_some_and(|d| d.id == want.0));
+    match found {
+        Some((e, _, _)) => {
+            commands.remove_resource::<SelectOnLoad>();
             picks.write(EntityPicked(Some(e)));
             camera.write(CameraCommand::FlyToEntity(e));
         }
-        None => error!("--select {}: no entity with that id", want.0),
+        None if want.1 > 30 => {
+            commands.remove_resource::<SelectOnLoad>();
+            error!("--select {}: no entity with that id", want.0);
+        }
+        None => {}
     }
 }
 

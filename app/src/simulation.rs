@@ -57,7 +57,7 @@ pub fn start(
         sender,
         recorder,
     )?;
-    world.insert_resource(SimClock(source.clock.clone()));
+    world.insert_resource(SimClock(source.clock.clone(), setup.clock.speed));
     world
         .get_resource_or_insert_with(LiveSources::default)
         .simulator = Some(source);

@@ -230,3 +230,30 @@ fn colour_by_energy_intensity_recolours_the_buildings_and_shows_its_legend_in_sw
         "layers panel missing"
     );
 }
+
+/// A strongly coloured pixel (chart lines, markers), not a grey of the panels or the city.
+fn is_saturated(p: [u8; 3]) -> bool {
+    let max = p.iter().max().copied().unwrap_or(0);
+    let min = p.iter().min().copied().unwrap_or(0);
+    max - min > 80
+}
+
+#[test]
+fn clicking_an_air_sensor_inspects_it_with_a_chart_of_its_history() {
+    // Five simulated minutes a second: the sensor reports every minute, so a few seconds of
+    // frames give the chart several points.
+    let pic = screenshot(
+        "inspect-air",
+        "2026-11-23T06:00",
+        &["--select", "air/1", "--sim-speed", "300", "--frames", "10"],
+    );
+    // The inspector, top right, with the chart's coloured lines in its lower half.
+    assert!(
+        pic.share(0.6, 0.05, 0.99, 0.3, is_panel) > 0.3,
+        "inspector missing"
+    );
+    let lines = pic.share(0.62, 0.52, 0.97, 0.72, is_saturated) * 800.0 * 500.0;
+    assert!(lines > 60.0, "{lines} chart-line pixels");
+    // The selected sensor's marker is highlighted.
+    assert!(pic.share(0.0, 0.0, 0.58, 1.0, is_highlight) > 0.001);
+}

@@ -12,10 +12,22 @@ use crate::registry::DeviceKind;
 use crate::state::{Device, Health, LampState, Liveness};
 
 /// The time health is judged at (Unix ms): the wall clock unless `fixed` (tests, replay).
-#[derive(Resource, Debug, Clone, Copy, Default)]
+#[derive(Resource, Debug, Clone, Copy)]
 pub struct SensorClock {
     pub now_ms: i64,
     pub fixed: bool,
+    /// Clock seconds per real second (1 unless a simulator runs faster).
+    pub speed: f64,
+}
+
+impl Default for SensorClock {
+    fn default() -> Self {
+        Self {
+            now_ms: 0,
+            fixed: false,
+            speed: 1.0,
+        }
+    }
 }
 
 /// Health settings (config).
@@ -96,13 +108,16 @@ impl Plugin for HealthPlugin {
     }
 }
 
-/// The simulator's clock, when a simulator runs: health is judged in simulated time.
+/// The simulator's clock, when a simulator runs: health is judged in simulated time. `speed`
+/// is simulated seconds per second: a fast clock moves further between two reports than a
+/// device's interval allows, so silence shorter than two real seconds never counts as stale.
 #[derive(Resource, Debug, Clone)]
-pub struct SimClock(pub std::sync::Arc<std::sync::atomic::AtomicI64>);
+pub struct SimClock(pub std::sync::Arc<std::sync::atomic::AtomicI64>, pub f64);
 
 fn tick_clock(mut clock: ResMut<SensorClock>, sim: Option<Res<SimClock>>) {
     if let Some(sim) = sim {
         clock.now_ms = sim.0.load(std::sync::atomic::Ordering::Relaxed);
+        clock.speed = sim.1;
     } else if !clock.fixed {
         clock.now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -126,7 +141,8 @@ fn judge_health(
             None => (Health::NeverSeen, None),
             Some(seen)
                 if clock.now_ms - seen
-                    > (rules.interval_ms(device.kind) as f64 * rules.stale_factor) as i64 =>
+                    > ((rules.interval_ms(device.kind) as f64 * rules.stale_factor)
+                        .max(clock.speed * 2000.0)) as i64 =>
             {
                 (Health::Stale, None)
             }
@@ -157,8 +173,35 @@ mod tests {
         app.insert_resource(SensorClock {
             now_ms,
             fixed: true,
+            ..Default::default()
         });
         app
+    }
+
+    #[test]
+    fn a_fast_clock_allows_two_real_seconds_of_silence() {
+        let mut app = app(1_000_000);
+        let head = app
+            .world_mut()
+            .spawn(device_bundle("s", DeviceKind::SignalHead))
+            .id();
+        app.world_mut()
+            .get_mut::<Liveness>(head)
+            .expect("live")
+            .last_seen_ms = Some(980_000);
+        app.update();
+        // Silent 20 s at 1x: past 5 s × 3.
+        assert_eq!(
+            app.world().get::<Liveness>(head).expect("live").health,
+            Health::Stale
+        );
+        // At 300x the simulator ticks 15 simulated seconds apart: 20 s is within 2 real s.
+        app.world_mut().resource_mut::<SensorClock>().speed = 300.0;
+        app.update();
+        assert_eq!(
+            app.world().get::<Liveness>(head).expect("live").health,
+            Health::Live
+        );
     }
 
     #[test]

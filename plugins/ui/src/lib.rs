@@ -5,6 +5,7 @@
 //! edit model components.
 
 pub mod i18n;
+pub mod inspector;
 pub mod layers;
 pub mod live;
 pub mod overlay;
@@ -51,7 +52,7 @@ impl Plugin for UiPlugin {
                 (
                     panels::toolbar,
                     panels::progress_window,
-                    panels::inspector,
+                    inspector::inspector,
                     panels::problems_window,
                     live::live_window,
                     layers::layers_window,

@@ -12,7 +12,7 @@ use tvilling_sensors::health::SensorClock;
 use tvilling_sensors::ingest::SourceStatus;
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::simulate::stockholm_local;
-use tvilling_sensors::state::{Device, Health, Liveness, MeterState};
+use tvilling_sensors::state::{Device, Health, Liveness};
 use tvilling_sensors::time::format_rfc3339;
 
 use crate::PanelState;
@@ -194,38 +194,12 @@ pub(crate) fn live_window(
     Ok(())
 }
 
-/// Live rows for a device on a selected entity (a building's meter).
-pub fn device_rows(
-    device: &Device,
-    live: &Liveness,
-    meter: Option<&MeterState>,
-) -> Vec<(&'static str, String)> {
-    let mut rows = vec![
-        ("Device", device.id.clone()),
-        ("Health", live.health.as_str().to_string()),
-        (
-            "Last seen",
-            live.last_seen_ms.map_or("never".into(), format_rfc3339),
-        ),
-    ];
-    if let Some(reason) = &live.fault {
-        rows.push(("Fault", reason.clone()));
-    }
-    if let Some(m) = meter {
-        let v = |x: Option<f64>, unit: &str| x.map_or("-".into(), |x| format!("{x:.1} {unit}"));
-        rows.push(("Power", v(Some(m.power_kw), "kW")));
-        rows.push(("Energy today", v(Some(m.energy_today_kwh), "kWh")));
-        rows.push(("Heating", v(m.heating_kw, "kW")));
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn counts_by_kind_and_health_and_meter_rows() {
+    fn counts_by_kind_and_health() {
         let lamp = Device {
             id: "l".into(),
             kind: DeviceKind::Lamp,
@@ -255,16 +229,5 @@ mod tests {
         assert_eq!(c.get(&(1, 2)), Some(&2));
         assert_eq!(c.get(&(1, 0)), Some(&1));
         assert_eq!(c.get(&(2, 0)), Some(&1));
-        let rows = device_rows(
-            &meter,
-            &fault,
-            Some(&MeterState {
-                power_kw: 12.34,
-                ..Default::default()
-            }),
-        );
-        assert!(rows.contains(&("Power", "12.3 kW".into())));
-        assert!(rows.contains(&("Heating", "-".into())));
-        assert!(rows.contains(&("Fault", "off while the sun is down".into())));
     }
 }

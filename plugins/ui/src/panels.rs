@@ -4,10 +4,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 use tvilling_city::load::{LoadProgress, LoadReport};
 use tvilling_city::model::{Building, TwinEntity};
-use tvilling_sensors::state::{Device, Liveness, MeterState};
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::environment::SunSettings;
-use tvilling_view::picking::{EntityPicked, Selection};
 
 use crate::PanelState;
 use crate::i18n::{Lang, tr};
@@ -135,86 +133,6 @@ pub fn building_rows(twin: &TwinEntity, b: &Building) -> Vec<(&'static str, Stri
     rows.push(("Footprint area", format!("{:.0} m²", b.area_m2)));
     rows.push(("Source", b.source_file.clone()));
     rows
-}
-
-pub(crate) fn inspector(
-    mut contexts: EguiContexts,
-    selection: Res<Selection>,
-    buildings: Query<(&TwinEntity, &Building)>,
-    devices: Query<(&Device, &Liveness, Option<&MeterState>)>,
-    mut panels: ResMut<PanelState>,
-    mut camera: MessageWriter<CameraCommand>,
-    mut picks: MessageWriter<EntityPicked>,
-    lang: Res<Lang>,
-) -> Result {
-    let lang = *lang;
-    let Some(e) = selection.building else {
-        return Ok(());
-    };
-    let Ok((twin, b)) = buildings.get(e) else {
-        return Ok(());
-    };
-    let ctx = contexts.ctx_mut()?;
-    let title = b
-        .name
-        .clone()
-        .or_else(|| b.address.clone())
-        .unwrap_or_else(|| tr(lang, "Building").into());
-    egui::Window::new(title)
-        .id(egui::Id::new("inspector"))
-        .anchor(egui::Align2::RIGHT_TOP, [-8.0, 8.0])
-        .default_width(300.0)
-        .resizable(false)
-        .show(ctx, |ui| {
-            egui::Grid::new("building")
-                .num_columns(2)
-                .striped(true)
-                .show(ui, |ui| {
-                    let live = devices
-                        .get(e)
-                        .map(|(d, l, m)| crate::live::device_rows(d, l, m))
-                        .unwrap_or_default();
-                    for (k, v) in building_rows(twin, b).into_iter().chain(live) {
-                        ui.label(egui::RichText::new(tr(lang, k)).strong());
-                        ui.label(v);
-                        ui.end_row();
-                    }
-                });
-            ui.horizontal(|ui| {
-                if ui.button(tr(lang, "Fly to (F)")).clicked() {
-                    camera.write(CameraCommand::FlyToEntity(e));
-                }
-                if ui.button(tr(lang, "Close")).clicked() {
-                    picks.write(EntityPicked(None));
-                }
-            });
-            egui::CollapsingHeader::new(format!(
-                "{} ({})",
-                tr(lang, "All attributes"),
-                b.attributes.len()
-            ))
-            .open(Some(panels.attributes_open))
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .max_height(220.0)
-                    .show(ui, |ui| {
-                        egui::Grid::new("attrs")
-                            .num_columns(2)
-                            .striped(true)
-                            .show(ui, |ui| {
-                                for (k, v) in &b.attributes {
-                                    ui.label(k);
-                                    ui.label(v);
-                                    ui.end_row();
-                                }
-                            });
-                    });
-            })
-            .header_response
-            .clicked()
-            .then(|| panels.attributes_open = !panels.attributes_open);
-        });
-    Ok(())
 }
 
 pub(crate) fn problems_window(

@@ -265,7 +265,7 @@ fn keyboard_input(
         commands.write(CameraCommand::NorthUp);
     }
     if keys.just_pressed(KeyCode::KeyF)
-        && let Some(b) = selection.building
+        && let Some(b) = selection.entity
     {
         commands.write(CameraCommand::FlyToEntity(b));
     }
@@ -422,7 +422,7 @@ mod tests {
             .add_systems(Update, keyboard_input);
         let building = app.world_mut().spawn_empty().id();
         app.insert_resource(Selection {
-            building: Some(building),
+            entity: Some(building),
         });
         let cam = app.world_mut().spawn(OrbitCamera::default()).id();
         app.update();

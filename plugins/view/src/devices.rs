@@ -23,8 +23,9 @@ use tvilling_sensors::state::{
 };
 
 use crate::ViewSystems;
+use crate::picking::Selection;
 use crate::tiles::{
-    COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, texel, to_bevy_mesh, write_texel,
+    COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, texel, to_bevy_mesh, write_texel,
 };
 
 /// Surface class of marker vertices (high 8 bits of the tag): drawn unlit.
@@ -60,6 +61,42 @@ pub fn marker_shape(kind: DeviceKind) -> Option<(f32, f32)> {
         // Above the roof of its building (the building's height is added).
         DeviceKind::Meter => Some((2.0, 4.0)),
     }
+}
+
+/// Where a device's marker stands (world coordinates): above its position, or for a device
+/// fitted to a building, above the roof at the footprint's centre.
+pub fn marker_centre(kind: DeviceKind, pos: DVec3, building: Option<&Building>) -> Option<DVec3> {
+    let (_, h) = marker_shape(kind)?;
+    let base = match building {
+        Some(b) => {
+            let c = b.footprint.first().map_or(pos.truncate(), |p| p.centroid());
+            DVec3::new(c.x, c.y, pos.z + b.height)
+        }
+        None => pos,
+    };
+    Some(base + DVec3::Z * f64::from(h))
+}
+
+/// The nearest marker a render-space ray passes through (a sphere of the marker's size, a
+/// little generous so small markers can be clicked), with its distance.
+pub fn pick_marker(
+    markers: impl Iterator<Item = (Entity, Vec3, f32)>,
+    ray: Ray3d,
+) -> Option<(Entity, f32)> {
+    let mut best: Option<(Entity, f32)> = None;
+    for (e, centre, r) in markers {
+        let to = centre - ray.origin;
+        let along = to.dot(*ray.direction);
+        if along <= 0.0 {
+            continue;
+        }
+        let miss = (to - *ray.direction * along).length();
+        let reach = r * 1.5;
+        if miss <= reach && best.is_none_or(|(_, d)| along < d) {
+            best = Some((e, along));
+        }
+    }
+    best
 }
 
 /// The colour a device's marker shows.
@@ -169,19 +206,8 @@ fn place_markers(
         HashMap::new();
     let mut touched: Vec<(IVec2, DeviceKind)> = Vec::new();
     for (e, device, pos, _, building) in &devices {
-        if marker_shape(device.kind).is_none() {
+        let Some(at) = marker_centre(device.kind, pos.0, building) else {
             continue;
-        }
-        // A meter on a building sits above its roof, at the footprint's centre.
-        let at = match building {
-            Some(b) => {
-                let c = b
-                    .footprint
-                    .first()
-                    .map_or(pos.0.truncate(), |p| p.centroid());
-                DVec3::new(c.x, c.y, pos.0.z + b.height)
-            }
-            None => pos.0,
         };
         let key = (key_of(at), device.kind);
         by_chunk.entry(key).or_default().push((e, device.kind, at));
@@ -223,10 +249,10 @@ fn place_markers(
             }
         };
         for (i, (e, kind, p)) in members.iter().enumerate() {
-            let Some((r, h)) = marker_shape(*kind) else {
+            let Some((r, _)) = marker_shape(*kind) else {
                 continue;
             };
-            let c = to_local(origin, p.x, p.y, p.z + f64::from(h));
+            let c = to_local(origin, p.x, p.y, p.z);
             octahedron(c, r, i as u32 | (MARKER_SURFACE << 24), &mut mesh);
             commands.entity(*e).insert(MarkerSlot {
                 chunk,
@@ -259,14 +285,7 @@ fn place_markers(
 /// State changes rewrite their marker's texel.
 fn color_markers(
     changed: Query<
-        (
-            &MarkerSlot,
-            &Liveness,
-            Option<&SignalHeadState>,
-            Option<&LampState>,
-            Option<&AirQualityState>,
-            Option<&MeterState>,
-        ),
+        Entity,
         Or<(
             Changed<Liveness>,
             Changed<SignalHeadState>,
@@ -276,16 +295,39 @@ fn color_markers(
             Added<MarkerSlot>,
         )>,
     >,
+    markers: Query<(
+        &MarkerSlot,
+        &Liveness,
+        Option<&SignalHeadState>,
+        Option<&LampState>,
+        Option<&AirQualityState>,
+        Option<&MeterState>,
+    )>,
+    selection: Res<Selection>,
+    mut last_selected: Local<Option<Entity>>,
     chunks: Query<&MarkerChunk>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<CityMaterial>>,
 ) {
+    let mut dirty: Vec<Entity> = changed.iter().collect();
+    if selection.entity != *last_selected {
+        dirty.extend(last_selected.take());
+        dirty.extend(selection.entity);
+        *last_selected = selection.entity;
+    }
     let mut touched: Vec<Entity> = Vec::new();
-    for (slot, live, signal, lamp, air, meter) in &changed {
+    for e in dirty {
+        let Ok((slot, live, signal, lamp, air, meter)) = markers.get(e) else {
+            continue;
+        };
         let Ok(chunk) = chunks.get(slot.chunk) else {
             continue;
         };
-        let color = marker_color(live, signal, lamp, air, meter);
+        let color = if selection.entity == Some(e) {
+            HIGHLIGHT
+        } else {
+            marker_color(live, signal, lamp, air, meter)
+        };
         if !write_texel(&mut images, &chunk.colors, slot.index, color) {
             continue;
         }

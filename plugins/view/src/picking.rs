@@ -1,20 +1,26 @@
-//! Clicking a building: a ray from the cursor is tested against each tile's bounds, then its
-//! buildings' bounds, then their triangles (CPU, in the tiles' local frames).
+//! Clicking anything: a ray from the cursor is tested against each tile's bounds, then its
+//! buildings' bounds, then their triangles (CPU, in the tiles' local frames), and against the
+//! visible device markers; the nearest hit is selected.
 
 use bevy::prelude::*;
-use tvilling_city::model::CityTile;
+use tvilling_city::model::{Building, CityTile};
+use tvilling_geo::{GeoFrame, WorldPosition};
+use tvilling_sensors::state::Device;
 
 use crate::ViewSystems;
 use crate::camera::{OrbitCamera, PointerGesture};
+use crate::devices::{MarkerSlot, marker_centre, marker_shape, pick_marker};
+use crate::layers::Layers;
 
 /// A pick from the pointer or a panel: `None` clears the selection.
 #[derive(Message, Debug, Clone, Copy, PartialEq)]
 pub struct EntityPicked(pub Option<Entity>);
 
-/// The selected building (view state, drives the highlight and the inspector).
+/// The selected entity: a building or a device (view state, drives the highlight and the
+/// inspector).
 #[derive(Resource, Debug, Clone, Copy, Default, PartialEq)]
 pub struct Selection {
-    pub building: Option<Entity>,
+    pub entity: Option<Entity>,
 }
 
 /// Click picking and selection.
@@ -59,6 +65,9 @@ fn click_to_pick(
     window: Single<&Window>,
     cameras: Query<(&Camera, &GlobalTransform), With<OrbitCamera>>,
     tiles: Query<(&CityTile, &GlobalTransform)>,
+    markers: Query<(Entity, &Device, &WorldPosition, Option<&Building>), With<MarkerSlot>>,
+    layers: Res<Layers>,
+    frame: Res<GeoFrame>,
     mut picked: MessageWriter<EntityPicked>,
 ) {
     if !buttons.just_released(MouseButton::Left) {
@@ -75,13 +84,31 @@ fn click_to_pick(
     let Ok(ray) = camera.viewport_to_world(cam_gt, cursor) else {
         return;
     };
-    picked.write(EntityPicked(
-        pick_building(tiles.iter(), ray).map(|(e, _)| e),
-    ));
+    let building = if layers.buildings {
+        pick_building(tiles.iter(), ray)
+    } else {
+        None
+    };
+    let marker = pick_marker(
+        markers.iter().filter_map(|(e, d, pos, b)| {
+            if !layers.shows(d.kind) {
+                return None;
+            }
+            let (r, _) = marker_shape(d.kind)?;
+            let centre = marker_centre(d.kind, pos.0, b)?;
+            Some((e, frame.to_render(centre), r))
+        }),
+        ray,
+    );
+    let nearest = match (building, marker) {
+        (Some(b), Some(m)) => Some(if m.1 <= b.1 { m } else { b }),
+        (b, m) => b.or(m),
+    };
+    picked.write(EntityPicked(nearest.map(|(e, _)| e)));
 }
 
 fn apply_pick(mut picks: MessageReader<EntityPicked>, mut selection: ResMut<Selection>) {
     if let Some(EntityPicked(e)) = picks.read().last() {
-        selection.building = *e;
+        selection.entity = *e;
     }
 }

@@ -260,10 +260,10 @@ fn write_colors(
     mut materials: ResMut<Assets<CityMaterial>>,
 ) {
     let mut dirty: Vec<Entity> = changed.iter().collect();
-    if selection.building != *last_selected {
+    if selection.entity != *last_selected {
         dirty.extend(last_selected.take());
-        dirty.extend(selection.building);
-        *last_selected = selection.building;
+        dirty.extend(selection.entity);
+        *last_selected = selection.entity;
     }
     let mut touched_tiles = Vec::new();
     for e in dirty {
@@ -273,7 +273,7 @@ fn write_colors(
         let Ok(drawing) = tiles.get(slot.tile) else {
             continue;
         };
-        let c = if selection.building == Some(e) {
+        let c = if selection.entity == Some(e) {
             HIGHLIGHT
         } else {
             color.0
@@ -373,10 +373,10 @@ mod tests {
         assert_eq!(texel_at(&world, &colors, 4), [0, 0, 255, 255]);
 
         // Selecting paints the highlight; deselecting restores the building's colour.
-        world.resource_mut::<Selection>().building = Some(b);
+        world.resource_mut::<Selection>().entity = Some(b);
         world.run_system_once(write_colors).expect("run");
         assert_eq!(texel_at(&world, &colors, 4), texel(HIGHLIGHT));
-        world.resource_mut::<Selection>().building = None;
+        world.resource_mut::<Selection>().entity = None;
         world.run_system_once(write_colors).expect("run");
         assert_eq!(texel_at(&world, &colors, 4), [0, 0, 255, 255]);
         assert_eq!(

@@ -1,0 +1,317 @@
+//! The inspector: click anything (a building, signal head, lamp, meter or air sensor) to see
+//! its attributes, live values with units, last seen, source and health, and a chart of its
+//! recent history.
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, egui};
+use egui_plot::{Legend, Line, Plot};
+use tvilling_city::model::{Building, StreetLamp, TrafficSignal, TwinEntity};
+use tvilling_sensors::health::SensorClock;
+use tvilling_sensors::registry::Quantity;
+use tvilling_sensors::state::{
+    AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
+};
+use tvilling_sensors::time::format_rfc3339;
+use tvilling_view::camera::CameraCommand;
+use tvilling_view::picking::{EntityPicked, Selection};
+
+use crate::PanelState;
+use crate::i18n::{Lang, tr, tr_str};
+use crate::panels::building_rows;
+
+/// The live state components an entity may carry.
+#[derive(Default, Clone, Copy)]
+pub struct LiveState<'a> {
+    pub signal: Option<&'a SignalHeadState>,
+    pub lamp: Option<&'a LampState>,
+    pub meter: Option<&'a MeterState>,
+    pub air: Option<&'a AirQualityState>,
+}
+
+fn value(v: f64, q: Quantity) -> String {
+    let unit = q.unit();
+    if unit.is_empty() {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+fn opt(v: Option<f64>, q: Quantity) -> String {
+    v.map_or("-".into(), |v| value(v, q))
+}
+
+/// Rows for a device: id, health, last seen, source, fault, and its live values with units.
+pub fn device_rows(
+    device: &Device,
+    live: &Liveness,
+    state: LiveState<'_>,
+    now_ms: i64,
+) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("Device", device.id.clone()),
+        ("Health", live.health.as_str().to_string()),
+        (
+            "Last seen",
+            live.last_seen_ms.map_or("never".into(), |t| {
+                format!(
+                    "{} ({} s ago)",
+                    format_rfc3339(t),
+                    (now_ms - t).max(0) / 1000
+                )
+            }),
+        ),
+    ];
+    if let Some(s) = &live.source {
+        rows.push(("Source", s.clone()));
+    }
+    if let Some(reason) = &live.fault {
+        rows.push(("Fault", reason.clone()));
+    }
+    if let Some(s) = state.signal {
+        rows.push(("Aspect", format!("{:?}", s.aspect)));
+        rows.push((
+            "Time in state",
+            format!("{:.0} s", (now_ms - s.since_ms).max(0) as f64 / 1000.0),
+        ));
+    }
+    if let Some(l) = state.lamp {
+        rows.push(("On", if l.on { "yes" } else { "no" }.into()));
+        rows.push(("Dim level", value(l.dim_pct, Quantity::LampDimPct)));
+        rows.push(("Lamp power", value(l.power_w, Quantity::LampPowerW)));
+        rows.push(("Lamp fault", if l.fault { "yes" } else { "no" }.into()));
+    }
+    if let Some(m) = state.meter {
+        rows.push(("Power", value(m.power_kw, Quantity::PowerKw)));
+        rows.push((
+            "Energy today",
+            value(m.energy_today_kwh, Quantity::EnergyTodayKwh),
+        ));
+        rows.push(("Heating", opt(m.heating_kw, Quantity::HeatingKw)));
+    }
+    if let Some(a) = state.air {
+        rows.push(("NO2", opt(a.no2, Quantity::No2)));
+        rows.push(("PM10", opt(a.pm10, Quantity::Pm10)));
+        rows.push(("PM2.5", opt(a.pm25, Quantity::Pm25)));
+        rows.push(("Temperature", opt(a.temperature_c, Quantity::TemperatureC)));
+    }
+    rows
+}
+
+/// The quantities a history holds, each as (minutes before `now_ms`, value) points, oldest
+/// first; signal aspects as their codes.
+pub fn history_series(history: &History, now_ms: i64) -> Vec<(Quantity, Vec<[f64; 2]>)> {
+    let mut out: Vec<(Quantity, Vec<[f64; 2]>)> = Vec::new();
+    for &(t, q, v) in &history.samples {
+        let p = [(t - now_ms) as f64 / 60_000.0, v];
+        match out.iter_mut().find(|(k, _)| *k == q) {
+            Some((_, pts)) => pts.push(p),
+            None => out.push((q, vec![p])),
+        }
+    }
+    out
+}
+
+fn quantity_name(q: Quantity) -> &'static str {
+    match q {
+        Quantity::SignalAspect => "aspect (0 red, 1 red-amber, 2 green, 3 amber)",
+        Quantity::LampOn => "on",
+        Quantity::LampDimPct => "dim %",
+        Quantity::LampPowerW => "power W",
+        Quantity::LampFault => "fault",
+        Quantity::PowerKw => "power kW",
+        Quantity::EnergyTodayKwh => "energy today kWh",
+        Quantity::HeatingKw => "heating kW",
+        Quantity::No2 => "NO2 µg/m³",
+        Quantity::Pm10 => "PM10 µg/m³",
+        Quantity::Pm25 => "PM2.5 µg/m³",
+        Quantity::TemperatureC => "temperature °C",
+    }
+}
+
+type Inspected<'a> = (
+    &'a TwinEntity,
+    Option<&'a Building>,
+    Option<&'a Device>,
+    Option<&'a Liveness>,
+    Option<&'a DeviceInfo>,
+    Option<&'a History>,
+    Option<&'a TrafficSignal>,
+    Option<&'a StreetLamp>,
+);
+
+type States<'a> = (
+    Option<&'a SignalHeadState>,
+    Option<&'a LampState>,
+    Option<&'a MeterState>,
+    Option<&'a AirQualityState>,
+);
+
+pub(crate) fn inspector(
+    mut contexts: EguiContexts,
+    selection: Res<Selection>,
+    entities: Query<Inspected<'static>>,
+    states: Query<States<'static>>,
+    clock: Option<Res<SensorClock>>,
+    mut panels: ResMut<PanelState>,
+    mut camera: MessageWriter<CameraCommand>,
+    mut picks: MessageWriter<EntityPicked>,
+    lang: Res<Lang>,
+) -> Result {
+    let lang = *lang;
+    let Some(e) = selection.entity else {
+        return Ok(());
+    };
+    let Ok((twin, building, device, live, info, history, signal_point, lamp_point)) =
+        entities.get(e)
+    else {
+        return Ok(());
+    };
+    let now_ms = clock.map_or(0, |c| c.now_ms);
+    let (signal, lamp, meter, air) = states.get(e).unwrap_or_default();
+    let ctx = contexts.ctx_mut()?;
+    let title = building
+        .and_then(|b| b.name.clone().or_else(|| b.address.clone()))
+        .or_else(|| info.map(|i| i.name.clone()))
+        .unwrap_or_else(|| twin.id.clone());
+    let mut rows: Vec<(&'static str, String)> = match building {
+        Some(b) => building_rows(twin, b),
+        None => vec![("Id", twin.id.clone()), ("Kind", twin.kind.as_str().into())],
+    };
+    if let (Some(d), Some(l)) = (device, live) {
+        rows.extend(device_rows(
+            d,
+            l,
+            LiveState {
+                signal,
+                lamp,
+                meter,
+                air,
+            },
+            now_ms,
+        ));
+    }
+    let attributes: Vec<(String, String)> = building
+        .map(|b| b.attributes.clone())
+        .or_else(|| signal_point.map(|s| s.attributes.clone()))
+        .or_else(|| lamp_point.map(|s| s.attributes.clone()))
+        .unwrap_or_default()
+        .into_iter()
+        .chain(info.map(|i| i.attributes.clone()).unwrap_or_default())
+        .collect();
+    egui::Window::new(title)
+        .id(egui::Id::new("inspector"))
+        .anchor(egui::Align2::RIGHT_TOP, [-8.0, 8.0])
+        .default_width(320.0)
+        .resizable(false)
+        .show(ctx, |ui| {
+            egui::Grid::new("inspected")
+                .num_columns(2)
+                .striped(true)
+                .show(ui, |ui| {
+                    for (k, v) in &rows {
+                        ui.label(egui::RichText::new(tr_str(lang, k)).strong());
+                        ui.label(tr_str(lang, v));
+                        ui.end_row();
+                    }
+                });
+            if let Some(h) = history {
+                let series = history_series(h, now_ms);
+                if !series.is_empty() {
+                    Plot::new(("history", e))
+                        .height(130.0)
+                        .legend(Legend::default())
+                        .x_axis_label(tr(lang, "minutes ago"))
+                        .allow_scroll(false)
+                        .show(ui, |plot| {
+                            for (q, pts) in series {
+                                plot.line(Line::new(quantity_name(q), pts));
+                            }
+                        });
+                }
+            }
+            ui.horizontal(|ui| {
+                if ui.button(tr(lang, "Fly to (F)")).clicked() {
+                    camera.write(CameraCommand::FlyToEntity(e));
+                }
+                if ui.button(tr(lang, "Close")).clicked() {
+                    picks.write(EntityPicked(None));
+                }
+            });
+            egui::CollapsingHeader::new(format!(
+                "{} ({})",
+                tr(lang, "All attributes"),
+                attributes.len()
+            ))
+            .open(Some(panels.attributes_open))
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .max_height(220.0)
+                    .show(ui, |ui| {
+                        egui::Grid::new("attrs")
+                            .num_columns(2)
+                            .striped(true)
+                            .show(ui, |ui| {
+                                for (k, v) in &attributes {
+                                    ui.label(k);
+                                    ui.label(v);
+                                    ui.end_row();
+                                }
+                            });
+                    });
+            })
+            .header_response
+            .clicked()
+            .then(|| panels.attributes_open = !panels.attributes_open);
+        });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tvilling_sensors::registry::DeviceKind;
+    use tvilling_sensors::state::Health;
+
+    #[test]
+    fn device_rows_carry_units_and_history_splits_by_quantity() {
+        let d = Device {
+            id: "air/1".into(),
+            kind: DeviceKind::AirSensor,
+        };
+        let l = Liveness {
+            last_seen_ms: Some(60_000),
+            source: Some("simulator".into()),
+            health: Health::Live,
+            fault: None,
+        };
+        let a = AirQualityState {
+            no2: Some(41.26),
+            ..Default::default()
+        };
+        let rows = device_rows(
+            &d,
+            &l,
+            LiveState {
+                air: Some(&a),
+                ..Default::default()
+            },
+            90_000,
+        );
+        assert!(rows.contains(&("NO2", "41.3 µg/m³".into())));
+        assert!(rows.contains(&("PM10", "-".into())));
+        assert!(rows.contains(&("Source", "simulator".into())));
+        assert!(
+            rows.iter()
+                .any(|(k, v)| *k == "Last seen" && v.ends_with("(30 s ago)"))
+        );
+        let mut h = History::default();
+        h.push(0, Quantity::No2, 10.0);
+        h.push(60_000, Quantity::Pm10, 5.0);
+        h.push(120_000, Quantity::No2, 12.0);
+        let s = history_series(&h, 120_000);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].0, Quantity::No2);
+        assert_eq!(s[0].1, vec![[-2.0, 10.0], [0.0, 12.0]]);
+    }
+}
