@@ -113,6 +113,10 @@ pub struct Cli {
     #[arg(long, default_value = "type", value_name = "NAME")]
     pub colour_by: String,
 
+    /// Panels to open at start, comma-separated: city, layers, live, or none (default: live).
+    #[arg(long, value_name = "PANELS", value_delimiter = ',')]
+    pub open: Vec<String>,
+
     /// Language of the panels: en (English) or sv (Swedish); switchable in the toolbar.
     #[arg(long, default_value = "en", value_name = "LANG")]
     pub lang: String,

@@ -30,6 +30,8 @@ pub struct Setup {
     pub sun_fixed: bool,
     pub colour_by: tvilling_view::layers::ColourBy,
     pub lang: tvilling_ui::i18n::Lang,
+    /// Panels to open at start (`--open`).
+    pub open: Vec<String>,
 }
 
 /// Resolves data sources, CRS and sun time from the command line and scene file.
@@ -93,6 +95,15 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
                 anyhow::bail!("--colour-by {other:?}: expected type, power, intensity or freshness")
             }
         },
+        open: {
+            for p in &cli.open {
+                anyhow::ensure!(
+                    ["city", "layers", "live", "none"].contains(&p.as_str()),
+                    "--open {p:?}: expected city, layers, live or none"
+                );
+            }
+            cli.open.clone()
+        },
         lang: match cli.lang.as_str() {
             "en" => tvilling_ui::i18n::Lang::English,
             "sv" => tvilling_ui::i18n::Lang::Swedish,
@@ -137,7 +148,10 @@ pub fn add_view(app: &mut App, setup: &Setup) {
         .insert_resource(setup.lang)
         // The legend matters as soon as buildings are coloured by a live value.
         .insert_resource(tvilling_ui::PanelState {
-            layers_open: setup.colour_by != tvilling_view::layers::ColourBy::Type,
+            layers_open: setup.colour_by != tvilling_view::layers::ColourBy::Type
+                || setup.open.iter().any(|p| p == "layers"),
+            city_open: setup.open.iter().any(|p| p == "city"),
+            live_open: setup.open.is_empty() || setup.open.iter().any(|p| p == "live"),
             ..default()
         })
         .add_plugins((tvilling_view::ViewPlugin, tvilling_ui::UiPlugin))

@@ -58,7 +58,7 @@ pub fn loaded_app(args: &[&str]) -> App {
     app
 }
 
-/// Updates `app` until `done` holds (15 s at most).
+/// Updates `app` until `done` holds (45 s at most: the machine may be busy with other tests).
 pub fn update_until(app: &mut App, mut done: impl FnMut(&World) -> bool, what: &str) {
     let start = Instant::now();
     loop {
@@ -67,7 +67,7 @@ pub fn update_until(app: &mut App, mut done: impl FnMut(&World) -> bool, what: &
             return;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(15),
+            start.elapsed() < Duration::from_secs(45),
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));

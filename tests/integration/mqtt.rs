@@ -89,7 +89,7 @@ fn wait(mut done: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !done() {
         assert!(
-            start.elapsed() < Duration::from_secs(15),
+            start.elapsed() < Duration::from_secs(45),
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));

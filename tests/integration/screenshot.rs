@@ -245,7 +245,16 @@ fn clicking_an_air_sensor_inspects_it_with_a_chart_of_its_history() {
     let pic = screenshot(
         "inspect-air",
         "2026-11-23T06:00",
-        &["--select", "air/1", "--sim-speed", "300", "--frames", "10"],
+        &[
+            "--select",
+            "air/1",
+            "--sim-speed",
+            "300",
+            "--frames",
+            "10",
+            "--open",
+            "none",
+        ],
     );
     // The inspector, top right, with the chart's coloured lines in its lower half.
     assert!(
@@ -256,4 +265,26 @@ fn clicking_an_air_sensor_inspects_it_with_a_chart_of_its_history() {
     assert!(lines > 60.0, "{lines} chart-line pixels");
     // The selected sensor's marker is highlighted.
     assert!(pic.share(0.0, 0.0, 0.58, 1.0, is_highlight) > 0.001);
+}
+
+/// The magenta of a fault (alarm labels, faulty lamps).
+fn is_fault_magenta(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    r > 170 && g < 110 && b > 140
+}
+
+#[test]
+fn the_city_window_lists_the_lamp_faults_as_alarms() {
+    // Night: the simulator's broken lamps are dark, and the alarms tab lists them in magenta.
+    let pic = screenshot(
+        "city-window",
+        "2026-11-23T17:00",
+        &["--open", "city", "--frames", "4"],
+    );
+    assert!(
+        pic.share(0.3, 0.03, 0.65, 0.1, is_panel) > 0.3,
+        "city window missing"
+    );
+    let faults = pic.share(0.28, 0.1, 0.75, 0.3, is_fault_magenta) * 800.0 * 500.0;
+    assert!(faults > 20.0, "{faults} magenta alarm pixels");
 }

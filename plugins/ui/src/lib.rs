@@ -4,12 +4,14 @@
 //! attribution. Panels read the model and write requests (camera commands, picks); they never
 //! edit model components.
 
+pub mod city;
 pub mod i18n;
 pub mod inspector;
 pub mod layers;
 pub mod live;
 pub mod overlay;
 pub mod panels;
+pub mod summary;
 
 use bevy::prelude::*;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
@@ -22,6 +24,7 @@ pub struct PanelState {
     pub attributes_open: bool,
     pub live_open: bool,
     pub layers_open: bool,
+    pub city_open: bool,
 }
 
 impl Default for PanelState {
@@ -32,6 +35,7 @@ impl Default for PanelState {
             attributes_open: false,
             live_open: true,
             layers_open: false,
+            city_open: false,
         }
     }
 }
@@ -47,6 +51,8 @@ impl Plugin for UiPlugin {
         }
         app.init_resource::<PanelState>()
             .init_resource::<i18n::Lang>()
+            .init_resource::<city::CityPanel>()
+            .add_systems(Update, city::sample_power)
             .add_systems(
                 EguiPrimaryContextPass,
                 (
@@ -56,6 +62,7 @@ impl Plugin for UiPlugin {
                     panels::problems_window,
                     live::live_window,
                     layers::layers_window,
+                    city::city_window,
                     panels::about_window,
                     overlay::compass_and_scale,
                 )

@@ -44,6 +44,32 @@ pub fn health_counts<'a>(
     out
 }
 
+/// Messages per second per source (over windows of at least a second) and a smoothed frame
+/// time, for the live panel's status lines.
+#[derive(Debug, Default)]
+pub struct Rates {
+    /// Per source: (window start s, count then, last rate).
+    per_source: std::collections::HashMap<String, (f64, u64, f64)>,
+    pub frame_ms: f64,
+}
+
+impl Rates {
+    /// The rate of `name` given its running count at `now_s`.
+    pub fn rate(&mut self, name: &str, count: u64, now_s: f64) -> f64 {
+        let e = self
+            .per_source
+            .entry(name.to_string())
+            .or_insert((now_s, count, 0.0));
+        let span = now_s - e.0;
+        if span >= 1.0 {
+            e.2 = count.saturating_sub(e.1) as f64 / span;
+            e.0 = now_s;
+            e.1 = count;
+        }
+        e.2
+    }
+}
+
 /// The live panel (only when the live pipeline runs).
 pub(crate) fn live_window(
     mut contexts: EguiContexts,
@@ -55,6 +81,8 @@ pub(crate) fn live_window(
     clock: Option<Res<SensorClock>>,
     devices: Query<(&Device, &Liveness)>,
     lang: Res<Lang>,
+    time: Res<Time>,
+    mut rates: Local<Rates>,
 ) -> Result {
     let lang = *lang;
     let (Some(registry), Some(clock)) = (registry, clock) else {
@@ -62,6 +90,13 @@ pub(crate) fn live_window(
     };
     let ctx = contexts.ctx_mut()?;
     let mut open = panels.live_open;
+    let now_s = time.elapsed_secs_f64();
+    let dt = time.delta_secs_f64();
+    rates.frame_ms = if rates.frame_ms == 0.0 {
+        dt * 1000.0
+    } else {
+        rates.frame_ms * 0.9 + dt * 100.0
+    };
     egui::Window::new(tr(lang, "Live"))
         .id(egui::Id::new("live"))
         .open(&mut open)
@@ -77,6 +112,11 @@ pub(crate) fn live_window(
                 local.hour as u32,
                 ((local.hour.fract()) * 60.0) as u32,
                 tr(lang, "in Stockholm")
+            ));
+            ui.label(format!(
+                "{}: {:.1} ms",
+                tr(lang, "Frame time"),
+                rates.frame_ms
             ));
             let counts = health_counts(devices.iter());
             egui::Grid::new("health")
@@ -125,7 +165,14 @@ pub(crate) fn live_window(
                 .striped(true)
                 .min_col_width(56.0)
                 .show(ui, |ui| {
-                    for h in ["source", "state", "accepted", "rejected", "superseded"] {
+                    for h in [
+                        "source",
+                        "state",
+                        "msg/s",
+                        "accepted",
+                        "rejected",
+                        "superseded",
+                    ] {
                         ui.label(egui::RichText::new(tr(lang, h)).strong());
                     }
                     ui.end_row();
@@ -138,7 +185,9 @@ pub(crate) fn live_window(
                                 .and_then(|s| s.0.get(name).cloned())
                                 .map_or_else(|| tr(lang, "running").into(), |t| tr_str(lang, &t)),
                         );
-                        cell(ui, stats.accepted.load(Ordering::Relaxed).to_string());
+                        let accepted = stats.accepted.load(Ordering::Relaxed);
+                        cell(ui, format!("{:.0}", rates.rate(name, accepted, now_s)));
+                        cell(ui, accepted.to_string());
                         cell(ui, stats.rejected().values().sum::<u64>().to_string());
                         cell(ui, stats.superseded.load(Ordering::Relaxed).to_string());
                         ui.end_row();
@@ -229,5 +278,18 @@ mod tests {
         assert_eq!(c.get(&(1, 2)), Some(&2));
         assert_eq!(c.get(&(1, 0)), Some(&1));
         assert_eq!(c.get(&(2, 0)), Some(&1));
+    }
+
+    #[test]
+    fn rates_are_counted_over_whole_seconds() {
+        let mut r = Rates::default();
+        assert_eq!(r.rate("mqtt", 100, 10.0), 0.0);
+        assert_eq!(
+            r.rate("mqtt", 150, 10.5),
+            0.0,
+            "half a second: no new figure yet"
+        );
+        assert_eq!(r.rate("mqtt", 300, 12.0), 100.0);
+        assert_eq!(r.rate("mqtt", 300, 12.5), 100.0);
     }
 }

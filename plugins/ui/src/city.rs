@@ -1,0 +1,394 @@
+//! The city window: tabs for lighting, building energy, air quality, traffic signals, alarms
+//! and search. Each tab reads the model through [`crate::summary`]; clicking a row writes a
+//! pick and a fly-to, never a model change.
+
+use std::collections::VecDeque;
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, egui};
+use egui_plot::{Line, Plot};
+use tvilling_city::model::{Building, TwinEntity};
+use tvilling_sensors::health::SensorClock;
+use tvilling_sensors::registry::Quantity;
+use tvilling_sensors::state::{
+    AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
+};
+use tvilling_view::camera::CameraCommand;
+use tvilling_view::layers::Layers;
+use tvilling_view::picking::EntityPicked;
+
+use crate::PanelState;
+use crate::i18n::{Lang, tr};
+use crate::summary::{
+    LIMITS, alarm_for, energy, exceedances, intersections, lighting, order_alarms, search,
+};
+
+/// The tabs of the city window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CityTab {
+    #[default]
+    Alarms,
+    Lighting,
+    Energy,
+    Air,
+    Signals,
+    Search,
+}
+
+impl CityTab {
+    const ALL: [CityTab; 6] = [
+        CityTab::Alarms,
+        CityTab::Lighting,
+        CityTab::Energy,
+        CityTab::Air,
+        CityTab::Signals,
+        CityTab::Search,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            CityTab::Alarms => "Alarms",
+            CityTab::Lighting => "Lighting",
+            CityTab::Energy => "Energy",
+            CityTab::Air => "Air quality",
+            CityTab::Signals => "Traffic signals",
+            CityTab::Search => "Search",
+        }
+    }
+}
+
+/// The city window's own state.
+#[derive(Resource, Debug, Default)]
+pub struct CityPanel {
+    pub tab: CityTab,
+    pub query: String,
+    pub only_faulty_lamps: bool,
+    /// The city's total building power, sampled once a clock second: (Unix ms, kW).
+    pub power_history: VecDeque<(i64, f64)>,
+    /// The controller whose phase timeline is shown.
+    pub controller: Option<String>,
+}
+
+/// Samples kept of the city total.
+pub const POWER_HISTORY: usize = 600;
+
+fn attr<'a>(info: Option<&'a DeviceInfo>, key: &str) -> Option<&'a str> {
+    info?
+        .attributes
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn label(twin: &TwinEntity, b: Option<&Building>, info: Option<&DeviceInfo>) -> String {
+    b.and_then(|b| b.name.clone().or_else(|| b.address.clone()))
+        .or_else(|| info.map(|i| i.name.clone()))
+        .unwrap_or_else(|| twin.id.clone())
+}
+
+type Row<'a> = (
+    Entity,
+    &'a TwinEntity,
+    Option<&'a Building>,
+    Option<&'a Device>,
+    Option<&'a Liveness>,
+    Option<&'a DeviceInfo>,
+);
+
+type StateRow<'a> = (
+    Option<&'a LampState>,
+    Option<&'a MeterState>,
+    Option<&'a AirQualityState>,
+    Option<&'a SignalHeadState>,
+    Option<&'a History>,
+);
+
+/// Samples the city's total building power for the energy chart.
+pub(crate) fn sample_power(
+    clock: Option<Res<SensorClock>>,
+    meters: Query<&MeterState>,
+    mut panel: ResMut<CityPanel>,
+) {
+    let Some(clock) = clock else { return };
+    let last = panel.power_history.back().map(|p| p.0);
+    if last.is_some_and(|t| clock.now_ms - t < 1000) {
+        return;
+    }
+    let total: f64 = meters.iter().map(|m| m.power_kw).sum();
+    if panel.power_history.len() == POWER_HISTORY {
+        panel.power_history.pop_front();
+    }
+    panel.power_history.push_back((clock.now_ms, total));
+}
+
+pub(crate) fn city_window(
+    mut contexts: EguiContexts,
+    mut panels: ResMut<PanelState>,
+    mut panel: ResMut<CityPanel>,
+    rows: Query<Row<'static>>,
+    states: Query<StateRow<'static>>,
+    clock: Option<Res<SensorClock>>,
+    mut layers: ResMut<Layers>,
+    mut picks: MessageWriter<EntityPicked>,
+    mut camera: MessageWriter<CameraCommand>,
+    lang: Res<Lang>,
+) -> Result {
+    let lang = *lang;
+    let now_ms = clock.map_or(0, |c| c.now_ms);
+    let ctx = contexts.ctx_mut()?;
+    let mut open = panels.city_open;
+    let mut go_to: Option<Entity> = None;
+    egui::Window::new(tr(lang, "City"))
+        .id(egui::Id::new("city"))
+        .open(&mut open)
+        .default_width(380.0)
+        .default_pos([360.0, 8.0])
+        .show(ctx, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                for t in CityTab::ALL {
+                    if ui.selectable_label(panel.tab == t, tr(lang, t.name())).clicked() {
+                        panel.tab = t;
+                    }
+                }
+            });
+            ui.separator();
+            let mut link = |ui: &mut egui::Ui, e: Entity, text: String| {
+                if ui.link(text).clicked() {
+                    go_to = Some(e);
+                }
+            };
+            match panel.tab {
+                CityTab::Alarms => {
+                    let mut alarms: Vec<_> = rows
+                        .iter()
+                        .filter_map(|(e, twin, b, _, live, info)| {
+                            let live = live?;
+                            let air = states.get(e).ok().and_then(|s| s.2);
+                            alarm_for(e, &label(twin, b, info), live, air)
+                        })
+                        .collect();
+                    order_alarms(&mut alarms);
+                    ui.label(format!("{} {}", alarms.len(), tr(lang, "alarms")));
+                    egui::ScrollArea::vertical().max_height(300.0).show(ui, |ui| {
+                        for a in alarms.iter().take(200) {
+                            ui.horizontal(|ui| {
+                                let (colour, kind) = match a.severity {
+                                    crate::summary::Severity::Fault => {
+                                        (egui::Color32::from_rgb(230, 60, 200), "fault")
+                                    }
+                                    crate::summary::Severity::Exceedance => {
+                                        (egui::Color32::from_rgb(240, 120, 40), "limit")
+                                    }
+                                    crate::summary::Severity::Stale => {
+                                        (egui::Color32::from_rgb(120, 140, 200), "stale")
+                                    }
+                                };
+                                ui.colored_label(colour, tr(lang, kind));
+                                link(ui, a.entity, a.label.clone());
+                                ui.label(&a.text);
+                            });
+                        }
+                    });
+                }
+                CityTab::Lighting => {
+                    let lamps: Vec<(Entity, &LampState, &Liveness, String)> = rows
+                        .iter()
+                        .filter_map(|(e, twin, b, _, live, info)| {
+                            let lamp = states.get(e).ok()?.0?;
+                            Some((e, lamp, live?, label(twin, b, info)))
+                        })
+                        .collect();
+                    let s = lighting(lamps.iter().map(|(_, l, live, _)| (*l, *live)));
+                    egui::Grid::new("lighting").show(ui, |ui| {
+                        for (k, v) in [
+                            ("on", s.on),
+                            ("off", s.off),
+                            ("dimmed", s.dimmed),
+                            ("fault", s.faulty),
+                            ("stale", s.stale),
+                            ("never seen", s.never_seen),
+                        ] {
+                            ui.label(tr(lang, k));
+                            ui.label(v.to_string());
+                            ui.end_row();
+                        }
+                        ui.label(tr(lang, "Power now"));
+                        ui.label(format!("{:.1} kW", s.power_w / 1000.0));
+                        ui.end_row();
+                    });
+                    ui.checkbox(&mut panel.only_faulty_lamps, tr(lang, "Only faulty lamps"));
+                    if panel.only_faulty_lamps {
+                        for (e, _, live, name) in lamps
+                            .iter()
+                            .filter(|(_, _, l, _)| l.health == tvilling_sensors::state::Health::Fault)
+                        {
+                            ui.horizontal(|ui| {
+                                link(ui, *e, name.clone());
+                                ui.label(live.fault.clone().unwrap_or_default());
+                            });
+                        }
+                    }
+                }
+                CityTab::Energy => {
+                    let (total, top) = energy(
+                        rows.iter().filter_map(|(e, twin, b, _, _, info)| {
+                            let m = states.get(e).ok()?.1?;
+                            Some((e, label(twin, b, info), m.power_kw))
+                        }),
+                        10,
+                    );
+                    ui.label(format!("{}: {total:.0} kW", tr(lang, "Total power now")));
+                    let pts: Vec<[f64; 2]> = panel
+                        .power_history
+                        .iter()
+                        .map(|(t, kw)| [(t - now_ms) as f64 / 60_000.0, *kw])
+                        .collect();
+                    Plot::new("city-power")
+                        .height(110.0)
+                        .x_axis_label(tr(lang, "minutes ago"))
+                        .allow_scroll(false)
+                        .show(ui, |p| p.line(Line::new("kW", pts)));
+                    ui.label(egui::RichText::new(tr(lang, "Top consumers")).strong());
+                    for (e, name, kw) in top {
+                        ui.horizontal(|ui| {
+                            link(ui, e, name);
+                            ui.label(format!("{kw:.1} kW"));
+                        });
+                    }
+                }
+                CityTab::Air => {
+                    ui.label(tr(
+                        lang,
+                        "Swedish limit values (SFS 2010:477): NO2 90 µg/m³ hourly, PM10 50 µg/m³ daily, PM2.5 25 µg/m³ annual mean.",
+                    ));
+                    egui::Grid::new("air").striped(true).show(ui, |ui| {
+                        for h in ["Sensor", "NO2", "PM10", "PM2.5"] {
+                            ui.label(egui::RichText::new(tr(lang, h)).strong());
+                        }
+                        ui.end_row();
+                        for (e, twin, b, _, _, info) in &rows {
+                            let Some(a) = states.get(e).ok().and_then(|s| s.2) else {
+                                continue;
+                            };
+                            link(ui, e, label(twin, b, info));
+                            let over = exceedances(a);
+                            for (l, v) in LIMITS.iter().zip([a.no2, a.pm10, a.pm25]) {
+                                let text = v.map_or("-".into(), |v| format!("{v:.1}"));
+                                if over.iter().any(|(o, _)| o.pollutant == l.pollutant) {
+                                    ui.colored_label(egui::Color32::from_rgb(240, 120, 40), text);
+                                } else {
+                                    ui.label(text);
+                                }
+                            }
+                            ui.end_row();
+                        }
+                    });
+                }
+                CityTab::Signals => {
+                    let list = intersections(
+                        rows.iter().filter_map(|(e, _, _, _, _, info)| {
+                            let s = states.get(e).ok()?.3?;
+                            Some((
+                                e,
+                                attr(info, "controller").unwrap_or("(own)").to_string(),
+                                s.aspect,
+                                s.since_ms,
+                                attr(info, "cycle_s").and_then(|c| c.parse().ok()),
+                            ))
+                        }),
+                        now_ms,
+                    );
+                    ui.label(format!("{} {}", list.len(), tr(lang, "intersections")));
+                    egui::ScrollArea::vertical().max_height(180.0).show(ui, |ui| {
+                        for i in &list {
+                            ui.horizontal(|ui| {
+                                if ui
+                                    .selectable_label(
+                                        panel.controller.as_deref() == Some(&i.controller),
+                                        &i.controller,
+                                    )
+                                    .clicked()
+                                {
+                                    panel.controller = Some(i.controller.clone());
+                                    go_to = i.head;
+                                }
+                                let aspects: Vec<String> =
+                                    i.aspects.iter().map(|(a, n)| format!("{n} {a}")).collect();
+                                ui.label(format!(
+                                    "{} · {} s · {}",
+                                    aspects.join(", "),
+                                    i.longest_in_state_s.round(),
+                                    i.cycle_s.map_or("-".into(), |c| format!("{c} s"))
+                                ));
+                            });
+                        }
+                    });
+                    // Phase timeline of the chosen intersection: each head's aspect code
+                    // (0 red, 1 red-amber, 2 green, 3 amber) over the last minutes.
+                    if let Some(ctrl) = panel.controller.clone() {
+                        ui.label(format!("{}: {ctrl}", tr(lang, "Phase timeline")));
+                        let heads: Vec<(String, Vec<[f64; 2]>)> = rows
+                            .iter()
+                            .filter(|(_, _, _, _, _, info)| attr(*info, "controller") == Some(&ctrl))
+                            .filter_map(|(e, twin, _, _, _, _)| {
+                                let h = states.get(e).ok()?.4?;
+                                let pts = h
+                                    .series(Quantity::SignalAspect)
+                                    .map(|(t, v)| [(t - now_ms) as f64 / 60_000.0, v])
+                                    .collect();
+                                Some((twin.id.clone(), pts))
+                            })
+                            .collect();
+                        Plot::new(("phases", ctrl.as_str()))
+                            .height(120.0)
+                            .x_axis_label(tr(lang, "minutes ago"))
+                            .allow_scroll(false)
+                            .show(ui, |p| {
+                                for (id, pts) in heads {
+                                    p.line(Line::new(id, pts));
+                                }
+                            });
+                    }
+                }
+                CityTab::Search => {
+                    ui.text_edit_singleline(&mut panel.query);
+                    let items: Vec<(Entity, String, String)> = rows
+                        .iter()
+                        .map(|(e, twin, b, d, _, info)| {
+                            let mut words = label(twin, b, info);
+                            if let Some(a) = b.and_then(|b| b.address.clone()) {
+                                words.push(' ');
+                                words.push_str(&a);
+                            }
+                            if let Some(d) = d {
+                                words.push(' ');
+                                words.push_str(&d.id);
+                            }
+                            (e, twin.id.clone(), words)
+                        })
+                        .collect();
+                    let hits = search(
+                        &panel.query,
+                        items.iter().map(|(e, id, w)| (*e, id.as_str(), w.as_str())),
+                        30,
+                    );
+                    for (e, id, text) in hits {
+                        ui.horizontal(|ui| {
+                            link(ui, e, text);
+                            ui.label(egui::RichText::new(id).weak());
+                        });
+                    }
+                }
+            }
+        });
+    if let Some(e) = go_to {
+        picks.write(EntityPicked(Some(e)));
+        camera.write(CameraCommand::FlyToEntity(e));
+        // A lamp picked from the faulty list should be visible.
+        if !layers.lamps && panel.only_faulty_lamps {
+            layers.lamps = true;
+        }
+    }
+    panels.city_open = open;
+    Ok(())
+}
