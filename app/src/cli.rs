@@ -117,6 +117,19 @@ pub struct Cli {
     #[arg(long, value_name = "PANELS", value_delimiter = ',')]
     pub open: Vec<String>,
 
+    /// No panels at all (a bare 3D view, e.g. for a public screen or to measure frame time).
+    #[arg(long)]
+    pub no_ui: bool,
+
+    /// With --screenshot: print the frame times of the frames after load (median, p95, mean).
+    #[arg(long, requires = "screenshot")]
+    pub frame_stats: bool,
+
+    /// With the generated registry: add N simulated street lamps on a 30 m grid around the
+    /// city (a city-sized lighting load for measurements).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub extra_lamps: usize,
+
     /// Language of the panels: en (English) or sv (Swedish); switchable in the toolbar.
     #[arg(long, default_value = "en", value_name = "LANG")]
     pub lang: String,

@@ -132,8 +132,8 @@ pub fn add_model(app: &mut App, setup: &Setup) -> Result<()> {
     Ok(())
 }
 
-/// View and UI plugins, with the order of the crates' sets.
-pub fn add_view(app: &mut App, setup: &Setup) {
+/// View and UI plugins (the UI only with `ui`), with the order of the crates' sets.
+pub fn add_view(app: &mut App, setup: &Setup, ui: bool) {
     use bevy_egui::input::{egui_wants_any_keyboard_input, egui_wants_any_pointer_input};
     use tvilling_view::ViewSystems;
     let mut sun = SunSettings::default();
@@ -154,19 +154,21 @@ pub fn add_view(app: &mut App, setup: &Setup) {
             live_open: setup.open.is_empty() || setup.open.iter().any(|p| p == "live"),
             ..default()
         })
-        .add_plugins((tvilling_view::ViewPlugin, tvilling_ui::UiPlugin))
-        .configure_sets(
-            Update,
-            (
-                ViewSystems::Pointer.run_if(not(egui_wants_any_pointer_input)),
-                ViewSystems::Keyboard.run_if(not(egui_wants_any_keyboard_input)),
-            ),
-        )
+        .add_plugins(tvilling_view::ViewPlugin)
         .configure_sets(
             Update,
             tvilling_city::CitySystems::Spawn.before(ViewSystems::Pointer),
         )
         .add_systems(Update, sun_follows_clock.before(ViewSystems::Draw));
+    if ui {
+        app.add_plugins(tvilling_ui::UiPlugin).configure_sets(
+            Update,
+            (
+                ViewSystems::Pointer.run_if(not(egui_wants_any_pointer_input)),
+                ViewSystems::Keyboard.run_if(not(egui_wants_any_keyboard_input)),
+            ),
+        );
+    }
 }
 
 /// Moves the sun with the sensor clock while [`SunSettings::follow_clock`] is on.

@@ -91,6 +91,7 @@ impl LiveSetup {
         let from_cli = |seed: u64| -> Result<SimSetup> {
             Ok(SimSetup {
                 seed,
+                extra_lamps: cli.extra_lamps,
                 clock: SimClockSettings {
                     start_ms: cli
                         .sim_start
@@ -106,6 +107,7 @@ impl LiveSetup {
             (None, true, _) | (None, false, Some(None)) => None,
             (None, false, Some(Some((seed, start, speed)))) => Some(SimSetup {
                 seed: *seed,
+                extra_lamps: cli.extra_lamps,
                 clock: SimClockSettings {
                     start_ms: match (&cli.sim_start, start) {
                         (Some(t), _) => Some(sim_start_ms(t, "--sim-start")?),

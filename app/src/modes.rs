@@ -38,7 +38,7 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     let mut app = App::new();
     app.add_plugins(window_plugins(cli)?);
     add_model(&mut app, setup)?;
-    add_view(&mut app, setup);
+    add_view(&mut app, setup, !cli.no_ui);
     if let Some(id) = &cli.select {
         app.insert_resource(SelectOnLoad(id.clone(), 0));
         app.add_systems(
@@ -105,6 +105,23 @@ struct ScreenshotPlan {
     requested: bool,
     /// Updates before giving up (a load that never finishes must not hang CI).
     budget: u32,
+    /// Frame times after load (with `--frame-stats`), seconds.
+    frame_times: Option<Vec<f64>>,
+}
+
+/// Median, 95th percentile and mean of frame times (seconds), in milliseconds.
+pub fn frame_stats(times: &[f64]) -> (f64, f64, f64) {
+    let mut t: Vec<f64> = times.to_vec();
+    t.sort_by(f64::total_cmp);
+    if t.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let at = |p: f64| t[((t.len() - 1) as f64 * p).round() as usize] * 1000.0;
+    (
+        at(0.5),
+        at(0.95),
+        t.iter().sum::<f64>() / t.len() as f64 * 1000.0,
+    )
 }
 
 /// Renders, saves a screenshot, exits.
@@ -117,7 +134,8 @@ pub fn run_screenshot(cli: &Cli, setup: &Setup, path: PathBuf) -> Result<()> {
         frames_after_load: cli.frames.max(1) + extra,
         seen: 0,
         requested: false,
-        budget: 3000,
+        budget: 3000 + cli.frames,
+        frame_times: cli.frame_stats.then(Vec::new),
     })
     .add_systems(Last, take_screenshot);
     exit_result(app.run())?;
@@ -133,6 +151,7 @@ fn take_screenshot(
     mut commands: Commands,
     progress: Res<LoadProgress>,
     mut plan: ResMut<ScreenshotPlan>,
+    time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
 ) {
     plan.budget = plan.budget.saturating_sub(1);
@@ -148,10 +167,25 @@ fn take_screenshot(
         return;
     }
     plan.seen += 1;
+    // The first frames after load still upload the city; frame times count from the fifth.
+    // Real time: the virtual clock clamps a frame to 250 ms.
+    let dt = time.delta_secs_f64();
+    if plan.seen > 5
+        && let Some(t) = plan.frame_times.as_mut()
+    {
+        t.push(dt);
+    }
     if plan.seen < plan.frames_after_load {
         return;
     }
     plan.requested = true;
+    if let Some(t) = &plan.frame_times {
+        let (median, p95, mean) = frame_stats(t);
+        println!(
+            "frame time over {} frames: median {median:.1} ms, p95 {p95:.1} ms, mean {mean:.1} ms",
+            t.len()
+        );
+    }
     let path = plan.path.clone();
     commands.spawn(Screenshot::primary_window()).observe(
         move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {

@@ -29,6 +29,8 @@ use crate::live::{LiveSources, twin_kind};
 pub struct SimSetup {
     pub seed: u64,
     pub clock: SimClockSettings,
+    /// Extra lamps on a grid around the city (`--extra-lamps`), for measurements.
+    pub extra_lamps: usize,
 }
 
 /// A simulator waiting for the city: it generates its registry from what loaded.
@@ -186,7 +188,22 @@ pub fn start_when_city_loaded(world: &mut World) {
         return;
     };
     let layout = city_layout(world);
-    let planned = generate_registry(&layout, pending.setup.seed);
+    let mut planned = generate_registry(&layout, pending.setup.seed);
+    if pending.setup.extra_lamps > 0 {
+        let n = layout.buildings.len().max(1) as f64;
+        let centre = layout
+            .buildings
+            .iter()
+            .map(|b| b.centroid)
+            .fold(bevy::math::DVec2::ZERO, |a, c| a + c)
+            / n;
+        planned.extend(tvilling_sensors::generate::lamp_grid(
+            centre,
+            pending.setup.extra_lamps,
+            30.0,
+            pending.setup.seed,
+        ));
+    }
     let n = register_planned(world, &planned);
     let count = |k: DeviceKind| planned.iter().filter(|d| d.kind == k).count();
     info!(

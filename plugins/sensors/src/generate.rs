@@ -388,6 +388,28 @@ pub fn generate_registry(city: &CityLayout, seed: u64) -> Vec<PlannedDevice> {
     out
 }
 
+/// `n` lamps on a square grid of `spacing` metres centred on `centre`: a city-sized lighting
+/// load for measurements (marked generated, placement "grid").
+pub fn lamp_grid(centre: DVec2, n: usize, spacing: f64, seed: u64) -> Vec<PlannedDevice> {
+    let side = (n as f64).sqrt().ceil() as usize;
+    let half = side as f64 * spacing / 2.0;
+    (0..n)
+        .map(|i| {
+            let (x, y) = ((i % side) as f64, (i / side) as f64);
+            let id = format!("lamp/grid/{i}");
+            PlannedDevice {
+                name: format!("Grid lamp {i}"),
+                kind: DeviceKind::Lamp,
+                position: centre + DVec2::new(x * spacing - half, y * spacing - half),
+                host: None,
+                attributes: attrs("generated", format!("{spacing} m grid, {n} lamps")),
+                profile: SimProfile::lamp(seed, &id, 60.0),
+                id,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +557,17 @@ mod tests {
             .find(|d| d.kind == DeviceKind::Meter)
             .expect("meter");
         assert_eq!(meter.host.as_deref(), Some("way/1"));
+    }
+
+    #[test]
+    fn a_lamp_grid_has_n_lamps_at_the_spacing_around_its_centre() {
+        let g = lamp_grid(DVec2::new(1000.0, 2000.0), 10, 30.0, 1);
+        assert_eq!(g.len(), 10);
+        // 4 per row (ceil(sqrt 10)), centred: x from 940 to 1030.
+        assert_eq!(g[0].position, DVec2::new(940.0, 1940.0));
+        assert_eq!(g[5].position, DVec2::new(970.0, 1970.0));
+        let ids: std::collections::HashSet<_> = g.iter().map(|d| &d.id).collect();
+        assert_eq!(ids.len(), 10);
     }
 
     #[test]

@@ -164,6 +164,15 @@ pub(crate) fn city_window(
                         .filter_map(|(e, twin, b, _, live, info)| {
                             let live = live?;
                             let air = states.get(e).ok().and_then(|s| s.2);
+                            // Most devices are fine: name only the ones that raise an alarm.
+                            let quiet = matches!(
+                                live.health,
+                                tvilling_sensors::state::Health::Live
+                                    | tvilling_sensors::state::Health::NeverSeen
+                            ) && air.is_none_or(|a| exceedances(a).is_empty());
+                            if quiet {
+                                return None;
+                            }
                             alarm_for(e, &label(twin, b, info), live, air)
                         })
                         .collect();
@@ -191,14 +200,14 @@ pub(crate) fn city_window(
                     });
                 }
                 CityTab::Lighting => {
-                    let lamps: Vec<(Entity, &LampState, &Liveness, String)> = rows
+                    let lamps: Vec<(Entity, &LampState, &Liveness)> = rows
                         .iter()
-                        .filter_map(|(e, twin, b, _, live, info)| {
+                        .filter_map(|(e, _, _, _, live, _)| {
                             let lamp = states.get(e).ok()?.0?;
-                            Some((e, lamp, live?, label(twin, b, info)))
+                            Some((e, lamp, live?))
                         })
                         .collect();
-                    let s = lighting(lamps.iter().map(|(_, l, live, _)| (*l, *live)));
+                    let s = lighting(lamps.iter().map(|(_, l, live)| (*l, *live)));
                     egui::Grid::new("lighting").show(ui, |ui| {
                         for (k, v) in [
                             ("on", s.on),
@@ -218,12 +227,16 @@ pub(crate) fn city_window(
                     });
                     ui.checkbox(&mut panel.only_faulty_lamps, tr(lang, "Only faulty lamps"));
                     if panel.only_faulty_lamps {
-                        for (e, _, live, name) in lamps
+                        for (e, _, live) in lamps
                             .iter()
-                            .filter(|(_, _, l, _)| l.health == tvilling_sensors::state::Health::Fault)
+                            .filter(|(_, _, l)| l.health == tvilling_sensors::state::Health::Fault)
                         {
+                            let name = rows
+                                .get(*e)
+                                .map(|(_, twin, b, _, _, info)| label(twin, b, info))
+                                .unwrap_or_default();
                             ui.horizontal(|ui| {
-                                link(ui, *e, name.clone());
+                                link(ui, *e, name);
                                 ui.label(live.fault.clone().unwrap_or_default());
                             });
                         }

@@ -81,7 +81,7 @@ pub(crate) fn live_window(
     clock: Option<Res<SensorClock>>,
     devices: Query<(&Device, &Liveness)>,
     lang: Res<Lang>,
-    time: Res<Time>,
+    time: Res<Time<Real>>,
     mut rates: Local<Rates>,
 ) -> Result {
     let lang = *lang;
