@@ -161,18 +161,32 @@ fn the_city_renders_with_buildings_parks_and_panels() {
 #[test]
 fn a_selected_building_is_highlighted_and_inspected() {
     // Kungliga biblioteket in Humlegården.
-    let pic = screenshot("selected", MIDSUMMER_NOON, &["--select", "way/15803083"]);
+    // Five simulated minutes a second: its meter reports a few times before the picture.
+    let pic = screenshot(
+        "selected",
+        MIDSUMMER_NOON,
+        &[
+            "--select",
+            "way/15803083",
+            "--sim-speed",
+            "300",
+            "--frames",
+            "8",
+        ],
+    );
     let highlight = pic.share(0.0, 0.0, 1.0, 1.0, is_highlight);
     assert!(
         highlight > 0.01,
         "highlighted building covers {:.2}%",
         highlight * 100.0
     );
-    // The inspector window sits top right.
+    // The inspector window sits top right, with the meter's chart below its rows.
     assert!(
         pic.share(0.62, 0.05, 0.99, 0.3, is_panel) > 0.3,
         "inspector missing"
     );
+    let lines = pic.share(0.6, 0.45, 0.99, 0.95, is_saturated) * 800.0 * 500.0;
+    assert!(lines > 60.0, "{lines} chart-line pixels");
 }
 
 #[test]

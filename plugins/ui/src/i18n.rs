@@ -100,6 +100,7 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("never heard", "aldrig hörd"),
     ("running", "körs"),
     ("City", "Staden"),
+    ("Reported via", "Rapporterad via"),
     ("msg/s", "medd./s"),
     ("Frame time", "Bildtid"),
     ("alarms", "larm"),

@@ -63,7 +63,7 @@ pub fn device_rows(
         ),
     ];
     if let Some(s) = &live.source {
-        rows.push(("Source", s.clone()));
+        rows.push(("Reported via", s.clone()));
     }
     if let Some(reason) = &live.fault {
         rows.push(("Fault", reason.clone()));
@@ -300,7 +300,7 @@ mod tests {
         );
         assert!(rows.contains(&("NO2", "41.3 µg/m³".into())));
         assert!(rows.contains(&("PM10", "-".into())));
-        assert!(rows.contains(&("Source", "simulator".into())));
+        assert!(rows.contains(&("Reported via", "simulator".into())));
         assert!(
             rows.iter()
                 .any(|(k, v)| *k == "Last seen" && v.ends_with("(30 s ago)"))

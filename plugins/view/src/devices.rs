@@ -28,6 +28,9 @@ use crate::tiles::{
     COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, texel, to_bevy_mesh, write_texel,
 };
 
+/// The Swedish limit value for NO2 as an hourly mean, µg/m³ (SFS 2010:477).
+pub const NO2_HOURLY_LIMIT: f32 = 90.0;
+
 /// Surface class of marker vertices (high 8 bits of the tag): drawn unlit.
 pub const MARKER_SURFACE: u32 = 4;
 
@@ -136,11 +139,14 @@ pub fn marker_color(
         return crate::layers::ramp(crate::layers::power_scale(m.power_kw));
     }
     if let Some(a) = air {
-        // NO2 against the EU limits: green to 40 µg/m³ (annual), red from 200 (hourly).
+        // NO2 against the Swedish hourly limit value (90 µg/m³, SFS 2010:477): green up to
+        // half of it, yellow at the limit, red above it.
         let no2 = a.no2.unwrap_or(0.0) as f32;
-        let t = (no2 / 40.0).clamp(0.0, 1.0);
-        let u = ((no2 - 40.0) / 160.0).clamp(0.0, 1.0);
-        return Color::srgb(0.1 + 0.9 * t, 0.8 - 0.7 * u, 0.25 * (1.0 - t));
+        let t = ((no2 - NO2_HOURLY_LIMIT / 2.0) / (NO2_HOURLY_LIMIT / 2.0)).clamp(0.0, 1.0);
+        if no2 > NO2_HOURLY_LIMIT {
+            return Color::srgb(0.95, 0.12, 0.08);
+        }
+        return Color::srgb(0.1 + 0.85 * t, 0.8, 0.25 * (1.0 - t));
     }
     Color::srgb(0.8, 0.8, 0.8)
 }
