@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tvilling_geo::sun::{STOCKHOLM_LAT_LON, days_from_civil, sun_position};
+use tvilling_geo::sun::{STOCKHOLM_LAT_LON, civil_from_days, days_from_civil, sun_position};
 
 use crate::codec::{DecodeContext, PayloadFormat, decode};
 use crate::ingest::{IngestSender, SourceThread};
@@ -209,20 +209,6 @@ pub fn stockholm_utc_offset_s(unix_s: i64) -> i64 {
 /// Day of the week, 0 = Sunday (1970-01-01 was a Thursday).
 fn weekday(days: i64) -> u32 {
     (days + 4).rem_euclid(7) as u32
-}
-
-/// (year, month, day) of days since the Unix epoch (inverse of `days_from_civil`).
-pub fn civil_from_days(z: i64) -> (i32, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    ((y + i64::from(m <= 2)) as i32, m, d)
 }
 
 /// Local time of day and calendar facts in Stockholm.

@@ -19,6 +19,7 @@ use tvilling_view::picking::EntityPicked;
 
 use crate::PanelState;
 use crate::i18n::{Lang, tr};
+use crate::inspector::display_name as label;
 use crate::summary::{
     LIMITS, alarm_for, energy, exceedances, intersections, lighting, order_alarms, search,
 };
@@ -78,12 +79,6 @@ fn attr<'a>(info: Option<&'a DeviceInfo>, key: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
-}
-
-fn label(twin: &TwinEntity, b: Option<&Building>, info: Option<&DeviceInfo>) -> String {
-    b.and_then(|b| b.name.clone().or_else(|| b.address.clone()))
-        .or_else(|| info.map(|i| i.name.clone()))
-        .unwrap_or_else(|| twin.id.clone())
 }
 
 type Row<'a> = (

@@ -28,6 +28,14 @@ pub struct LiveState<'a> {
     pub air: Option<&'a AirQualityState>,
 }
 
+/// What an entity is called in the panels: a building's name or address, a device's name,
+/// else its id.
+pub fn display_name(twin: &TwinEntity, b: Option<&Building>, info: Option<&DeviceInfo>) -> String {
+    b.and_then(|b| b.name.clone().or_else(|| b.address.clone()))
+        .or_else(|| info.map(|i| i.name.clone()))
+        .unwrap_or_else(|| twin.id.clone())
+}
+
 fn value(v: f64, q: Quantity) -> String {
     let unit = q.unit();
     if unit.is_empty() {
@@ -170,10 +178,7 @@ pub(crate) fn inspector(
     let now_ms = clock.map_or(0, |c| c.now_ms);
     let (signal, lamp, meter, air) = states.get(e).unwrap_or_default();
     let ctx = contexts.ctx_mut()?;
-    let title = building
-        .and_then(|b| b.name.clone().or_else(|| b.address.clone()))
-        .or_else(|| info.map(|i| i.name.clone()))
-        .unwrap_or_else(|| twin.id.clone());
+    let title = display_name(twin, building, info);
     let mut rows: Vec<(&'static str, String)> = match building {
         Some(b) => building_rows(twin, b),
         None => vec![("Id", twin.id.clone()), ("Kind", twin.kind.as_str().into())],

@@ -25,7 +25,7 @@ use tvilling_sensors::state::{
 use crate::ViewSystems;
 use crate::picking::Selection;
 use crate::tiles::{
-    COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, texel, to_bevy_mesh, write_texel,
+    COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, TexelWrites, texel, to_bevy_mesh,
 };
 
 /// The Swedish limit value for NO2 as an hourly mean, µg/m³ (SFS 2010:477).
@@ -321,7 +321,7 @@ fn color_markers(
         dirty.extend(selection.entity);
         *last_selected = selection.entity;
     }
-    let mut touched: Vec<Entity> = Vec::new();
+    let mut writes = TexelWrites::default();
     for e in dirty {
         let Ok((slot, live, signal, lamp, air, meter)) = markers.get(e) else {
             continue;
@@ -334,18 +334,15 @@ fn color_markers(
         } else {
             marker_color(live, signal, lamp, air, meter)
         };
-        if !write_texel(&mut images, &chunk.colors, slot.index, color) {
-            continue;
-        }
-        if !touched.contains(&slot.chunk) {
-            touched.push(slot.chunk);
-        }
+        writes.write(
+            &mut images,
+            &chunk.colors,
+            &chunk.material,
+            slot.index,
+            color,
+        );
     }
-    for c in touched {
-        if let Ok(chunk) = chunks.get(c) {
-            materials.get_mut(&chunk.material);
-        }
-    }
+    writes.finish(&mut materials);
 }
 
 #[cfg(test)]

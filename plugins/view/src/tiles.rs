@@ -176,6 +176,36 @@ pub(crate) fn write_texel(
     true
 }
 
+/// The texel writes of one frame, shared by tiles and device markers: each write goes to its
+/// texture, and every material whose texture changed gets its bind group prepared again once.
+#[derive(Default)]
+pub(crate) struct TexelWrites(
+    std::collections::HashMap<AssetId<CityMaterial>, Handle<CityMaterial>>,
+);
+
+impl TexelWrites {
+    pub(crate) fn write(
+        &mut self,
+        images: &mut Assets<Image>,
+        colors: &Handle<Image>,
+        material: &Handle<CityMaterial>,
+        index: u32,
+        color: Color,
+    ) {
+        if write_texel(images, colors, index, color) {
+            self.0
+                .entry(material.id())
+                .or_insert_with(|| material.clone());
+        }
+    }
+
+    pub(crate) fn finish(self, materials: &mut Assets<CityMaterial>) {
+        for m in self.0.into_values() {
+            materials.get_mut(&m);
+        }
+    }
+}
+
 /// A material whose colour texture is a fixed palette (index = vertex tag index).
 pub fn palette_material(
     palette: &[Color],
@@ -265,7 +295,7 @@ fn write_colors(
         dirty.extend(selection.entity);
         *last_selected = selection.entity;
     }
-    let mut touched_tiles = Vec::new();
+    let mut writes = TexelWrites::default();
     for e in dirty {
         let Ok((color, slot)) = colors.get(e) else {
             continue;
@@ -278,19 +308,15 @@ fn write_colors(
         } else {
             color.0
         };
-        if !write_texel(&mut images, &drawing.colors, slot.index, c) {
-            continue;
-        }
-        if !touched_tiles.contains(&slot.tile) {
-            touched_tiles.push(slot.tile);
-        }
+        writes.write(
+            &mut images,
+            &drawing.colors,
+            &drawing.material,
+            slot.index,
+            c,
+        );
     }
-    // Re-prepare the bind groups of the materials whose texture changed.
-    for t in touched_tiles {
-        if let Ok(drawing) = tiles.get(t) {
-            materials.get_mut(&drawing.material);
-        }
-    }
+    writes.finish(&mut materials);
 }
 
 #[cfg(test)]
