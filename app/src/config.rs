@@ -69,6 +69,8 @@ pub struct MqttEntry {
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
     pub keep_alive_s: Option<f64>,
+    /// Larger payloads are refused and counted (`oversized`); the connection stays up.
+    pub max_payload_bytes: Option<usize>,
     #[serde(default)]
     pub subscribe: Vec<SubscribeEntry>,
 }
@@ -226,6 +228,12 @@ pub fn parse(text: &str, dir: &Path, env: Env<'_>) -> Result<LiveConfig> {
         }
         if let Some(k) = m.keep_alive_s {
             cfg.keep_alive = Duration::from_secs_f64(k.clamp(5.0, 3600.0));
+        }
+        if let Some(limit) = m.max_payload_bytes {
+            if limit == 0 {
+                bail!("{what}: max_payload_bytes must be at least 1");
+            }
+            cfg.max_payload_bytes = limit;
         }
         let tls_files = TlsFiles {
             ca_file: m.ca_file.as_ref().map(at),

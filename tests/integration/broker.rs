@@ -211,7 +211,16 @@ impl Broker {
         self.publish_with(topic, payload, true);
     }
 
+    /// Publishes at QoS 0, as many field devices do.
+    pub fn publish_qos0(&self, topic: &str, payload: &[u8]) {
+        self.publish_qos(topic, payload, false, "0");
+    }
+
     fn publish_with(&self, topic: &str, payload: &[u8], retain: bool) {
+        self.publish_qos(topic, payload, retain, "1");
+    }
+
+    fn publish_qos(&self, topic: &str, payload: &[u8], retain: bool, qos: &str) {
         let file = self.dir.join("payload.bin");
         std::fs::write(&file, payload).expect("payload");
         let status = Command::new("mosquitto_pub")
@@ -221,7 +230,7 @@ impl Broker {
                 "-p",
                 &self.port.to_string(),
                 "-q",
-                "1",
+                qos,
                 "-t",
                 topic,
                 "-f",

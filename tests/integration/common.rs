@@ -74,6 +74,18 @@ pub fn update_until(app: &mut App, mut done: impl FnMut(&World) -> bool, what: &
     }
 }
 
+/// Waits until `done` holds (45 s at most), polling every 20 ms.
+pub fn wait(mut done: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(45),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A JSON file (a snapshot) read and parsed.
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json")

@@ -339,3 +339,134 @@ fn broken_files_are_reported_and_the_good_data_still_loads() {
     assert!(has("e-wrong.city.json", "CityJSON"), "{file_errors:?}");
     assert!(has("missing.osm", "cannot read"), "{file_errors:?}");
 }
+
+/// A CityJSON file written as a CityJSON Sequence, the way `cjio export jsonl` and the 3D BAG
+/// deliver tiles: the header on line 1 (transform, reference system, no objects), then one
+/// `CityJSONFeature` per building with its parts and only the vertices it uses, renumbered.
+fn to_sequence(doc: &serde_json::Value) -> String {
+    use serde_json::{Map, Value, json};
+    fn renumber(v: &Value, map: &mut HashMap<u64, u64>, used: &mut Vec<u64>) -> Value {
+        match v {
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| renumber(i, map, used)).collect())
+            }
+            Value::Number(n) => {
+                let i = n.as_u64().expect("vertex index");
+                let next = map.len() as u64;
+                let j = *map.entry(i).or_insert_with(|| {
+                    used.push(i);
+                    next
+                });
+                json!(j)
+            }
+            other => other.clone(),
+        }
+    }
+    let objects = doc["CityObjects"].as_object().expect("objects");
+    let vertices = doc["vertices"].as_array().expect("vertices");
+    let mut header = doc.clone();
+    header["CityObjects"] = json!({});
+    header["vertices"] = json!([]);
+    let mut lines = vec![header.to_string()];
+    for (id, obj) in objects {
+        if obj["type"] != "Building" {
+            continue;
+        }
+        let mut members = vec![(id.clone(), obj.clone())];
+        for child in obj["children"].as_array().into_iter().flatten() {
+            let c = child.as_str().expect("child id");
+            members.push((c.to_string(), objects[c].clone()));
+        }
+        let (mut map, mut used) = (HashMap::new(), Vec::new());
+        let mut city_objects = Map::new();
+        for (mid, mut m) in members {
+            for g in m["geometry"].as_array_mut().into_iter().flatten() {
+                let b = renumber(&g["boundaries"], &mut map, &mut used);
+                g["boundaries"] = b;
+            }
+            city_objects.insert(mid, m);
+        }
+        let vs: Vec<Value> = used.iter().map(|&i| vertices[i as usize].clone()).collect();
+        lines.push(
+            json!({"type": "CityJSONFeature", "id": id, "CityObjects": city_objects, "vertices": vs})
+                .to_string(),
+        );
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_cityjson_sequence_loads_like_the_cityjson_it_came_from() {
+    let dir = temp_dir("cityjsonl");
+    let source = shared_data("cityjson/delft.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&source).expect("delft")).expect("json");
+    let mut seq = to_sequence(&doc);
+    let features = seq.lines().count() - 1;
+    assert!(features >= 100, "{features} features");
+    // One broken line in the middle is reported by its number; every other feature loads.
+    let mut lines: Vec<&str> = seq.lines().collect();
+    lines.insert(3, "{\"type\":\"CityJSONFeature\",\"CityObjects\":");
+    seq = lines.join("\n");
+    std::fs::write(dir.join("delft.city.jsonl"), &seq).expect("write");
+    let whole = load(&[source], Crs::SWEREF99_TM, None);
+    let lined = load(&[dir.join("delft.city.jsonl")], Crs::SWEREF99_TM, None);
+    assert_eq!(lined.buildings.len(), whole.buildings.len());
+    assert_eq!(lined.buildings.len(), 160);
+    let heights = |c: &tvilling_city::load::LoadedCity| {
+        let mut h: Vec<(String, i64)> = c
+            .buildings
+            .iter()
+            .map(|b| (b.id.clone(), (b.height * 1000.0).round() as i64))
+            .collect();
+        h.sort();
+        h
+    };
+    assert_eq!(
+        heights(&lined),
+        heights(&whole),
+        "same buildings, same heights"
+    );
+    let broken: Vec<_> = lined
+        .report
+        .errors
+        .iter()
+        .filter(|e| e.feature_skipped)
+        .map(|e| (e.feature.clone(), e.kind.to_string()))
+        .collect();
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(broken[0].0, "line 4");
+    assert!(broken[0].1.contains("CityJSON"), "{broken:?}");
+    // Named only `.jsonl`, it is still recognised by its content.
+    std::fs::write(dir.join("tile.jsonl"), &seq).expect("write");
+    let by_content = load(&[dir.join("tile.jsonl")], Crs::SWEREF99_TM, None);
+    assert_eq!(by_content.buildings.len(), 160);
+}
+
+#[test]
+fn a_json_file_is_read_by_its_content_and_broken_cityjson_is_a_cityjson_problem() {
+    let dir = temp_dir("json-content");
+    // Delft saved as `.json` without its "type": reported as CityJSON, not as GeoJSON.
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared_data("cityjson/delft.json")).expect("delft"))
+            .expect("json");
+    doc.as_object_mut().expect("object").remove("type");
+    std::fs::write(dir.join("untyped.json"), doc.to_string()).expect("write");
+    let city = load(&[dir.join("untyped.json")], Crs::SWEREF99_TM, None);
+    let errors: Vec<String> = city.report.errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("CityJSON") && e.contains("type")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| !e.contains("GeoJSON")), "{errors:?}");
+    // A GeoJSON `.json` file is still GeoJSON.
+    std::fs::write(
+        dir.join("footprint.json"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"height":20},"geometry":{"type":"Polygon","coordinates":[[[18.07,59.33],[18.0705,59.33],[18.0705,59.3303],[18.07,59.3303],[18.07,59.33]]]}}]}"#,
+    )
+    .expect("write");
+    let city = load(&[dir.join("footprint.json")], Crs::SWEREF99_TM, None);
+    assert_eq!(city.buildings.len(), 1, "{:?}", city.report.errors);
+}

@@ -119,11 +119,7 @@ fn register(app: &mut App, id: &str, kind: DeviceKind, rules: Vec<FieldRule>) ->
 }
 
 fn result_is(q: Quantity) -> Vec<FieldRule> {
-    vec![FieldRule {
-        field: "result".into(),
-        quantity: q,
-        scale: 1.0,
-    }]
+    vec![FieldRule::new("result", q)]
 }
 
 #[test]

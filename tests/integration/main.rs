@@ -22,6 +22,7 @@ mod crs;
 mod data;
 mod http;
 mod mqtt;
+mod payloads;
 mod screenshot;
 mod simulator;
 mod snapshot;

@@ -265,6 +265,10 @@ fn import_by_format(
             Ok(t) => crate::import::cityjson::import_cityjson_with(path, t, options.scene_crs, options.source_crs),
             Err(k) => fail(k),
         },
+        Format::CityJsonSeq => match text() {
+            Ok(t) => crate::import::cityjson::import_cityjson_seq(path, t, options.scene_crs, options.source_crs),
+            Err(k) => fail(k),
+        },
         Format::Gltf => fail(ImportErrorKind::BadCoordinates(
             "a glTF model needs a placement (longitude, latitude, heading): add it as a [[model]] in a scene file".into(),
         )),

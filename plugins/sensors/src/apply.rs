@@ -4,7 +4,7 @@ use bevy::prelude::*;
 
 use crate::ingest::IngestReceiver;
 use crate::observation::{DecodeError, FieldValue, Observation};
-use crate::registry::{DeviceKind, DeviceRegistry, Quantity};
+use crate::registry::{CompiledRule, DeviceKind, DeviceRegistry, Quantity};
 use crate::state::{
     AirQualityState, Health, History, LampState, Liveness, MeterState, SignalAspect,
     SignalHeadState,
@@ -30,6 +30,8 @@ pub struct ApplyStats {
     /// Older than the state already applied for that device.
     pub out_of_order: u64,
     pub unknown_device: u64,
+    /// From registered devices, but with no field the device's rules map.
+    pub no_known_field: u64,
 }
 
 /// Drains observations into components each frame.
@@ -45,18 +47,20 @@ impl Plugin for SensorApplyPlugin {
     }
 }
 
-/// Converts a field value to a number for `q`, or says why not.
+/// Converts a field value to a number for `q` (times `scale`, then from `unit` to `q`'s own
+/// unit when a unit is given), or says why not.
 pub fn quantity_value(
     q: Quantity,
     field: &str,
     v: &FieldValue,
     scale: f64,
+    unit: Option<&str>,
 ) -> Result<f64, DecodeError> {
     let wrong = |expected| DecodeError::WrongType {
         field: field.into(),
         expected,
     };
-    let value = match (q, v) {
+    let raw = match (q, v) {
         (Quantity::SignalAspect, FieldValue::Text(t)) => SignalAspect::parse(t)
             .ok_or(wrong(
                 "a signal aspect (red, red-amber, green, amber, flashing-amber, dark)",
@@ -71,6 +75,16 @@ pub fn quantity_value(
         }
         (_, FieldValue::Text(t)) => t.trim().parse::<f64>().map_err(|_| wrong("a number"))? * scale,
         (_, v) => v.as_f64().ok_or(wrong("a number"))? * scale,
+    };
+    let value = match unit.filter(|u| !u.trim().is_empty()) {
+        Some(u) => {
+            crate::units::convert(raw, u, q).map_err(|reason| DecodeError::UnitMismatch {
+                field: field.into(),
+                reason,
+                expected: q.unit_name(),
+            })?
+        }
+        None => raw,
     };
     let (min, max) = q.range();
     if !value.is_finite() || value < min || value > max {
@@ -88,6 +102,7 @@ fn apply_observations(
     ingest: Option<Res<Ingest>>,
     mut registry: ResMut<DeviceRegistry>,
     mut stats: ResMut<ApplyStats>,
+    clock: Option<Res<crate::health::SensorClock>>,
     mut devices: Query<(
         &mut Liveness,
         &mut History,
@@ -102,7 +117,12 @@ fn apply_observations(
     if batch.is_empty() {
         return;
     }
-    let now_ms = batch.iter().filter_map(|o| o.time_ms).max().unwrap_or(0);
+    // Decoders stamp payloads without a time with their receive time; anything else that
+    // arrives without one is taken as of the sensor clock's now.
+    let now_ms = clock.map_or_else(
+        || batch.iter().filter_map(|o| o.time_ms).max().unwrap_or(0),
+        |c| c.now_ms,
+    );
     for o in batch {
         let Some(dev) = registry.get(&o.device).cloned() else {
             registry.note_unknown(&o.device);
@@ -118,14 +138,32 @@ fn apply_observations(
             stats.out_of_order += 1;
             continue;
         }
-        let values = resolve(&o, &dev.rules, |e| {
-            if let Some(s) = ingest.0.stats(&o.source) {
+        let source_stats = ingest.0.stats(&o.source);
+        let resolved = resolve(&o, &dev.rules, |e| {
+            if let Some(s) = &source_stats {
                 s.reject(&e, &o.device);
             }
         });
-        if values.is_empty() {
+        if !resolved.unmapped.is_empty() {
+            live.note_unmapped(&resolved.unmapped, resolved.values.is_empty());
+        }
+        if resolved.values.is_empty() {
+            if resolved.refused == 0 {
+                // Nothing the twin knows: counted and shown with the fields it did carry.
+                stats.no_known_field += 1;
+                if let Some(s) = &source_stats {
+                    s.reject(
+                        &DecodeError::NoKnownField {
+                            kind: dev.kind.as_str(),
+                            fields: resolved.unmapped,
+                        },
+                        &o.device,
+                    );
+                }
+            }
             continue;
         }
+        let values = resolved.values;
         write_state(dev.kind, t, &values, signal, lamp, meter, air);
         for (q, v) in &values {
             history.push(t, *q, *v);
@@ -137,26 +175,105 @@ fn apply_observations(
     }
 }
 
-/// The values of an observation under the device's rules (first matching rule per quantity);
-/// bad ones are passed to `reject` and left out.
+/// What an observation said under a device's rules.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resolved {
+    /// One value per quantity (the first matching rule wins).
+    pub values: Vec<(Quantity, f64)>,
+    /// Fields that matched a rule but were refused (each passed to `reject`).
+    pub refused: usize,
+    /// Names of the fields no rule maps, as the payload wrote them.
+    pub unmapped: Vec<String>,
+}
+
+/// A payload field as rules see it: `x.value` with `x.unit` / `x.unitCode` beside it is `x`
+/// in that unit; SenML units come with the observation.
+struct Candidate<'a> {
+    name: &'a str,
+    key: String,
+    value: &'a FieldValue,
+    unit: Option<&'a str>,
+    used: bool,
+}
+
+fn candidates(o: &Observation) -> Vec<Candidate<'_>> {
+    let text = |name: &str| match o.field(name) {
+        Some(FieldValue::Text(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    o.fields
+        .iter()
+        .filter(|(name, _)| !name.ends_with(".unit") && !name.ends_with(".unitCode"))
+        .map(|(name, value)| {
+            let (base, unit) = match name.strip_suffix(".value") {
+                Some(base) => (
+                    base,
+                    text(&format!("{base}.unit")).or_else(|| text(&format!("{base}.unitCode"))),
+                ),
+                None => (name.as_str(), None),
+            };
+            Candidate {
+                name,
+                key: crate::registry::field_key(base),
+                value,
+                unit: unit.or_else(|| o.unit(name)),
+                used: false,
+            }
+        })
+        .collect()
+}
+
+/// Whether a field key matches a rule key: equal, or the rule key followed by a unit suffix
+/// (whose unit is returned).
+fn key_match(rule: &str, field: &str) -> Option<Option<&'static str>> {
+    if field == rule {
+        return Some(None);
+    }
+    let rest = field.strip_prefix(rule)?;
+    crate::units::NAME_SUFFIXES
+        .iter()
+        .find(|(suffix, _)| *suffix == rest)
+        .map(|(_, unit)| Some(*unit))
+}
+
+/// The values of an observation under the device's rules; bad ones are passed to `reject`
+/// and left out, fields no rule maps are listed.
 pub fn resolve(
     o: &Observation,
-    rules: &[crate::registry::FieldRule],
+    rules: &[CompiledRule],
     mut reject: impl FnMut(DecodeError),
-) -> Vec<(Quantity, f64)> {
-    let mut out: Vec<(Quantity, f64)> = Vec::new();
+) -> Resolved {
+    let mut out = Resolved::default();
+    let mut fields = candidates(o);
     for rule in rules {
-        if out.iter().any(|(q, _)| *q == rule.quantity) {
-            continue;
-        }
-        let Some(v) = o.field(&rule.field) else {
-            continue;
-        };
-        match quantity_value(rule.quantity, &rule.field, v, rule.scale) {
-            Ok(x) => out.push((rule.quantity, x)),
-            Err(e) => reject(e),
+        let mut done = out.values.iter().any(|(q, _)| *q == rule.rule.quantity);
+        for c in fields.iter_mut() {
+            let Some(suffix_unit) = key_match(&rule.key, &c.key) else {
+                continue;
+            };
+            let first = !c.used;
+            c.used = true;
+            if done || !first {
+                continue;
+            }
+            let unit = c.unit.or(suffix_unit).or(rule.rule.unit.as_deref());
+            match quantity_value(rule.rule.quantity, c.name, c.value, rule.rule.scale, unit) {
+                Ok(x) => {
+                    out.values.push((rule.rule.quantity, x));
+                    done = true;
+                }
+                Err(e) => {
+                    out.refused += 1;
+                    reject(e);
+                }
+            }
         }
     }
+    out.unmapped = fields
+        .into_iter()
+        .filter(|c| !c.used)
+        .map(|c| c.name.to_string())
+        .collect();
     out
 }
 
@@ -281,11 +398,7 @@ mod tests {
             "0101010101010101",
             DeviceKind::AirSensor,
             air,
-            vec![FieldRule {
-                field: "nitrogen".into(),
-                quantity: Quantity::No2,
-                scale: 1.0,
-            }],
+            vec![FieldRule::new("nitrogen", Quantity::No2)],
         );
         reg.register("sig-1", DeviceKind::SignalHead, signal, vec![]);
         app.update();
@@ -416,5 +529,262 @@ mod tests {
             "{:?}",
             tx.stats.last_rejections()
         );
+    }
+
+    fn lamp_app() -> (App, IngestSender, Entity) {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .add_plugins(SensorApplyPlugin);
+        let (tx, rx) = ingest_channel(1024, "mqtt");
+        app.insert_resource(Ingest(rx));
+        let w = app.world_mut();
+        let lamp = w.spawn(device_bundle("lamp-1", DeviceKind::Lamp)).id();
+        let meter = w.spawn(device_bundle("meter-1", DeviceKind::Meter)).id();
+        let air = w.spawn(device_bundle("air-1", DeviceKind::AirSensor)).id();
+        let mut reg = w.resource_mut::<DeviceRegistry>();
+        reg.register("lamp-1", DeviceKind::Lamp, lamp, vec![]);
+        reg.register("meter-1", DeviceKind::Meter, meter, vec![]);
+        reg.register("air-1", DeviceKind::AirSensor, air, vec![]);
+        app.update();
+        (app, tx, lamp)
+    }
+
+    fn entity_of(app: &App, id: &str) -> Entity {
+        app.world()
+            .resource::<DeviceRegistry>()
+            .get(id)
+            .expect("registered")
+            .entity
+    }
+
+    #[test]
+    fn a_message_with_no_known_field_is_counted_with_the_fields_it_carried() {
+        let (mut app, tx, lamp) = lamp_app();
+        let payload = br#"[{"bn":"lamp-1:","n":"lux","v":12},{"n":"battery_v","v":3.6}]"#;
+        send(&tx, PayloadFormat::SenMl, payload, 1_795_478_400_000);
+        app.update();
+        let r = tx.stats.rejected();
+        assert_eq!(r.get("no_known_field"), Some(&1), "{r:?}");
+        let last = tx.stats.last_rejections();
+        assert!(
+            last.iter()
+                .any(|l| l.contains("lamp-1") && l.contains("lux, battery_v")),
+            "{last:?}"
+        );
+        let live = app.world().get::<Liveness>(lamp).expect("live");
+        assert_eq!(live.unmapped_fields, vec!["lux", "battery_v"]);
+        assert_eq!(live.unmapped_messages, 1);
+        assert_eq!(live.health, Health::NeverSeen, "nothing was applied");
+        assert_eq!(app.world().resource::<ApplyStats>().no_known_field, 1);
+        // A later message with a known field applies; the unknown one stays listed.
+        send(
+            &tx,
+            PayloadFormat::SenMl,
+            br#"[{"bn":"lamp-1:","n":"dim_level","v":40},{"n":"lux","v":3}]"#,
+            1_795_478_460_000,
+        );
+        app.update();
+        let live = app.world().get::<Liveness>(lamp).expect("live");
+        assert_eq!(live.health, Health::Live);
+        assert_eq!(live.unmapped_fields, vec!["lux", "battery_v"]);
+        assert_eq!(live.unmapped_messages, 1);
+        assert_eq!(tx.stats.rejected().get("no_known_field"), Some(&1));
+    }
+
+    /// Sends `{fields}` (JSON members) as an observation of `device` at `t`, and applies it.
+    fn apply_fields(app: &mut App, tx: &IngestSender, device: &str, t: i64, fields: &str) {
+        let mut o = Observation {
+            device: device.into(),
+            time_ms: Some(t),
+            ..Default::default()
+        };
+        let doc: serde_json::Value = serde_json::from_str(&format!("{{{fields}}}")).expect("json");
+        crate::observation::flatten("", &doc, &mut o.fields);
+        tx.send(o);
+        app.update();
+    }
+
+    #[test]
+    fn the_spellings_field_decoders_use_all_map() {
+        let (mut app, tx, lamp) = lamp_app();
+        let (meter, air) = (entity_of(&app, "meter-1"), entity_of(&app, "air-1"));
+        let now = 1_795_478_400_000;
+        // Lamps: dim_level, dimLevel, dim, DIM-LEVEL; power with and without a unit suffix.
+        for (i, (fields, dim, watts)) in [
+            (r#""dim_level":10,"power":20"#, 10.0, 20.0),
+            (r#""dimLevel":20,"power_w":30"#, 20.0, 30.0),
+            (r#""dim":30,"powerW":40"#, 30.0, 40.0),
+            (r#""DIM-LEVEL":40,"activePower":50"#, 40.0, 50.0),
+            (r#""Dimming Level":50,"power_kw":0.06"#, 50.0, 60.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = now + i as i64 * 1000;
+            apply_fields(&mut app, &tx, "lamp-1", t, fields);
+            let l = app.world().get::<LampState>(lamp).expect("lamp");
+            assert_eq!(l.dim_pct, dim, "{fields}");
+            assert!((l.power_w - watts).abs() < 1e-9, "{fields}: {}", l.power_w);
+        }
+        // Air: no2 / NO2, pm2_5 / pm25 / PM2.5, temperature / temp, with units beside values.
+        for (i, fields) in [
+            r#""no2":41,"pm2_5":12,"temp":3.5"#,
+            r#""NO2":41,"PM2.5":12,"temperature":3.5"#,
+            r#""no2_ugm3":41,"pm25":12,"temperature_c":3.5"#,
+            r#""no2":{"value":41,"unit":"µg/m³"},"pm25":{"value":0.012,"unit":"mg/m3"},"temp":{"value":276.65,"unit":"K"}"#,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            apply_fields(&mut app, &tx, "air-1", now + i as i64 * 1000, fields);
+            let a = app.world().get::<AirQualityState>(air).expect("air");
+            let close = |v: Option<f64>, w: f64| v.is_some_and(|v| (v - w).abs() < 1e-9);
+            assert!(close(a.no2, 41.0), "{fields}: {a:?}");
+            assert!(close(a.pm25, 12.0), "{fields}: {a:?}");
+            assert!(close(a.temperature_c, 3.5), "{fields}: {a:?}");
+            *app.world_mut().get_mut::<AirQualityState>(air).expect("air") =
+                AirQualityState::default();
+        }
+        // Meters: power (kW), activePower (W), energy (kWh), energy_today_kwh.
+        for (i, (fields, kw, kwh)) in [
+            (r#""power":12.5,"energy":100"#, 12.5, 100.0),
+            (r#""activePower":12500,"energy_today_kwh":100"#, 12.5, 100.0),
+            (r#""power_kw":12.5,"energyWh":100000"#, 12.5, 100.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            apply_fields(&mut app, &tx, "meter-1", now + i as i64 * 1000, fields);
+            let m = app.world().get::<MeterState>(meter).expect("meter");
+            assert!((m.power_kw - kw).abs() < 1e-9, "{fields}: {m:?}");
+            assert!((m.energy_today_kwh - kwh).abs() < 1e-9, "{fields}: {m:?}");
+        }
+        assert!(
+            tx.stats.rejected().is_empty(),
+            "{:?}",
+            tx.stats.last_rejections()
+        );
+    }
+
+    #[test]
+    fn senml_units_convert_and_a_contradicting_unit_is_refused() {
+        let (mut app, tx, _) = lamp_app();
+        let meter = entity_of(&app, "meter-1");
+        let now = 1_795_478_400_000;
+        send(
+            &tx,
+            PayloadFormat::SenMl,
+            br#"[{"bn":"meter-1:","bt":1795478400,"n":"power","u":"W","v":2500},{"n":"energy","u":"Wh","v":12000}]"#,
+            now,
+        );
+        app.update();
+        let m = *app.world().get::<MeterState>(meter).expect("meter");
+        assert!((m.power_kw - 2.5).abs() < 1e-9, "W -> kW: {m:?}");
+        assert!((m.energy_today_kwh - 12.0).abs() < 1e-9, "Wh -> kWh: {m:?}");
+        send(
+            &tx,
+            PayloadFormat::SenMl,
+            br#"[{"bn":"meter-1:","bt":1795478401,"bu":"kW","n":"power","v":3.5}]"#,
+            now,
+        );
+        app.update();
+        let m = *app.world().get::<MeterState>(meter).expect("meter");
+        assert!((m.power_kw - 3.5).abs() < 1e-9, "kW as base unit: {m:?}");
+        // A power in degrees Celsius: refused with its reason, the good value kept.
+        send(
+            &tx,
+            PayloadFormat::SenMl,
+            br#"[{"bn":"meter-1:","bt":1795478402,"n":"power","u":"Cel","v":21}]"#,
+            now,
+        );
+        app.update();
+        let m = *app.world().get::<MeterState>(meter).expect("meter");
+        assert!((m.power_kw - 3.5).abs() < 1e-9, "{m:?}");
+        let r = tx.stats.rejected();
+        assert_eq!(r.get("unit_mismatch"), Some(&1), "{r:?}");
+        assert_eq!(
+            r.get("no_known_field"),
+            None,
+            "a refused field is not 'unknown'"
+        );
+        assert!(
+            tx.stats
+                .last_rejections()
+                .iter()
+                .any(|l| l.contains("Cel") && l.contains("power")),
+            "{:?}",
+            tx.stats.last_rejections()
+        );
+    }
+
+    #[test]
+    fn a_payload_without_a_time_is_applied_at_its_receive_time() {
+        let (mut app, tx, _) = lamp_app();
+        let air = entity_of(&app, "air-1");
+        let received = 1_795_478_400_000;
+        // ChirpStack without `time` (its id written as the registry's).
+        let mut o = crate::codec::decode(
+            &PayloadFormat::Plain(crate::codec::PlainMapping {
+                device_path: "dev".into(),
+                time_path: None,
+                fields: vec![("no2".into(), "n".into())],
+            }),
+            br#"{"dev":"air-1","n":33}"#,
+            &DecodeContext {
+                now_ms: received,
+                ..Default::default()
+            },
+        )
+        .expect("decoded");
+        assert_eq!(o[0].time_ms, Some(received));
+        tx.send(o.remove(0));
+        app.update();
+        let live = app.world().get::<Liveness>(air).expect("live");
+        assert_eq!(live.last_seen_ms, Some(received), "not 1970");
+        assert_eq!(
+            app.world().get::<AirQualityState>(air).expect("air").no2,
+            Some(33.0)
+        );
+    }
+
+    #[test]
+    fn eui_ids_match_in_either_case_and_separator_style() {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .add_plugins(SensorApplyPlugin);
+        let (tx, rx) = ingest_channel(64, "mqtt");
+        app.insert_resource(Ingest(rx));
+        let w = app.world_mut();
+        // Registered as ChirpStack shows it (lower case) and as a console shows it with dashes.
+        let a = w
+            .spawn(device_bundle("a1b2c3d4e5f60708", DeviceKind::AirSensor))
+            .id();
+        let b = w
+            .spawn(device_bundle(
+                "70-B3-D5-7E-D0-00-00-01",
+                DeviceKind::AirSensor,
+            ))
+            .id();
+        let mut reg = w.resource_mut::<DeviceRegistry>();
+        reg.register("a1b2c3d4e5f60708", DeviceKind::AirSensor, a, vec![]);
+        reg.register("70-B3-D5-7E-D0-00-00-01", DeviceKind::AirSensor, b, vec![]);
+        app.update();
+        assert_eq!(
+            app.world()
+                .get::<crate::state::Device>(a)
+                .expect("device")
+                .id,
+            "A1B2C3D4E5F60708",
+            "shown one way"
+        );
+        // The Things Stack writes upper case; a SenML base name may be lower case.
+        let tts = br#"{"end_device_ids":{"dev_eui":"A1B2C3D4E5F60708"},"uplink_message":{"decoded_payload":{"no2":20}}}"#;
+        send(&tx, PayloadFormat::TheThingsStack, tts, 1_795_478_400_000);
+        let senml = br#"[{"bn":"70b3d57ed0000001:","n":"no2","v":30}]"#;
+        send(&tx, PayloadFormat::SenMl, senml, 1_795_478_400_000);
+        app.update();
+        let no2 = |e| app.world().get::<AirQualityState>(e).expect("air").no2;
+        assert_eq!((no2(a), no2(b)), (Some(20.0), Some(30.0)));
+        assert_eq!(app.world().resource::<ApplyStats>().unknown_device, 0);
     }
 }

@@ -34,6 +34,7 @@ pub mod replay;
 pub mod simulate;
 pub mod state;
 pub mod time;
+pub mod units;
 
 pub mod prelude {
     pub use crate::apply::{SensorApplyPlugin, SensorSystems};

@@ -41,7 +41,19 @@ pub struct MqttConfig {
     pub keep_alive: Duration,
     /// TLS client configuration (`mqtts://`); `None`: plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Payloads larger than this are refused and counted (`oversized`, with size and topic);
+    /// the connection stays up and nothing after them is lost.
+    pub max_payload_bytes: usize,
 }
+
+/// The default payload limit: far above any LoRaWAN uplink or SenML pack (a few kB), small
+/// enough that a runaway publisher cannot fill memory through the twin.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// The client reads packets up to MQTT's own limit (remaining length below 2^28 plus the fixed
+/// header), so no payload a broker may deliver ever drops the connection; the twin's own
+/// limit then refuses it.
+const PROTOCOL_MAX_PACKET: usize = (1 << 28) + 5;
 
 /// TLS files: the CA that signed the broker's certificate (default: the public web roots) and
 /// the client certificate and key (PEM) for brokers that require one.
@@ -138,6 +150,7 @@ impl MqttConfig {
                 qos: 1,
             }],
             keep_alive: Duration::from_secs(15),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             tls: if tls {
                 Some(Arc::new(TlsFiles::default().client_config()?))
             } else {
@@ -178,6 +191,8 @@ pub enum Connection {
 /// A running MQTT source; dropping it stops the thread.
 pub struct MqttSource {
     pub state: Arc<Mutex<Connection>>,
+    /// Connections made (CONNACKs received): 1 while the first connection holds.
+    connects: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
     client: Client,
     thread: Option<JoinHandle<()>>,
@@ -206,7 +221,7 @@ impl MqttSource {
         options
             .set_keep_alive(config.keep_alive)
             .set_clean_session(false)
-            .set_max_packet_size(1 << 20, 1 << 20);
+            .set_max_packet_size(PROTOCOL_MAX_PACKET, PROTOCOL_MAX_PACKET);
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             options.set_credentials(u.clone(), p.clone());
         }
@@ -218,8 +233,13 @@ impl MqttSource {
         let (client, mut connection) = Client::new(options, 256);
         let state = Arc::new(Mutex::new(Connection::Connecting));
         let stop = Arc::new(AtomicBool::new(false));
-        let (thread_state, thread_stop, thread_client) =
-            (state.clone(), stop.clone(), client.clone());
+        let connects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (thread_state, thread_stop, thread_client, thread_connects) = (
+            state.clone(),
+            stop.clone(),
+            client.clone(),
+            connects.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("tvilling-mqtt".into())
             .spawn(move || {
@@ -234,6 +254,7 @@ impl MqttSource {
                     match event {
                         Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                             attempts = 0;
+                            thread_connects.fetch_add(1, Ordering::Relaxed);
                             set(Connection::Connected);
                             // A kept session keeps its subscriptions; a new one needs them.
                             if !ack.session_present {
@@ -258,6 +279,7 @@ impl MqttSource {
                             let ctx = DecodeContext {
                                 topic: &p.topic,
                                 now_ms: now_ms(),
+                                max_bytes: config.max_payload_bytes,
                                 ..Default::default()
                             };
                             match decode(&sub.format, &p.payload, &ctx) {
@@ -298,10 +320,16 @@ impl MqttSource {
             .ok();
         MqttSource {
             state,
+            connects,
             stop,
             client,
             thread,
         }
+    }
+
+    /// How many times a connection was made (reconnections included).
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
     }
 
     pub fn connection(&self) -> Connection {

@@ -35,11 +35,21 @@ pub struct Observation {
     pub location: Option<(f64, f64)>,
     /// Problems with single fields; the rest of the observation is good.
     pub problems: Vec<DecodeError>,
+    /// The unit a field's value was written in, where the payload said (SenML `u` / `bu`).
+    pub units: Vec<(String, String)>,
 }
 
 impl Observation {
     pub fn field(&self, name: &str) -> Option<&FieldValue> {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The unit the payload gave for a field, if it gave one.
+    pub fn unit(&self, name: &str) -> Option<&str> {
+        self.units
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.as_str())
     }
 }
 
@@ -72,6 +82,17 @@ pub enum DecodeError {
         min: f64,
         max: f64,
     },
+    #[error("field {field}: {reason}; expected {expected}")]
+    UnitMismatch {
+        field: String,
+        reason: String,
+        expected: &'static str,
+    },
+    #[error("reports {}; none mapped to a {kind} quantity", fields.join(", "))]
+    NoKnownField {
+        kind: &'static str,
+        fields: Vec<String>,
+    },
 }
 
 impl DecodeError {
@@ -85,6 +106,8 @@ impl DecodeError {
             DecodeError::BadTimestamp { .. } => "bad_timestamp",
             DecodeError::FutureTimestamp { .. } => "future_timestamp",
             DecodeError::OutOfRange { .. } => "out_of_range",
+            DecodeError::UnitMismatch { .. } => "unit_mismatch",
+            DecodeError::NoKnownField { .. } => "no_known_field",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (FIWARE smart-data-models names, common LoRaWAN decoder names); a registry file can add more.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bevy::prelude::*;
 use serde::Deserialize;
@@ -15,6 +16,18 @@ pub enum DeviceKind {
     Lamp,
     Meter,
     AirSensor,
+}
+
+impl DeviceKind {
+    /// The name used in registry files and messages (`signal_head`, `lamp`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::SignalHead => "signal_head",
+            DeviceKind::Lamp => "lamp",
+            DeviceKind::Meter => "meter",
+            DeviceKind::AirSensor => "air_sensor",
+        }
+    }
 }
 
 /// A live value the twin keeps, with its unit and valid range.
@@ -60,6 +73,19 @@ impl Quantity {
         }
     }
 
+    /// What units a payload may give for the quantity, for error messages.
+    pub fn unit_name(self) -> &'static str {
+        match self {
+            Quantity::SignalAspect => "no unit (a signal aspect)",
+            Quantity::LampOn | Quantity::LampFault => "no unit (on/off)",
+            Quantity::LampDimPct => "a ratio (%, /)",
+            Quantity::LampPowerW | Quantity::PowerKw | Quantity::HeatingKw => "a power (W, kW, MW)",
+            Quantity::EnergyTodayKwh => "an energy (Wh, kWh, MWh, J)",
+            Quantity::No2 | Quantity::Pm10 | Quantity::Pm25 => "a concentration (ug/m3, mg/m3)",
+            Quantity::TemperatureC => "a temperature (Cel, K, degF)",
+        }
+    }
+
     pub fn unit(self) -> &'static str {
         match self {
             Quantity::SignalAspect | Quantity::LampOn | Quantity::LampFault => "",
@@ -73,55 +99,139 @@ impl Quantity {
     }
 }
 
-/// One field-to-quantity rule: value × `scale` (e.g. W to kW: 0.001).
+/// One field-to-quantity rule. A payload field matches when its name, with case and the
+/// separators `_`, `-`, `.` and spaces ignored, equals `field`, or equals it followed by a unit
+/// suffix (`power_w`, `power_kw`, `temperature_c`). The value is multiplied by `scale`, then
+/// converted from its unit: the payload's own (SenML `u`, a `unit` beside the value, the name's
+/// suffix), else this rule's `unit`, else it is taken to be in the quantity's unit already.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FieldRule {
     pub field: String,
     pub quantity: Quantity,
     #[serde(default = "one")]
     pub scale: f64,
+    /// The unit the field is written in when the payload does not say (e.g. `"W"`).
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+impl FieldRule {
+    /// A rule with scale 1 and no unit of its own.
+    pub fn new(field: &str, quantity: Quantity) -> FieldRule {
+        FieldRule {
+            field: field.into(),
+            quantity,
+            scale: 1.0,
+            unit: None,
+        }
+    }
+
+    /// The same rule, reading fields without a unit as `unit`.
+    pub fn in_unit(mut self, unit: &str) -> FieldRule {
+        self.unit = Some(unit.into());
+        self
+    }
 }
 
 fn one() -> f64 {
     1.0
 }
 
-/// The default rules of a kind.
+/// A field name reduced for matching: lower case, letters and digits only (`PM2.5`, `pm2_5`
+/// and `pm25` are all `pm25`; `dim_level` and `dimLevel` are `dimlevel`).
+pub fn field_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A rule with its matching key computed once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledRule {
+    pub rule: FieldRule,
+    pub key: String,
+}
+
+impl From<FieldRule> for CompiledRule {
+    fn from(rule: FieldRule) -> Self {
+        CompiledRule {
+            key: field_key(&rule.field),
+            rule,
+        }
+    }
+}
+
+/// The default rules of a kind: the spellings field decoders, FIWARE smart-data-models and
+/// SenML packs use (each also matches with a unit suffix and in any case or separator style).
 pub fn default_rules(kind: DeviceKind) -> Vec<FieldRule> {
-    let r = |field: &str, quantity, scale| FieldRule {
-        field: field.into(),
-        quantity,
-        scale,
-    };
+    let r = FieldRule::new;
     match kind {
         DeviceKind::SignalHead => vec![
-            r("state", Quantity::SignalAspect, 1.0),
-            r("aspect", Quantity::SignalAspect, 1.0),
+            r("state", Quantity::SignalAspect),
+            r("aspect", Quantity::SignalAspect),
+            r("signal_state", Quantity::SignalAspect),
+            r("signal_aspect", Quantity::SignalAspect),
         ],
         DeviceKind::Lamp => vec![
-            r("on", Quantity::LampOn, 1.0),
-            r("powerState", Quantity::LampOn, 1.0),
-            r("dim", Quantity::LampDimPct, 1.0),
-            r("dimLevel", Quantity::LampDimPct, 1.0),
-            r("power_w", Quantity::LampPowerW, 1.0),
-            r("powerConsumption", Quantity::LampPowerW, 1.0),
-            r("fault", Quantity::LampFault, 1.0),
+            r("on", Quantity::LampOn),
+            r("power_state", Quantity::LampOn),
+            r("lamp_on", Quantity::LampOn),
+            r("dim", Quantity::LampDimPct),
+            r("dim_level", Quantity::LampDimPct),
+            r("dimming", Quantity::LampDimPct),
+            r("dimming_level", Quantity::LampDimPct),
+            r("power", Quantity::LampPowerW).in_unit("W"),
+            r("active_power", Quantity::LampPowerW).in_unit("W"),
+            r("power_consumption", Quantity::LampPowerW).in_unit("W"),
+            r("fault", Quantity::LampFault),
+            r("lamp_fault", Quantity::LampFault),
         ],
         DeviceKind::Meter => vec![
-            r("power_kw", Quantity::PowerKw, 1.0),
-            r("totalActivePower", Quantity::PowerKw, 0.001),
-            r("energy_today_kwh", Quantity::EnergyTodayKwh, 1.0),
-            r("heating_kw", Quantity::HeatingKw, 1.0),
+            // A building meter's bare `power` is read in kW; FIWARE's ACMeasurement powers in W.
+            r("power", Quantity::PowerKw),
+            r("active_power", Quantity::PowerKw).in_unit("W"),
+            r("total_active_power", Quantity::PowerKw).in_unit("W"),
+            r("energy_today", Quantity::EnergyTodayKwh).in_unit("kWh"),
+            r("energy", Quantity::EnergyTodayKwh).in_unit("kWh"),
+            r("heating", Quantity::HeatingKw),
+            r("heating_power", Quantity::HeatingKw),
         ],
         DeviceKind::AirSensor => vec![
-            r("NO2", Quantity::No2, 1.0),
-            r("no2", Quantity::No2, 1.0),
-            r("PM10", Quantity::Pm10, 1.0),
-            r("pm10", Quantity::Pm10, 1.0),
-            r("PM2.5", Quantity::Pm25, 1.0),
-            r("pm25", Quantity::Pm25, 1.0),
-            r("temperature", Quantity::TemperatureC, 1.0),
+            r("no2", Quantity::No2),
+            r("nitrogen_dioxide", Quantity::No2),
+            r("pm10", Quantity::Pm10),
+            r("pm25", Quantity::Pm25),
+            r("temperature", Quantity::TemperatureC),
+            r("temp", Quantity::TemperatureC),
         ],
+    }
+}
+
+/// The canonical form of a device id: an EUI-64 (16 hex digits, optionally in pairs separated
+/// by `-`, `:` or spaces, as ChirpStack (lower case) and The Things Stack (upper case) show
+/// DevEUIs) is written as 16 upper-case hex digits; any other id is kept as written.
+pub fn canonical_id(id: &str) -> std::borrow::Cow<'_, str> {
+    let id = id.trim();
+    let digits = id.bytes().filter(u8::is_ascii_hexdigit).count();
+    let separators = id
+        .bytes()
+        .filter(|b| matches!(b, b'-' | b':' | b' '))
+        .count();
+    let eui = digits == 16
+        && digits + separators == id.len()
+        && (separators == 0
+            || (separators == 7 && id.split(['-', ':', ' ']).all(|pair| pair.len() == 2)));
+    if eui {
+        std::borrow::Cow::Owned(
+            id.chars()
+                .filter(char::is_ascii_hexdigit)
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(id)
     }
 }
 
@@ -130,13 +240,16 @@ pub fn default_rules(kind: DeviceKind) -> Vec<FieldRule> {
 pub struct RegisteredDevice {
     pub kind: DeviceKind,
     pub entity: Entity,
-    pub rules: Vec<FieldRule>,
+    /// The device's own rules, then its kind's defaults (shared by every device without rules).
+    pub rules: Arc<[CompiledRule]>,
 }
 
 /// Device id -> registered device; plus what arrived from devices nobody registered.
 #[derive(Resource, Debug, Default)]
 pub struct DeviceRegistry {
+    /// By canonical id ([`canonical_id`]).
     devices: HashMap<String, RegisteredDevice>,
+    defaults: HashMap<DeviceKind, Arc<[CompiledRule]>>,
     /// Unknown device ids with their message counts (shown in the UI, never silently dropped).
     pub unknown: HashMap<String, u64>,
 }
@@ -147,6 +260,7 @@ pub const MAX_UNKNOWN_LISTED: usize = 1000;
 
 impl DeviceRegistry {
     /// Registers a device with its kind's default rules plus `extra` rules (checked first).
+    /// EUI-64 ids are matched in any case ([`canonical_id`]).
     pub fn register(
         &mut self,
         id: impl Into<String>,
@@ -154,10 +268,23 @@ impl DeviceRegistry {
         entity: Entity,
         extra: Vec<FieldRule>,
     ) {
-        let mut rules = extra;
-        rules.extend(default_rules(kind));
+        let defaults = self
+            .defaults
+            .entry(kind)
+            .or_insert_with(|| default_rules(kind).into_iter().map(Into::into).collect())
+            .clone();
+        let rules = if extra.is_empty() {
+            defaults
+        } else {
+            extra
+                .into_iter()
+                .map(CompiledRule::from)
+                .chain(defaults.iter().cloned())
+                .collect()
+        };
+        let id: String = id.into();
         self.devices.insert(
-            id.into(),
+            canonical_id(&id).into_owned(),
             RegisteredDevice {
                 kind,
                 entity,
@@ -166,8 +293,9 @@ impl DeviceRegistry {
         );
     }
 
+    /// The device a payload's id names (EUI-64 ids in any case or separator style).
     pub fn get(&self, id: &str) -> Option<&RegisteredDevice> {
-        self.devices.get(id)
+        self.devices.get(canonical_id(id).as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -180,12 +308,51 @@ impl DeviceRegistry {
 
     /// Notes a message from an unregistered device.
     pub fn note_unknown(&mut self, id: &str) {
+        let id = canonical_id(id);
+        let id = id.as_ref();
         if let Some(n) = self.unknown.get_mut(id) {
             *n += 1;
         } else if self.unknown.len() < MAX_UNKNOWN_LISTED {
             self.unknown.insert(id.to_string(), 1);
         } else {
             *self.unknown.entry("(more)".into()).or_default() += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eui64_ids_are_written_one_way_and_other_ids_are_kept() {
+        for written in [
+            "a1b2c3d4e5f60708",
+            "A1B2C3D4E5F60708",
+            "a1-b2-c3-d4-e5-f6-07-08",
+            "A1:B2:C3:D4:E5:F6:07:08",
+            " a1b2c3d4e5f60708 ",
+        ] {
+            assert_eq!(canonical_id(written), "A1B2C3D4E5F60708", "{written:?}");
+        }
+        for kept in [
+            "sig-1",
+            "urn:ngsi-ld:Streetlight:1",
+            "a1b2c3d4e5f6070",
+            "a1b2-c3d4e5f60708",
+        ] {
+            assert_eq!(canonical_id(kept), kept.trim());
+        }
+    }
+
+    #[test]
+    fn field_keys_ignore_case_and_separators() {
+        for (a, b) in [
+            ("PM2.5", "pm2_5"),
+            ("dimLevel", "dim_level"),
+            ("NO2", "no2"),
+        ] {
+            assert_eq!(field_key(a), field_key(b));
         }
     }
 }

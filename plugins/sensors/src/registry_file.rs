@@ -10,8 +10,12 @@
 //! [[device.rule]]                # optional, checked before the kind's default field names
 //! field = "nitrogen"
 //! quantity = "no2"
-//! scale = 1.0
+//! scale = 1.0                    # optional: value × scale, then from `unit`
+//! unit = "W"                     # optional: the unit when the payload gives none
 //! ```
+//!
+//! DevEUIs may be written in either case and with or without `-`/`:` between the byte pairs:
+//! they are kept as 16 upper-case hex digits and match payloads written either way.
 
 use serde::Deserialize;
 
@@ -54,10 +58,12 @@ pub enum RegistryFileError {
 /// Parses a registry file; `origin` names it in errors. Duplicate ids and positions outside
 /// WGS 84 are refused with the device named.
 pub fn parse_registry(text: &str, origin: &str) -> Result<Vec<DeviceSpec>, RegistryFileError> {
-    let file: RegistryFile =
+    let mut file: RegistryFile =
         toml::from_str(text).map_err(|e| RegistryFileError::Parse(origin.into(), e.to_string()))?;
     let mut seen = std::collections::HashSet::new();
-    for d in &file.device {
+    for d in &mut file.device {
+        // DevEUIs copied from either network server's console are shown one way.
+        d.id = crate::registry::canonical_id(&d.id).into_owned();
         let bad = |reason: &str| RegistryFileError::Device {
             file: origin.into(),
             id: d.id.clone(),
@@ -86,14 +92,7 @@ mod tests {
         let text = "[[device]]\nid = \"a\"\nkind = \"air_sensor\"\nlon = 18.04\nlat = 59.31\n[[device.rule]]\nfield = \"nitrogen\"\nquantity = \"no2\"\n\n[[device]]\nid = \"b\"\nkind = \"lamp\"\nlon = 18.0\nlat = 59.3\n";
         let d = parse_registry(text, "r.toml").expect("parse");
         assert_eq!(d.len(), 2);
-        assert_eq!(
-            d[0].rule,
-            vec![FieldRule {
-                field: "nitrogen".into(),
-                quantity: Quantity::No2,
-                scale: 1.0
-            }]
-        );
+        assert_eq!(d[0].rule, vec![FieldRule::new("nitrogen", Quantity::No2)]);
         assert_eq!(d[1].kind, DeviceKind::Lamp);
         let e = parse_registry(
             "[[device]]\nid = \"a\"\nkind = \"toaster\"\nlon = 1\nlat = 1\n",

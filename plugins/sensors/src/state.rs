@@ -53,6 +53,34 @@ pub struct Liveness {
     pub health: Health,
     /// Why the device is in fault, when it is.
     pub fault: Option<String>,
+    /// Field names the device reports that none of its rules map (newest message first, at
+    /// most [`MAX_UNMAPPED_FIELDS`]), so a user sees which rule to add.
+    pub unmapped_fields: Vec<String>,
+    /// Messages of this device that carried no field its rules map.
+    pub unmapped_messages: u64,
+}
+
+/// How many unmapped field names a device keeps.
+pub const MAX_UNMAPPED_FIELDS: usize = 16;
+
+impl Liveness {
+    /// Notes fields no rule maps; `nothing_mapped`: the whole message said nothing known.
+    pub fn note_unmapped(&mut self, fields: &[String], nothing_mapped: bool) {
+        if nothing_mapped {
+            self.unmapped_messages += 1;
+        }
+        if self.unmapped_fields.as_slice() == fields {
+            return;
+        }
+        let mut merged: Vec<String> = fields.to_vec();
+        for f in &self.unmapped_fields {
+            if merged.len() < MAX_UNMAPPED_FIELDS && !merged.contains(f) {
+                merged.push(f.clone());
+            }
+        }
+        merged.truncate(MAX_UNMAPPED_FIELDS);
+        self.unmapped_fields = merged;
+    }
 }
 
 /// The aspect a signal head shows (Swedish sequence: red, red-amber, green, amber).
@@ -178,7 +206,8 @@ impl History {
 
 /// Components of a device entity of `kind`; [`add_kind_state`] adds its kind's state.
 pub fn device_bundle(id: impl Into<String>, kind: DeviceKind) -> impl Bundle {
-    let id = id.into();
+    let id: String = id.into();
+    let id = crate::registry::canonical_id(&id).into_owned();
     (Name::new(format!("{kind:?} {id}")), Device { id, kind })
 }
 

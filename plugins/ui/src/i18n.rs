@@ -101,6 +101,8 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("running", "körs"),
     ("City", "Staden"),
     ("Reported via", "Rapporterad via"),
+    ("Reports, not mapped", "Rapporterar, ej mappat"),
+    ("Messages with no known field", "Meddelanden utan känt fält"),
     ("msg/s", "medd./s"),
     ("Frame time", "Bildtid"),
     ("alarms", "larm"),

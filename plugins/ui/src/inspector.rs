@@ -76,6 +76,16 @@ pub fn device_rows(
     if let Some(reason) = &live.fault {
         rows.push(("Fault", reason.clone()));
     }
+    if !live.unmapped_fields.is_empty() {
+        // What the device sends that no rule maps: the rule to add is in plain sight.
+        rows.push(("Reports, not mapped", live.unmapped_fields.join(", ")));
+    }
+    if live.unmapped_messages > 0 {
+        rows.push((
+            "Messages with no known field",
+            live.unmapped_messages.to_string(),
+        ));
+    }
     if let Some(s) = state.signal {
         rows.push(("Aspect", format!("{:?}", s.aspect)));
         rows.push((
@@ -289,6 +299,7 @@ mod tests {
             source: Some("simulator".into()),
             health: Health::Live,
             fault: None,
+            ..Default::default()
         };
         let a = AirQualityState {
             no2: Some(41.26),
@@ -318,5 +329,22 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].0, Quantity::No2);
         assert_eq!(s[0].1, vec![[-2.0, 10.0], [0.0, 12.0]]);
+    }
+
+    #[test]
+    fn a_device_that_reports_only_unknown_fields_shows_them() {
+        let d = Device {
+            id: "lamp-1".into(),
+            kind: DeviceKind::Lamp,
+        };
+        let mut l = Liveness::default();
+        l.note_unmapped(&["lux".into(), "battery_v".into()], true);
+        let rows = device_rows(&d, &l, LiveState::default(), 0);
+        assert!(
+            rows.contains(&("Reports, not mapped", "lux, battery_v".into())),
+            "{rows:?}"
+        );
+        assert!(rows.contains(&("Messages with no known field", "1".into())));
+        assert!(rows.contains(&("Health", "never seen".into())));
     }
 }

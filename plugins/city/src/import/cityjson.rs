@@ -146,59 +146,51 @@ pub fn import_cityjson(path: &Path, text: &str, scene_crs: Crs) -> Imported {
     import_cityjson_with(path, text, scene_crs, None)
 }
 
-/// As [`import_cityjson`], with the CRS to assume when the file names none.
-pub fn import_cityjson_with(
-    path: &Path,
-    text: &str,
-    scene_crs: Crs,
-    fallback_crs: Option<Crs>,
-) -> Imported {
-    let mut out = Imported::default();
-    out.report.files.push(path.to_path_buf());
-    let err = |feature: &str, kind, skipped| ImportError {
+/// What a CityJSON document's header says about all its vertices: where they are and how they
+/// are encoded. A CityJSON Sequence shares its first line's header with every feature.
+struct Header {
+    to_scene: Transformer,
+    scale: DVec3,
+    translate: DVec3,
+}
+
+fn syntax(reason: String) -> ImportErrorKind {
+    ImportErrorKind::Syntax {
+        format: "CityJSON",
+        reason,
+    }
+}
+
+fn error(path: &Path, feature: &str, kind: ImportErrorKind, skipped: bool) -> ImportError {
+    ImportError {
         file: path.to_path_buf(),
         feature: feature.to_string(),
         kind,
         feature_skipped: skipped,
-    };
-    let syntax = |reason: String| ImportErrorKind::Syntax {
-        format: "CityJSON",
-        reason,
-    };
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            out.report.errors.push(err("", syntax(e.to_string()), true));
-            return out;
-        }
-    };
-    if doc.get("type").and_then(Value::as_str) != Some("CityJSON") {
-        out.report
-            .errors
-            .push(err("", syntax("\"type\" is not \"CityJSON\"".into()), true));
-        return out;
+    }
+}
+
+/// Reads the header members (`type`, `metadata.referenceSystem`, `transform`) of a CityJSON
+/// document or of a sequence's first line.
+fn header(
+    doc: &Value,
+    scene_crs: Crs,
+    fallback_crs: Option<Crs>,
+) -> Result<Header, ImportErrorKind> {
+    match doc.get("type").and_then(Value::as_str) {
+        Some("CityJSON") => {}
+        Some(other) => return Err(syntax(format!("\"type\" is {other:?}, not \"CityJSON\""))),
+        None => return Err(syntax("no \"type\": \"CityJSON\" member".into())),
     }
     let crs = match doc
         .get("metadata")
         .and_then(|m| m.get("referenceSystem"))
         .and_then(Value::as_str)
     {
-        Some(name) => match name.parse::<Crs>() {
-            Ok(c) => c,
-            Err(e) => {
-                out.report.errors.push(err("", e.into(), true));
-                return out;
-            }
-        },
+        Some(name) => name.parse::<Crs>()?,
         None => fallback_crs.unwrap_or(scene_crs),
     };
-    let t = match Transformer::new(crs, scene_crs) {
-        Ok(t) => t,
-        Err(e) => {
-            out.report.errors.push(err("", e.into(), true));
-            return out;
-        }
-    };
+    let to_scene = Transformer::new(crs, scene_crs)?;
     let (scale, translate) = match doc.get("transform") {
         Some(tr) => {
             let v3 = |k: &str, d: f64| {
@@ -214,11 +206,109 @@ pub fn import_cityjson_with(
         }
         None => (DVec3::ONE, DVec3::ZERO),
     };
+    Ok(Header {
+        to_scene,
+        scale,
+        translate,
+    })
+}
+
+/// As [`import_cityjson`], with the CRS to assume when the file names none.
+pub fn import_cityjson_with(
+    path: &Path,
+    text: &str,
+    scene_crs: Crs,
+    fallback_crs: Option<Crs>,
+) -> Imported {
+    let mut out = Imported::default();
+    out.report.files.push(path.to_path_buf());
+    let doc: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            out.report
+                .errors
+                .push(error(path, "", syntax(e.to_string()), true));
+            return out;
+        }
+    };
+    match header(&doc, scene_crs, fallback_crs) {
+        Ok(h) => import_objects(path, &doc, &h, "", &mut out),
+        Err(k) => out.report.errors.push(error(path, "", k, true)),
+    }
+    out
+}
+
+/// Reads a CityJSON Sequence (CityJSONL, `.city.jsonl`): a CityJSON header line (with its
+/// `transform` and `referenceSystem`, no objects), then one `CityJSONFeature` per line with its
+/// own `CityObjects` and `vertices`. A broken line is reported by its number; the other lines
+/// load.
+pub fn import_cityjson_seq(
+    path: &Path,
+    text: &str,
+    scene_crs: Crs,
+    fallback_crs: Option<Crs>,
+) -> Imported {
+    let mut out = Imported::default();
+    out.report.files.push(path.to_path_buf());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, first)) = lines.next() else {
+        out.report.errors.push(error(
+            path,
+            "",
+            syntax("empty CityJSON Sequence".into()),
+            true,
+        ));
+        return out;
+    };
+    let h = match serde_json::from_str::<Value>(first)
+        .map_err(|e| syntax(format!("line 1 (the header): {e}")))
+        .and_then(|doc| header(&doc, scene_crs, fallback_crs))
+    {
+        Ok(h) => h,
+        Err(k) => {
+            out.report.errors.push(error(path, "", k, true));
+            return out;
+        }
+    };
+    for (i, line) in lines {
+        let place = format!("line {}", i + 1);
+        let feature: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                out.report
+                    .errors
+                    .push(error(path, &place, syntax(e.to_string()), true));
+                continue;
+            }
+        };
+        if feature.get("type").and_then(Value::as_str) != Some("CityJSONFeature") {
+            out.report.errors.push(error(
+                path,
+                &place,
+                syntax("not a \"CityJSONFeature\"".into()),
+                true,
+            ));
+            continue;
+        }
+        import_objects(path, &feature, &h, &place, &mut out);
+    }
+    out
+}
+
+/// Imports the `Building`s of a document or feature: its `vertices` (decoded with the header's
+/// transform) and `CityObjects`. `place` names the feature's line in errors about the whole
+/// feature.
+fn import_objects(path: &Path, doc: &Value, h: &Header, place: &str, out: &mut Imported) {
+    let err = |feature: &str, kind, skipped| error(path, feature, kind, skipped);
+    let (scale, translate, t) = (h.scale, h.translate, &h.to_scene);
     let Some(raw) = doc.get("vertices").and_then(Value::as_array) else {
         out.report
             .errors
-            .push(err("", syntax("no vertices array".into()), true));
-        return out;
+            .push(err(place, syntax("no vertices array".into()), true));
+        return;
     };
     let mut xy = Vec::with_capacity(raw.len());
     let mut zs = Vec::with_capacity(raw.len());
@@ -240,14 +330,14 @@ pub fn import_cityjson_with(
     }
     if let Some(i) = bad_vertex {
         out.report.errors.push(err(
-            "",
+            place,
             ImportErrorKind::BadCoordinates(format!("vertex {i} is not [x, y, z]")),
             false,
         ));
     }
     if let Err(e) = t.convert_all(&mut xy) {
-        out.report.errors.push(err("", e.into(), true));
-        return out;
+        out.report.errors.push(err(place, e.into(), true));
+        return;
     }
     let world: Vec<DVec3> = xy
         .iter()
@@ -257,8 +347,8 @@ pub fn import_cityjson_with(
     let Some(objects) = doc.get("CityObjects").and_then(Value::as_object) else {
         out.report
             .errors
-            .push(err("", syntax("no CityObjects".into()), true));
-        return out;
+            .push(err(place, syntax("no CityObjects".into()), true));
+        return;
     };
 
     // Each Building with the faces of itself and its BuildingPart children.
@@ -456,7 +546,6 @@ pub fn import_cityjson_with(
             source_file: String::new(),
         });
     }
-    out
 }
 
 #[cfg(test)]

@@ -305,26 +305,34 @@ pub enum Format {
     Osm,
     GeoJson,
     CityJson,
+    /// CityJSON Sequence (CityJSONL): a header line, then one `CityJSONFeature` per line.
+    CityJsonSeq,
     Gltf,
 }
 
 impl Format {
-    /// Guesses the format from the file name, then (for `.json`) from the first bytes.
+    /// Guesses the format from the file name, then (for `.json` and `.jsonl`) from the
+    /// content: CityJSON names itself in its `"type"` and always has `"CityObjects"`, which may
+    /// come after megabytes of vertices, so the whole text is scanned for either; a file with
+    /// `"CityJSONFeature"` lines is a sequence. A CityJSON file that lost its `type` is still
+    /// read (and reported) as CityJSON.
     pub fn detect(path: &Path, head: &[u8]) -> Option<Format> {
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        let has = |token: &[u8]| head.windows(token.len()).any(|w| w == token);
         if name.ends_with(".osm") || name.ends_with(".osm.xml") {
             Some(Format::Osm)
         } else if name.ends_with(".glb") || name.ends_with(".gltf") {
             Some(Format::Gltf)
+        } else if name.ends_with(".city.jsonl") || name.ends_with(".cityjsonl") {
+            Some(Format::CityJsonSeq)
         } else if name.ends_with(".city.json") || name.ends_with(".cityjson") {
             Some(Format::CityJson)
         } else if name.ends_with(".geojson") {
             Some(Format::GeoJson)
         } else if name.ends_with(".json") || name.ends_with(".jsonl") {
-            // CityJSON names itself in its "type" member, which may come after megabytes of
-            // CityObjects; scan the whole text for that member.
-            let is_cityjson = head.windows(10).any(|w| w == b"\"CityJSON\"");
-            Some(if is_cityjson {
+            Some(if has(b"\"CityJSONFeature\"") {
+                Format::CityJsonSeq
+            } else if has(b"\"CityJSON\"") || has(b"\"CityObjects\"") {
                 Format::CityJson
             } else {
                 Format::GeoJson

@@ -104,12 +104,12 @@ pub fn decode(
         PayloadFormat::Plain(m) => vec![m.decode(&doc)?],
     };
     for o in &mut obs {
-        if let Some(t) = o.time_ms
-            && t - ctx.now_ms > ctx.max_future_ms
-        {
+        // A payload without a time is as of when it was received.
+        let t = *o.time_ms.get_or_insert(ctx.now_ms);
+        if t.saturating_sub(ctx.now_ms) > ctx.max_future_ms {
             return Err(DecodeError::FutureTimestamp {
                 field: "time".into(),
-                seconds_ahead: (t - ctx.now_ms) / 1000,
+                seconds_ahead: t.saturating_sub(ctx.now_ms) / 1000,
             });
         }
     }

@@ -112,27 +112,38 @@ pub(crate) fn decode(
             (t * 1000.0) as i64
         };
         let (device, mut field) = device_and_field(&bn, n);
-        if field == "value" {
+        let unit = match obj.get("u") {
+            Some(u) => u.as_str().ok_or(DecodeError::WrongType {
+                field: at("u"),
+                expected: "a string",
+            })?,
+            None => &bu,
+        };
+        if field == "value" && !unit.is_empty() {
             // Unnamed values of one device are told apart by their unit (RFC 8428, 5.1.2).
-            let unit = obj.get("u").and_then(Value::as_str).unwrap_or(&bu);
-            if !unit.is_empty() {
-                field = unit.to_string();
-            }
+            field = unit.to_string();
         }
         // Records of one device are usually adjacent: search from the end.
-        match out
+        let o = match out
             .iter_mut()
-            .rev()
-            .find(|o| o.device == device && o.time_ms == Some(time_ms))
+            .rposition(|o| o.device == device && o.time_ms == Some(time_ms))
         {
-            Some(o) => o.fields.push((field, value)),
-            None => out.push(Observation {
-                device,
-                time_ms: Some(time_ms),
-                fields: vec![(field, value)],
-                ..Default::default()
-            }),
+            Some(i) => &mut out[i],
+            None => {
+                out.push(Observation {
+                    device,
+                    time_ms: Some(time_ms),
+                    ..Default::default()
+                });
+                let last = out.len() - 1;
+                &mut out[last]
+            }
+        };
+        // Units measure numbers: a base unit says nothing of a text or boolean record.
+        if !unit.is_empty() && unit != field && matches!(value, FieldValue::Number(_)) {
+            o.units.push((field.clone(), unit.to_string()));
         }
+        o.fields.push((field, value));
     }
     if out.is_empty() {
         return Err(DecodeError::MissingField(

@@ -179,8 +179,9 @@ fn fiware_air_quality_example_in_key_values_form_keeps_values_and_reports_the_ti
         (69.0, 12.2, 500.0)
     );
     assert_eq!(o.location, Some((-3.712247222222222, 40.423852777777775)));
-    // dateObserved is an interval without a UTC offset: reported, not guessed.
-    assert_eq!(o.time_ms, None);
+    // dateObserved is an interval without a UTC offset: reported, not guessed; the values
+    // count as of their receive time.
+    assert_eq!(o.time_ms, Some(NOW));
     assert!(
         matches!(&o.problems[..], [DecodeError::BadTimestamp { field, reason, .. }] if field == "dateObserved" && reason.contains("offset")),
         "{:?}",
@@ -339,4 +340,58 @@ fn bad_input_of_every_kind_is_refused_with_its_reason() {
     // A minute ahead is clock skew, accepted.
     let skew = br#"[{"bn":"d:","n":"x","v":1,"bt":1795478460}]"#;
     assert!(decode(&PayloadFormat::SenMl, skew, &ctx("")).is_ok());
+}
+
+#[test]
+fn payloads_without_a_time_are_stamped_with_their_receive_time() {
+    let cases: [(PayloadFormat, &[u8]); 3] = [
+        (
+            PayloadFormat::ChirpStack,
+            br#"{"deviceInfo":{"devEui":"0101010101010101"},"object":{"no2":3}}"#,
+        ),
+        (
+            PayloadFormat::TheThingsStack,
+            br#"{"end_device_ids":{"dev_eui":"0101010101010101"},"uplink_message":{"decoded_payload":{"no2":3}}}"#,
+        ),
+        (
+            PayloadFormat::NgsiLd,
+            br#"{"id":"urn:ngsi-ld:AirQualityObserved:1","type":"AirQualityObserved","NO2":{"type":"Property","value":3}}"#,
+        ),
+    ];
+    for (format, bytes) in cases {
+        let obs = decode(&format, bytes, &ctx("")).expect("decoded");
+        assert_eq!(obs[0].time_ms, Some(NOW), "{}", format.name());
+    }
+}
+
+#[test]
+fn senml_units_travel_with_their_fields() {
+    let obs = decode(
+        &PayloadFormat::SenMl,
+        br#"[{"bn":"m1:","bu":"kW","n":"power","v":2},{"n":"energy","u":"kWh","v":5},{"n":"state","vs":"ok"}]"#,
+        &ctx(""),
+    )
+    .expect("decoded");
+    assert_eq!(obs[0].unit("power"), Some("kW"), "base unit");
+    assert_eq!(obs[0].unit("energy"), Some("kWh"), "own unit");
+    assert!(
+        decode(
+            &PayloadFormat::SenMl,
+            br#"[{"bn":"m1:","n":"power","u":7,"v":2}]"#,
+            &ctx("")
+        )
+        .is_err(),
+        "a unit that is not a string is refused"
+    );
+}
+
+#[test]
+fn a_base_unit_does_not_stick_to_text_records() {
+    let obs = decode(
+        &PayloadFormat::SenMl,
+        br#"[{"bn":"m1:","bu":"kW","n":"power","v":2},{"n":"state","vs":"ok"}]"#,
+        &ctx(""),
+    )
+    .expect("decoded");
+    assert_eq!(obs[0].unit("state"), None);
 }
