@@ -13,6 +13,8 @@ packages=(
   mosquitto mosquitto-clients
   # openssl makes the test CA and certificates for the TLS listener
   openssl
+  # screenshot tests read the panels' text with OCR
+  tesseract-ocr
 )
 missing=()
 for p in "${packages[@]}"; do

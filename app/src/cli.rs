@@ -12,8 +12,9 @@ use clap::Parser;
 #[command(name = "tvilling", version, about, long_about = None)]
 pub struct Cli {
     /// Load this file or folder instead of the default data (repeatable). Formats by name:
-    /// .osm (OpenStreetMap XML), .geojson/.json (GeoJSON), .city.json or a JSON with
-    /// "type": "CityJSON" (CityJSON 1.1/2.0). A folder loads every such file in it.
+    /// .osm (OpenStreetMap XML), .geojson (GeoJSON), .city.json (CityJSON 1.1/2.0),
+    /// .city.jsonl (CityJSON Sequence, e.g. 3D BAG tiles); a .json or .jsonl file is read as
+    /// CityJSON or GeoJSON by its content. A folder loads every such file in it.
     #[arg(long, value_name = "PATH")]
     pub data: Vec<PathBuf>,
 

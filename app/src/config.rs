@@ -133,7 +133,7 @@ fn yes() -> bool {
     true
 }
 fn seed() -> u64 {
-    crate::live::DEFAULT_SEED
+    tvilling_sensors::simulate::DEFAULT_SEED
 }
 fn senml() -> String {
     "senml".into()

@@ -144,8 +144,7 @@ impl LiveSetup {
     }
 }
 
-/// The simulator's seed when none is given.
-pub const DEFAULT_SEED: u64 = 1;
+pub use tvilling_sensors::simulate::DEFAULT_SEED;
 
 /// Running sources, kept alive by the app.
 #[derive(Resource, Default)]

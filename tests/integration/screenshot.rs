@@ -1,7 +1,7 @@
 //! The real binary renders under Xvfb with Mesa's software Vulkan; the pictures are checked for
 //! what they must show.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::temp_dir;
@@ -11,6 +11,7 @@ struct Picture {
     width: usize,
     height: usize,
     rgb: Vec<u8>,
+    path: PathBuf,
 }
 
 impl Picture {
@@ -30,7 +31,29 @@ impl Picture {
             width: info.width as usize,
             height: info.height as usize,
             rgb,
+            path: path.to_path_buf(),
         }
+    }
+
+    /// The text on the picture, read by Tesseract OCR: lower case, å/ä/ö folded to a/a/o and
+    /// spaces removed (OCR splits and joins words of egui's small font unevenly).
+    fn text(&self) -> String {
+        let out = Command::new("tesseract")
+            .arg(&self.path)
+            .arg("-")
+            .output()
+            .expect("tesseract (Debian package tesseract-ocr) must be installed");
+        assert!(out.status.success(), "tesseract failed");
+        String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .chars()
+            .map(|c| match c {
+                'å' | 'ä' => 'a',
+                'ö' => 'o',
+                c => c,
+            })
+            .filter(|c| !c.is_whitespace())
+            .collect()
     }
 
     fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
@@ -202,11 +225,19 @@ fn at_night_lamps_are_lit_signals_show_their_aspect_and_the_live_panel_counts_de
     let day = screenshot("day", MIDSUMMER_NOON, &["--frames", "4"]);
     let day_lamps = day.share(0.0, 0.0, 1.0, 1.0, is_lamp) * 800.0 * 500.0;
     assert!(day_lamps < lamps / 20.0, "{day_lamps} lamp pixels by day");
-    // The live panel sits bottom left.
+    // The live panel sits bottom left, and counts the simulated devices by kind and health.
     assert!(
         pic.share(0.01, 0.55, 0.3, 0.85, is_panel) > 0.3,
         "live panel missing"
     );
+    let text = pic.text();
+    for counted in ["signalheads168", "meters195", "airsensors7", "streetlamps"] {
+        assert!(
+            text.contains(counted),
+            "live panel lacks {counted:?}: {text}"
+        );
+    }
+    assert!(text.contains("simulator"), "the source is listed: {text}");
 }
 
 /// A ramp colour of the warm half (yellow to red): no default building colour is this
@@ -238,11 +269,27 @@ fn colour_by_energy_intensity_recolours_the_buildings_and_shows_its_legend_in_sw
         "{:.3}% before",
         warm_plain * 100.0
     );
-    // The layers panel with the legend, bottom right.
+    // The layers panel with the legend, bottom right, in Swedish.
     assert!(
         by.share(0.65, 0.55, 0.9, 0.98, is_panel) > 0.3,
         "layers panel missing"
     );
+    let text = by.text();
+    for swedish in [
+        "lager",
+        "teckenforklaring",
+        "perar",
+        "energiintensitet",
+        "byggnader",
+    ] {
+        assert!(text.contains(swedish), "no {swedish:?} on screen: {text}");
+    }
+    for english in ["legend", "peryear", "buildings"] {
+        assert!(
+            !text.contains(english),
+            "{english:?} left in English: {text}"
+        );
+    }
 }
 
 /// A strongly coloured pixel (chart lines, markers), not a grey of the panels or the city.

@@ -118,9 +118,44 @@ fn help_explains_every_flag_and_bad_flags_fail_cleanly() {
         "--sim-start",
         "--sim-speed",
         "--duration",
+        "--mqtt-format",
+        "--replay-speed",
+        "--colour-by",
+        "--lang",
+        "--open",
+        "--no-ui",
+        "--frame-stats",
+        "--extra-lamps",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
+    // Every flag the command line defines, with the words that explain it.
+    use clap::CommandFactory;
+    let command = tvilling::Cli::command();
+    let mut flags = 0;
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        flags += 1;
+        assert!(text.contains(&format!("--{long}")), "--help lacks --{long}");
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        assert!(!help.trim().is_empty(), "--{long} has no explanation");
+        let first_words: String = help
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            text.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(&first_words),
+            "--help does not explain --{long} ({first_words:?})"
+        );
+    }
+    assert!(flags >= 29, "{flags} flags");
     let out = Command::new(env!("CARGO_BIN_EXE_tvilling"))
         .args(["--headless", "--crs", "EPSG:nope"])
         .output()

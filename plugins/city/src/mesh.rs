@@ -332,13 +332,26 @@ mod tests {
             &mut m,
         );
         check_winding(&m);
-        let roof_normal_up = m
+        // Two roof triangles and four wall quads: a mesh, not an empty one.
+        let of = |s: Surface| {
+            m.indices
+                .chunks_exact(3)
+                .filter(|t| m.tags[t[0] as usize] >> 24 == s as u32)
+                .count()
+        };
+        assert_eq!((of(Surface::Roof), of(Surface::Wall)), (2, 8));
+        assert_eq!(m.triangle_count(), 10);
+        let roof_normals: Vec<[f32; 3]> = m
             .normals
             .iter()
             .zip(&m.tags)
-            .filter(|(_, t)| **t >> 24 == 1)
-            .all(|(n, _)| n[1] > 0.99);
-        assert!(roof_normal_up);
+            .filter(|(_, t)| **t >> 24 == Surface::Roof as u32)
+            .map(|(n, _)| *n)
+            .collect();
+        assert!(!roof_normals.is_empty());
+        assert!(roof_normals.iter().all(|n| n[1] > 0.99), "{roof_normals:?}");
+        let (lo, hi) = m.bounds().expect("bounds");
+        assert_eq!((lo.y, hi.y), (2.0, 5.0), "from base 2 m up 3 m");
     }
 
     #[test]

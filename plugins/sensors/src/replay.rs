@@ -233,12 +233,41 @@ mod tests {
             br#"[{"bn":"d:","n":"x","v":2}]"#,
         );
         drop(rec);
-        let (tx, _rx) = ingest_channel(64, "replay");
+        let (tx, rx) = ingest_channel(64, "replay");
         let start = Instant::now();
         let replay = start_replay(&path, 1.0, None, tx).expect("replay");
+        // The first message is delivered at once, the second only after its 300 ms.
+        let mut first = Vec::new();
+        while first.is_empty() {
+            first = rx.drain();
+            assert!(start.elapsed() < Duration::from_secs(10), "first message");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let first_at = start.elapsed();
         while !replay.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
         }
+        let rest = rx.drain();
+        let values = |obs: &[crate::observation::Observation]| -> Vec<f64> {
+            obs.iter()
+                .flat_map(|o| o.fields.iter().filter_map(|(_, v)| v.as_f64()))
+                .collect()
+        };
+        assert_eq!(
+            values(&first),
+            vec![1.0],
+            "only the first before its peer's time"
+        );
+        assert_eq!(values(&rest), vec![2.0], "the second arrived too");
+        assert_eq!(
+            (first[0].time_ms, rest[0].time_ms),
+            (Some(0), Some(300)),
+            "each at its recorded time"
+        );
+        assert!(
+            first_at < Duration::from_millis(250),
+            "the first was not held back: {first_at:?}"
+        );
         assert!(
             start.elapsed() >= Duration::from_millis(300),
             "second message waited its 300 ms"

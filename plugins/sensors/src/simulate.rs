@@ -29,6 +29,9 @@ use crate::registry::DeviceKind;
 use crate::replay::Recorder;
 use crate::state::SignalAspect;
 
+/// The simulator's seed when none is given.
+pub const DEFAULT_SEED: u64 = 1;
+
 /// A signal head reports at least this often (ms).
 pub const SIGNAL_HEARTBEAT_MS: i64 = 5_000;
 /// Lamps, meters and air sensors report this often (ms), each at its own phase.

@@ -18,7 +18,7 @@ use tvilling_view::layers::Layers;
 use tvilling_view::picking::EntityPicked;
 
 use crate::PanelState;
-use crate::i18n::{Lang, tr};
+use crate::i18n::{Lang, tr, tr_str};
 use crate::inspector::display_name as label;
 use crate::summary::{
     LIMITS, alarm_for, energy, exceedances, intersections, lighting, order_alarms, search,
@@ -37,7 +37,7 @@ pub enum CityTab {
 }
 
 impl CityTab {
-    const ALL: [CityTab; 6] = [
+    pub(crate) const ALL: [CityTab; 6] = [
         CityTab::Alarms,
         CityTab::Lighting,
         CityTab::Energy,
@@ -46,7 +46,7 @@ impl CityTab {
         CityTab::Search,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             CityTab::Alarms => "Alarms",
             CityTab::Lighting => "Lighting",
@@ -189,7 +189,7 @@ pub(crate) fn city_window(
                                 };
                                 ui.colored_label(colour, tr(lang, kind));
                                 link(ui, a.entity, a.label.clone());
-                                ui.label(&a.text);
+                                ui.label(tr_str(lang, &a.text));
                             });
                         }
                     });
@@ -298,7 +298,9 @@ pub(crate) fn city_window(
                             let s = states.get(e).ok()?.3?;
                             Some((
                                 e,
-                                attr(info, "controller").unwrap_or("(own)").to_string(),
+                                attr(info, "controller")
+                                    .unwrap_or(tr(lang, "(own)"))
+                                    .to_string(),
                                 s.aspect,
                                 s.since_ms,
                                 attr(info, "cycle_s").and_then(|c| c.parse().ok()),
@@ -321,7 +323,7 @@ pub(crate) fn city_window(
                                     go_to = i.head;
                                 }
                                 let aspects: Vec<String> =
-                                    i.aspects.iter().map(|(a, n)| format!("{n} {a}")).collect();
+                                    i.aspects.iter().map(|(a, n)| format!("{n} {}", tr_str(lang, a))).collect();
                                 ui.label(format!(
                                     "{} · {} s · {}",
                                     aspects.join(", "),

@@ -148,15 +148,103 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("connecting", "ansluter"),
     ("playing", "spelas upp"),
     ("finished", "klar"),
+    ("hourly mean", "timmedelvärde"),
+    ("daily mean", "dygnsmedelvärde"),
+    ("annual mean", "årsmedelvärde"),
+    ("About Tvilling", "Om Tvilling"),
+    (
+        "Tvilling is a digital twin of Stockholm: real city geometry, georeferenced in SWEREF 99, with live city sensors.",
+        "Tvilling är en digital tvilling av Stockholm: verklig stadsgeometri, georefererad i SWEREF 99, med stadens sensorer live.",
+    ),
+    (
+        "CityJSON samples: 3D BAG / City of Delft, City of Zurich, City of Rotterdam (via the cjio project).",
+        "CityJSON-exempel: 3D BAG / Delfts kommun, Zürichs stad, Rotterdams kommun (via projektet cjio).",
+    ),
+    (
+        "Coordinate transformations: PROJ.",
+        "Koordinattransformationer: PROJ.",
+    ),
+    (
+        "Map data © OpenStreetMap contributors, available under the Open Database License (ODbL) 1.0: https://www.openstreetmap.org/copyright",
+        "Kartdata © OpenStreetMaps bidragsgivare, tillgängliga under Open Database License (ODbL) 1.0: https://www.openstreetmap.org/copyright",
+    ),
+    ("problems in", "problem i"),
+    ("files", "filer"),
+    (
+        "features skipped, the rest loaded.",
+        "objekt överhoppade, resten inläst.",
+    ),
+    ("(own)", "(egen)"),
+    (
+        "aspect (0 red, 1 red-amber, 2 green, 3 amber)",
+        "signalbild (0 röd, 1 rödgul, 2 grön, 3 gul)",
+    ),
+    ("dim %", "dimning %"),
+    ("power W", "effekt W"),
+    ("power kW", "effekt kW"),
+    ("energy today kWh", "energi i dag kWh"),
+    ("heating kW", "värme kW"),
+    ("NO2 µg/m³", "NO2 µg/m³"),
+    ("PM10 µg/m³", "PM10 µg/m³"),
+    ("PM2.5 µg/m³", "PM2,5 µg/m³"),
+    ("temperature °C", "temperatur °C"),
+    ("Red", "Röd"),
+    ("RedAmber", "Rödgul"),
+    ("Green", "Grön"),
+    ("Amber", "Gul"),
+    ("FlashingAmber", "Blinkande gul"),
+    ("Dark", "Släckt"),
 ];
 
-/// A text made at run time (e.g. a legend label): the table's wording, else the text with its
-/// unit words translated.
+/// Phrases of texts made at run time (load progress, fault reasons, source states, alarm texts,
+/// times ago), replaced in this order when a text is not in [`TEXTS`] as a whole.
+pub const PHRASES: &[(&str, &str)] = &[
+    // Load progress (tvilling_city::load).
+    ("Reading city data", "Läser stadens data"),
+    ("Reading model ", "Läser modellen "),
+    ("Reading ", "Läser "),
+    ("Triangulating buildings: ", "Triangulerar byggnader: "),
+    ("Triangulating ", "Triangulerar "),
+    ("Placing buildings: ", "Placerar byggnader: "),
+    ("Placing ", "Placerar "),
+    (" buildings", " byggnader"),
+    (" of ", " av "),
+    // Fault reasons (tvilling_sensors::health) and alarms (summary).
+    ("the lamp reports a fault", "lampan rapporterar fel"),
+    ("off while the sun is down", "släckt fast solen är nere"),
+    ("° elevation", "° solhöjd"),
+    ("drawing ", "drar "),
+    (" while off", " fast den är släckt"),
+    ("silent longer than expected", "tyst längre än väntat"),
+    (", limit ", ", gränsvärde "),
+    ("(hourly mean)", "(timmedelvärde)"),
+    ("(daily mean)", "(dygnsmedelvärde)"),
+    ("(annual mean)", "(årsmedelvärde)"),
+    // Source states (the app's source status).
+    ("disconnected (", "frånkopplad ("),
+    (" retries)", " försök)"),
+    (" polls", " hämtningar"),
+    (" failed", " misslyckade"),
+    // Building heights (tvilling_city's height sources) and times ago.
+    ("(measured)", "(uppmätt)"),
+    ("(from levels)", "(från våningar)"),
+    ("(default)", "(standard)"),
+    ("(3D geometry)", "(3D-geometri)"),
+    (" s ago)", " s sedan)"),
+    (" per year", " per år"),
+];
+
+/// A text made at run time (a legend label, a fault reason, a source state): the table's
+/// wording, else the text with its [`PHRASES`] translated.
 pub fn tr_str(lang: Lang, text: &str) -> String {
     match lang {
         Lang::English => text.to_string(),
         Lang::Swedish => TEXTS.iter().find(|(en, _)| *en == text).map_or_else(
-            || text.replace(" per year", " per år"),
+            || {
+                PHRASES
+                    .iter()
+                    .fold(text.to_string(), |t, (en, sv)| t.replace(en, sv))
+            },
             |(_, sv)| (*sv).to_string(),
         ),
     }
@@ -195,22 +283,359 @@ mod tests {
         );
     }
 
-    /// Every literal text the panels pass to `tr` has a Swedish entry.
+    /// Rust string literals (plain and raw) of `src` with the code before each, comments and
+    /// character literals skipped.
+    fn literals(src: &str) -> Vec<(String, String)> {
+        let c: Vec<char> = src.chars().collect();
+        let (mut i, mut out) = (0, Vec::new());
+        let before = |i: usize| -> String { c[i.saturating_sub(80)..i].iter().collect() };
+        while i < c.len() {
+            let ident_before = i > 0 && (c[i - 1].is_alphanumeric() || c[i - 1] == '_');
+            match c[i] {
+                '/' if c.get(i + 1) == Some(&'/') => {
+                    while i < c.len() && c[i] != '\n' {
+                        i += 1;
+                    }
+                }
+                '/' if c.get(i + 1) == Some(&'*') => {
+                    i += 2;
+                    while i + 1 < c.len() && !(c[i] == '*' && c[i + 1] == '/') {
+                        i += 1;
+                    }
+                    i += 2;
+                }
+                '\'' if c.get(i + 1) == Some(&'\\') => {
+                    i += 2;
+                    while i < c.len() && c[i] != '\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                '\'' if c.get(i + 2) == Some(&'\'') => i += 3,
+                'r' if !ident_before && matches!(c.get(i + 1), Some('"' | '#')) => {
+                    let mut j = i + 1;
+                    let mut hashes = 0;
+                    while c.get(j) == Some(&'#') {
+                        hashes += 1;
+                        j += 1;
+                    }
+                    if c.get(j) != Some(&'"') {
+                        i += 1;
+                        continue;
+                    }
+                    let start = j + 1;
+                    let mut k = start;
+                    while k < c.len()
+                        && !(c[k] == '"' && (1..=hashes).all(|h| c.get(k + h) == Some(&'#')))
+                    {
+                        k += 1;
+                    }
+                    out.push((before(i), c[start..k].iter().collect()));
+                    i = k + 1 + hashes;
+                }
+                '"' => {
+                    let (mut k, mut lit) = (i + 1, String::new());
+                    while k < c.len() && c[k] != '"' {
+                        if c[k] == '\\' {
+                            lit.push(c[k]);
+                            k += 1;
+                        }
+                        lit.push(c[k]);
+                        k += 1;
+                    }
+                    out.push((before(i), lit));
+                    i = k + 1;
+                }
+                _ => i += 1,
+            }
+        }
+        out
+    }
+
+    /// Literals that are not texts for people, and why.
+    const NOT_TEXT: &[(&str, &str)] = &[
+        ("Tvilling", "the product's name"),
+        ("English", "a language's own name"),
+        ("Svenska", "a language's own name"),
+        ("controller", "a device attribute key"),
+        ("cycle_s", "a device attribute key"),
+        ("N", "the compass's north mark, the same in Swedish"),
+    ];
+
+    /// Words that are units and symbols, the same in both languages.
+    const UNITS: &[&str] = &[
+        "kW", "kWh", "W", "m", "km", "ms", "s", "UTC", "µg", "m³", "m²",
+    ];
+
+    /// Calls that show a text: a literal passed straight to them is shown untranslated.
+    const SHOWN_BY: &[&str] = &[
+        "Window::new(",
+        ".label(",
+        ".button(",
+        "RichText::new(",
+        ".heading(",
+        ".text(",
+        ".on_hover_text(",
+        ".hint_text(",
+        ".selectable_label(",
+        "CollapsingHeader::new(",
+    ];
+
+    /// Calls whose literal is an id egui keys state by, never shown.
+    const IDS_OF: &[&str] = &[
+        "Id::new(",
+        "Grid::new(",
+        "Plot::new(",
+        "Plot::new((",
+        "id_salt(",
+    ];
+
+    fn units_only(text: &str) -> bool {
+        let mut plain = String::new();
+        let mut depth = 0;
+        for ch in text.chars() {
+            match ch {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ if depth == 0 => plain.push(ch),
+                _ => {}
+            }
+        }
+        plain
+            .split(|ch: char| !(ch.is_alphabetic() || ch == '³' || ch == '²'))
+            .filter(|w| w.chars().any(char::is_alphabetic))
+            .all(|w| UNITS.contains(&w))
+    }
+
+    fn translated(text: &str) -> bool {
+        TEXTS.iter().any(|(en, _)| *en == text) || tr_str(Lang::Swedish, text) != text
+    }
+
+    /// Every literal with a letter in the panels' code (outside tests) is a text with a Swedish
+    /// wording (whole, or by its phrases), an egui id, units only, or listed as not a text; and
+    /// no text reaches a widget without going through `tr`.
     #[test]
-    fn the_panels_use_only_translated_texts() {
+    fn every_text_the_panels_show_is_translated() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-        let mut missing = Vec::new();
+        let (mut missing, mut raw, mut checked) = (Vec::new(), Vec::new(), 0);
         for entry in std::fs::read_dir(dir).expect("src") {
             let path = entry.expect("entry").path();
+            if path.file_name().is_some_and(|n| n == "i18n.rs") {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).expect("source");
-            for part in text.split("tr(lang, \"").skip(1) {
-                let Some(end) = part.find('"') else { continue };
-                let key = &part[..end];
-                if !TEXTS.iter().any(|(en, _)| *en == key) {
-                    missing.push(format!("{}: {key}", path.display()));
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (before, lit) in literals(code) {
+                if !lit.chars().any(|c| c.is_ascii_alphabetic()) {
+                    continue;
+                }
+                let before = before.trim_end();
+                if IDS_OF.iter().any(|call| before.ends_with(call)) {
+                    continue;
+                }
+                checked += 1;
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                let where_ = format!("{}: {lit:?}", name.unwrap_or_default());
+                if NOT_TEXT.iter().any(|(t, _)| *t == lit) {
+                    continue;
+                }
+                if SHOWN_BY.iter().any(|call| before.ends_with(call)) {
+                    raw.push(where_.clone());
+                }
+                if !units_only(&lit) && !translated(&lit) {
+                    missing.push(where_);
                 }
             }
         }
+        assert!(checked > 150, "the scan found only {checked} texts");
         assert!(missing.is_empty(), "untranslated: {missing:#?}");
+        assert!(raw.is_empty(), "shown without tr: {raw:#?}");
+    }
+
+    #[test]
+    fn the_literal_scan_sees_texts_in_every_position() {
+        let src = r##"
+            egui::Window::new("Raw title")   // "a comment"
+            ui.label(tr(l, "Toolbar text"));
+            let k = "Key in a variable"; let c = '"'; let r = r#"Raw "string""#;
+            egui::Grid::new("grid-id")
+        "##;
+        let lits: Vec<String> = literals(src).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(
+            lits,
+            vec![
+                "Raw title",
+                "Toolbar text",
+                "Key in a variable",
+                "Raw \"string\"",
+                "grid-id"
+            ]
+        );
+        assert!(units_only("{:.1} kW"));
+        assert!(units_only("{} {} UTC · {:02}:{:02} {}"));
+        assert!(!units_only("{} ({} s ago)"));
+        assert!(translated("{} ({} s ago)"), "by its phrase");
+        assert!(!translated("Untranslated words"));
+    }
+
+    /// Texts that reach the panels through variables: enumerations, rows, legends, fault
+    /// reasons, source states, load progress and alarms.
+    #[test]
+    fn texts_made_at_run_time_have_swedish_wordings() {
+        use tvilling_sensors::health::{HealthRules, lamp_fault};
+        use tvilling_sensors::registry::{DeviceKind, Quantity};
+        use tvilling_sensors::state::{
+            AirQualityState, Device, LampState, Liveness, MeterState, SignalAspect, SignalHeadState,
+        };
+        let mut texts: Vec<String> = Vec::new();
+        texts.extend(crate::city::CityTab::ALL.map(|t| t.name().to_string()));
+        texts.extend(tvilling_view::layers::ColourBy::ALL.map(|c| c.name().to_string()));
+        texts.extend(crate::live::HEALTHS.map(|h| h.as_str().to_string()));
+        for by in tvilling_view::layers::ColourBy::ALL {
+            texts.extend(
+                tvilling_view::layers::legend(by)
+                    .into_iter()
+                    .map(|(_, l)| l)
+                    .filter(|l| !units_only(l)),
+            );
+        }
+        let all_quantities = [
+            Quantity::SignalAspect,
+            Quantity::LampOn,
+            Quantity::LampDimPct,
+            Quantity::LampPowerW,
+            Quantity::LampFault,
+            Quantity::PowerKw,
+            Quantity::EnergyTodayKwh,
+            Quantity::HeatingKw,
+            Quantity::No2,
+            Quantity::Pm10,
+            Quantity::Pm25,
+            Quantity::TemperatureC,
+        ];
+        texts.extend(all_quantities.map(|q| crate::inspector::quantity_name(q).to_string()));
+        for aspect in [
+            SignalAspect::Red,
+            SignalAspect::RedAmber,
+            SignalAspect::Green,
+            SignalAspect::Amber,
+            SignalAspect::FlashingAmber,
+            SignalAspect::Dark,
+        ] {
+            texts.push(format!("{aspect:?}"));
+        }
+        // Every row of the inspector, for every kind, with every value a word.
+        let mut live = Liveness {
+            last_seen_ms: Some(0),
+            source: Some("mqtt".into()),
+            fault: Some("the lamp reports a fault".into()),
+            ..Default::default()
+        };
+        live.note_unmapped(&["lux".into()], true);
+        let (signal, lamp) = (SignalHeadState::default(), LampState::default());
+        let (meter, air) = (MeterState::default(), AirQualityState::default());
+        let state = crate::inspector::LiveState {
+            signal: Some(&signal),
+            lamp: Some(&lamp),
+            meter: Some(&meter),
+            air: Some(&air),
+        };
+        let device = Device {
+            id: "x".into(),
+            kind: DeviceKind::Lamp,
+        };
+        for (label, value) in crate::inspector::device_rows(&device, &live, state, 30_000) {
+            texts.push(label.to_string());
+            // Ids, source names and field names are data, not words.
+            let data = ["Device", "Reported via", "Reports, not mapped"].contains(&label);
+            if !data && !units_only(&value) {
+                texts.push(value);
+            }
+        }
+        let never = Liveness::default();
+        for (label, value) in crate::inspector::device_rows(&device, &never, Default::default(), 0)
+        {
+            texts.push(label.to_string());
+            if !["Device", "Reported via"].contains(&label) && !units_only(&value) {
+                texts.push(value);
+            }
+        }
+        for source in [
+            tvilling_city::import::HeightSource::Measured,
+            tvilling_city::import::HeightSource::FromLevels,
+            tvilling_city::import::HeightSource::Default,
+            tvilling_city::import::HeightSource::Geometry,
+        ] {
+            texts.push(format!("12.0 m ({})", source.as_str()));
+        }
+        // Fault reasons the health rules give, and the alarms made of them.
+        let rules = HealthRules::default();
+        let faulty = LampState {
+            fault: true,
+            ..Default::default()
+        };
+        let drawing = LampState {
+            power_w: 30.0,
+            ..Default::default()
+        };
+        for (l, sun) in [
+            (&faulty, 10.0),
+            (&LampState::default(), -10.0),
+            (&drawing, 10.0),
+        ] {
+            texts.push(lamp_fault(l, sun, &rules).expect("a fault"));
+        }
+        let e = bevy::prelude::Entity::PLACEHOLDER;
+        let stale = Liveness {
+            health: tvilling_sensors::state::Health::Stale,
+            ..Default::default()
+        };
+        texts.push(
+            crate::summary::alarm_for(e, "x", &stale, None)
+                .expect("alarm")
+                .text,
+        );
+        let polluted = AirQualityState {
+            no2: Some(120.0),
+            pm10: Some(60.0),
+            pm25: Some(30.0),
+            ..Default::default()
+        };
+        for limit in crate::summary::LIMITS {
+            texts.push(limit.averaging.to_string());
+        }
+        let live_now = Liveness {
+            health: tvilling_sensors::state::Health::Live,
+            ..Default::default()
+        };
+        texts.push(
+            crate::summary::alarm_for(e, "x", &live_now, Some(&polluted))
+                .expect("alarm")
+                .text,
+        );
+        // Source states and load progress as the app and the loader write them.
+        texts.extend(
+            [
+                "connecting",
+                "connected",
+                "disconnected (3 retries): connection refused",
+                "4 polls",
+                "4 polls, 1 failed: HTTP 503",
+                "running",
+                "playing",
+                "finished",
+                "Reading city data",
+                "Reading stockholm.osm: 40%",
+                "Reading model obelisk.glb",
+                "Triangulating 195 buildings",
+                "Triangulating buildings: 10 of 195",
+                "Placing 195 buildings",
+                "Placing buildings: 10 of 195",
+            ]
+            .map(String::from),
+        );
+        let missing: Vec<&String> = texts.iter().filter(|t| !translated(t)).collect();
+        assert!(missing.is_empty(), "no Swedish wording: {missing:#?}");
+        assert!(texts.len() > 60, "{} texts", texts.len());
     }
 }

@@ -130,7 +130,8 @@ pub fn history_series(history: &History, now_ms: i64) -> Vec<(Quantity, Vec<[f64
     out
 }
 
-fn quantity_name(q: Quantity) -> &'static str {
+/// A quantity's name in the chart legend (English; shown through `tr`).
+pub fn quantity_name(q: Quantity) -> &'static str {
     match q {
         Quantity::SignalAspect => "aspect (0 red, 1 red-amber, 2 green, 3 amber)",
         Quantity::LampOn => "on",
@@ -240,7 +241,7 @@ pub(crate) fn inspector(
                         .allow_scroll(false)
                         .show(ui, |plot| {
                             for (q, pts) in series {
-                                plot.line(Line::new(quantity_name(q), pts));
+                                plot.line(Line::new(tr(lang, quantity_name(q)), pts));
                             }
                         });
                 }

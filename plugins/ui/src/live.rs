@@ -24,7 +24,7 @@ const KINDS: [(DeviceKind, &str); 4] = [
     (DeviceKind::Meter, "meters"),
     (DeviceKind::AirSensor, "air sensors"),
 ];
-const HEALTHS: [Health; 4] = [
+pub(crate) const HEALTHS: [Health; 4] = [
     Health::Live,
     Health::Stale,
     Health::Fault,

@@ -8,7 +8,7 @@ use tvilling_view::camera::CameraCommand;
 use tvilling_view::environment::SunSettings;
 
 use crate::PanelState;
-use crate::i18n::{Lang, tr};
+use crate::i18n::{Lang, tr, tr_str};
 
 /// Attribution of the shipped data, shown in the about box (ODbL requires it).
 pub const ATTRIBUTION: &str = "Map data © OpenStreetMap contributors, available under the Open Database License (ODbL) 1.0: https://www.openstreetmap.org/copyright";
@@ -97,19 +97,24 @@ pub(crate) fn toolbar(
     Ok(())
 }
 
-pub(crate) fn progress_window(mut contexts: EguiContexts, progress: Res<LoadProgress>) -> Result {
+pub(crate) fn progress_window(
+    mut contexts: EguiContexts,
+    progress: Res<LoadProgress>,
+    lang: Res<Lang>,
+) -> Result {
     if progress.is_done() {
         return Ok(());
     }
     let ctx = contexts.ctx_mut()?;
-    egui::Window::new("Loading the city")
+    let lang = *lang;
+    egui::Window::new(tr(lang, "Loading the city"))
         .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
         .resizable(false)
         .collapsible(false)
         .show(ctx, |ui| {
             ui.set_min_width(320.0);
             ui.add(egui::ProgressBar::new(progress.fraction).show_percentage());
-            ui.label(&progress.message);
+            ui.label(tr_str(lang, &progress.message));
         });
     Ok(())
 }
@@ -142,21 +147,26 @@ pub(crate) fn problems_window(
     mut contexts: EguiContexts,
     report: Res<LoadReport>,
     mut panels: ResMut<PanelState>,
+    lang: Res<Lang>,
 ) -> Result {
+    let lang = *lang;
     if !panels.problems_open {
         return Ok(());
     }
     let ctx = contexts.ctx_mut()?;
     let mut open = true;
-    egui::Window::new("Import problems")
+    egui::Window::new(tr(lang, "Import problems"))
         .open(&mut open)
         .default_width(520.0)
         .show(ctx, |ui| {
             let skipped = report.0.errors.iter().filter(|e| e.feature_skipped).count();
             ui.label(format!(
-                "{} problems in {} files; {skipped} features skipped, the rest loaded.",
+                "{} {} {} {}; {skipped} {}",
                 report.0.errors.len(),
-                report.0.files.len()
+                tr(lang, "problems in"),
+                report.0.files.len(),
+                tr(lang, "files"),
+                tr(lang, "features skipped, the rest loaded.")
             ));
             egui::ScrollArea::vertical()
                 .max_height(300.0)
@@ -170,19 +180,33 @@ pub(crate) fn problems_window(
     Ok(())
 }
 
-pub(crate) fn about_window(mut contexts: EguiContexts, mut panels: ResMut<PanelState>) -> Result {
+pub(crate) fn about_window(
+    mut contexts: EguiContexts,
+    mut panels: ResMut<PanelState>,
+    lang: Res<Lang>,
+) -> Result {
+    let lang = *lang;
     if !panels.about_open {
         return Ok(());
     }
     let ctx = contexts.ctx_mut()?;
     let mut open = true;
-    egui::Window::new("About Tvilling").open(&mut open).default_width(420.0).show(ctx, |ui| {
-        ui.label("Tvilling is a digital twin of Stockholm: real city geometry, georeferenced in SWEREF 99, with live city sensors.");
-        ui.separator();
-        ui.label(ATTRIBUTION);
-        ui.label("CityJSON samples: 3D BAG / City of Delft, City of Zurich, City of Rotterdam (via the cjio project).");
-        ui.label("Coordinate transformations: PROJ.");
-    });
+    egui::Window::new(tr(lang, "About Tvilling"))
+        .open(&mut open)
+        .default_width(420.0)
+        .show(ctx, |ui| {
+            ui.label(tr(
+                lang,
+                "Tvilling is a digital twin of Stockholm: real city geometry, georeferenced in SWEREF 99, with live city sensors.",
+            ));
+            ui.separator();
+            ui.label(tr(lang, ATTRIBUTION));
+            ui.label(tr(
+                lang,
+                "CityJSON samples: 3D BAG / City of Delft, City of Zurich, City of Rotterdam (via the cjio project).",
+            ));
+            ui.label(tr(lang, "Coordinate transformations: PROJ."));
+        });
     panels.about_open = open;
     Ok(())
 }

@@ -193,8 +193,8 @@ pub fn alarm_for(
             Some(make(
                 Severity::Exceedance,
                 format!(
-                    "{} {v:.0} µg/m³ above the {} limit {:.0} µg/m³ ({})",
-                    limit.pollutant, limit.pollutant, limit.ugm3, limit.averaging
+                    "{} {v:.0} µg/m³, limit {:.0} µg/m³ ({})",
+                    limit.pollutant, limit.ugm3, limit.averaging
                 ),
             ))
         }

@@ -359,4 +359,45 @@ mod tests {
         assert!(legend(ColourBy::Power)[3].1.contains("1000 kW"));
         assert_ne!(ramp(0.0), ramp(1.0));
     }
+
+    #[test]
+    fn the_ramp_runs_from_cool_to_warm_in_order() {
+        let hue = |t: f32| Hsla::from(ramp(t)).hue;
+        let hues: Vec<f32> = (0..=40).map(|i| hue(i as f32 / 40.0)).collect();
+        // Blue, cyan, green, yellow, red: the hue falls all the way, never turns back.
+        assert!(
+            hues.windows(2).all(|w| w[1] <= w[0] + 1e-3),
+            "hue must fall monotonically: {hues:?}"
+        );
+        assert!(
+            hues[0] > 200.0 && hues[0] < 240.0,
+            "low end is blue: {}",
+            hues[0]
+        );
+        assert!(
+            (60.0..150.0).contains(&hue(0.5)),
+            "middle is green: {}",
+            hue(0.5)
+        );
+        assert!(hues[40] < 15.0, "high end is red: {}", hues[40]);
+        assert_eq!(ramp(-1.0), ramp(0.0), "clamped below");
+        assert_eq!(ramp(2.0), ramp(1.0), "clamped above");
+        // Legends list their swatches from the low end of the scale to the high end.
+        for by in [
+            ColourBy::Power,
+            ColourBy::EnergyIntensity,
+            ColourBy::Freshness,
+        ] {
+            let swatch_hues: Vec<f32> = legend(by)
+                .iter()
+                .filter(|(c, _)| *c != NO_DATA)
+                .map(|(c, _)| Hsla::from(*c).hue)
+                .collect();
+            assert!(swatch_hues.len() >= 3, "{by:?}");
+            assert!(
+                swatch_hues.windows(2).all(|w| w[1] <= w[0] + 1e-3),
+                "{by:?}: {swatch_hues:?}"
+            );
+        }
+    }
 }
