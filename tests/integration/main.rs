@@ -20,6 +20,7 @@ mod common;
 mod config;
 mod crs;
 mod data;
+mod fuzz_corpora;
 mod http;
 mod mqtt;
 mod payloads;

@@ -231,7 +231,7 @@ fn at_night_lamps_are_lit_signals_show_their_aspect_and_the_live_panel_counts_de
         "live panel missing"
     );
     let text = pic.text();
-    for counted in ["signalheads168", "meters195", "airsensors7", "streetlamps"] {
+    for counted in ["signalheads168", "meters195", "airsensors7", "lamps"] {
         assert!(
             text.contains(counted),
             "live panel lacks {counted:?}: {text}"

@@ -101,6 +101,12 @@ pub fn to_local(origin: DVec3, e: f64, n: f64, h: f64) -> Vec3 {
 /// Triangulates a footprint (outer ring and holes) with earcut. Returns triangles as index
 /// triples into the concatenated rings (outer first, then holes in order).
 pub fn triangulate(poly: &Polygon2) -> Vec<[usize; 3]> {
+    // A ring with a non-finite point is not a ring (geo's earcut asserts on it; found by
+    // fuzzing): it has no triangles, and the caller reports the face as degenerate.
+    let finite = |r: &[DVec2]| r.iter().all(|p| p.is_finite());
+    if !finite(&poly.outer) || !poly.holes.iter().all(|h| finite(h)) {
+        return Vec::new();
+    }
     let to_ring =
         |r: &[DVec2]| geo::LineString::from(r.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>());
     let gp = geo::Polygon::new(
@@ -372,5 +378,34 @@ mod tests {
         );
         assert_eq!(out.positions[0], [10.0, 0.0, 0.0]);
         assert_eq!(out.tags[0], vertex_tag(3, Surface::Other));
+    }
+
+    /// Found by `scripts/fuzz.sh` (target cityjson): a face with an infinite or NaN point made
+    /// geo's earcut panic.
+    #[test]
+    fn a_ring_with_a_non_finite_point_has_no_triangles() {
+        for bad in [f64::NAN, f64::INFINITY] {
+            let mut ring = square(4.0);
+            ring[2].x = bad;
+            let poly = Polygon2 {
+                outer: ring,
+                holes: vec![],
+            };
+            assert!(triangulate(&poly).is_empty());
+            let mut hole_poly = Polygon2 {
+                outer: square(10.0),
+                holes: vec![square(2.0)],
+            };
+            hole_poly.holes[0][1].y = bad;
+            assert!(triangulate(&hole_poly).is_empty());
+        }
+        assert_eq!(
+            triangulate(&Polygon2 {
+                outer: square(4.0),
+                holes: vec![]
+            })
+            .len(),
+            2
+        );
     }
 }

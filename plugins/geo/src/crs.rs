@@ -1,6 +1,9 @@
 //! Coordinate reference systems by EPSG code, transformed with PROJ.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 use std::str::FromStr;
 
 /// Errors from parsing a CRS name or transforming coordinates.
@@ -87,11 +90,19 @@ impl FromStr for Crs {
 /// A PROJ transformation between two CRSs, in "visualisation" axis order
 /// (longitude/latitude, easting/northing).
 ///
-/// PROJ objects are not thread-safe: make one per thread (they are cheap, about a millisecond).
+/// PROJ objects are not thread-safe: each thread makes its own. Making one opens PROJ's
+/// database (several milliseconds), so each thread keeps the ones it made, by CRS pair: a folder
+/// of a thousand CityJSON tiles in one CRS makes one.
 pub struct Transformer {
     from: Crs,
     to: Crs,
-    proj: Option<proj::Proj>,
+    proj: Option<Rc<proj::Proj>>,
+}
+
+thread_local! {
+    /// This thread's PROJ transformations (or why PROJ could not make one), by (from, to).
+    static MADE: RefCell<HashMap<(Crs, Crs), Result<Rc<proj::Proj>, GeoError>>> =
+        RefCell::new(HashMap::new());
 }
 
 impl Transformer {
@@ -104,18 +115,24 @@ impl Transformer {
                 proj: None,
             });
         }
-        let proj =
-            proj::Proj::new_known_crs(&from.to_string(), &to.to_string(), None).map_err(|e| {
-                GeoError::Create {
-                    from,
-                    to,
-                    reason: e.to_string(),
-                }
-            })?;
+        let made = MADE.with(|m| {
+            m.borrow_mut()
+                .entry((from, to))
+                .or_insert_with(|| {
+                    proj::Proj::new_known_crs(&from.to_string(), &to.to_string(), None)
+                        .map(Rc::new)
+                        .map_err(|e| GeoError::Create {
+                            from,
+                            to,
+                            reason: e.to_string(),
+                        })
+                })
+                .clone()
+        });
         Ok(Self {
             from,
             to,
-            proj: Some(proj),
+            proj: Some(made?),
         })
     }
 

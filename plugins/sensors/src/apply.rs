@@ -32,6 +32,8 @@ pub struct ApplyStats {
     pub unknown_device: u64,
     /// From registered devices, but with no field the device's rules map.
     pub no_known_field: u64,
+    /// Redeliveries: the same device, time and values as already applied.
+    pub duplicate: u64,
 }
 
 /// Drains observations into components each frame.
@@ -123,22 +125,29 @@ fn apply_observations(
         || batch.iter().filter_map(|o| o.time_ms).max().unwrap_or(0),
         |c| c.now_ms,
     );
+    let count =
+        |s: &Option<std::sync::Arc<crate::ingest::SourceStats>>,
+         counter: fn(&crate::ingest::SourceStats) -> &std::sync::atomic::AtomicU64| {
+            if let Some(s) = s {
+                counter(s).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
     for o in batch {
+        let source_stats = ingest.0.stats(&o.source);
         let Some(dev) = registry.get(&o.device).cloned() else {
             registry.note_unknown(&o.device);
             stats.unknown_device += 1;
+            count(&source_stats, |s| &s.unknown_device);
             continue;
         };
         let Ok((mut live, mut history, signal, lamp, meter, air)) = devices.get_mut(dev.entity)
         else {
+            // A registered device whose entity is gone: counted, never silently dropped.
+            stats.unknown_device += 1;
+            count(&source_stats, |s| &s.unknown_device);
             continue;
         };
         let t = o.time_ms.unwrap_or(now_ms);
-        if live.last_seen_ms.is_some_and(|seen| t < seen) {
-            stats.out_of_order += 1;
-            continue;
-        }
-        let source_stats = ingest.0.stats(&o.source);
         let resolved = resolve(&o, &dev.rules, |e| {
             if let Some(s) = &source_stats {
                 s.reject(&e, &o.device);
@@ -148,6 +157,7 @@ fn apply_observations(
             live.note_unmapped(&resolved.unmapped, resolved.values.is_empty());
         }
         if resolved.values.is_empty() {
+            count(&source_stats, |s| &s.not_applied);
             if resolved.refused == 0 {
                 // Nothing the twin knows: counted and shown with the fields it did carry.
                 stats.no_known_field += 1;
@@ -164,6 +174,20 @@ fn apply_observations(
             continue;
         }
         let values = resolved.values;
+        // Values the device already had at that time (an at-least-once redelivery): nothing
+        // new. Any other message older than the state applied is out of order.
+        let seen = live.last_seen_ms;
+        if seen.is_some_and(|seen| t <= seen) && is_duplicate(&history, t, &values) {
+            stats.duplicate += 1;
+            count(&source_stats, |s| &s.duplicate);
+            continue;
+        }
+        if seen.is_some_and(|seen| t < seen) {
+            stats.out_of_order += 1;
+            count(&source_stats, |s| &s.out_of_order);
+            continue;
+        }
+        count(&source_stats, |s| &s.applied);
         write_state(dev.kind, t, &values, signal, lamp, meter, air);
         for (q, v) in &values {
             history.push(t, *q, *v);
@@ -173,6 +197,18 @@ fn apply_observations(
         live.health = Health::Live;
         stats.applied += 1;
     }
+}
+
+/// Whether the history already holds every one of `values` at time `t`.
+fn is_duplicate(history: &History, t: i64, values: &[(Quantity, f64)]) -> bool {
+    values.iter().all(|(q, v)| {
+        history
+            .samples
+            .iter()
+            .rev()
+            .take_while(|(at, _, _)| *at >= t)
+            .any(|(at, hq, hv)| *at == t && hq == q && hv == v)
+    })
 }
 
 /// What an observation said under a device's rules.
@@ -414,7 +450,7 @@ mod tests {
             Ok(obs) => obs.into_iter().for_each(|o| {
                 tx.send(o);
             }),
-            Err(e) => tx.stats.reject(&e, "test"),
+            Err(e) => tx.stats.refuse(&e, "test"),
         }
     }
 
@@ -786,5 +822,64 @@ mod tests {
         let no2 = |e| app.world().get::<AirQualityState>(e).expect("air").no2;
         assert_eq!((no2(a), no2(b)), (Some(20.0), Some(30.0)));
         assert_eq!(app.world().resource::<ApplyStats>().unknown_device, 0);
+    }
+
+    #[test]
+    fn every_message_ends_in_exactly_one_account() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (mut app, tx, _) = lamp_app();
+        let now = 1_795_478_400_000;
+        let up = |no2: u32, time: &str| {
+            format!(
+                r#"{{"time":"{time}","deviceInfo":{{"devEui":"0101010101010101"}},"object":{{"no2":{no2}}}}}"#
+            )
+        };
+        let reg_air = entity_of(&app, "air-1");
+        app.world_mut().resource_mut::<DeviceRegistry>().register(
+            "0101010101010101",
+            DeviceKind::AirSensor,
+            reg_air,
+            vec![],
+        );
+        let sent: Vec<Vec<u8>> = vec![
+            up(10, "2026-11-23T12:00:00Z").into_bytes(),
+            up(10, "2026-11-23T12:00:00Z").into_bytes(), // redelivered: a duplicate
+            up(11, "2026-11-23T11:00:00Z").into_bytes(), // older: out of order
+            up(12, "2026-11-23T12:00:01Z").into_bytes(), // applied
+            br#"{"deviceInfo":{"devEui":"ffffffffffffffff"},"object":{"no2":1}}"#.to_vec(),
+            br#"{"deviceInfo":{"devEui":"0101010101010101"},"object":{"lux":1}}"#.to_vec(),
+            b"{oops".to_vec(),
+        ];
+        for p in &sent {
+            send(&tx, PayloadFormat::ChirpStack, p, now);
+            app.update();
+        }
+        let s = &tx.stats;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+        assert_eq!(
+            (
+                n(&s.applied),
+                n(&s.duplicate),
+                n(&s.out_of_order),
+                n(&s.unknown_device),
+                n(&s.not_applied),
+                n(&s.refused_messages)
+            ),
+            (2, 1, 1, 1, 1, 1)
+        );
+        let accounted = n(&s.applied)
+            + n(&s.superseded)
+            + n(&s.out_of_order)
+            + n(&s.duplicate)
+            + n(&s.unknown_device)
+            + n(&s.not_applied);
+        assert_eq!(accounted, n(&s.accepted));
+        assert_eq!(n(&s.accepted) + n(&s.refused_messages), sent.len() as u64);
+        let h = app.world().get::<History>(reg_air).expect("history");
+        assert_eq!(
+            h.series(Quantity::No2).map(|(_, v)| v).collect::<Vec<_>>(),
+            vec![10.0, 12.0],
+            "the duplicate and the older message changed nothing"
+        );
     }
 }

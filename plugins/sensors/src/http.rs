@@ -232,7 +232,7 @@ pub fn start_http(
                     sender.send_decoded(obs, url)
                 }
                 Err(e) => {
-                    sender.stats.reject(&e, url);
+                    sender.stats.refuse(&e, url);
                     true
                 }
             }

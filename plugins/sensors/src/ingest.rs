@@ -12,11 +12,23 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::observation::{DecodeError, Observation};
 
-/// Counters of one source.
+/// Counters of one source. Every message a source receives ends in exactly one of: refused
+/// whole (`refused_messages`, by reason in `rejected`), or accepted and then applied, superseded
+/// by a newer one of the same device, out of order, a duplicate, from an unknown device, or not
+/// applied (no known field, or every field refused).
 #[derive(Debug, Default)]
 pub struct SourceStats {
     pub accepted: AtomicU64,
     pub superseded: AtomicU64,
+    /// Messages refused whole (unreadable, oversized, no device id, ...).
+    pub refused_messages: AtomicU64,
+    pub applied: AtomicU64,
+    pub out_of_order: AtomicU64,
+    /// Delivered again (e.g. an MQTT redelivery): same device, time and values as applied.
+    pub duplicate: AtomicU64,
+    pub unknown_device: AtomicU64,
+    /// Accepted but nothing applied: no field the device's rules map, or every one refused.
+    pub not_applied: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     last_rejections: Mutex<Vec<String>>,
 }
@@ -41,6 +53,12 @@ impl SourceStats {
             last.remove(0);
         }
         last.push(format!("{context}: {error}"));
+    }
+
+    /// Counts a message refused whole (nothing of it was usable).
+    pub fn refuse(&self, error: &DecodeError, context: &str) {
+        self.refused_messages.fetch_add(1, Ordering::Relaxed);
+        self.reject(error, context);
     }
 
     /// Rejections per reason.

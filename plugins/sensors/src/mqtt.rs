@@ -297,7 +297,7 @@ impl MqttSource {
                                         return;
                                     }
                                 }
-                                Err(e) => sender.stats.reject(&e, &p.topic),
+                                Err(e) => sender.stats.refuse(&e, &p.topic),
                             }
                         }
                         Ok(_) => {}

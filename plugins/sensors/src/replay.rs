@@ -140,7 +140,7 @@ pub fn start_replay(
                         return;
                     }
                 }
-                Err(e) => sender.stats.reject(&e, topic),
+                Err(e) => sender.stats.refuse(&e, topic),
             }
         }
         done.store(true, Ordering::Relaxed);

@@ -570,7 +570,7 @@ pub fn start_simulator(
                             sender.send(o);
                         }
                     }
-                    Err(e) => sender.stats.reject(&e, topic),
+                    Err(e) => sender.stats.refuse(&e, topic),
                 }
                 batch.clear();
             };

@@ -50,6 +50,8 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("Applied", "Tillämpade"),
     ("out of order", "i fel ordning"),
     ("from unknown devices", "från okända enheter"),
+    ("no known field", "inget känt fält"),
+    ("duplicates", "dubbletter"),
     (
         "No source runs: registered devices wait for their first message.",
         "Ingen källa körs: registrerade enheter väntar på sitt första meddelande.",

@@ -203,6 +203,15 @@ pub(crate) fn live_window(
                     tr(lang, "from unknown devices"),
                     a.unknown_device
                 ));
+                // Messages from registered devices that the twin could not use: shown, with
+                // the fields they carried in the recent rejections below.
+                ui.label(format!(
+                    "{} {} · {} {}",
+                    tr(lang, "no known field"),
+                    a.no_known_field,
+                    tr(lang, "duplicates"),
+                    a.duplicate
+                ));
             }
             let rejected: Vec<(String, String)> = table
                 .iter()

@@ -325,13 +325,23 @@ fn import_objects(path: &Path, doc: &Value, h: &Header, place: &str, out: &mut I
             bad_vertex.get_or_insert(i);
             (0.0, 0.0, 0.0)
         });
-        xy.push((x * scale.x + translate.x, y * scale.y + translate.y));
-        zs.push(z * scale.z + translate.z);
+        let (x, y, z) = (
+            x * scale.x + translate.x,
+            y * scale.y + translate.y,
+            z * scale.z + translate.z,
+        );
+        if !(x.is_finite() && y.is_finite() && z.is_finite()) {
+            bad_vertex.get_or_insert(i);
+        }
+        xy.push((x, y));
+        zs.push(z);
     }
     if let Some(i) = bad_vertex {
         out.report.errors.push(err(
             place,
-            ImportErrorKind::BadCoordinates(format!("vertex {i} is not [x, y, z]")),
+            ImportErrorKind::BadCoordinates(format!(
+                "vertex {i} is not [x, y, z] of finite numbers"
+            )),
             false,
         ));
     }

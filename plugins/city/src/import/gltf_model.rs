@@ -61,11 +61,95 @@ pub fn import_model(p: &ModelPlacement, scene_crs: Crs) -> Imported {
     }
 }
 
+/// The glTF JSON of a `.gltf` file or of a GLB's first chunk.
+fn gltf_json(bytes: &[u8]) -> Option<serde_json::Value> {
+    let json = if bytes.starts_with(b"glTF") {
+        let len = u32::from_le_bytes(bytes.get(12..16)?.try_into().ok()?) as usize;
+        bytes.get(20..20usize.checked_add(len)?)?
+    } else {
+        bytes
+    };
+    serde_json::from_slice(json).ok()
+}
+
+/// Every accessor a mesh primitive names (its attributes and indices) exists. gltf 1.4 reads
+/// the POSITION accessor while validating, before it checks the index (found by fuzzing).
+fn check_accessor_references(bytes: &[u8]) -> Result<(), String> {
+    let Some(doc) = gltf_json(bytes) else {
+        return Ok(()); // not JSON: the parser says why
+    };
+    let accessors = doc
+        .get("accessors")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    let meshes = doc.get("meshes").and_then(serde_json::Value::as_array);
+    for (m, mesh) in meshes.into_iter().flatten().enumerate() {
+        let primitives = mesh.get("primitives").and_then(serde_json::Value::as_array);
+        for (p, prim) in primitives.into_iter().flatten().enumerate() {
+            let attributes = prim
+                .get("attributes")
+                .and_then(serde_json::Value::as_object);
+            let named = attributes
+                .into_iter()
+                .flat_map(|a| a.values())
+                .chain(prim.get("indices"));
+            for index in named {
+                match index.as_u64() {
+                    Some(i) if (i as usize) < accessors => {}
+                    _ => {
+                        return Err(format!(
+                            "mesh {m} primitive {p} names accessor {index}, but the file has {accessors}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Places a model given its bytes (GLB, or glTF JSON with buffers beside `p.path`).
 pub fn import_model_bytes(p: &ModelPlacement, bytes: &[u8], scene_crs: Crs) -> Imported {
     let mut out = Imported::default();
     out.report.files.push(p.path.clone());
-    let gltf = match gltf::Gltf::from_slice(bytes) {
+    // A GLB header whose total length is below the header's own 12 bytes makes gltf 1.4
+    // subtract past zero (found by fuzzing): refuse it here with the reason.
+    if let Some(length) = bytes
+        .strip_prefix(b"glTF")
+        .and_then(|rest| rest.get(4..8))
+        .and_then(|l| <[u8; 4]>::try_from(l).ok())
+        .map(u32::from_le_bytes)
+        .filter(|&l| l < 12)
+    {
+        fail(
+            &mut out,
+            &p.path,
+            ImportErrorKind::Syntax {
+                format: "glTF",
+                reason: format!("GLB length {length} is shorter than its 12-byte header"),
+            },
+        );
+        return out;
+    }
+    if let Err(reason) = check_accessor_references(bytes) {
+        fail(
+            &mut out,
+            &p.path,
+            ImportErrorKind::Syntax {
+                format: "glTF",
+                reason,
+            },
+        );
+        return out;
+    }
+    // gltf 1.4's validation indexes some arrays before checking the index: any panic left in
+    // it is caught and reported as a broken file, never taken down with the app.
+    let parsed = std::panic::catch_unwind(|| gltf::Gltf::from_slice(bytes)).unwrap_or_else(|_| {
+        Err(gltf::Error::Io(std::io::Error::other(
+            "the glTF parser failed on this file",
+        )))
+    });
+    let gltf = match parsed {
         Ok(g) => g,
         Err(e) => {
             fail(
@@ -143,6 +227,34 @@ pub fn import_model_bytes(p: &ModelPlacement, bytes: &[u8], scene_crs: Crs) -> I
             for prim in gm.primitives() {
                 if prim.mode() != gltf::mesh::Mode::Triangles {
                     continue;
+                }
+                // gltf 1.4 reads accessors of the wrong type with `unreachable!` (found by
+                // fuzzing): check the types the glTF spec requires first.
+                use gltf::accessor::{DataType, Dimensions};
+                let of = |s: gltf::Semantic| prim.get(&s).map(|a| (a.data_type(), a.dimensions()));
+                let float_vec3 = |t: Option<(DataType, Dimensions)>| {
+                    t.is_none_or(|t| t == (DataType::F32, Dimensions::Vec3))
+                };
+                let index_ok = prim.indices().is_none_or(|a| {
+                    matches!(a.data_type(), DataType::U8 | DataType::U16 | DataType::U32)
+                        && a.dimensions() == Dimensions::Scalar
+                });
+                if !float_vec3(of(gltf::Semantic::Positions))
+                    || !float_vec3(of(gltf::Semantic::Normals))
+                    || !index_ok
+                {
+                    fail(
+                        &mut out,
+                        &p.path,
+                        ImportErrorKind::Syntax {
+                            format: "glTF",
+                            reason: format!(
+                                "mesh {}: positions and normals must be float VEC3, indices unsigned integer SCALAR",
+                                gm.index()
+                            ),
+                        },
+                    );
+                    return out;
                 }
                 let reader = prim.reader(|b| buffers.get(b.index()).map(Vec::as_slice));
                 let Some(pos) = reader.read_positions() else {
@@ -319,5 +431,43 @@ mod tests {
             missing.report.errors[0].kind,
             ImportErrorKind::Io(_)
         ));
+    }
+
+    /// A crash input the fuzzer found (fuzz/regressions/gltf/NAME): refused with `reason`.
+    fn refused_with(name: &str, reason: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/gltf")
+            .join(name);
+        let bytes = std::fs::read(&path).expect("crash input");
+        assert_eq!(&bytes[..4], b"glTF");
+        let p = ModelPlacement {
+            path: PathBuf::from(name),
+            name: None,
+            lon: 18.0,
+            lat: 59.3,
+            height: 0.0,
+            heading: 0.0,
+            scale: 1.0,
+        };
+        let out = import_model_bytes(&p, &bytes, Crs::SWEREF99_TM);
+        assert!(out.buildings.is_empty(), "{name}");
+        assert!(
+            out.report.errors[0].to_string().contains(reason),
+            "{name}: {}",
+            out.report.errors[0]
+        );
+    }
+
+    /// Found by `scripts/fuzz.sh` (target gltf), each once a panic inside gltf 1.4: a GLB
+    /// length below its header (subtraction past zero), a primitive naming an accessor the file
+    /// lacks (index out of bounds in validation), indices stored as floats (`unreachable!`).
+    #[test]
+    fn broken_models_the_fuzzer_found_are_refused_not_a_panic() {
+        refused_with(
+            "glb-length-below-header.glb",
+            "shorter than its 12-byte header",
+        );
+        refused_with("missing-accessor.glb", "names accessor");
+        refused_with("float-indices.glb", "unsigned integer SCALAR");
     }
 }
