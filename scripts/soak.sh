@@ -18,6 +18,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tvilling-target}"
 cargo bench -p tvilling_sensors --bench soak --no-run --locked 2>&1 | tail -1
 bin=$(ls -t "$CARGO_TARGET_DIR"/release/deps/soak-* | grep -v '\.d$' | head -1)
 dir=$(mktemp -d /tmp/tvilling-soak.XXXXXX)
+# Mosquitto started as root drops to its own user: it must be able to save its database here.
+chmod 0777 "$dir"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$dir/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
@@ -27,7 +29,7 @@ persistence_location $dir/
 max_queued_messages 0
 max_inflight_messages 0
 CONF
-broker() { mosquitto -c "$dir/mosquitto.conf" > "$dir/broker.log" 2>&1 & echo $!; }
+broker() { mosquitto -c "$dir/mosquitto.conf" >> "$dir/broker.log" 2>&1 & echo $!; }
 bpid=$(broker)
 trap 'kill $bpid $tpid $ppid 2>/dev/null || true' EXIT
 sleep 1
@@ -41,10 +43,15 @@ sleep 3
 ppid=$!
 half=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 30 }')
 sleep "$half"
-echo "soak: restarting the broker at $half s"
-kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true
-bpid=$(broker)
+if [ "${SOAK_NO_RESTART:-}" = 1 ]; then
+  echo "soak: no broker restart (SOAK_NO_RESTART=1)"
+else
+  echo "soak: restarting the broker at $half s"
+  kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true
+  bpid=$(broker)
+fi
 wait "$ppid"
 wait "$tpid"
+grep -E "Saving|Error|Restored|restored" "$dir/broker.log" || true
 cat "$dir/twin.log"
 tail -2 "$dir/publisher.log"

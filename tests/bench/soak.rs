@@ -5,7 +5,9 @@
 //!   100,000 meters, 100 air sensors) and fed by two MQTT sources: SenML (`soak/senml/#`) and
 //!   ChirpStack (`application/+/device/+/event/up`), QoS 1 with persistent sessions. It samples
 //!   its own RSS every 10 s and, once the publisher's summary file appears and the stream has
-//!   drained, prints the RSS series and slope and, per source, the accounting of every message
+//!   drained, prints the RSS series and slope (with every device's history ring filled first,
+//!   as in a twin that has run for hours; `SOAK_PREFILL=0` starts empty) and, per source, the
+//!   accounting of every message
 //!   sent: refused whole + applied + superseded + out of order + duplicate + unknown device +
 //!   not applied = received, and received - duplicates = sent.
 //! - `soak publish PORT MINUTES RATE SUMMARY`: publishes RATE messages/s for MINUTES, each one
@@ -25,8 +27,8 @@ use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
 use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::ingest::{SourceStats, ingest_channel};
 use tvilling_sensors::mqtt::{MqttConfig, MqttSource, Subscription};
-use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
-use tvilling_sensors::state::device_bundle;
+use tvilling_sensors::registry::{DeviceKind, DeviceRegistry, Quantity};
+use tvilling_sensors::state::{HISTORY_CAPACITY, History, device_bundle};
 
 const LAMPS: u64 = 150_000;
 const HEADS: u64 = 11_000;
@@ -91,7 +93,7 @@ fn twin(port: u16, summary: &str) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    let (tx, rx) = ingest_channel(65_536, "senml");
+    let (senml_tx, rx) = ingest_channel(65_536, "senml");
     app.insert_resource(Ingest(rx));
     let world = app.world_mut();
     let mut ids: Vec<(String, DeviceKind)> = Vec::with_capacity(261_100);
@@ -108,23 +110,44 @@ fn twin(port: u16, summary: &str) {
     }
     app.update();
     let registered = app.world().resource::<DeviceRegistry>().len();
+    // A twin that has run for hours has every device's history ring full: fill them first, so
+    // that what is measured is the steady state, not the rings filling up.
+    let prefill = std::env::var("SOAK_PREFILL").map_or(true, |v| v != "0");
+    if prefill {
+        let old = wall_ms() - 86_400_000;
+        let mut q = app.world_mut().query::<&mut History>();
+        for mut h in q.iter_mut(app.world_mut()) {
+            let cap = h.capacity;
+            h.samples.reserve_exact(cap);
+            for i in 0..cap {
+                h.push(old + i as i64, Quantity::LampDimPct, 0.0);
+            }
+        }
+        println!(
+            "twin: history rings filled ({HISTORY_CAPACITY} samples per device, as after hours of running): RSS {:.0} MB",
+            rss_mb()
+        );
+    }
     let url = format!("mqtt://127.0.0.1:{port}");
-    let source = |name: &str, filter: &str, format: PayloadFormat| {
-        let config = MqttConfig {
-            client_id: format!("tvilling-soak-{name}"),
-            subscriptions: vec![Subscription {
-                filter: filter.into(),
-                format,
-                qos: 1,
-            }],
-            ..MqttConfig::from_url(&url, PayloadFormat::SenMl).expect("url")
+    let source =
+        |tx: tvilling_sensors::ingest::IngestSender, filter: &str, format: PayloadFormat| {
+            let name = tx.name().to_string();
+            let config = MqttConfig {
+                client_id: format!("tvilling-soak-{name}"),
+                subscriptions: vec![Subscription {
+                    filter: filter.into(),
+                    format,
+                    qos: 1,
+                }],
+                ..MqttConfig::from_url(&url, PayloadFormat::SenMl).expect("url")
+            };
+            MqttSource::start(config, tx)
         };
-        MqttSource::start(config, tx.for_source(name))
-    };
+    let chirpstack_tx = senml_tx.for_source("chirpstack");
     let sources = [
-        source("senml", "soak/senml/#", PayloadFormat::SenMl),
+        source(senml_tx, "soak/senml/#", PayloadFormat::SenMl),
         source(
-            "chirpstack",
+            chirpstack_tx,
             "application/+/device/+/event/up",
             PayloadFormat::ChirpStack,
         ),
@@ -244,10 +267,14 @@ fn report(
         ];
         let accounted: u64 = outcomes.iter().map(|(_, v)| v).sum();
         let received = accepted + refused;
-        let sent_here = sent[name]["sent"];
-        let unaccounted = sent_here as i64 - (received - n(&s.duplicate)) as i64;
+        let published = sent[name]["sent"];
+        let acked = sent[name].get("acknowledged").copied().unwrap_or(0);
+        // A redelivery is told apart by its content (the same device, time and values) when it
+        // applies, and by MQTT's DUP flag when it is refused whole.
+        let repeats = n(&s.duplicate) + n(&s.refused_redeliveries);
+        let unaccounted = acked as i64 - (received - repeats) as i64;
         println!(
-            "{name}: sent {sent_here} (garbage {}, unknown ids {}); received {received} = refused whole {refused} + accepted {accepted}; accepted = {}; accepted - outcomes = {}; unaccounted (sent - received + duplicates) = {unaccounted}",
+            "{name}: published {published}, acknowledged by the broker {acked} (garbage {}, unknown ids {}); received {received} = refused whole {refused} + accepted {accepted}; accepted = {}; accepted - outcomes = {}; refused redeliveries {}; unaccounted (acknowledged - received + duplicates + refused redeliveries) = {unaccounted}",
             sent[name]["garbage"],
             sent[name]["unknown"],
             outcomes
@@ -256,6 +283,7 @@ fn report(
                 .collect::<Vec<_>>()
                 .join(" + "),
             accepted as i64 - accounted as i64,
+            n(&s.refused_redeliveries),
         );
         println!("  refused by reason: {:?}", s.rejected());
         all_ok &= unaccounted == 0 && accepted == accounted;
@@ -270,8 +298,10 @@ fn report(
     );
 }
 
-fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
-    let mut options = MqttOptions::new("soak-publisher", "127.0.0.1", port);
+/// A publishing client of its own per source, so the broker's acknowledgements count per
+/// source; returns the client and its acknowledgement counter.
+fn publisher(port: u16, name: &str) -> (Client, Arc<AtomicU64>) {
+    let mut options = MqttOptions::new(format!("soak-publisher-{name}"), "127.0.0.1", port);
     options
         .set_keep_alive(Duration::from_secs(15))
         .set_clean_session(false)
@@ -279,6 +309,7 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
     let (client, mut connection) = Client::new(options, 10_000);
     let acked = Arc::new(AtomicU64::new(0));
     let thread_acked = acked.clone();
+    let name = name.to_string();
     std::thread::spawn(move || {
         for event in connection.iter() {
             match event {
@@ -288,16 +319,29 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    eprintln!("publisher: {e}; reconnecting");
+                    eprintln!("publisher {name}: {e}; reconnecting");
                     std::thread::sleep(Duration::from_millis(200));
                 }
             }
         }
     });
+    (client, acked)
+}
+
+fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
+    let clients: BTreeMap<&str, (Client, Arc<AtomicU64>)> = ["senml", "chirpstack"]
+        .into_iter()
+        .map(|n| (n, publisher(port, n)))
+        .collect();
+    let acked = || -> u64 {
+        clients
+            .values()
+            .map(|(_, a)| a.load(Ordering::Relaxed))
+            .sum()
+    };
     let mut counts: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
     let start = Instant::now();
     let total = (minutes * 60.0 * rate as f64) as u64;
-    let t0 = wall_ms() - 3_600_000;
     let mut k: u64 = 0;
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
     while k < total {
@@ -309,8 +353,9 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // Each message a time of its own, later than every one before it.
-        let t_ms = t0 + k as i64;
+        // The time of sending; a device is picked again only seconds later, so each device's
+        // messages have times of their own.
+        let t_ms = wall_ms();
         let senml = k % 2 == 0;
         let source = if senml { "senml" } else { "chirpstack" };
         let c = counts.entry(source).or_default();
@@ -399,7 +444,8 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
                     .into_bytes(),
             )
         };
-        if client
+        if clients[source]
+            .0
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .is_err()
         {
@@ -411,22 +457,28 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
             println!(
                 "published {k} of {total} in {:.0} s, acknowledged {}",
                 start.elapsed().as_secs_f64(),
-                acked.load(Ordering::Relaxed)
+                acked()
             );
         }
     }
     let sent_s = start.elapsed().as_secs_f64();
     // Every message acknowledged by the broker before the summary is written.
     let wait = Instant::now();
-    while acked.load(Ordering::Relaxed) < k && wait.elapsed() < Duration::from_secs(120) {
+    while acked() < k && wait.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!(
         "published {k} messages in {sent_s:.0} s ({:.0}/s); {} acknowledged",
         k as f64 / sent_s,
-        acked.load(Ordering::Relaxed)
+        acked()
     );
-    let _ = client.disconnect();
+    for (source, (client, n)) in &clients {
+        let _ = client.disconnect();
+        counts
+            .entry(source)
+            .or_default()
+            .insert("acknowledged", n.load(Ordering::Relaxed));
+    }
     let tmp = format!("{summary}.tmp");
     std::fs::write(&tmp, serde_json::to_string(&counts).expect("json")).expect("summary");
     std::fs::rename(&tmp, summary).expect("summary");

@@ -31,6 +31,15 @@ fn the_example_config_parses_with_its_secrets_in_the_environment() {
         PayloadFormat::Plain(_)
     ));
     assert!(c.mqtt[1].tls.is_some());
+    assert_eq!(
+        c.mqtt[0].max_payload_bytes, 65_536,
+        "the example's payload limit"
+    );
+    assert_eq!(
+        c.mqtt[1].max_payload_bytes,
+        tvilling_sensors::mqtt::DEFAULT_MAX_PAYLOAD_BYTES,
+        "the default where none is set"
+    );
     assert_eq!(c.http.len(), 2);
     assert_eq!(c.http[0].bearer_token.as_deref(), Some("tok"));
     assert_eq!(c.simulator, Some(None), "switched off in the example");
@@ -55,6 +64,9 @@ fn mistakes_are_reported_with_the_source_and_the_fix() {
     );
     assert!(err("[[http]]\nurl = \"https://x\"\napi = \"ngsi-ld\"").contains("types"));
     assert!(err("[[http]]\nurl = \"ftp://x\"\napi = \"sensorthings\"").contains("http://"));
+    assert!(
+        err("[[mqtt]]\nurl = \"mqtt://x\"\nmax_payload_bytes = 0").contains("max_payload_bytes")
+    );
     assert!(
         err("colour = 1").contains("colour"),
         "unknown keys are refused"

@@ -22,6 +22,9 @@ pub struct SourceStats {
     pub superseded: AtomicU64,
     /// Messages refused whole (unreadable, oversized, no device id, ...).
     pub refused_messages: AtomicU64,
+    /// Of those, messages the source marked as redelivered (MQTT's DUP flag): a repeat of a
+    /// message refused before, as far as the protocol tells.
+    pub refused_redeliveries: AtomicU64,
     pub applied: AtomicU64,
     pub out_of_order: AtomicU64,
     /// Delivered again (e.g. an MQTT redelivery): same device, time and values as applied.

@@ -297,7 +297,15 @@ impl MqttSource {
                                         return;
                                     }
                                 }
-                                Err(e) => sender.stats.refuse(&e, &p.topic),
+                                Err(e) => {
+                                    if p.dup {
+                                        sender
+                                            .stats
+                                            .refused_redeliveries
+                                            .fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    sender.stats.refuse(&e, &p.topic)
+                                }
                             }
                         }
                         Ok(_) => {}

@@ -129,9 +129,12 @@ pub fn start_replay(
                     std::thread::sleep(wait);
                 }
             }
+            // A recorded message was accepted when it arrived (under its source's own payload
+            // limit, up to 256 KiB for MQTT, more for HTTP pages): replay it whatever its size.
             let ctx = DecodeContext {
                 topic,
                 now_ms: t,
+                max_bytes: 64 << 20,
                 ..Default::default()
             };
             match decode(&format, payload.as_bytes(), &ctx) {
