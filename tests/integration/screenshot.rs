@@ -349,3 +349,61 @@ fn the_city_window_lists_the_lamp_faults_as_alarms() {
     let faults = pic.share(0.28, 0.1, 0.75, 0.3, is_fault_magenta) * 800.0 * 500.0;
     assert!(faults > 20.0, "{faults} magenta alarm pixels");
 }
+
+#[test]
+fn a_device_reporting_only_unknown_fields_shows_them_in_the_inspector_and_the_live_panel() {
+    // A hand-written registry and two real uplinks: a lamp controller that reports only lux and
+    // battery voltage, and an air sensor registered in lower case whose uplink (The Things
+    // Stack) carries its DevEUI in upper case.
+    let dir = temp_dir("unmapped");
+    std::fs::write(
+        dir.join("registry.toml"),
+        "[[device]]\nid = \"lamp-kungsgatan-1\"\nkind = \"lamp\"\nlon = 18.0660\nlat = 59.3360\n\n\
+         [[device]]\nid = \"a1b2c3d4e5f60708\"\nkind = \"air_sensor\"\nlon = 18.0614\nlat = 59.3378\n",
+    )
+    .expect("registry");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let lines = [
+        serde_json::json!({"t": now, "source": "mqtt", "topic": "city/lighting/1", "format": "senml",
+            "payload": r#"[{"bn":"lamp-kungsgatan-1:","n":"lux","v":12},{"n":"battery_v","u":"V","v":3.6}]"#}),
+        serde_json::json!({"t": now + 10, "source": "mqtt", "topic": "v3/city@ttn/devices/air/up", "format": "tts",
+            "payload": r#"{"end_device_ids":{"dev_eui":"A1B2C3D4E5F60708"},"uplink_message":{"decoded_payload":{"NO2":38.5}}}"#}),
+    ];
+    let replay = dir.join("rec.jsonl");
+    std::fs::write(
+        &replay,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .expect("replay");
+    let registry = dir.join("registry.toml");
+    let pic = screenshot(
+        "unmapped-shot",
+        "2026-11-23T11:00",
+        &[
+            "--registry",
+            registry.to_str().expect("path"),
+            "--replay",
+            replay.to_str().expect("path"),
+            "--no-simulate",
+            "--select",
+            "lamp-kungsgatan-1",
+            "--frames",
+            "8",
+        ],
+    );
+    let text = pic.text();
+    for shown in [
+        "reports,notmapped",
+        "lux,battery_v",
+        "messageswithnoknownfield",
+        "noknownfield1",
+        "neverseen",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not on screen: {text}");
+    }
+    // The air sensor came alive despite the DevEUI's case: one live air sensor.
+    assert!(text.contains("airsensors1"), "{text}");
+}
