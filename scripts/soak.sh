@@ -31,7 +31,7 @@ max_inflight_messages 0
 CONF
 broker() { mosquitto -c "$dir/mosquitto.conf" >> "$dir/broker.log" 2>&1 & echo $!; }
 bpid=$(broker)
-trap 'kill $bpid $tpid $ppid 2>/dev/null || true' EXIT
+trap 'kill $bpid $tpid $ppid $spid 2>/dev/null || true' EXIT
 sleep 1
 echo "soak: $minutes min at $rate messages/s, Mosquitto on 127.0.0.1:$port, files in $dir"
 "$bin" twin "$port" "$dir/sent.json" > "$dir/twin.log" 2>&1 &
@@ -39,6 +39,12 @@ tpid=$!
 # The twin registers the city and connects before the first message.
 until grep -q "devices registered" "$dir/twin.log"; do sleep 1; done
 sleep 3
+# The peer: mosquitto_sub with a persistent session at QoS 1 on the same topics, through the
+# same restart; it tells whether a message the twin lacks ever left the broker.
+mosquitto_sub -h 127.0.0.1 -p "$port" -c -i soak-peer -q 1 -v \
+  -t 'soak/senml/#' -t 'application/+/device/+/event/up' > "$dir/peer.txt" 2> "$dir/peer.log" &
+spid=$!
+sleep 1
 "$bin" publish "$port" "$minutes" "$rate" "$dir/sent.json" > "$dir/publisher.log" 2>&1 &
 ppid=$!
 half=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 30 }')
@@ -52,6 +58,23 @@ else
 fi
 wait "$ppid"
 wait "$tpid"
+kill "$spid" 2>/dev/null || true
+# Messages the peer received, a redelivered one counted once (each good payload carries its own
+# millisecond time; repeated garbage is counted as often as it came).
+python3 - "$dir/peer.txt" "$dir/sent.json" <<'PY'
+import json, sys
+timed, untimed = set(), 0
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        if b'"bt":' in line or b'"time":' in line:
+            timed.add(line)
+        else:
+            untimed += 1
+sent = json.load(open(sys.argv[2]))
+acked = sum(v.get("acknowledged", 0) for v in sent.values())
+got = len(timed) + untimed
+print(f"peer mosquitto_sub (QoS 1, persistent session): {got} distinct messages of {acked} acknowledged by the broker; missing {acked - got}")
+PY
 grep -E "Saving|Error|Restored|restored" "$dir/broker.log" || true
 cat "$dir/twin.log"
 tail -2 "$dir/publisher.log"
