@@ -356,11 +356,11 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
         // The time of sending; a device is picked again only seconds later, so each device's
         // messages have times of their own.
         let t_ms = wall_ms();
-        let senml = k % 2 == 0;
+        let senml = k.is_multiple_of(2);
         let source = if senml { "senml" } else { "chirpstack" };
         let c = counts.entry(source).or_default();
         *c.entry("sent").or_default() += 1;
-        let garbage = rng % 100 == 0;
+        let garbage = rng.is_multiple_of(100);
         let (topic, payload) = if garbage {
             *c.entry("garbage").or_default() += 1;
             let kind = (rng >> 8) % 4;
@@ -453,7 +453,7 @@ fn publish(port: u16, minutes: f64, rate: u64, summary: &str) {
             break;
         }
         k += 1;
-        if k % (rate * 10) == 0 {
+        if k.is_multiple_of(rate * 10) {
             println!(
                 "published {k} of {total} in {:.0} s, acknowledged {}",
                 start.elapsed().as_secs_f64(),

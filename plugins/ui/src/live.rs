@@ -129,7 +129,7 @@ pub(crate) fn live_window(
                     }
                     ui.end_row();
                     for (k, (_, name)) in KINDS.iter().enumerate() {
-                        ui.label(tr(lang, *name));
+                        ui.label(tr(lang, name));
                         for h in 0..HEALTHS.len() {
                             let n = counts.get(&(k, h)).copied().unwrap_or(0);
                             let text = egui::RichText::new(n.to_string());

@@ -413,7 +413,7 @@ pub fn parse_length(s: &str) -> Option<f64> {
         (t, 1.0)
     };
     let v: f64 = num.parse().ok()?;
-    (v.is_finite() && v >= 0.0 && v < 1000.0).then_some(v * factor)
+    (v.is_finite() && (0.0..1000.0).contains(&v)).then_some(v * factor)
 }
 
 /// Height of a building from its `height` and `building:levels` attributes, with where it came

@@ -84,7 +84,7 @@ fn parse_doc(text: &str, progress: &mut dyn FnMut(f32)) -> Result<OsmDoc, Import
     let total = text.len().max(1) as f32;
     loop {
         events = events.wrapping_add(1);
-        if events % 65_536 == 0 {
+        if events.is_multiple_of(65_536) {
             progress(reader.buffer_position() as f32 / total);
         }
         let ev = reader
