@@ -21,7 +21,7 @@ use tvilling_sensors::replay::{Recorder, ReplaySource, start_replay};
 use tvilling_sensors::simulate::{SimClockSettings, SimulatorSource};
 use tvilling_sensors::state::{
     AirQualityState, Device, DeviceInfo, LampState, Liveness, MeterState, SignalHeadState,
-    device_bundle,
+    spawn_registered,
 };
 use tvilling_sensors::time::format_rfc3339;
 
@@ -239,25 +239,17 @@ pub fn add_live(app: &mut App, live: &LiveSetup, crs: Crs) -> Result<()> {
         let (e, n) = to_scene
             .convert(d.lon, d.lat)
             .with_context(|| format!("device {}", d.id))?;
-        let entity = world
-            .spawn((
-                device_bundle(d.id.clone(), d.kind),
-                TwinEntity {
-                    kind: twin_kind(d.kind),
-                    id: d.id.clone(),
-                },
-                WorldPosition(DVec3::new(e, n, 0.0)),
-            ))
-            .id();
+        let entity = spawn_registered(world, d.id.clone(), d.kind, d.rule.clone());
+        world.entity_mut(entity).insert((
+            TwinEntity {
+                kind: twin_kind(d.kind),
+                id: d.id.clone(),
+            },
+            WorldPosition(DVec3::new(e, n, 0.0)),
+        ));
         if let Some(name) = &d.name {
             world.entity_mut(entity).insert(Name::new(name.clone()));
         }
-        world.resource_mut::<DeviceRegistry>().register(
-            d.id.clone(),
-            d.kind,
-            entity,
-            d.rule.clone(),
-        );
     }
     if let (Some(sim), Some(tx)) = (live.simulate, sim_sender) {
         if live.devices.is_empty() {

@@ -1,13 +1,6 @@
-//! config: the live configuration file (TOML), parsed by the binary's own code. Secrets come
-//! from a fixed fake environment; nothing is connected to.
+//! config: the live configuration file (TOML), parsed by the binary's own code. The body is `tvilling_fuzz::targets::run`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let env = |var: &str| (var == "TVILLING_MQTT_PASSWORD").then(|| "fuzz".to_string());
-    let _ = tvilling_fuzz::config::parse(text, std::path::Path::new("/nonexistent"), &env);
-});
+fuzz_target!(|data: &[u8]| tvilling_fuzz::run("config", data));

@@ -1,11 +1,6 @@
-//! sensorthings: decode a payload, then resolve every observation under each kind's rules.
+//! sensorthings: OGC SensorThings observations, decoded and resolved under every kind's rules. The body is `tvilling_fuzz::targets::run`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tvilling_fuzz::decode_and_resolve;
-#[allow(unused_imports)]
-use tvilling_sensors::codec::{PayloadFormat, PlainMapping};
 
-fuzz_target!(|data: &[u8]| {
-    decode_and_resolve(&PayloadFormat::SensorThings, data);
-});
+fuzz_target!(|data: &[u8]| tvilling_fuzz::run("sensorthings", data));

@@ -1,11 +1,6 @@
-//! tts: decode a payload, then resolve every observation under each kind's rules.
+//! tts: The Things Stack v3 uplinks, decoded and resolved under every kind's rules. The body is `tvilling_fuzz::targets::run`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tvilling_fuzz::decode_and_resolve;
-#[allow(unused_imports)]
-use tvilling_sensors::codec::{PayloadFormat, PlainMapping};
 
-fuzz_target!(|data: &[u8]| {
-    decode_and_resolve(&PayloadFormat::TheThingsStack, data);
-});
+fuzz_target!(|data: &[u8]| tvilling_fuzz::run("tts", data));

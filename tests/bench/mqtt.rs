@@ -24,8 +24,8 @@ use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::ingest::ingest_channel;
 use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource};
 use tvilling_sensors::observation::{FieldValue, Observation};
-use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
-use tvilling_sensors::state::{MeterState, device_bundle};
+use tvilling_sensors::registry::DeviceKind;
+use tvilling_sensors::state::{MeterState, spawn_registered};
 
 const DEVICES: usize = 10_000;
 
@@ -43,14 +43,12 @@ fn meters_app(capacity: usize) -> (App, tvilling_sensors::ingest::IngestSender) 
     let (tx, rx) = ingest_channel(capacity, "mqtt");
     app.insert_resource(Ingest(rx));
     for d in 0..DEVICES {
-        let id = format!("meter-{d}");
-        let e = app
-            .world_mut()
-            .spawn(device_bundle(id.clone(), DeviceKind::Meter))
-            .id();
-        app.world_mut()
-            .resource_mut::<DeviceRegistry>()
-            .register(id, DeviceKind::Meter, e, vec![]);
+        spawn_registered(
+            app.world_mut(),
+            format!("meter-{d}"),
+            DeviceKind::Meter,
+            vec![],
+        );
     }
     app.update();
     (app, tx)
@@ -299,13 +297,7 @@ fn city_scale() {
     let (tx, rx) = ingest_channel(65_536, "simulator");
     app.insert_resource(Ingest(rx));
     for d in &devices {
-        let e = app
-            .world_mut()
-            .spawn(device_bundle(d.id.clone(), d.kind))
-            .id();
-        app.world_mut()
-            .resource_mut::<DeviceRegistry>()
-            .register(d.id.clone(), d.kind, e, vec![]);
+        spawn_registered(app.world_mut(), d.id.clone(), d.kind, vec![]);
     }
     app.update();
     let sim = Simulator { seed, devices };

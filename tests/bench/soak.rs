@@ -28,7 +28,7 @@ use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::ingest::{SourceStats, ingest_channel};
 use tvilling_sensors::mqtt::{MqttConfig, MqttSource, Subscription};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry, Quantity};
-use tvilling_sensors::state::{HISTORY_CAPACITY, History, device_bundle};
+use tvilling_sensors::state::{HISTORY_CAPACITY, History, spawn_registered};
 
 const LAMPS: u64 = 150_000;
 const HEADS: u64 = 11_000;
@@ -103,10 +103,7 @@ fn twin(port: u16, summary: &str) {
     ids.extend((0..METERS).map(|i| (meter_eui(i).to_lowercase(), DeviceKind::Meter)));
     ids.extend((0..AIR).map(|i| (air_eui(i).to_lowercase(), DeviceKind::AirSensor)));
     for (id, kind) in ids {
-        let e = world.spawn(device_bundle(id.clone(), kind)).id();
-        world
-            .resource_mut::<DeviceRegistry>()
-            .register(id, kind, e, vec![]);
+        spawn_registered(world, id, kind, vec![]);
     }
     app.update();
     let registered = app.world().resource::<DeviceRegistry>().len();

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tvilling_sensors::apply::{Ingest, SensorApplyPlugin};
 use tvilling_sensors::http::{HttpApi, HttpConfig, start_http};
 use tvilling_sensors::ingest::ingest_channel;
-use tvilling_sensors::registry::{DeviceKind, DeviceRegistry, FieldRule, Quantity};
-use tvilling_sensors::state::{AirQualityState, LampState, device_bundle};
+use tvilling_sensors::registry::{DeviceKind, FieldRule, Quantity};
+use tvilling_sensors::state::{AirQualityState, LampState, spawn_registered};
 
 type Handler = Arc<dyn Fn(&str, &[String]) -> (u16, Vec<u8>) + Send + Sync>;
 
@@ -111,11 +111,7 @@ fn app_with(rx: tvilling_sensors::ingest::IngestReceiver) -> App {
 }
 
 fn register(app: &mut App, id: &str, kind: DeviceKind, rules: Vec<FieldRule>) -> Entity {
-    let e = app.world_mut().spawn(device_bundle(id, kind)).id();
-    app.world_mut()
-        .resource_mut::<DeviceRegistry>()
-        .register(id, kind, e, rules);
-    e
+    spawn_registered(app.world_mut(), id, kind, rules)
 }
 
 fn result_is(q: Quantity) -> Vec<FieldRule> {

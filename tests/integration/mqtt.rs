@@ -9,7 +9,7 @@ use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::ingest::ingest_channel;
 use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource, Subscription, TlsFiles};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
-use tvilling_sensors::state::{AirQualityState, Health, LampState, Liveness, device_bundle};
+use tvilling_sensors::state::{AirQualityState, Health, LampState, Liveness, spawn_registered};
 
 use crate::broker::Broker;
 use crate::common::{update_until, wait};
@@ -31,17 +31,9 @@ fn devices_app(rx: tvilling_sensors::ingest::IngestReceiver) -> (App, Entity, En
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
     app.insert_resource(Ingest(rx));
-    let lamp = app
-        .world_mut()
-        .spawn(device_bundle("lamp-kungsgatan-1", DeviceKind::Lamp))
-        .id();
-    let air = app
-        .world_mut()
-        .spawn(device_bundle("0101010101010101", DeviceKind::AirSensor))
-        .id();
-    let mut reg = app.world_mut().resource_mut::<DeviceRegistry>();
-    reg.register("lamp-kungsgatan-1", DeviceKind::Lamp, lamp, vec![]);
-    reg.register("0101010101010101", DeviceKind::AirSensor, air, vec![]);
+    let w = app.world_mut();
+    let lamp = spawn_registered(w, "lamp-kungsgatan-1", DeviceKind::Lamp, vec![]);
+    let air = spawn_registered(w, "0101010101010101", DeviceKind::AirSensor, vec![]);
     (app, lamp, air)
 }
 

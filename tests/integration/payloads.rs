@@ -13,7 +13,7 @@ use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource, Subscription};
 use tvilling_sensors::registry::DeviceRegistry;
 use tvilling_sensors::registry_file::parse_registry;
 use tvilling_sensors::state::{
-    AirQualityState, Device, Health, History, LampState, Liveness, MeterState, device_bundle,
+    AirQualityState, Device, Health, History, LampState, Liveness, MeterState, spawn_registered,
 };
 
 use crate::broker::Broker;
@@ -63,13 +63,7 @@ fn registry_app(rx: tvilling_sensors::ingest::IngestReceiver) -> App {
         .add_plugins(SensorApplyPlugin);
     app.insert_resource(Ingest(rx));
     for d in parse_registry(REGISTRY, "registry.toml").expect("registry") {
-        let e = app
-            .world_mut()
-            .spawn(device_bundle(d.id.clone(), d.kind))
-            .id();
-        app.world_mut()
-            .resource_mut::<DeviceRegistry>()
-            .register(d.id, d.kind, e, d.rule);
+        spawn_registered(app.world_mut(), d.id, d.kind, d.rule);
     }
     app.update();
     app

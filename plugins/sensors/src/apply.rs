@@ -385,7 +385,7 @@ mod tests {
     use crate::codec::{DecodeContext, PayloadFormat, decode};
     use crate::ingest::{IngestSender, ingest_channel};
     use crate::registry::FieldRule;
-    use crate::state::device_bundle;
+    use crate::state::spawn_registered;
 
     fn shared(name: &str) -> Vec<u8> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -394,49 +394,38 @@ mod tests {
         std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
-    fn app() -> (App, IngestSender, [Entity; 4]) {
+    /// The apply plugin fed by an ingest channel whose first source is `mqtt`.
+    fn pipeline() -> (App, IngestSender) {
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
             .add_plugins(SensorApplyPlugin);
         let (tx, rx) = ingest_channel(1024, "mqtt");
         app.insert_resource(Ingest(rx));
+        (app, tx)
+    }
+
+    fn app() -> (App, IngestSender, [Entity; 4]) {
+        let (mut app, tx) = pipeline();
         let w = app.world_mut();
-        let lamp = w
-            .spawn(device_bundle(
-                "urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567",
-                DeviceKind::Lamp,
-            ))
-            .id();
-        let meter = w
-            .spawn(device_bundle(
-                "urn:ngsi-ld:ACMeasurement:ACMeasurement:MNCA-ACM-001",
-                DeviceKind::Meter,
-            ))
-            .id();
-        let air = w
-            .spawn(device_bundle("0101010101010101", DeviceKind::AirSensor))
-            .id();
-        let signal = w.spawn(device_bundle("sig-1", DeviceKind::SignalHead)).id();
-        let mut reg = w.resource_mut::<DeviceRegistry>();
-        reg.register(
+        let lamp = spawn_registered(
+            w,
             "urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567",
             DeviceKind::Lamp,
-            lamp,
             vec![],
         );
-        reg.register(
+        let meter = spawn_registered(
+            w,
             "urn:ngsi-ld:ACMeasurement:ACMeasurement:MNCA-ACM-001",
             DeviceKind::Meter,
-            meter,
             vec![],
         );
-        reg.register(
+        let air = spawn_registered(
+            w,
             "0101010101010101",
             DeviceKind::AirSensor,
-            air,
             vec![FieldRule::new("nitrogen", Quantity::No2)],
         );
-        reg.register("sig-1", DeviceKind::SignalHead, signal, vec![]);
+        let signal = spawn_registered(w, "sig-1", DeviceKind::SignalHead, vec![]);
         app.update();
         (app, tx, [lamp, meter, air, signal])
     }
@@ -568,19 +557,11 @@ mod tests {
     }
 
     fn lamp_app() -> (App, IngestSender, Entity) {
-        let mut app = App::new();
-        app.add_plugins(MinimalPlugins)
-            .add_plugins(SensorApplyPlugin);
-        let (tx, rx) = ingest_channel(1024, "mqtt");
-        app.insert_resource(Ingest(rx));
+        let (mut app, tx) = pipeline();
         let w = app.world_mut();
-        let lamp = w.spawn(device_bundle("lamp-1", DeviceKind::Lamp)).id();
-        let meter = w.spawn(device_bundle("meter-1", DeviceKind::Meter)).id();
-        let air = w.spawn(device_bundle("air-1", DeviceKind::AirSensor)).id();
-        let mut reg = w.resource_mut::<DeviceRegistry>();
-        reg.register("lamp-1", DeviceKind::Lamp, lamp, vec![]);
-        reg.register("meter-1", DeviceKind::Meter, meter, vec![]);
-        reg.register("air-1", DeviceKind::AirSensor, air, vec![]);
+        let lamp = spawn_registered(w, "lamp-1", DeviceKind::Lamp, vec![]);
+        spawn_registered(w, "meter-1", DeviceKind::Meter, vec![]);
+        spawn_registered(w, "air-1", DeviceKind::AirSensor, vec![]);
         app.update();
         (app, tx, lamp)
     }
@@ -706,35 +687,21 @@ mod tests {
     fn senml_units_convert_and_a_contradicting_unit_is_refused() {
         let (mut app, tx, _) = lamp_app();
         let meter = entity_of(&app, "meter-1");
-        let now = 1_795_478_400_000;
-        send(
-            &tx,
-            PayloadFormat::SenMl,
+        // Sends a SenML pack and returns the meter's state after it is applied.
+        let mut after = |pack: &[u8]| {
+            send(&tx, PayloadFormat::SenMl, pack, 1_795_478_400_000);
+            app.update();
+            *app.world().get::<MeterState>(meter).expect("meter")
+        };
+        let m = after(
             br#"[{"bn":"meter-1:","bt":1795478400,"n":"power","u":"W","v":2500},{"n":"energy","u":"Wh","v":12000}]"#,
-            now,
         );
-        app.update();
-        let m = *app.world().get::<MeterState>(meter).expect("meter");
         assert!((m.power_kw - 2.5).abs() < 1e-9, "W -> kW: {m:?}");
         assert!((m.energy_today_kwh - 12.0).abs() < 1e-9, "Wh -> kWh: {m:?}");
-        send(
-            &tx,
-            PayloadFormat::SenMl,
-            br#"[{"bn":"meter-1:","bt":1795478401,"bu":"kW","n":"power","v":3.5}]"#,
-            now,
-        );
-        app.update();
-        let m = *app.world().get::<MeterState>(meter).expect("meter");
+        let m = after(br#"[{"bn":"meter-1:","bt":1795478401,"bu":"kW","n":"power","v":3.5}]"#);
         assert!((m.power_kw - 3.5).abs() < 1e-9, "kW as base unit: {m:?}");
         // A power in degrees Celsius: refused with its reason, the good value kept.
-        send(
-            &tx,
-            PayloadFormat::SenMl,
-            br#"[{"bn":"meter-1:","bt":1795478402,"n":"power","u":"Cel","v":21}]"#,
-            now,
-        );
-        app.update();
-        let m = *app.world().get::<MeterState>(meter).expect("meter");
+        let m = after(br#"[{"bn":"meter-1:","bt":1795478402,"n":"power","u":"Cel","v":21}]"#);
         assert!((m.power_kw - 3.5).abs() < 1e-9, "{m:?}");
         let r = tx.stats.rejected();
         assert_eq!(r.get("unit_mismatch"), Some(&1), "{r:?}");
@@ -785,25 +752,11 @@ mod tests {
 
     #[test]
     fn eui_ids_match_in_either_case_and_separator_style() {
-        let mut app = App::new();
-        app.add_plugins(MinimalPlugins)
-            .add_plugins(SensorApplyPlugin);
-        let (tx, rx) = ingest_channel(64, "mqtt");
-        app.insert_resource(Ingest(rx));
+        let (mut app, tx) = pipeline();
         let w = app.world_mut();
         // Registered as ChirpStack shows it (lower case) and as a console shows it with dashes.
-        let a = w
-            .spawn(device_bundle("a1b2c3d4e5f60708", DeviceKind::AirSensor))
-            .id();
-        let b = w
-            .spawn(device_bundle(
-                "70-B3-D5-7E-D0-00-00-01",
-                DeviceKind::AirSensor,
-            ))
-            .id();
-        let mut reg = w.resource_mut::<DeviceRegistry>();
-        reg.register("a1b2c3d4e5f60708", DeviceKind::AirSensor, a, vec![]);
-        reg.register("70-B3-D5-7E-D0-00-00-01", DeviceKind::AirSensor, b, vec![]);
+        let a = spawn_registered(w, "a1b2c3d4e5f60708", DeviceKind::AirSensor, vec![]);
+        let b = spawn_registered(w, "70-B3-D5-7E-D0-00-00-01", DeviceKind::AirSensor, vec![]);
         app.update();
         assert_eq!(
             app.world()

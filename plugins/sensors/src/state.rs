@@ -120,17 +120,19 @@ impl SignalAspect {
         self as u8 as f64
     }
 
+    /// Every aspect, in code order.
+    pub const ALL: [SignalAspect; 6] = [
+        SignalAspect::Red,
+        SignalAspect::RedAmber,
+        SignalAspect::Green,
+        SignalAspect::Amber,
+        SignalAspect::FlashingAmber,
+        SignalAspect::Dark,
+    ];
+
     /// The aspect of a code 0..=5 (fractions truncate); `None` outside.
     pub fn from_code(code: f64) -> Option<SignalAspect> {
-        const ALL: [SignalAspect; 6] = [
-            SignalAspect::Red,
-            SignalAspect::RedAmber,
-            SignalAspect::Green,
-            SignalAspect::Amber,
-            SignalAspect::FlashingAmber,
-            SignalAspect::Dark,
-        ];
-        (0.0..6.0).contains(&code).then(|| ALL[code as usize])
+        (0.0..6.0).contains(&code).then(|| Self::ALL[code as usize])
     }
 }
 
@@ -209,6 +211,22 @@ pub fn device_bundle(id: impl Into<String>, kind: DeviceKind) -> impl Bundle {
     let id: String = id.into();
     let id = crate::registry::canonical_id(&id).into_owned();
     (Name::new(format!("{kind:?} {id}")), Device { id, kind })
+}
+
+/// Spawns a device entity and registers it under its id with its own `rules` (checked before
+/// its kind's defaults); returns the entity, for the caller to add position and the like.
+pub fn spawn_registered(
+    world: &mut World,
+    id: impl Into<String>,
+    kind: DeviceKind,
+    rules: Vec<crate::registry::FieldRule>,
+) -> Entity {
+    let id: String = id.into();
+    let entity = world.spawn(device_bundle(id.clone(), kind)).id();
+    world
+        .resource_mut::<crate::registry::DeviceRegistry>()
+        .register(id, kind, entity, rules);
+    entity
 }
 
 /// Observer: a new [`Device`] gets the state component of its kind.

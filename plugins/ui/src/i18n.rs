@@ -516,14 +516,7 @@ mod tests {
             Quantity::TemperatureC,
         ];
         texts.extend(all_quantities.map(|q| crate::inspector::quantity_name(q).to_string()));
-        for aspect in [
-            SignalAspect::Red,
-            SignalAspect::RedAmber,
-            SignalAspect::Green,
-            SignalAspect::Amber,
-            SignalAspect::FlashingAmber,
-            SignalAspect::Dark,
-        ] {
+        for aspect in SignalAspect::ALL {
             texts.push(format!("{aspect:?}"));
         }
         // Every row of the inspector, for every kind, with every value a word.

@@ -352,16 +352,21 @@ mod tests {
 
     const OBELISK: &[u8] = include_bytes!("../../../../assets/models/obelisk.glb");
 
-    fn placed(heading: f64, scale: f64) -> (MeshData, DVec3, f64) {
-        let p = ModelPlacement {
-            path: PathBuf::from("obelisk.glb"),
+    /// A model file placed at Sergels torg.
+    fn at_sergels_torg(path: &str, heading: f64, scale: f64) -> ModelPlacement {
+        ModelPlacement {
+            path: PathBuf::from(path),
             name: None,
             lon: 18.0636,
             lat: 59.3324,
             height: 0.0,
             heading,
             scale,
-        };
+        }
+    }
+
+    fn placed(heading: f64, scale: f64) -> (MeshData, DVec3, f64) {
+        let p = at_sergels_torg("obelisk.glb", heading, scale);
         let out = import_model_bytes(&p, OBELISK, Crs::SWEREF99_TM);
         assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
         let b = &out.buildings[0];
@@ -401,15 +406,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_model_is_reported() {
-        let p = ModelPlacement {
-            path: PathBuf::from("bad.glb"),
-            name: None,
-            lon: 18.0,
-            lat: 59.3,
-            height: 0.0,
-            heading: 0.0,
-            scale: 1.0,
-        };
+        let p = at_sergels_torg("bad.glb", 0.0, 1.0);
         let out = import_model_bytes(&p, &OBELISK[..OBELISK.len() / 2], Crs::SWEREF99_TM);
         assert!(out.buildings.is_empty());
         assert!(
@@ -440,15 +437,7 @@ mod tests {
             .join(name);
         let bytes = std::fs::read(&path).expect("crash input");
         assert_eq!(&bytes[..4], b"glTF");
-        let p = ModelPlacement {
-            path: PathBuf::from(name),
-            name: None,
-            lon: 18.0,
-            lat: 59.3,
-            height: 0.0,
-            heading: 0.0,
-            scale: 1.0,
-        };
+        let p = at_sergels_torg(name, 0.0, 1.0);
         let out = import_model_bytes(&p, &bytes, Crs::SWEREF99_TM);
         assert!(out.buildings.is_empty(), "{name}");
         assert!(
