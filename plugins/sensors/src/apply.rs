@@ -132,8 +132,19 @@ fn apply_observations(
                 counter(s).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         };
+    // The counters of each source in this batch, looked up once (a batch is mostly one
+    // source; the table behind `stats` is locked on each lookup).
+    let mut by_source: Vec<(String, Option<std::sync::Arc<crate::ingest::SourceStats>>)> =
+        Vec::new();
     for o in batch {
-        let source_stats = ingest.0.stats(&o.source);
+        let source_stats = match by_source.iter().find(|(name, _)| *name == o.source) {
+            Some((_, s)) => s.clone(),
+            None => {
+                let s = ingest.0.stats(&o.source);
+                by_source.push((o.source.clone(), s.clone()));
+                s
+            }
+        };
         let Some(dev) = registry.get(&o.device).cloned() else {
             registry.note_unknown(&o.device);
             stats.unknown_device += 1;
@@ -226,7 +237,8 @@ pub struct Resolved {
 /// in that unit; SenML units come with the observation.
 struct Candidate<'a> {
     name: &'a str,
-    key: String,
+    /// The name without a `.value` suffix, as written (matched by [`key_match`]).
+    base: &'a str,
     value: &'a FieldValue,
     unit: Option<&'a str>,
     used: bool,
@@ -250,7 +262,7 @@ fn candidates(o: &Observation) -> Vec<Candidate<'_>> {
             };
             Candidate {
                 name,
-                key: crate::registry::field_key(base),
+                base,
                 value,
                 unit: unit.or_else(|| o.unit(name)),
                 used: false,
@@ -259,16 +271,68 @@ fn candidates(o: &Observation) -> Vec<Candidate<'_>> {
         .collect()
 }
 
-/// Whether a field key matches a rule key: equal, or the rule key followed by a unit suffix
-/// (whose unit is returned).
+/// Whether a field name matches a rule key: its key ([`crate::registry::field_key`]) equals
+/// the rule's, or the rule's followed by a unit suffix (whose unit is returned). Compares as it
+/// goes, without building the field's key: this runs for every field of every message.
 fn key_match(rule: &str, field: &str) -> Option<Option<&'static str>> {
-    if field == rule {
+    if field.is_ascii() {
+        return key_match_ascii(rule.as_bytes(), field.as_bytes());
+    }
+    let mut chars = field
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase);
+    for r in rule.chars() {
+        if chars.next()? != r {
+            return None;
+        }
+    }
+    // The rest: nothing, or one of the unit suffixes (at most 7 ASCII letters).
+    let mut rest = [0u8; 8];
+    let mut n = 0;
+    for c in chars {
+        if n == rest.len() || !c.is_ascii() {
+            return None;
+        }
+        rest[n] = c as u8;
+        n += 1;
+    }
+    if n == 0 {
         return Some(None);
     }
-    let rest = field.strip_prefix(rule)?;
+    let rest = std::str::from_utf8(&rest[..n]).ok()?;
     crate::units::NAME_SUFFIXES
         .iter()
         .find(|(suffix, _)| *suffix == rest)
+        .map(|(_, unit)| Some(*unit))
+}
+
+/// [`key_match`] for an ASCII field name (nearly all of them), byte by byte.
+fn key_match_ascii(rule: &[u8], field: &[u8]) -> Option<Option<&'static str>> {
+    let mut bytes = field
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase);
+    for r in rule {
+        if bytes.next()? != *r {
+            return None;
+        }
+    }
+    let mut rest = [0u8; 8];
+    let mut n = 0;
+    for b in bytes {
+        if n == rest.len() {
+            return None;
+        }
+        rest[n] = b;
+        n += 1;
+    }
+    if n == 0 {
+        return Some(None);
+    }
+    crate::units::NAME_SUFFIXES
+        .iter()
+        .find(|(suffix, _)| suffix.as_bytes() == &rest[..n])
         .map(|(_, unit)| Some(*unit))
 }
 
@@ -284,7 +348,7 @@ pub fn resolve(
     for rule in rules {
         let mut done = out.values.iter().any(|(q, _)| *q == rule.rule.quantity);
         for c in fields.iter_mut() {
-            let Some(suffix_unit) = key_match(&rule.key, &c.key) else {
+            let Some(suffix_unit) = key_match(&rule.key, c.base) else {
                 continue;
             };
             let first = !c.used;
