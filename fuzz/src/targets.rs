@@ -96,7 +96,8 @@ fn buildings(out: &Imported) -> usize {
     out.buildings.len()
 }
 
-/// Runs one input through `target`. `parse_config` is the binary's config parser (the fuzz
+/// Runs one input through `target`. Importers read into SWEREF 99 TM, the twin's scene CRS: a
+/// footprint in degrees would be too small to mesh, and the meshing would go unfuzzed. `parse_config` is the binary's config parser (the fuzz
 /// crate compiles `app/src/config.rs` itself; the tests call the app library's).
 pub fn run(target: &str, data: &[u8], parse_config: &dyn Fn(&str)) -> Found {
     if let Some(format) = format(target) {
@@ -113,8 +114,11 @@ pub fn run(target: &str, data: &[u8], parse_config: &dyn Fn(&str)) -> Found {
             heading: 30.0,
             scale: 1.0,
         };
-        let out =
-            tvilling_city::import::gltf_model::import_model_bytes(&placement, data, Crs::WGS84);
+        let out = tvilling_city::import::gltf_model::import_model_bytes(
+            &placement,
+            data,
+            Crs::SWEREF99_TM,
+        );
         return Found {
             buildings: buildings(&out),
             ..Found::default()
@@ -141,11 +145,11 @@ pub fn run(target: &str, data: &[u8], parse_config: &dyn Fn(&str)) -> Found {
         "osm" => buildings(&tvilling_city::import::osm::import_osm(
             path,
             text,
-            Crs::WGS84,
+            Crs::SWEREF99_TM,
         )),
         "geojson" => {
             let options = ImportOptions {
-                scene_crs: Crs::WGS84,
+                scene_crs: Crs::SWEREF99_TM,
                 source_crs: None,
             };
             buildings(&tvilling_city::import::geojson::import_geojson(

@@ -263,6 +263,19 @@ pub fn import_model_bytes(p: &ModelPlacement, bytes: &[u8], scene_crs: Crs) -> I
                 let pos: Vec<Vec3> = pos
                     .map(|p| m.transform_point3(Vec3::from_array(p)))
                     .collect();
+                // NaN or infinite positions (or node transforms) would give the model a NaN
+                // height and bounds (found by fuzzing).
+                if !pos.iter().all(|p| p.is_finite()) {
+                    fail(
+                        &mut out,
+                        &p.path,
+                        ImportErrorKind::BadCoordinates(format!(
+                            "mesh {}: a position is not a finite number",
+                            gm.index()
+                        )),
+                    );
+                    return out;
+                }
                 let idx: Vec<u32> = match reader.read_indices() {
                     Some(i) => i.into_u32().collect(),
                     None => (0..pos.len() as u32).collect(),
@@ -449,7 +462,8 @@ mod tests {
 
     /// Found by `scripts/fuzz.sh` (target gltf), each once a panic inside gltf 1.4: a GLB
     /// length below its header (subtraction past zero), a primitive naming an accessor the file
-    /// lacks (index out of bounds in validation), indices stored as floats (`unreachable!`).
+    /// lacks (index out of bounds in validation), indices stored as floats (`unreachable!`);
+    /// and a NaN position that gave the model a NaN height.
     #[test]
     fn broken_models_the_fuzzer_found_are_refused_not_a_panic() {
         refused_with(
@@ -458,5 +472,6 @@ mod tests {
         );
         refused_with("missing-accessor.glb", "names accessor");
         refused_with("float-indices.glb", "unsigned integer SCALAR");
+        refused_with("non-finite-position.glb", "not a finite number");
     }
 }
