@@ -4,9 +4,8 @@
 pub mod cli;
 pub mod config;
 pub mod embedded;
-pub mod live;
 pub mod modes;
-pub mod simulation;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +22,7 @@ pub use cli::Cli;
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub sources: CitySources,
-    pub live: live::LiveSetup,
+    pub live: tvilling_twin::LiveSettings,
     pub crs: Crs,
     pub sun_unix: Option<i64>,
     /// The sun was set on the command line: it stays put instead of following the live clock.
@@ -84,7 +83,7 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         None => scene.as_ref().and_then(Scene::sun_unix),
     };
     Ok(Setup {
-        live: live::LiveSetup::from_cli(cli)?,
+        live: settings::live_settings(cli)?,
         sun_fixed: cli.sun.is_some(),
         colour_by: match cli.colour_by.as_str() {
             "type" => tvilling_view::layers::ColourBy::Type,
@@ -127,7 +126,10 @@ pub fn add_model(app: &mut App, setup: &Setup) -> Result<()> {
     .insert_resource(setup.sources.clone())
     .add_plugins((tvilling_geo::GeoPlugin, tvilling_city::CityPlugin));
     if !setup.live.is_empty() {
-        live::add_live(app, &setup.live, setup.crs)?;
+        app.add_plugins(tvilling_twin::LivePlugin {
+            settings: setup.live.clone(),
+        });
+        tvilling_twin::start_live(app.world_mut())?;
     }
     Ok(())
 }

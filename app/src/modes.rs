@@ -281,7 +281,7 @@ fn write_snapshot(world: &mut World) {
 /// Writes the twin's snapshot to a file.
 pub fn snapshot_to_file(world: &mut World, path: &std::path::Path) -> Result<()> {
     let mut value = tvilling_city::snapshot::snapshot(world)?;
-    crate::live::add_live_to_snapshot(world, &mut value);
+    tvilling_twin::snapshot::add_live_to_snapshot(world, &mut value);
     let text = serde_json::to_string(&value)?;
     std::fs::write(path, text)
         .with_context(|| format!("cannot write snapshot {}", path.display()))?;

@@ -212,11 +212,6 @@ impl IngestReceiver {
     }
 }
 
-/// Each source's state in words (e.g. "Connected", "polled 3 times"), by source name, for the
-/// UI; the app keeps it current.
-#[derive(bevy::prelude::Resource, Debug, Clone, Default)]
-pub struct SourceStatus(pub BTreeMap<String, String>);
-
 /// A source's own thread: told to stop and joined when dropped. The body polls the flag it is
 /// given between units of work.
 pub struct SourceThread {

@@ -3,17 +3,16 @@
 //! the unknown devices; and the live rows of the inspector for a selected building's meter.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
-use tvilling_sensors::apply::{ApplyStats, Ingest};
+use tvilling_sensors::apply::ApplyStats;
 use tvilling_sensors::health::SensorClock;
-use tvilling_sensors::ingest::SourceStatus;
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::simulate::stockholm_local;
 use tvilling_sensors::state::{Device, Health, Liveness};
 use tvilling_sensors::time::format_rfc3339;
+use tvilling_twin::sources::SourceDiagnostics;
 
 use crate::PanelState;
 use crate::i18n::{Lang, tr, tr_str};
@@ -74,8 +73,7 @@ impl Rates {
 pub(crate) fn live_window(
     mut contexts: EguiContexts,
     mut panels: ResMut<PanelState>,
-    ingest: Option<Res<Ingest>>,
-    status: Option<Res<SourceStatus>>,
+    diagnostics: Option<Res<SourceDiagnostics>>,
     applied: Option<Res<ApplyStats>>,
     registry: Option<Res<DeviceRegistry>>,
     clock: Option<Res<SensorClock>>,
@@ -144,19 +142,14 @@ pub(crate) fn live_window(
                     }
                 });
             ui.separator();
-            let Some(ingest) = ingest else {
+            let Some(diagnostics) = diagnostics.filter(|d| !d.sources.is_empty()) else {
                 ui.label(tr(
                     lang,
                     "No source runs: registered devices wait for their first message.",
                 ));
                 return;
             };
-            let table = ingest
-                .0
-                .sources
-                .lock()
-                .map(|t| t.clone())
-                .unwrap_or_default();
+            let table = &diagnostics.sources;
             // Numbers never wrap: a column sized on an earlier frame must not cut them.
             let cell = |ui: &mut egui::Ui, text: String| {
                 ui.add(egui::Label::new(text).wrap_mode(egui::TextWrapMode::Extend));
@@ -176,20 +169,21 @@ pub(crate) fn live_window(
                         ui.label(egui::RichText::new(tr(lang, h)).strong());
                     }
                     ui.end_row();
-                    for (name, stats) in &table {
-                        ui.label(name);
+                    for row in table {
+                        ui.label(&row.name);
                         cell(
                             ui,
-                            status
+                            row.state
                                 .as_ref()
-                                .and_then(|s| s.0.get(name).cloned())
-                                .map_or_else(|| tr(lang, "running").into(), |t| tr_str(lang, &t)),
+                                .map_or_else(|| tr(lang, "running").into(), |t| tr_str(lang, t)),
                         );
-                        let accepted = stats.accepted.load(Ordering::Relaxed);
-                        cell(ui, format!("{:.0}", rates.rate(name, accepted, now_s)));
-                        cell(ui, accepted.to_string());
-                        cell(ui, stats.rejected().values().sum::<u64>().to_string());
-                        cell(ui, stats.superseded.load(Ordering::Relaxed).to_string());
+                        cell(
+                            ui,
+                            format!("{:.0}", rates.rate(&row.name, row.accepted, now_s)),
+                        );
+                        cell(ui, row.accepted.to_string());
+                        cell(ui, row.rejected_total().to_string());
+                        cell(ui, row.superseded.to_string());
                         ui.end_row();
                     }
                 });
@@ -215,12 +209,12 @@ pub(crate) fn live_window(
             }
             let rejected: Vec<(String, String)> = table
                 .iter()
-                .flat_map(|(name, s)| {
-                    s.last_rejections()
-                        .into_iter()
+                .flat_map(|row| {
+                    row.last_rejections
+                        .iter()
                         .rev()
                         .take(5)
-                        .map(move |r| (name.clone(), r))
+                        .map(move |r| (row.name.clone(), r.clone()))
                 })
                 .collect();
             egui::CollapsingHeader::new(format!(

@@ -12,7 +12,8 @@ use tvilling_city::load::{CityBounds, CityLoaded};
 use tvilling_geo::{GeoFrame, RecenterOrigin, WorldPosition};
 
 use crate::ViewSystems;
-use crate::picking::Selection;
+use crate::gesture::PointerGesture;
+use crate::selection::Selection;
 
 /// Where the camera looks from and at.
 #[derive(Component, Debug, Clone, PartialEq)]
@@ -118,13 +119,6 @@ pub struct ViewInfo {
     /// Ground metres per logical pixel at the focus.
     pub metres_per_pixel: f64,
     pub focus: DVec3,
-}
-
-/// Mouse press bookkeeping to tell a click from a drag.
-#[derive(Resource, Debug, Default)]
-pub struct PointerGesture {
-    pub pressed_at: Option<Vec2>,
-    pub dragged: bool,
 }
 
 /// Camera spawning, input and placement.

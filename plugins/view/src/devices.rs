@@ -23,7 +23,7 @@ use tvilling_sensors::state::{
 };
 
 use crate::ViewSystems;
-use crate::picking::Selection;
+use crate::selection::Selection;
 use crate::tiles::{
     COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, TexelWrites, texel, to_bevy_mesh,
 };
@@ -136,7 +136,7 @@ pub fn marker_color(
         };
     }
     if let Some(m) = meter {
-        return crate::layers::ramp(crate::layers::power_scale(m.power_kw));
+        return crate::palette::ramp(crate::palette::power_scale(m.power_kw));
     }
     if let Some(a) = air {
         // NO2 against the Swedish hourly limit value (90 µg/m³, SFS 2010:477): green up to

@@ -11,6 +11,8 @@
 //! - [`layers`]: which layers show, and buildings coloured by type, live power, energy intensity
 //!   or data freshness (texel writes, instant), with the legend's scale.
 //! - [`picking`]: a click casts a ray into the tile meshes and selects the building hit.
+//! - [`selection`], [`gesture`], [`palette`]: leaf modules shared by the others (what is
+//!   selected, a press that may become a click or a drag, colour ramps and scales).
 //! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
 //!
 //! Data flow: input (in [`ViewSystems::Pointer`] and [`ViewSystems::Keyboard`], which `app/`
@@ -21,8 +23,11 @@
 pub mod camera;
 pub mod devices;
 pub mod environment;
+pub mod gesture;
 pub mod layers;
+pub mod palette;
 pub mod picking;
+pub mod selection;
 pub mod tiles;
 
 use bevy::prelude::*;
@@ -71,7 +76,7 @@ pub mod prelude {
     pub use crate::camera::{CameraCommand, OrbitCamera, ViewInfo};
     pub use crate::environment::SunSettings;
     pub use crate::layers::{ColourBy, Layers};
-    pub use crate::picking::{EntityPicked, Selection};
+    pub use crate::selection::{EntityPicked, Selection};
     pub use crate::tiles::{BuildingColor, CityMaterial};
     pub use crate::{ViewPlugin, ViewSystems};
 }

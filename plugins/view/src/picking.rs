@@ -8,20 +8,11 @@ use tvilling_geo::{GeoFrame, WorldPosition};
 use tvilling_sensors::state::Device;
 
 use crate::ViewSystems;
-use crate::camera::{OrbitCamera, PointerGesture};
+use crate::camera::OrbitCamera;
 use crate::devices::{MarkerSlot, marker_centre, marker_shape, pick_marker};
+use crate::gesture::PointerGesture;
 use crate::layers::Layers;
-
-/// A pick from the pointer or a panel: `None` clears the selection.
-#[derive(Message, Debug, Clone, Copy, PartialEq)]
-pub struct EntityPicked(pub Option<Entity>);
-
-/// The selected entity: a building or a device (view state, drives the highlight and the
-/// inspector).
-#[derive(Resource, Debug, Clone, Copy, Default, PartialEq)]
-pub struct Selection {
-    pub entity: Option<Entity>,
-}
+pub use crate::selection::{EntityPicked, Selection};
 
 /// Click picking and selection.
 #[derive(Default)]

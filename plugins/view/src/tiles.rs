@@ -16,7 +16,7 @@ use tvilling_city::import::HeightSource;
 use tvilling_city::model::{Building, CityTile, TileSlot, TwinEntity, TwinKind};
 
 use crate::ViewSystems;
-use crate::picking::Selection;
+use crate::selection::Selection;
 
 /// The per-vertex tag: building index in the tile (low 24 bits) and surface class (high 8).
 pub const ATTRIBUTE_TAG: MeshVertexAttribute =

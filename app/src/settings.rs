@@ -1,0 +1,99 @@
+//! The command line and the configuration file turned into the live pipeline's settings.
+
+use anyhow::{Context, Result};
+use tvilling_sensors::codec::PayloadFormat;
+use tvilling_sensors::mqtt::MqttConfig;
+use tvilling_sensors::registry_file::parse_registry;
+use tvilling_sensors::simulate::{DEFAULT_SEED, SimClockSettings};
+use tvilling_twin::{LiveSettings, SimSetup};
+
+use crate::Cli;
+
+fn sim_start_ms(text: &str, what: &str) -> Result<i64> {
+    tvilling_city::scene::parse_utc_minute(text)
+        .map(|s| s * 1000)
+        .ok_or_else(|| anyhow::anyhow!("{what} {text:?}: expected YYYY-MM-DDTHH:MM (UTC)"))
+}
+
+/// The configuration file first (`--config`), then the command line's flags over it.
+pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
+    let config = match &cli.config {
+        Some(p) => crate::config::load(p)?,
+        None => crate::config::LiveConfig::default(),
+    };
+    let registry = cli.registry.clone().or(config.registry);
+    let devices = match &registry {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read registry {}", p.display()))?;
+            parse_registry(&text, &p.display().to_string())?
+        }
+        None => Vec::new(),
+    };
+    let mut mqtt = config.mqtt;
+    if let Some(url) = &cli.mqtt {
+        let format = PayloadFormat::from_name(&cli.mqtt_format, None).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--mqtt-format {:?}: expected senml, chirpstack, tts, ngsi-ld or sensorthings",
+                cli.mqtt_format
+            )
+        })?;
+        mqtt.push(MqttConfig::from_url(url, format).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?);
+    }
+    let replay = cli
+        .replay
+        .clone()
+        .map(|p| (p, cli.replay_speed))
+        .or(config.replay);
+    let configured = !mqtt.is_empty() || !config.http.is_empty() || replay.is_some();
+    anyhow::ensure!(
+        cli.sim_speed.is_finite() && cli.sim_speed > 0.0,
+        "--sim-speed {}: must be a positive number",
+        cli.sim_speed
+    );
+    let from_cli = |seed: u64| -> Result<SimSetup> {
+        Ok(SimSetup {
+            seed,
+            extra_lamps: cli.extra_lamps,
+            clock: SimClockSettings {
+                start_ms: cli
+                    .sim_start
+                    .as_deref()
+                    .map(|t| sim_start_ms(t, "--sim-start"))
+                    .transpose()?,
+                speed: cli.sim_speed,
+            },
+        })
+    };
+    let simulate = match (cli.simulate, cli.no_simulate, &config.simulator) {
+        (Some(seed), _, _) => Some(from_cli(seed)?),
+        (None, true, _) | (None, false, Some(None)) => None,
+        (None, false, Some(Some((seed, start, speed)))) => Some(SimSetup {
+            seed: *seed,
+            extra_lamps: cli.extra_lamps,
+            clock: SimClockSettings {
+                start_ms: match (&cli.sim_start, start) {
+                    (Some(t), _) => Some(sim_start_ms(t, "--sim-start")?),
+                    (None, Some(t)) => Some(sim_start_ms(t, "simulator.start")?),
+                    (None, None) => None,
+                },
+                speed: if cli.sim_speed != 1.0 {
+                    cli.sim_speed
+                } else {
+                    *speed
+                },
+            },
+        }),
+        (None, false, None) if !configured => Some(from_cli(DEFAULT_SEED)?),
+        (None, false, None) => None,
+    };
+    Ok(LiveSettings {
+        devices,
+        mqtt,
+        http: config.http,
+        replay,
+        record: cli.record.clone().or(config.record),
+        simulate,
+        health: config.health,
+    })
+}

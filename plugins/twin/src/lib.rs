@@ -1,0 +1,215 @@
+//! The middle layer of the twin: what joins the city model and the sensor pipeline. Render-free;
+//! the app turns its command line and configuration into [`LiveSettings`] and adds
+//! [`LivePlugin`].
+//!
+//! - [`settings`]: what runs (devices, sources, recording, simulator, health rules).
+//! - [`binding`]: registered devices bound to city entities (fitted to their building, or at
+//!   their own position), and the city's layout for generated registries.
+//! - [`sources`]: the running sources and [`sources::SourceDiagnostics`], plain data refreshed
+//!   once a frame for panels and the snapshot.
+//! - [`simulation`]: the built-in simulator over the registry, or over a registry generated
+//!   once the city has loaded.
+//! - [`snapshot`]: the snapshot's live part (values, health, last seen, diagnostics).
+//!
+//! Data flow: sources decode on their threads and hand observations to the sensors crate's
+//! ingest channel; [`tvilling_sensors::apply::SensorSystems`] applies them to device
+//! components and judges health; [`LiveSystems::Diagnostics`] then copies the sources'
+//! counters into [`sources::SourceDiagnostics`].
+
+pub mod binding;
+pub mod settings;
+pub mod simulation;
+pub mod snapshot;
+pub mod sources;
+
+use std::collections::HashMap;
+
+use bevy::prelude::*;
+use tvilling_geo::{Crs, GeoError, GeoFrame, Transformer};
+use tvilling_sensors::apply::{Ingest, SensorApplyPlugin, SensorSystems};
+use tvilling_sensors::health::HealthPlugin;
+use tvilling_sensors::ingest::{IngestSender, ingest_channel};
+use tvilling_sensors::mqtt::MqttSource;
+use tvilling_sensors::replay::{Recorder, start_replay};
+
+pub use settings::{LiveSettings, SimSetup};
+use simulation::PendingSimulation;
+use sources::{LiveSources, SourceDiagnostics};
+
+/// Why the live pipeline cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cannot create recording {path}: {source}")]
+    Record {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open recording {path}: {source}")]
+    Replay {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{name} {url}: {reason}")]
+    Http {
+        name: String,
+        url: String,
+        reason: String,
+    },
+    #[error("no channel for source {0}")]
+    Channel(String),
+    #[error("device {0}: {1}")]
+    Position(String, GeoError),
+    #[error("scene CRS: {0}")]
+    Crs(GeoError),
+    #[error("cannot start the simulator thread: {0}")]
+    Simulator(std::io::Error),
+}
+
+/// System sets of [`LivePlugin`].
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LiveSystems {
+    /// Binds generated devices to the city once it has loaded (`Update`, after the city's
+    /// spawn).
+    Bind,
+    /// Copies the sources' counters and states into [`SourceDiagnostics`] (`PreUpdate`, after
+    /// the sensors' health).
+    Diagnostics,
+}
+
+/// The live pipeline: the sensors' apply and health plugins, diagnostics, the simulator.
+/// Sources start with [`start_live`] once the plugin is added.
+#[derive(Default)]
+pub struct LivePlugin {
+    pub settings: LiveSettings,
+}
+
+impl Plugin for LivePlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins((SensorApplyPlugin, HealthPlugin))
+            .insert_resource(self.settings.clone())
+            .init_resource::<LiveSources>()
+            .init_resource::<SourceDiagnostics>()
+            .configure_sets(
+                PreUpdate,
+                LiveSystems::Diagnostics.after(SensorSystems::Health),
+            )
+            .configure_sets(
+                Update,
+                LiveSystems::Bind.after(tvilling_city::CitySystems::Spawn),
+            )
+            .add_systems(
+                PreUpdate,
+                sources::refresh_diagnostics.in_set(LiveSystems::Diagnostics),
+            )
+            .add_systems(
+                Update,
+                simulation::start_when_city_loaded
+                    .run_if(resource_exists::<PendingSimulation>)
+                    .in_set(LiveSystems::Bind),
+            );
+        if let Some(rules) = &self.settings.health {
+            app.insert_resource(rules.clone());
+        }
+    }
+}
+
+/// Spawns the registered devices and starts the sources of [`LiveSettings`], in the scene's
+/// CRS ([`GeoFrame`]).
+pub fn start_live(world: &mut World) -> Result<(), LiveError> {
+    let live = world.resource::<LiveSettings>().clone();
+    let crs = world
+        .get_resource::<GeoFrame>()
+        .map_or(Crs::SWEREF99_TM, |f| f.crs);
+    let recorder = match &live.record {
+        Some(p) => Some(Recorder::create(p).map_err(|source| LiveError::Record {
+            path: p.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    let mut sources = LiveSources::default();
+    // One channel for every source; each sender is named after its source, so diagnostics
+    // list exactly the sources that run. With no source (a registry alone), no channel.
+    let mut names: Vec<String> = Vec::new();
+    let mut name = |base: &str| {
+        let n = names
+            .iter()
+            .filter(|n| n.split('-').next() == Some(base))
+            .count();
+        let name = if n == 0 {
+            base.to_string()
+        } else {
+            format!("{base}-{}", n + 1)
+        };
+        names.push(name.clone());
+        name
+    };
+    let mqtt_names: Vec<String> = live.mqtt.iter().map(|_| name("mqtt")).collect();
+    let http_names: Vec<String> = live.http.iter().map(|h| name(h.source_name())).collect();
+    let replay_name = live.replay.as_ref().map(|_| name("replay"));
+    let sim_name = live.simulate.as_ref().map(|_| name("simulator"));
+    let mut senders: HashMap<String, IngestSender> = HashMap::new();
+    if let Some(first) = names.first() {
+        let (tx, rx) = ingest_channel(65_536, first);
+        world.insert_resource(Ingest(rx));
+        for name in &names[1..] {
+            senders.insert(name.clone(), tx.for_source(name));
+        }
+        senders.insert(first.clone(), tx);
+    }
+    let mut sender = |name: &str| {
+        senders
+            .remove(name)
+            .ok_or_else(|| LiveError::Channel(name.to_string()))
+    };
+    for (cfg, name) in live.mqtt.iter().zip(&mqtt_names) {
+        let source = MqttSource::start_recording(cfg.clone(), sender(name)?, recorder.clone());
+        sources.mqtt.push((name.clone(), source));
+    }
+    for (cfg, name) in live.http.iter().zip(&http_names) {
+        let source =
+            tvilling_sensors::http::start_http(cfg.clone(), sender(name)?, recorder.clone())
+                .map_err(|reason| LiveError::Http {
+                    name: name.clone(),
+                    url: cfg.base_url.clone(),
+                    reason,
+                })?;
+        sources.http.push((name.clone(), source));
+    }
+    if let (Some((path, speed)), Some(name)) = (&live.replay, &replay_name) {
+        let replay = start_replay(path, *speed, None, sender(name)?).map_err(|source| {
+            LiveError::Replay {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        sources.replay = Some(replay);
+    }
+    let sim_sender = match &sim_name {
+        Some(name) => Some(sender(name)?),
+        None => None,
+    };
+    world.insert_resource(sources);
+    let to_scene = Transformer::new(Crs::WGS84, crs).map_err(LiveError::Crs)?;
+    binding::spawn_devices(world, &live.devices, &to_scene)?;
+    if let (Some(sim), Some(tx)) = (live.simulate, sim_sender) {
+        if live.devices.is_empty() {
+            // No registry: generate one from the city once it has loaded.
+            world.insert_resource(PendingSimulation {
+                setup: sim,
+                sender: tx,
+                recorder,
+            });
+        } else {
+            let devices = simulation::devices_for_registry(sim.seed, &live.devices);
+            simulation::start(world, sim, devices, tx, recorder).map_err(LiveError::Simulator)?;
+        }
+    }
+    Ok(())
+}
+
+pub mod prelude {
+    pub use crate::settings::{LiveSettings, SimSetup};
+    pub use crate::sources::{LiveSources, SourceDiagnostics, SourceRow};
+    pub use crate::{LiveError, LivePlugin, LiveSystems, start_live};
+}

@@ -1,0 +1,47 @@
+//! What the live pipeline runs: devices, sources, recording, simulator and health rules. Plain
+//! settings, filled by the app from its command line and configuration file (a leaf module).
+
+use std::path::PathBuf;
+
+use bevy::prelude::*;
+use tvilling_sensors::health::HealthRules;
+use tvilling_sensors::http::HttpConfig;
+use tvilling_sensors::mqtt::MqttConfig;
+use tvilling_sensors::registry_file::DeviceSpec;
+use tvilling_sensors::simulate::SimClockSettings;
+
+/// Simulator settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimSetup {
+    pub seed: u64,
+    pub clock: SimClockSettings,
+    /// Extra lamps on a grid around the city (`--extra-lamps`), for measurements.
+    pub extra_lamps: usize,
+}
+
+/// Live sources and devices.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct LiveSettings {
+    pub devices: Vec<DeviceSpec>,
+    pub mqtt: Vec<MqttConfig>,
+    pub http: Vec<HttpConfig>,
+    /// A recording to replay and its speed.
+    pub replay: Option<(PathBuf, f64)>,
+    pub record: Option<PathBuf>,
+    /// The built-in simulator: over the registry's devices, or over a registry generated from
+    /// the city when there is no registry.
+    pub simulate: Option<SimSetup>,
+    /// Health rules from the configuration (default otherwise).
+    pub health: Option<HealthRules>,
+}
+
+impl LiveSettings {
+    /// Nothing live: no device and no source.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+            && self.mqtt.is_empty()
+            && self.http.is_empty()
+            && self.replay.is_none()
+            && self.simulate.is_none()
+    }
+}

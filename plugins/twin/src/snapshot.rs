@@ -1,0 +1,128 @@
+//! The snapshot's live part: each device's live values, `health`, `last_seen` and source on
+//! its feature, and the `diagnostics` foreign member.
+
+use bevy::prelude::*;
+use serde_json::{Map, Value, json};
+use tvilling_city::model::TwinEntity;
+use tvilling_sensors::apply::{ApplyStats, Ingest};
+use tvilling_sensors::registry::DeviceRegistry;
+use tvilling_sensors::state::{
+    AirQualityState, Device, DeviceInfo, LampState, Liveness, MeterState, SignalHeadState,
+};
+use tvilling_sensors::time::format_rfc3339;
+
+use crate::sources::SourceDiagnostics;
+
+/// Adds live values, `health` and `last_seen` to the snapshot's device features and the
+/// `diagnostics` foreign member (per source: accepted, rejected per reason, superseded, recent
+/// rejections; unknown device ids).
+pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
+    let mut q = world.query::<(
+        &TwinEntity,
+        &Device,
+        Option<&DeviceInfo>,
+        &Liveness,
+        Option<&LampState>,
+        Option<&MeterState>,
+        Option<&AirQualityState>,
+        Option<&SignalHeadState>,
+    )>();
+    let mut live: std::collections::HashMap<String, Map<String, Value>> =
+        std::collections::HashMap::new();
+    for (twin, device, info, l, lamp, meter, air, signal) in q.iter(world) {
+        let mut p = Map::new();
+        p.insert("device_id".into(), json!(device.id));
+        if let Some(info) = info {
+            p.insert("device_name".into(), json!(info.name));
+            for (k, v) in &info.attributes {
+                p.insert(format!("device_{k}"), json!(v));
+            }
+        }
+        p.insert("health".into(), json!(l.health.as_str()));
+        p.insert(
+            "last_seen".into(),
+            json!(l.last_seen_ms.map(format_rfc3339)),
+        );
+        p.insert("source".into(), json!(l.source));
+        p.insert("fault".into(), json!(l.fault));
+        if let Some(s) = lamp {
+            p.extend([
+                ("on".into(), json!(s.on)),
+                ("dim_pct".into(), json!(s.dim_pct)),
+                ("power_w".into(), json!(s.power_w)),
+                ("lamp_fault".into(), json!(s.fault)),
+            ]);
+        }
+        if let Some(s) = meter {
+            p.extend([
+                ("power_kw".into(), json!(s.power_kw)),
+                ("energy_today_kwh".into(), json!(s.energy_today_kwh)),
+                ("heating_kw".into(), json!(s.heating_kw)),
+            ]);
+        }
+        if let Some(s) = air {
+            p.extend([
+                ("no2_ugm3".into(), json!(s.no2)),
+                ("pm10_ugm3".into(), json!(s.pm10)),
+                ("pm25_ugm3".into(), json!(s.pm25)),
+                ("temperature_c".into(), json!(s.temperature_c)),
+            ]);
+        }
+        if let Some(s) = signal {
+            p.extend([
+                ("aspect".into(), json!(format!("{:?}", s.aspect))),
+                ("aspect_since".into(), json!(format_rfc3339(s.since_ms))),
+            ]);
+        }
+        live.insert(twin.id.clone(), p);
+    }
+    if let Some(features) = doc.get_mut("features").and_then(Value::as_array_mut) {
+        for f in features {
+            let id = f["properties"]["id"].as_str().map(str::to_string);
+            if let (Some(id), Some(props)) =
+                (id, f.get_mut("properties").and_then(Value::as_object_mut))
+                && let Some(extra) = live.remove(&id)
+            {
+                props.extend(extra);
+            }
+        }
+    }
+    let diagnostics =
+        SourceDiagnostics::collect(world.get_resource::<Ingest>(), world.get_resource());
+    let mut sources = Map::new();
+    for row in diagnostics.sources {
+        let mut entry = json!({
+            "accepted": row.accepted,
+            "rejected": row.rejected,
+            "superseded": row.superseded,
+            "last_rejections": row.last_rejections,
+        });
+        if let Some(c) = row.connection {
+            entry["connection"] = json!(c);
+        }
+        if let Some((polls, failed, last_error)) = row.polls {
+            entry["polls"] = json!(polls);
+            entry["failed_requests"] = json!(failed);
+            entry["last_error"] = json!(last_error);
+        }
+        sources.insert(row.name, entry);
+    }
+    let unknown: Vec<String> = world
+        .get_resource::<DeviceRegistry>()
+        .map(|r| {
+            let mut v: Vec<String> = r.unknown.keys().cloned().collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let applied = world
+        .get_resource::<ApplyStats>()
+        .cloned()
+        .unwrap_or_default();
+    doc["diagnostics"] = json!({
+        "sources": sources,
+        "unknown_devices": unknown,
+        "applied": applied.applied,
+        "out_of_order": applied.out_of_order,
+    });
+}
