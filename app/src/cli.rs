@@ -102,9 +102,16 @@ pub struct Cli {
     #[arg(long, value_name = "TIME")]
     pub sim_start: Option<String>,
 
-    /// Simulated seconds per second (60: an hour a minute).
-    #[arg(long, default_value_t = 1.0, value_name = "X")]
-    pub sim_speed: f64,
+    /// Simulated seconds per second (60: an hour a minute), or `max`: as fast as the machine
+    /// runs (10 simulated seconds a frame). Default 1, or `max` with --until.
+    #[arg(long, value_name = "X|max", value_parser = parse_speed)]
+    pub sim_speed: Option<SimSpeed>,
+
+    /// With --simulate: stop the simulated clock here, UTC, YYYY-MM-DDTHH:MM; with --headless
+    /// the snapshot is written when it is reached (a simulated day runs as fast as the machine
+    /// allows unless --sim-speed says otherwise).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 
     /// With --headless: run the live pipeline this many seconds after loading, then snapshot.
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
@@ -161,5 +168,24 @@ impl Cli {
             self.size
         );
         Ok((w, h))
+    }
+}
+
+/// A simulated clock's speed from the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SimSpeed {
+    /// Simulated seconds per second.
+    Times(f64),
+    /// As fast as the machine runs.
+    Max,
+}
+
+fn parse_speed(text: &str) -> Result<SimSpeed, String> {
+    if text.eq_ignore_ascii_case("max") {
+        return Ok(SimSpeed::Max);
+    }
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(SimSpeed::Times(x)),
+        _ => Err(format!("{text:?}: a positive number or max")),
     }
 }

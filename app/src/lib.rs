@@ -173,9 +173,9 @@ pub fn add_view(app: &mut App, setup: &Setup, ui: bool) {
     }
 }
 
-/// Moves the sun with the sensor clock while [`SunSettings::follow_clock`] is on.
+/// Moves the sun with the twin clock while [`SunSettings::follow_clock`] is on.
 fn sun_follows_clock(
-    clock: Option<Res<tvilling_sensors::health::SensorClock>>,
+    clock: Option<Res<tvilling_sensors::clock::TwinClock>>,
     mut sun: ResMut<SunSettings>,
 ) {
     if let Some(clock) = clock

@@ -8,6 +8,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::{ExitCondition, WindowResolution};
 use tvilling_city::load::LoadProgress;
 use tvilling_city::model::TwinEntity;
+use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::state::Device;
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::picking::EntityPicked;
@@ -228,6 +229,8 @@ struct SnapshotPlan {
     /// How long to run the live pipeline after the city has loaded.
     duration: std::time::Duration,
     loaded_at: Option<std::time::Instant>,
+    /// The simulated clock when the run began (`--until`).
+    started_ms: Option<i64>,
 }
 
 /// Loads the city without a window, runs the live pipeline for `duration_s` seconds, writes
@@ -240,6 +243,7 @@ pub fn run_headless(setup: &Setup, snapshot: Option<PathBuf>, duration_s: f64) -
         budget: 200_000,
         duration,
         loaded_at: None,
+        started_ms: None,
     })
     .add_systems(Last, write_snapshot);
     exit_result(app.run())
@@ -258,7 +262,27 @@ fn write_snapshot(world: &mut World) {
         return;
     }
     let loaded_at = *plan.loaded_at.get_or_insert_with(std::time::Instant::now);
-    if loaded_at.elapsed() < plan.duration {
+    // A simulated run to an end (`--until`) runs until its clock gets there.
+    let clock = world.get_resource::<TwinClock>().cloned();
+    let running_until = clock.as_ref().is_some_and(|c| c.until_ms.is_some());
+    let mut plan = world.resource_mut::<SnapshotPlan>();
+    if running_until {
+        if let Some(c) = clock.as_ref().filter(|c| !c.finished()) {
+            plan.budget = plan.budget.max(2);
+            plan.started_ms.get_or_insert(c.edge_ms);
+            return;
+        }
+        if let (Some(c), Some(start)) = (&clock, plan.started_ms) {
+            let wall = loaded_at.elapsed().as_secs_f64();
+            let span = (c.edge_ms - start) as f64 / 1000.0;
+            info!(
+                "simulated {:.1} h in {wall:.2} s of wall time: {:.0}x real time ({} steps)",
+                span / 3600.0,
+                span / wall.max(1e-9),
+                c.steps
+            );
+        }
+    } else if loaded_at.elapsed() < plan.duration {
         plan.budget = plan.budget.max(2);
         return;
     }

@@ -8,6 +8,7 @@ use tvilling_sensors::simulate::{DEFAULT_SEED, SimClockSettings};
 use tvilling_twin::{LiveSettings, SimSetup};
 
 use crate::Cli;
+use crate::cli::SimSpeed;
 
 fn sim_start_ms(text: &str, what: &str) -> Result<i64> {
     tvilling_city::scene::parse_utc_minute(text)
@@ -46,11 +47,18 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         .map(|p| (p, cli.replay_speed))
         .or(config.replay);
     let configured = !mqtt.is_empty() || !config.http.is_empty() || replay.is_some();
-    anyhow::ensure!(
-        cli.sim_speed.is_finite() && cli.sim_speed > 0.0,
-        "--sim-speed {}: must be a positive number",
-        cli.sim_speed
-    );
+    let until_ms = cli
+        .until
+        .as_deref()
+        .map(|t| sim_start_ms(t, "--until"))
+        .transpose()?;
+    // A run to an end goes as fast as the machine allows unless a speed is given.
+    let cli_speed = match cli.sim_speed {
+        Some(SimSpeed::Times(x)) => Some(Some(x)),
+        Some(SimSpeed::Max) => Some(None),
+        None if until_ms.is_some() => Some(None),
+        None => None,
+    };
     let from_cli = |seed: u64| -> Result<SimSetup> {
         Ok(SimSetup {
             seed,
@@ -61,7 +69,7 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
                     .as_deref()
                     .map(|t| sim_start_ms(t, "--sim-start"))
                     .transpose()?,
-                speed: cli.sim_speed,
+                speed: cli_speed.unwrap_or(Some(1.0)),
             },
         })
     };
@@ -77,11 +85,7 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
                     (None, Some(t)) => Some(sim_start_ms(t, "simulator.start")?),
                     (None, None) => None,
                 },
-                speed: if cli.sim_speed != 1.0 {
-                    cli.sim_speed
-                } else {
-                    *speed
-                },
+                speed: cli_speed.unwrap_or(Some(*speed)),
             },
         }),
         (None, false, None) if !configured => Some(from_cli(DEFAULT_SEED)?),
@@ -95,5 +99,6 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         record: cli.record.clone().or(config.record),
         simulate,
         health: config.health,
+        until_ms,
     })
 }

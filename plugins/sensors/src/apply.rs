@@ -14,10 +14,27 @@ use crate::state::{
 #[derive(Resource)]
 pub struct Ingest(pub IngestReceiver);
 
+/// Observations from sources stepped by the ECS this frame (the simulator), applied before
+/// the channel's, in the order given.
+#[derive(Resource, Debug, Default)]
+pub struct SteppedInput(pub Vec<Observation>);
+
+/// One value applied to a device (every value, in the order applied): the history records
+/// them, the signal metrics integrate aspect changes from them.
+#[derive(Message, Debug, Clone, Copy, PartialEq)]
+pub struct ValueApplied {
+    pub entity: Entity,
+    pub time_ms: i64,
+    pub quantity: Quantity,
+    pub value: f64,
+}
+
 /// System sets of the sensor pipeline, chained in `PreUpdate`.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SensorSystems {
-    /// Drains the ingest channel and writes components.
+    /// Stepped sources produce this frame's observations (the simulator).
+    Step,
+    /// Drains the stepped input and the ingest channel, and writes components.
     Apply,
     /// Judges health (stale, fault) against the sensor clock.
     Health,
@@ -44,6 +61,12 @@ impl Plugin for SensorApplyPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<DeviceRegistry>()
             .init_resource::<ApplyStats>()
+            .init_resource::<SteppedInput>()
+            .add_message::<ValueApplied>()
+            .configure_sets(
+                PreUpdate,
+                (SensorSystems::Step, SensorSystems::Apply).chain(),
+            )
             .add_observer(crate::state::add_kind_state)
             .add_systems(PreUpdate, apply_observations.in_set(SensorSystems::Apply));
     }
@@ -102,9 +125,11 @@ pub fn quantity_value(
 
 fn apply_observations(
     ingest: Option<Res<Ingest>>,
+    mut stepped: ResMut<SteppedInput>,
     mut registry: ResMut<DeviceRegistry>,
     mut stats: ResMut<ApplyStats>,
-    clock: Option<Res<crate::health::SensorClock>>,
+    clock: Option<Res<crate::clock::TwinClock>>,
+    mut out: MessageWriter<ValueApplied>,
     mut devices: Query<(
         &mut Liveness,
         &mut History,
@@ -114,17 +139,22 @@ fn apply_observations(
         Option<&mut AirQualityState>,
     )>,
 ) {
-    let Some(ingest) = ingest else { return };
-    let batch = ingest.0.drain();
+    let mut batch = std::mem::take(&mut stepped.0);
+    if let Some(ingest) = &ingest {
+        batch.extend(ingest.0.drain());
+    }
     if batch.is_empty() {
         return;
     }
     // Decoders stamp payloads without a time with their receive time; anything else that
-    // arrives without one is taken as of the sensor clock's now.
-    let now_ms = clock.map_or_else(
+    // arrives without one is taken as of the twin clock's live edge.
+    let now_ms = clock.as_ref().map_or_else(
         || batch.iter().filter_map(|o| o.time_ms).max().unwrap_or(0),
-        |c| c.now_ms,
+        |c| c.edge_ms,
     );
+    // While someone plays back the past, the components show that past: values are counted
+    // and handed on (the history records them) but not written; going live rebuilds the state.
+    let record_only = clock.as_ref().is_some_and(|c| !c.is_live());
     let count =
         |s: &Option<std::sync::Arc<crate::ingest::SourceStats>>,
          counter: fn(&crate::ingest::SourceStats) -> &std::sync::atomic::AtomicU64| {
@@ -140,7 +170,7 @@ fn apply_observations(
         let source_stats = match by_source.iter().find(|(name, _)| *name == o.source) {
             Some((_, s)) => s.clone(),
             None => {
-                let s = ingest.0.stats(&o.source);
+                let s = ingest.as_ref().and_then(|i| i.0.stats(&o.source));
                 by_source.push((o.source.clone(), s.clone()));
                 s
             }
@@ -185,6 +215,17 @@ fn apply_observations(
             continue;
         }
         let values = resolved.values;
+        if record_only {
+            count(&source_stats, |s| &s.applied);
+            out.write_batch(values.iter().map(|(q, v)| ValueApplied {
+                entity: dev.entity,
+                time_ms: t,
+                quantity: *q,
+                value: *v,
+            }));
+            stats.applied += 1;
+            continue;
+        }
         // Values the device already had at that time (an at-least-once redelivery): nothing
         // new. Any other message older than the state applied is out of order.
         let seen = live.last_seen_ms;
@@ -203,6 +244,12 @@ fn apply_observations(
         for (q, v) in &values {
             history.push(t, *q, *v);
         }
+        out.write_batch(values.iter().map(|(q, v)| ValueApplied {
+            entity: dev.entity,
+            time_ms: t,
+            quantity: *q,
+            value: *v,
+        }));
         live.last_seen_ms = Some(t);
         live.source = Some(o.source.clone());
         live.health = Health::Live;
@@ -377,7 +424,8 @@ pub fn resolve(
     out
 }
 
-fn write_state(
+/// Writes values observed at `t` into a device's state components.
+pub fn write_state(
     kind: DeviceKind,
     t: i64,
     values: &[(Quantity, f64)],

@@ -1,34 +1,14 @@
 //! Health: a device is stale when silent for longer than its kind's expected interval times a
 //! factor; a lamp that reports itself faulty, is off while the sun is down, or draws power while
-//! off is in fault. Runs after apply each frame against [`SensorClock`].
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! off is in fault. Runs after apply each frame at the twin clock's shown moment.
 
 use bevy::prelude::*;
 use tvilling_geo::sun::{STOCKHOLM_LAT_LON, sun_position};
 
 use crate::apply::SensorSystems;
+use crate::clock::{ClockPlugin, TwinClock};
 use crate::registry::DeviceKind;
 use crate::state::{Device, Health, LampState, Liveness};
-
-/// The time health is judged at (Unix ms): the wall clock unless `fixed` (tests, replay).
-#[derive(Resource, Debug, Clone, Copy)]
-pub struct SensorClock {
-    pub now_ms: i64,
-    pub fixed: bool,
-    /// Clock seconds per real second (1 unless a simulator runs faster).
-    pub speed: f64,
-}
-
-impl Default for SensorClock {
-    fn default() -> Self {
-        Self {
-            now_ms: 0,
-            fixed: false,
-            speed: 1.0,
-        }
-    }
-}
 
 /// Health settings (config).
 #[derive(Resource, Debug, Clone)]
@@ -90,43 +70,23 @@ pub fn lamp_fault(lamp: &LampState, sun_elevation_deg: f64, rules: &HealthRules)
     None
 }
 
-/// Keeps [`SensorClock`] and [`Liveness::health`] up to date.
+/// Keeps [`Liveness::health`] up to date against [`TwinClock`].
 #[derive(Default)]
 pub struct HealthPlugin;
 
 impl Plugin for HealthPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<SensorClock>()
-            .init_resource::<HealthRules>()
+        if !app.is_plugin_added::<ClockPlugin>() {
+            app.add_plugins(ClockPlugin);
+        }
+        app.init_resource::<HealthRules>()
             .configure_sets(PreUpdate, SensorSystems::Health.after(SensorSystems::Apply))
-            .add_systems(
-                PreUpdate,
-                (tick_clock, judge_health)
-                    .chain()
-                    .in_set(SensorSystems::Health),
-            );
-    }
-}
-
-/// The simulator's clock, when a simulator runs: health is judged in simulated time. `speed`
-/// is simulated seconds per second: a fast clock moves further between two reports than a
-/// device's interval allows, so silence shorter than two real seconds never counts as stale.
-#[derive(Resource, Debug, Clone)]
-pub struct SimClock(pub std::sync::Arc<std::sync::atomic::AtomicI64>, pub f64);
-
-fn tick_clock(mut clock: ResMut<SensorClock>, sim: Option<Res<SimClock>>) {
-    if let Some(sim) = sim {
-        clock.now_ms = sim.0.load(std::sync::atomic::Ordering::Relaxed);
-        clock.speed = sim.1;
-    } else if !clock.fixed {
-        clock.now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+            .add_systems(PreUpdate, judge_health.in_set(SensorSystems::Health));
     }
 }
 
 fn judge_health(
-    clock: Res<SensorClock>,
+    clock: Res<TwinClock>,
     rules: Res<HealthRules>,
     mut devices: Query<(&Device, &mut Liveness, Option<&LampState>)>,
 ) {
@@ -142,7 +102,9 @@ fn judge_health(
             Some(seen)
                 if clock.now_ms - seen
                     > ((rules.interval_ms(device.kind) as f64 * rules.stale_factor)
-                        .max(clock.speed * 2000.0)) as i64 =>
+                        // A clock faster than real time moves further between two frames than a
+                        // device's interval allows: two real seconds of silence never count.
+                        .max(clock.speed() * 2000.0)) as i64 =>
             {
                 (Health::Stale, None)
             }
@@ -170,11 +132,7 @@ mod tests {
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
             .add_plugins((SensorApplyPlugin, HealthPlugin));
-        app.insert_resource(SensorClock {
-            now_ms,
-            fixed: true,
-            ..Default::default()
-        });
+        app.insert_resource(TwinClock::held(now_ms));
         app
     }
 
@@ -196,7 +154,8 @@ mod tests {
             Health::Stale
         );
         // At 300x the simulator ticks 15 simulated seconds apart: 20 s is within 2 real s.
-        app.world_mut().resource_mut::<SensorClock>().speed = 300.0;
+        app.world_mut().resource_mut::<TwinClock>().edge =
+            crate::clock::Edge::Simulated(Some(300.0));
         app.update();
         assert_eq!(
             app.world().get::<Liveness>(head).expect("live").health,
@@ -227,7 +186,9 @@ mod tests {
             Health::Live,
             "10 min < 3 x 15 min"
         );
-        app.world_mut().resource_mut::<SensorClock>().now_ms = noon + 40 * 60_000;
+        app.world_mut()
+            .resource_mut::<TwinClock>()
+            .set(noon + 40 * 60_000);
         app.update();
         assert_eq!(
             app.world().get::<Liveness>(meter).expect("l").health,

@@ -161,6 +161,15 @@ impl IngestSender {
         true
     }
 
+    /// Tags and counts an observation as this source's without sending it: for a source
+    /// stepped by the ECS, which hands its observations to apply in the same frame
+    /// ([`crate::apply::SteppedInput`]).
+    pub fn accept(&self, mut o: Observation) -> Observation {
+        o.source.clone_from(&self.name);
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        o
+    }
+
     /// Hands one observation over, tagged with this source's name; never blocks. Returns false
     /// when the receiver is gone.
     pub fn send(&self, mut o: Observation) -> bool {

@@ -14,13 +14,15 @@
 //! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
 //! frame, checks ranges and order, and writes components, history and liveness.
 //!
-//! [`health`] marks devices stale or faulty. [`mqtt`] is the MQTT source; [`http`] polls
+//! [`clock::TwinClock`] is the twin's one clock (live, simulated, playback). [`health`] marks
+//! devices stale or faulty at its shown moment. [`mqtt`] is the MQTT source; [`http`] polls
 //! SensorThings and NGSI-LD servers; [`replay`] records accepted messages to JSON lines and
 //! plays them back; [`simulate`] is the built-in simulator, a source that encodes SenML and
 //! goes through the same decoder. [`generate`] places a default registry of devices on a city
 //! that has few surveyed ones.
 
 pub mod apply;
+pub mod clock;
 pub mod codec;
 pub mod generate;
 pub mod health;
@@ -38,6 +40,7 @@ pub mod units;
 
 pub mod prelude {
     pub use crate::apply::{SensorApplyPlugin, SensorSystems};
+    pub use crate::clock::{ClockPlugin, ClockSystems, Edge, TwinClock};
     pub use crate::codec::{DecodeContext, PayloadFormat, PlainMapping, decode};
     pub use crate::observation::{DecodeError, FieldValue, Observation};
     pub use crate::registry::{DeviceKind, DeviceRegistry, Quantity};

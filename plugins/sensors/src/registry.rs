@@ -59,6 +59,31 @@ pub enum Quantity {
 }
 
 impl Quantity {
+    /// Every quantity, in index order.
+    pub const ALL: [Quantity; 12] = [
+        Quantity::SignalAspect,
+        Quantity::LampOn,
+        Quantity::LampDimPct,
+        Quantity::LampPowerW,
+        Quantity::LampFault,
+        Quantity::PowerKw,
+        Quantity::EnergyTodayKwh,
+        Quantity::HeatingKw,
+        Quantity::No2,
+        Quantity::Pm10,
+        Quantity::Pm25,
+        Quantity::TemperatureC,
+    ];
+
+    /// Its place in [`Quantity::ALL`] (stored in the history).
+    pub fn index(self) -> u8 {
+        Quantity::ALL.iter().position(|q| *q == self).unwrap_or(0) as u8
+    }
+
+    pub fn from_index(i: u8) -> Option<Quantity> {
+        Quantity::ALL.get(usize::from(i)).copied()
+    }
+
     /// The physically plausible range; values outside are refused as out of range.
     pub fn range(self) -> (f64, f64) {
         match self {

@@ -1,6 +1,7 @@
 //! The built-in simulator: a source like any other. It computes each device's state as a pure
 //! function of (seed, device, time), encodes it as SenML JSON (RFC 8428) and hands the bytes to
-//! the same decoder a broker's messages go through, on its own thread.
+//! the same decoder a broker's messages go through. It is stepped by the ECS from the twin
+//! clock ([`SimulatorRun::step`]), not run on a thread of its own.
 //!
 //! Models, all in Stockholm local time (CET/CEST):
 //! - signal heads cycle the Swedish sequence red, red-amber (1 s), green, amber (3 s), with
@@ -17,16 +18,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::f64::consts::TAU;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tvilling_geo::sun::{STOCKHOLM_LAT_LON, civil_from_days, days_from_civil, sun_position};
 
 use crate::codec::{DecodeContext, PayloadFormat, decode};
-use crate::ingest::{IngestSender, SourceThread};
 use crate::registry::DeviceKind;
-use crate::replay::Recorder;
 use crate::state::SignalAspect;
 
 /// The simulator's seed when none is given.
@@ -492,130 +488,100 @@ fn round(v: f64, places: i32) -> f64 {
     (v * f).round() / f
 }
 
-/// How the simulator's clock runs.
+/// How the simulator's clock runs (the twin clock's simulated edge).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimClockSettings {
     /// Simulated time at start, Unix ms; `None`: the wall clock.
     pub start_ms: Option<i64>,
-    /// Simulated seconds per wall second.
-    pub speed: f64,
+    /// Simulated seconds per wall second; `None`: as fast as the machine runs.
+    pub speed: Option<f64>,
 }
 
 impl Default for SimClockSettings {
     fn default() -> Self {
         Self {
             start_ms: None,
-            speed: 1.0,
+            speed: Some(1.0),
         }
     }
 }
 
-/// A running simulator; dropping it stops the thread.
-pub struct SimulatorSource {
-    /// Simulated now, Unix ms (for the health clock and the sun).
-    pub clock: Arc<AtomicI64>,
-    _thread: SourceThread,
+/// A simulator being stepped: which device reports next, and when. Each step emits, in time
+/// order, every report due up to the step's end as SenML packs of up to [`PACK_SIZE`] devices.
+/// The same simulator, start and steps give the same packs, whatever the steps' real timing.
+pub struct SimulatorRun {
+    pub sim: Simulator,
+    due: BinaryHeap<Reverse<(i64, usize)>>,
+    first: bool,
+    /// Simulated time reached, Unix ms.
+    pub reached_ms: i64,
 }
 
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+impl SimulatorRun {
+    /// Every device reports at `start_ms`, then on its own schedule.
+    pub fn new(sim: Simulator, start_ms: i64) -> SimulatorRun {
+        let due = (0..sim.devices.len())
+            .map(|i| Reverse((start_ms, i)))
+            .collect();
+        SimulatorRun {
+            sim,
+            due,
+            first: true,
+            reached_ms: start_ms,
+        }
+    }
 
-/// Starts the simulator on its own thread: every device reports at start, then on its own
-/// schedule; each pack is decoded as SenML and sent (and recorded, with `recorder`).
-pub fn start_simulator(
-    sim: Simulator,
-    clock: SimClockSettings,
-    sender: IngestSender,
-    recorder: Option<Recorder>,
-) -> std::io::Result<SimulatorSource> {
-    let t0 = clock.start_ms.unwrap_or_else(wall_ms);
-    let now = Arc::new(AtomicI64::new(t0));
-    let thread_now = now.clone();
-    let speed = if clock.speed.is_finite() && clock.speed > 0.0 {
-        clock.speed
-    } else {
-        1.0
-    };
-    let thread = SourceThread::spawn("tvilling-simulator", move |thread_stop| {
-        let started = Instant::now();
-        let mut due: BinaryHeap<Reverse<(i64, usize)>> =
-            (0..sim.devices.len()).map(|i| Reverse((t0, i))).collect();
-        let format = PayloadFormat::SenMl;
+    /// Emits every report due at or before `to_ms`: `pack(payload, last report time)` per
+    /// SenML pack.
+    pub fn step(&mut self, to_ms: i64, mut pack: impl FnMut(Vec<u8>, i64)) {
         let mut batch: Vec<(usize, i64)> = Vec::with_capacity(PACK_SIZE);
-        let mut first = true;
-        while !thread_stop.load(Ordering::Relaxed) {
-            let sim_now = t0 + (started.elapsed().as_secs_f64() * speed * 1000.0) as i64;
-            thread_now.store(sim_now, Ordering::Relaxed);
-            let flush = |batch: &mut Vec<(usize, i64)>| {
-                if batch.is_empty() {
-                    return;
-                }
-                let payload = sim.senml_pack(batch);
-                let topic = "simulator";
-                let ctx = DecodeContext {
-                    topic,
-                    now_ms: sim_now,
-                    max_bytes: 1 << 20,
-                    ..DecodeContext::default()
-                };
-                match decode(&format, &payload, &ctx) {
-                    Ok(obs) => {
-                        if let Some(r) = &recorder {
-                            r.record(sim_now, "simulator", topic, &format, &payload);
-                        }
-                        for o in obs {
-                            sender.send(o);
-                        }
-                    }
-                    Err(e) => sender.stats.refuse(&e, topic),
-                }
+        let sim = &self.sim;
+        let mut flush = |batch: &mut Vec<(usize, i64)>| {
+            if let Some(&(_, t)) = batch.last() {
+                pack(sim.senml_pack(batch), t);
                 batch.clear();
-            };
-            while let Some(&Reverse((t, i))) = due.peek() {
-                if t > sim_now {
-                    break;
-                }
-                due.pop();
-                batch.push((i, t));
-                if batch.len() == PACK_SIZE {
-                    flush(&mut batch);
-                }
-                // Spread the periodic reporters over their interval after the first round;
-                // far behind (a fast clock), skip ahead rather than replay every step.
-                let mut next = sim.next_report(i, t);
-                if first && !matches!(sim.devices[i].profile, SimProfile::Signal { .. }) {
-                    next = t
-                        + 1
-                        + (unit_hash(sim.seed, &sim.devices[i].id, 9) * REPORT_INTERVAL_MS as f64)
-                            as i64;
-                }
-                if next < sim_now - REPORT_INTERVAL_MS {
-                    next = sim_now;
-                }
-                due.push(Reverse((next, i)));
             }
-            flush(&mut batch);
-            if first {
-                first = false;
+        };
+        while let Some(&Reverse((t, i))) = self.due.peek() {
+            if t > to_ms {
+                break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            self.due.pop();
+            batch.push((i, t));
+            if batch.len() == PACK_SIZE {
+                flush(&mut batch);
+            }
+            // Spread the periodic reporters over their interval after the first round; far
+            // behind (a large step), skip ahead rather than emit every missed report.
+            let mut next = sim.next_report(i, t);
+            if self.first && !matches!(sim.devices[i].profile, SimProfile::Signal { .. }) {
+                next = t
+                    + 1
+                    + (unit_hash(sim.seed, &sim.devices[i].id, 9) * REPORT_INTERVAL_MS as f64)
+                        as i64;
+            }
+            if next < to_ms - REPORT_INTERVAL_MS {
+                next = to_ms;
+            }
+            self.due.push(Reverse((next, i)));
         }
-        if let Some(r) = &recorder {
-            r.flush();
-        }
-    })?;
-    Ok(SimulatorSource {
-        clock: now,
-        _thread: thread,
-    })
-}
+        flush(&mut batch);
+        self.first = false;
+        self.reached_ms = self.reached_ms.max(to_ms);
+    }
 
-impl SimulatorSource {
-    pub fn now_ms(&self) -> i64 {
-        self.clock.load(Ordering::Relaxed)
+    /// Decodes a pack the way a broker's SenML message is decoded.
+    pub fn decode(
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<crate::observation::Observation>, crate::observation::DecodeError> {
+        let ctx = DecodeContext {
+            topic: "simulator",
+            now_ms,
+            max_bytes: 1 << 20,
+            ..DecodeContext::default()
+        };
+        decode(&PayloadFormat::SenMl, payload, &ctx)
     }
 }
 

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use bevy::prelude::*;
 use tvilling_geo::{Crs, GeoError, GeoFrame, Transformer};
 use tvilling_sensors::apply::{Ingest, SensorApplyPlugin, SensorSystems};
+use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::health::HealthPlugin;
 use tvilling_sensors::ingest::{IngestSender, ingest_channel};
 use tvilling_sensors::mqtt::MqttSource;
@@ -61,8 +62,6 @@ pub enum LiveError {
     Position(String, GeoError),
     #[error("scene CRS: {0}")]
     Crs(GeoError),
-    #[error("cannot start the simulator thread: {0}")]
-    Simulator(std::io::Error),
 }
 
 /// System sets of [`LivePlugin`].
@@ -102,6 +101,12 @@ impl Plugin for LivePlugin {
                 sources::refresh_diagnostics.in_set(LiveSystems::Diagnostics),
             )
             .add_systems(
+                PreUpdate,
+                simulation::step_simulator
+                    .run_if(resource_exists::<simulation::SimulatorState>)
+                    .in_set(SensorSystems::Step),
+            )
+            .add_systems(
                 Update,
                 simulation::start_when_city_loaded
                     .run_if(resource_exists::<PendingSimulation>)
@@ -109,6 +114,17 @@ impl Plugin for LivePlugin {
             );
         if let Some(rules) = &self.settings.health {
             app.insert_resource(rules.clone());
+        }
+        // A simulated twin's clock stands at the simulator's start until the simulator runs
+        // (the city may take a while to load); then it moves at the simulator's speed.
+        if let Some(sim) = &self.settings.simulate {
+            let start = sim
+                .clock
+                .start_ms
+                .unwrap_or_else(tvilling_sensors::clock::wall_ms);
+            let mut clock = TwinClock::held(start);
+            clock.until_ms = self.settings.until_ms;
+            app.insert_resource(clock);
         }
     }
 }
@@ -202,7 +218,7 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
             });
         } else {
             let devices = simulation::devices_for_registry(sim.seed, &live.devices);
-            simulation::start(world, sim, devices, tx, recorder).map_err(LiveError::Simulator)?;
+            simulation::start(world, sim, devices, tx, recorder);
         }
     }
     Ok(())

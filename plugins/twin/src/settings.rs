@@ -33,6 +33,8 @@ pub struct LiveSettings {
     pub simulate: Option<SimSetup>,
     /// Health rules from the configuration (default otherwise).
     pub health: Option<HealthRules>,
+    /// A simulated run stops its clock here (`--until`), Unix ms.
+    pub until_ms: Option<i64>,
 }
 
 impl LiveSettings {

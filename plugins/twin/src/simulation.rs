@@ -1,20 +1,20 @@
 //! The simulator in the twin: over the registry file's devices, or over a registry generated
-//! from the city once it has loaded; a source on the shared ingest channel.
+//! from the city once it has loaded. A source stepped by the ECS from the twin clock: the
+//! same seed, start and steps give the same twin.
 
 use bevy::prelude::*;
 use tvilling_city::load::LoadProgress;
+use tvilling_sensors::apply::SteppedInput;
+use tvilling_sensors::clock::{Edge, TwinClock};
+use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::generate::generate_registry;
-use tvilling_sensors::health::SimClock;
 use tvilling_sensors::ingest::IngestSender;
 use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::replay::Recorder;
-use tvilling_sensors::simulate::{
-    SimDevice, SimProfile, Simulator, SimulatorSource, start_simulator,
-};
+use tvilling_sensors::simulate::{SimDevice, SimProfile, Simulator, SimulatorRun};
 
 use crate::binding::{city_layout, register_planned};
 use crate::settings::SimSetup;
-use crate::sources::LiveSources;
 
 /// A simulator waiting for the city: it generates its registry from what loaded.
 #[derive(Resource)]
@@ -24,30 +24,66 @@ pub struct PendingSimulation {
     pub recorder: Option<Recorder>,
 }
 
-/// Starts the simulator over `devices` and keeps it (and its clock) in the world.
+/// The running simulator, stepped each frame to the twin clock's edge.
+#[derive(Resource)]
+pub struct SimulatorState {
+    pub run: SimulatorRun,
+    sender: IngestSender,
+    recorder: Option<Recorder>,
+}
+
+/// Starts the simulator over `devices` at the twin clock's edge and sets the clock running at
+/// the simulator's speed.
 pub fn start(
     world: &mut World,
     setup: SimSetup,
     devices: Vec<SimDevice>,
     sender: IngestSender,
     recorder: Option<Recorder>,
-) -> std::io::Result<()> {
+) {
     let n = devices.len();
-    let source: SimulatorSource = start_simulator(
-        Simulator {
-            seed: setup.seed,
-            devices,
-        },
-        setup.clock,
+    let mut clock = world.get_resource_or_insert_with(TwinClock::live);
+    clock.edge = Edge::Simulated(setup.clock.speed);
+    let start_ms = clock.edge_ms;
+    world.insert_resource(SimulatorState {
+        run: SimulatorRun::new(
+            Simulator {
+                seed: setup.seed,
+                devices,
+            },
+            start_ms,
+        ),
         sender,
         recorder,
-    )?;
-    world.insert_resource(SimClock(source.clock.clone(), setup.clock.speed));
-    world
-        .get_resource_or_insert_with(LiveSources::default)
-        .simulator = Some(source);
+    });
     info!("simulator started: {n} devices, seed {}", setup.seed);
-    Ok(())
+}
+
+/// Steps the simulator to the clock's edge: its packs are decoded as SenML (recorded when a
+/// recording runs) and handed to apply in this frame.
+pub fn step_simulator(
+    clock: Res<TwinClock>,
+    mut state: ResMut<SimulatorState>,
+    mut input: ResMut<SteppedInput>,
+) {
+    let state = &mut *state;
+    let (sender, recorder) = (&state.sender, &state.recorder);
+    state.run.step(clock.edge_ms, |payload, t| {
+        match SimulatorRun::decode(&payload, t) {
+            Ok(obs) => {
+                if let Some(r) = recorder {
+                    r.record(t, "simulator", "simulator", &PayloadFormat::SenMl, &payload);
+                }
+                for o in obs {
+                    for problem in &o.problems {
+                        sender.stats.reject(problem, "simulator");
+                    }
+                    input.0.push(sender.accept(o));
+                }
+            }
+            Err(e) => sender.stats.refuse(&e, "simulator"),
+        }
+    });
 }
 
 /// Simulated devices for a registry file's devices (profiles from their ids and kinds).
@@ -107,13 +143,11 @@ pub fn start_when_city_loaded(world: &mut World) {
             profile: d.profile,
         })
         .collect();
-    if let Err(e) = start(
+    start(
         world,
         pending.setup,
         devices,
         pending.sender,
         pending.recorder,
-    ) {
-        error!("cannot start the simulator thread: {e}");
-    }
+    );
 }

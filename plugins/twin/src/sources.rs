@@ -10,7 +10,6 @@ use tvilling_sensors::apply::Ingest;
 use tvilling_sensors::http::HttpSource;
 use tvilling_sensors::mqtt::{Connection, MqttSource};
 use tvilling_sensors::replay::ReplaySource;
-use tvilling_sensors::simulate::SimulatorSource;
 
 /// Running sources, kept alive by the app.
 #[derive(Resource, Default)]
@@ -18,7 +17,6 @@ pub struct LiveSources {
     pub mqtt: Vec<(String, MqttSource)>,
     pub http: Vec<(String, HttpSource)>,
     pub replay: Option<ReplaySource>,
-    pub simulator: Option<SimulatorSource>,
 }
 
 /// One source's counters and state.

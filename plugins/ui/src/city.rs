@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 use egui_plot::{Line, Plot};
 use tvilling_city::model::{Building, TwinEntity};
-use tvilling_sensors::health::SensorClock;
+use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::state::{
     AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
@@ -100,7 +100,7 @@ type StateRow<'a> = (
 
 /// Samples the city's total building power for the energy chart.
 pub(crate) fn sample_power(
-    clock: Option<Res<SensorClock>>,
+    clock: Option<Res<TwinClock>>,
     meters: Query<&MeterState>,
     mut panel: ResMut<CityPanel>,
 ) {
@@ -122,7 +122,7 @@ pub(crate) fn city_window(
     mut panel: ResMut<CityPanel>,
     rows: Query<Row<'static>>,
     states: Query<StateRow<'static>>,
-    clock: Option<Res<SensorClock>>,
+    clock: Option<Res<TwinClock>>,
     mut layers: ResMut<Layers>,
     mut picks: MessageWriter<EntityPicked>,
     mut camera: MessageWriter<CameraCommand>,

@@ -501,20 +501,7 @@ mod tests {
                     .filter(|l| !units_only(l)),
             );
         }
-        let all_quantities = [
-            Quantity::SignalAspect,
-            Quantity::LampOn,
-            Quantity::LampDimPct,
-            Quantity::LampPowerW,
-            Quantity::LampFault,
-            Quantity::PowerKw,
-            Quantity::EnergyTodayKwh,
-            Quantity::HeatingKw,
-            Quantity::No2,
-            Quantity::Pm10,
-            Quantity::Pm25,
-            Quantity::TemperatureC,
-        ];
+        let all_quantities = Quantity::ALL;
         texts.extend(all_quantities.map(|q| crate::inspector::quantity_name(q).to_string()));
         for aspect in SignalAspect::ALL {
             texts.push(format!("{aspect:?}"));

@@ -6,7 +6,7 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 use egui_plot::{Legend, Line, Plot};
 use tvilling_city::model::{Building, StreetLamp, TrafficSignal, TwinEntity};
-use tvilling_sensors::health::SensorClock;
+use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::state::{
     AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
@@ -171,7 +171,7 @@ pub(crate) fn inspector(
     selection: Res<Selection>,
     entities: Query<Inspected<'static>>,
     states: Query<States<'static>>,
-    clock: Option<Res<SensorClock>>,
+    clock: Option<Res<TwinClock>>,
     mut panels: ResMut<PanelState>,
     mut camera: MessageWriter<CameraCommand>,
     mut picks: MessageWriter<EntityPicked>,

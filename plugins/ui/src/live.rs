@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 use tvilling_sensors::apply::ApplyStats;
-use tvilling_sensors::health::SensorClock;
+use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
 use tvilling_sensors::simulate::stockholm_local;
 use tvilling_sensors::state::{Device, Health, Liveness};
@@ -76,7 +76,7 @@ pub(crate) fn live_window(
     diagnostics: Option<Res<SourceDiagnostics>>,
     applied: Option<Res<ApplyStats>>,
     registry: Option<Res<DeviceRegistry>>,
-    clock: Option<Res<SensorClock>>,
+    clock: Option<Res<TwinClock>>,
     devices: Query<(&Device, &Liveness)>,
     lang: Res<Lang>,
     time: Res<Time<Real>>,

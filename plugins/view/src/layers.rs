@@ -5,7 +5,8 @@
 
 use bevy::prelude::*;
 use tvilling_city::model::{Building, CityTile, TwinEntity};
-use tvilling_sensors::health::{HealthRules, SensorClock};
+use tvilling_sensors::clock::TwinClock;
+use tvilling_sensors::health::HealthRules;
 use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::state::{Device, Health, Liveness, MeterState};
 
@@ -194,7 +195,7 @@ fn show_layers(
 /// whose meter changed (and, for freshness, all of them once a second as they age).
 fn colour_buildings(
     by: Res<ColourBy>,
-    clock: Option<Res<SensorClock>>,
+    clock: Option<Res<TwinClock>>,
     rules: Option<Res<HealthRules>>,
     time: Res<Time>,
     mut last_tick: Local<f64>,
