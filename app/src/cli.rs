@@ -113,6 +113,36 @@ pub struct Cli {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
+    /// Record every applied value and alarm change to this SQLite file, for playback and
+    /// export; an existing file is continued. The default demo records to a temporary file.
+    #[arg(long, value_name = "FILE.sqlite")]
+    pub history: Option<PathBuf>,
+
+    /// Keep this many days of history (default 30; counted back from the newest value).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<f64>,
+
+    /// Show the twin as it was at this moment (UTC, YYYY-MM-DDTHH:MM) from --history: no
+    /// source runs. With --headless --snapshot, writes that moment's twin.
+    #[arg(long, value_name = "TIME", requires = "history")]
+    pub at: Option<String>,
+
+    /// Write one device's recorded series from --history as CSV (with --from, --to, --csv).
+    #[arg(long, value_name = "DEVICE_ID", requires_all = ["history", "csv"])]
+    pub export_history: Option<String>,
+
+    /// Start of the exported series (UTC, YYYY-MM-DDTHH:MM; default: the first value).
+    #[arg(long, value_name = "TIME", requires = "export_history")]
+    pub from: Option<String>,
+
+    /// End of the exported series (UTC, YYYY-MM-DDTHH:MM; default: the last value).
+    #[arg(long, value_name = "TIME", requires = "export_history")]
+    pub to: Option<String>,
+
+    /// Where the exported series goes.
+    #[arg(long, value_name = "FILE.csv", requires = "export_history")]
+    pub csv: Option<PathBuf>,
+
     /// With --headless: run the live pipeline this many seconds after loading, then snapshot.
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub duration: f64,

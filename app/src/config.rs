@@ -33,6 +33,10 @@ pub struct ConfigFile {
     #[serde(default)]
     pub plain: BTreeMap<String, PlainEntry>,
     pub health: Option<HealthEntry>,
+    /// Record every applied value and alarm change to this SQLite file (history, playback).
+    pub history: Option<PathBuf>,
+    /// Keep this many days of history (default 30).
+    pub history_retention_days: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +160,8 @@ pub struct LiveConfig {
     pub mqtt: Vec<MqttConfig>,
     pub http: Vec<HttpConfig>,
     pub health: Option<HealthRules>,
+    pub history: Option<PathBuf>,
+    pub history_retention_days: Option<f64>,
 }
 
 /// Looks up an environment variable (tests pass their own).
@@ -195,6 +201,8 @@ pub fn parse(text: &str, dir: &Path, env: Env<'_>) -> Result<LiveConfig> {
             .simulator
             .as_ref()
             .map(|s| s.enabled.then(|| (s.seed, s.start.clone(), s.speed))),
+        history: file.history.as_ref().map(at),
+        history_retention_days: file.history_retention_days,
         ..LiveConfig::default()
     };
     let mappings: BTreeMap<String, PlainMapping> = file

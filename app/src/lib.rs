@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod embedded;
+pub mod export;
 pub mod modes;
 pub mod settings;
 

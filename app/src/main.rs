@@ -4,6 +4,29 @@ use tvilling::{Cli, modes, setup_from_cli};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let (Some(device), Some(history), Some(csv)) = (&cli.export_history, &cli.history, &cli.csv)
+    {
+        let time = |t: &Option<String>, what: &str| -> Result<Option<i64>> {
+            t.as_deref()
+                .map(|t| {
+                    tvilling_city::scene::parse_utc_minute(t)
+                        .map(|s| s * 1000)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("{what} {t:?}: expected YYYY-MM-DDTHH:MM (UTC)")
+                        })
+                })
+                .transpose()
+        };
+        let n = tvilling::export::export_csv(
+            history,
+            device,
+            time(&cli.from, "--from")?,
+            time(&cli.to, "--to")?,
+            csv,
+        )?;
+        println!("{n} values of {device} written to {}", csv.display());
+        return Ok(());
+    }
     let setup = setup_from_cli(&cli)?;
     if cli.headless {
         return modes::run_headless(&setup, cli.snapshot.clone(), cli.duration);

@@ -265,6 +265,26 @@ fn write_snapshot(world: &mut World) {
     // A simulated run to an end (`--until`) runs until its clock gets there.
     let clock = world.get_resource::<TwinClock>().cloned();
     let running_until = clock.as_ref().is_some_and(|c| c.until_ms.is_some());
+    // Playing back a recorded moment (`--at`): wait until its state is shown.
+    if let Some(c) = clock.as_ref().filter(|c| !c.is_live()) {
+        let registered = world
+            .get_resource::<tvilling_sensors::registry::DeviceRegistry>()
+            .map_or(0, |r| r.len());
+        // Shown for the devices registered now (the registry may come after the first state).
+        let shown = world
+            .get_resource::<tvilling_twin::history::HistoryStatus>()
+            .filter(|s| s.shown_devices == registered)
+            .and_then(|s| s.shown_ms);
+        let failed = world
+            .get_resource::<tvilling_twin::history::HistoryStatus>()
+            .is_none_or(|s| s.error.is_some());
+        let pending = world.contains_resource::<tvilling_twin::simulation::PendingSimulation>();
+        if !failed && (pending || shown != Some(c.now_ms)) {
+            let mut plan = world.resource_mut::<SnapshotPlan>();
+            plan.budget = plan.budget.clamp(2, 100_000);
+            return;
+        }
+    }
     let mut plan = world.resource_mut::<SnapshotPlan>();
     if running_until {
         if let Some(c) = clock.as_ref().filter(|c| !c.finished()) {

@@ -5,6 +5,7 @@ use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::mqtt::MqttConfig;
 use tvilling_sensors::registry_file::parse_registry;
 use tvilling_sensors::simulate::{DEFAULT_SEED, SimClockSettings};
+use tvilling_twin::history::{DEFAULT_RETENTION_DAYS, HistorySettings};
 use tvilling_twin::{LiveSettings, SimSetup};
 
 use crate::Cli;
@@ -47,6 +48,17 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         .map(|p| (p, cli.replay_speed))
         .or(config.replay);
     let configured = !mqtt.is_empty() || !config.http.is_empty() || replay.is_some();
+    let at_ms = cli
+        .at
+        .as_deref()
+        .map(|t| sim_start_ms(t, "--at"))
+        .transpose()?;
+    if let Some(d) = cli.retention_days {
+        anyhow::ensure!(
+            d.is_finite() && d > 0.0,
+            "--retention-days {d}: must be a positive number"
+        );
+    }
     let until_ms = cli
         .until
         .as_deref()
@@ -100,5 +112,23 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         simulate,
         health: config.health,
         until_ms,
+        history: match cli.history.clone().or(config.history).or_else(|| {
+            // The simulated demo in a window records to a temporary store, so a new user can
+            // scrub back from the first minute.
+            (simulate.is_some() && !cli.headless && cli.screenshot.is_none()).then(|| {
+                std::env::temp_dir().join(format!("tvilling-demo-{}.sqlite", std::process::id()))
+            })
+        }) {
+            Some(path) => Some(HistorySettings {
+                path,
+                retention_days: cli
+                    .retention_days
+                    .or(config.history_retention_days)
+                    .unwrap_or(DEFAULT_RETENTION_DAYS),
+                read_only: at_ms.is_some(),
+            }),
+            None => None,
+        },
+        at_ms,
     })
 }

@@ -5,6 +5,8 @@
 //! - `data`: the shipped data and the shared CityJSON samples load as expected through the
 //!   real plugins (App + MinimalPlugins); GDAL's reading of the same OSM file agrees with ours;
 //!   broken input is reported and never stops the good data.
+//! - `history`: recording to SQLite, the recorded twin at a moment equal to the live twin
+//!   then, a restart continuing the file, CSV export, damaged and locked files.
 //! - `http`: SensorThings and NGSI-LD polling against an HTTP server on a loopback port:
 //!   paging, bearer token, broken pages and HTTP errors counted, good state kept.
 //! - `mqtt`: real payloads published to a real Mosquitto (started on a free loopback port)
@@ -21,6 +23,7 @@ mod config;
 mod crs;
 mod data;
 mod fuzz_corpora;
+mod history;
 mod http;
 mod mqtt;
 mod payloads;

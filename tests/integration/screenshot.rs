@@ -56,6 +56,48 @@ impl Picture {
             .collect()
     }
 
+    /// The text in a part of the picture (fractions of width and height), scaled up twice and
+    /// made black on white for the OCR (dark text on a coloured banner reads poorly otherwise).
+    fn text_in(&self, x0: f32, y0: f32, x1: f32, y1: f32) -> String {
+        let (xa, xb) = (
+            (x0 * self.width as f32) as usize,
+            (x1 * self.width as f32) as usize,
+        );
+        let (ya, yb) = (
+            (y0 * self.height as f32) as usize,
+            (y1 * self.height as f32) as usize,
+        );
+        let (w, h) = ((xb - xa) * 2, (yb - ya) * 2);
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let p = self.pixel(xa + x / 2, ya + y / 2);
+                let v = if p.iter().map(|c| u32::from(*c)).sum::<u32>() < 200 {
+                    0
+                } else {
+                    255
+                };
+                data.extend_from_slice(&[v, v, v]);
+            }
+        }
+        let path = self.path.with_extension("crop.png");
+        let file = std::fs::File::create(&path).expect("crop file");
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()
+            .expect("png header")
+            .write_image_data(&data)
+            .expect("png data");
+        Picture {
+            width: w,
+            height: h,
+            rgb: data,
+            path,
+        }
+        .text()
+    }
+
     fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         let i = (y * self.width + x) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
@@ -406,4 +448,80 @@ fn a_device_reporting_only_unknown_fields_shows_them_in_the_inspector_and_the_li
     }
     // The air sensor came alive despite the DevEUI's case: one live air sensor.
     assert!(text.contains("airsensors1"), "{text}");
+}
+
+#[test]
+fn the_timeline_plays_back_a_recorded_dawn_under_a_banner_no_one_can_miss() {
+    // Record the dawn: lamps are lit at 06:00 UTC (07:00 in Stockholm) and off by 07:30
+    // (sunrise about 06:50 UTC).
+    let dir = temp_dir("timeline-record");
+    let db = dir.join("dawn.sqlite");
+    let out = Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args([
+            "--headless",
+            "--simulate",
+            "1",
+            "--sim-start",
+            "2026-11-23T05:30",
+            "--until",
+            "2026-11-23T07:30",
+            "--history",
+        ])
+        .arg(&db)
+        .output()
+        .expect("record");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = db.to_str().expect("path");
+    // The twin as it was at 06:00, in the window: past lamps lit, under the banner.
+    let past = screenshot(
+        "timeline-past",
+        "2026-11-23T06:00",
+        &[
+            "--simulate",
+            "1",
+            "--history",
+            db,
+            "--at",
+            "2026-11-23T06:00",
+            "--frames",
+            "8",
+        ],
+    );
+    // Now (the live edge at 07:30, run live): the same lamps are dark, and no banner.
+    let now = screenshot(
+        "timeline-now",
+        "2026-11-23T07:30",
+        &["--simulate", "1", "--frames", "8"],
+    );
+    // Below the banner (whose amber would count as lamp light) and above the timeline.
+    let lit = |p: &Picture| p.share(0.0, 0.12, 1.0, 0.75, is_lamp) * 800.0 * 500.0;
+    assert!(
+        lit(&past) > 300.0,
+        "{} lit-lamp pixels in the past",
+        lit(&past)
+    );
+    assert!(
+        lit(&now) < lit(&past) / 10.0,
+        "{} lit-lamp pixels now",
+        lit(&now)
+    );
+    // The banner: amber, top centre, and its words.
+    let is_amber = |p: [u8; 3]| {
+        let [r, g, b] = p.map(i32::from);
+        r > 220 && (150..210).contains(&g) && b < 60
+    };
+    assert!(past.share(0.2, 0.0, 0.8, 0.1, is_amber) > 0.3, "no banner");
+    assert!(
+        now.share(0.2, 0.0, 0.8, 0.1, is_amber) < 0.001,
+        "a banner while live"
+    );
+    let text = past.text_in(0.2, 0.0, 0.8, 0.1);
+    for words in ["playback2026-11-2307:00", "1h", "behindlive"] {
+        assert!(text.contains(words), "banner lacks {words:?}: {text}");
+    }
+    assert!(!now.text().contains("playback"));
 }

@@ -75,6 +75,24 @@ impl Quantity {
         Quantity::TemperatureC,
     ];
 
+    /// A short name with its unit, as the snapshot and exports write it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Quantity::SignalAspect => "aspect",
+            Quantity::LampOn => "on",
+            Quantity::LampDimPct => "dim_pct",
+            Quantity::LampPowerW => "power_w",
+            Quantity::LampFault => "lamp_fault",
+            Quantity::PowerKw => "power_kw",
+            Quantity::EnergyTodayKwh => "energy_today_kwh",
+            Quantity::HeatingKw => "heating_kw",
+            Quantity::No2 => "no2_ugm3",
+            Quantity::Pm10 => "pm10_ugm3",
+            Quantity::Pm25 => "pm25_ugm3",
+            Quantity::TemperatureC => "temperature_c",
+        }
+    }
+
     /// Its place in [`Quantity::ALL`] (stored in the history).
     pub fn index(self) -> u8 {
         Quantity::ALL.iter().position(|q| *q == self).unwrap_or(0) as u8

@@ -9,6 +9,8 @@
 //!   once a frame for panels and the snapshot.
 //! - [`simulation`]: the built-in simulator over the registry, or over a registry generated
 //!   once the city has loaded.
+//! - [`history`]: every applied value and alarm change recorded to one SQLite file on its own
+//!   thread, keyframes, and the state at any past moment for playback.
 //! - [`snapshot`]: the snapshot's live part (values, health, last seen, diagnostics).
 //!
 //! Data flow: sources decode on their threads and hand observations to the sensors crate's
@@ -17,6 +19,7 @@
 //! counters into [`sources::SourceDiagnostics`].
 
 pub mod binding;
+pub mod history;
 pub mod settings;
 pub mod simulation;
 pub mod snapshot;
@@ -84,36 +87,56 @@ pub struct LivePlugin {
 
 impl Plugin for LivePlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins((SensorApplyPlugin, HealthPlugin))
-            .insert_resource(self.settings.clone())
-            .init_resource::<LiveSources>()
-            .init_resource::<SourceDiagnostics>()
-            .configure_sets(
-                PreUpdate,
-                LiveSystems::Diagnostics.after(SensorSystems::Health),
-            )
-            .configure_sets(
-                Update,
-                LiveSystems::Bind.after(tvilling_city::CitySystems::Spawn),
-            )
-            .add_systems(
-                PreUpdate,
-                sources::refresh_diagnostics.in_set(LiveSystems::Diagnostics),
-            )
-            .add_systems(
-                PreUpdate,
-                simulation::step_simulator
-                    .run_if(resource_exists::<simulation::SimulatorState>)
-                    .in_set(SensorSystems::Step),
-            )
-            .add_systems(
-                Update,
-                simulation::start_when_city_loaded
-                    .run_if(resource_exists::<PendingSimulation>)
-                    .in_set(LiveSystems::Bind),
-            );
+        app.add_plugins((
+            SensorApplyPlugin,
+            HealthPlugin,
+            tvilling_metrics::MetricsPlugin,
+        ))
+        .insert_resource(self.settings.clone())
+        .init_resource::<LiveSources>()
+        .init_resource::<SourceDiagnostics>()
+        .configure_sets(
+            PreUpdate,
+            LiveSystems::Diagnostics.after(SensorSystems::Health),
+        )
+        .configure_sets(
+            Update,
+            LiveSystems::Bind.after(tvilling_city::CitySystems::Spawn),
+        )
+        .add_systems(
+            PreUpdate,
+            sources::refresh_diagnostics.in_set(LiveSystems::Diagnostics),
+        )
+        .add_systems(
+            PreUpdate,
+            simulation::step_simulator
+                .run_if(resource_exists::<simulation::SimulatorState>)
+                .in_set(SensorSystems::Step),
+        )
+        .add_systems(
+            Update,
+            simulation::start_when_city_loaded
+                .run_if(resource_exists::<PendingSimulation>)
+                .in_set(LiveSystems::Bind),
+        );
         if let Some(rules) = &self.settings.health {
             app.insert_resource(rules.clone());
+        }
+        app.add_plugins(history::HistoryPlugin {
+            settings: self.settings.history.clone(),
+        });
+        if let Some(at) = self.settings.at_ms {
+            // The recorded twin at a moment: the clock plays back there, paused, with the
+            // newest recorded moment as its edge.
+            let newest = app
+                .world()
+                .get_resource::<history::HistoryStatus>()
+                .and_then(|s| s.range)
+                .map_or(at, |r| r.1.max(at));
+            let mut clock = TwinClock::held(newest);
+            clock.play_back(at, 1.0, true);
+            app.insert_resource(clock);
+            return;
         }
         // A simulated twin's clock stands at the simulator's start until the simulator runs
         // (the city may take a while to load); then it moves at the simulator's speed.
@@ -136,6 +159,21 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
     let crs = world
         .get_resource::<GeoFrame>()
         .map_or(Crs::SWEREF99_TM, |f| f.crs);
+    if live.at_ms.is_some() {
+        // Playback only: the devices, and no source.
+        let to_scene = Transformer::new(Crs::WGS84, crs).map_err(LiveError::Crs)?;
+        binding::spawn_devices(world, &live.devices, &to_scene)?;
+        if let Some(sim) = live.simulate
+            && live.devices.is_empty()
+        {
+            world.insert_resource(PendingSimulation {
+                setup: sim,
+                sender: None,
+                recorder: None,
+            });
+        }
+        return Ok(());
+    }
     let recorder = match &live.record {
         Some(p) => Some(Recorder::create(p).map_err(|source| LiveError::Record {
             path: p.display().to_string(),
@@ -213,7 +251,7 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
             // No registry: generate one from the city once it has loaded.
             world.insert_resource(PendingSimulation {
                 setup: sim,
-                sender: tx,
+                sender: Some(tx),
                 recorder,
             });
         } else {
@@ -225,6 +263,7 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
 }
 
 pub mod prelude {
+    pub use crate::history::{ClockRequest, HistorySettings, HistoryStatus};
     pub use crate::settings::{LiveSettings, SimSetup};
     pub use crate::sources::{LiveSources, SourceDiagnostics, SourceRow};
     pub use crate::{LiveError, LivePlugin, LiveSystems, start_live};

@@ -35,6 +35,10 @@ pub struct LiveSettings {
     pub health: Option<HealthRules>,
     /// A simulated run stops its clock here (`--until`), Unix ms.
     pub until_ms: Option<i64>,
+    /// Where history is recorded (and read).
+    pub history: Option<crate::history::HistorySettings>,
+    /// Show the recorded twin as it was at this moment (`--at`, Unix ms): no source runs.
+    pub at_ms: Option<i64>,
 }
 
 impl LiveSettings {

@@ -20,7 +20,8 @@ use crate::settings::SimSetup;
 #[derive(Resource)]
 pub struct PendingSimulation {
     pub setup: SimSetup,
-    pub sender: IngestSender,
+    /// `None`: only generate and register the devices (playback of a recorded twin).
+    pub sender: Option<IngestSender>,
     pub recorder: Option<Recorder>,
 }
 
@@ -143,11 +144,7 @@ pub fn start_when_city_loaded(world: &mut World) {
             profile: d.profile,
         })
         .collect();
-    start(
-        world,
-        pending.setup,
-        devices,
-        pending.sender,
-        pending.recorder,
-    );
+    if let Some(sender) = pending.sender {
+        start(world, pending.setup, devices, sender, pending.recorder);
+    }
 }

@@ -11,6 +11,10 @@ use tvilling_sensors::state::{
 };
 use tvilling_sensors::time::format_rfc3339;
 
+use tvilling_metrics::alarms::Alarms;
+use tvilling_metrics::metrics::CityMetrics;
+
+use crate::history::HistoryStatus;
 use crate::sources::SourceDiagnostics;
 
 /// Adds live values, `health` and `last_seen` to the snapshot's device features and the
@@ -119,6 +123,61 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         .get_resource::<ApplyStats>()
         .cloned()
         .unwrap_or_default();
+    if let Some(m) = world.get_resource::<CityMetrics>() {
+        let over: Map<String, Value> = m
+            .hours_over_limit
+            .iter()
+            .map(|(p, h)| (p.as_str().to_string(), json!(h)))
+            .collect();
+        let signals: Map<String, Value> = m
+            .signals
+            .iter()
+            .map(|(c, s)| {
+                (
+                    c.clone(),
+                    json!({"green_share": s.green_share(), "cycle_s": s.cycle_s()}),
+                )
+            })
+            .collect();
+        doc["metrics"] = json!({
+            "since": format_rfc3339(m.since_ms),
+            "until": format_rfc3339(m.at_ms),
+            "lighting_kwh": m.lighting_kwh,
+            "lamp_hours_lit": m.lamp_hours_lit,
+            "lamp_hours_dark_at_night": m.lamp_hours_dark_at_night,
+            "building_kwh": m.building_kwh,
+            "heating_kwh": m.heating_kwh,
+            "sensor_hours_over_limit": over,
+            "green_share": m.green_share(),
+            "signals": signals,
+            "alarms_raised": m.alarms_raised,
+        });
+    }
+    if let Some(a) = world.get_resource::<Alarms>() {
+        let active: Vec<Value> = a
+            .ordered()
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "device": a.device,
+                    "severity": a.cause.severity.as_str(),
+                    "text": a.text,
+                    "raised": format_rfc3339(a.raised_ms),
+                })
+            })
+            .collect();
+        doc["alarms"] = json!(active);
+    }
+    if let Some(h) = world.get_resource::<HistoryStatus>() {
+        doc["history"] = json!({
+            "path": h.path.as_ref().map(|p| p.display().to_string()),
+            "recording": h.recording,
+            "recorded": h.recorded,
+            "lost": h.lost,
+            "error": h.error,
+            "shown": h.shown_ms.map(format_rfc3339),
+        });
+    }
     doc["diagnostics"] = json!({
         "sources": sources,
         "unknown_devices": unknown,

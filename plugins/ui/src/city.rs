@@ -20,15 +20,18 @@ use tvilling_view::picking::EntityPicked;
 use crate::PanelState;
 use crate::i18n::{Lang, tr, tr_str};
 use crate::inspector::display_name as label;
-use crate::summary::{
-    LIMITS, alarm_for, energy, exceedances, intersections, lighting, order_alarms, search,
-};
+use crate::summary::{energy, intersections, lighting, search};
+use tvilling_metrics::alarms::{Alarms, Severity};
+use tvilling_metrics::limits::{LIMITS, exceedances};
+use tvilling_metrics::metrics::{CityMetrics, ResetMetrics};
+use tvilling_sensors::time::format_rfc3339;
 
 /// The tabs of the city window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CityTab {
     #[default]
     Alarms,
+    Today,
     Lighting,
     Energy,
     Air,
@@ -37,8 +40,9 @@ pub enum CityTab {
 }
 
 impl CityTab {
-    pub(crate) const ALL: [CityTab; 6] = [
+    pub(crate) const ALL: [CityTab; 7] = [
         CityTab::Alarms,
+        CityTab::Today,
         CityTab::Lighting,
         CityTab::Energy,
         CityTab::Air,
@@ -49,6 +53,7 @@ impl CityTab {
     pub(crate) fn name(self) -> &'static str {
         match self {
             CityTab::Alarms => "Alarms",
+            CityTab::Today => "Today",
             CityTab::Lighting => "Lighting",
             CityTab::Energy => "Energy",
             CityTab::Air => "Air quality",
@@ -123,6 +128,8 @@ pub(crate) fn city_window(
     rows: Query<Row<'static>>,
     states: Query<StateRow<'static>>,
     clock: Option<Res<TwinClock>>,
+    model: (Option<Res<Alarms>>, Option<Res<CityMetrics>>),
+    mut resets: MessageWriter<ResetMetrics>,
     mut layers: ResMut<Layers>,
     mut picks: MessageWriter<EntityPicked>,
     mut camera: MessageWriter<CameraCommand>,
@@ -130,6 +137,16 @@ pub(crate) fn city_window(
 ) -> Result {
     let lang = *lang;
     let now_ms = clock.map_or(0, |c| c.now_ms);
+    let (alarms, metrics) = model;
+    let hhmm = |t: i64| {
+        let l = tvilling_sensors::simulate::stockholm_local(t);
+        format!(
+            "{} {:02}:{:02}",
+            &format_rfc3339(t)[..10],
+            l.hour as u32,
+            (l.hour.fract() * 60.0) as u32
+        )
+    };
     let ctx = contexts.ctx_mut()?;
     let mut open = panels.city_open;
     let mut go_to: Option<Entity> = None;
@@ -141,7 +158,10 @@ pub(crate) fn city_window(
         .show(ctx, |ui| {
             ui.horizontal_wrapped(|ui| {
                 for t in CityTab::ALL {
-                    if ui.selectable_label(panel.tab == t, tr(lang, t.name())).clicked() {
+                    if ui
+                        .selectable_label(panel.tab == t, tr(lang, t.name()))
+                        .clicked()
+                    {
                         panel.tab = t;
                     }
                 }
@@ -154,45 +174,121 @@ pub(crate) fn city_window(
             };
             match panel.tab {
                 CityTab::Alarms => {
-                    let mut alarms: Vec<_> = rows
-                        .iter()
-                        .filter_map(|(e, twin, b, _, live, info)| {
-                            let live = live?;
-                            let air = states.get(e).ok().and_then(|s| s.2);
-                            // Most devices are fine: name only the ones that raise an alarm.
-                            let quiet = matches!(
-                                live.health,
-                                tvilling_sensors::state::Health::Live
-                                    | tvilling_sensors::state::Health::NeverSeen
-                            ) && air.is_none_or(|a| exceedances(a).is_empty());
-                            if quiet {
-                                return None;
+                    let Some(alarms) = alarms.as_deref() else {
+                        ui.label(tr(lang, "No live state."));
+                        return;
+                    };
+                    let active = alarms.ordered();
+                    ui.label(format!(
+                        "{} {} · {} {}",
+                        active.len(),
+                        tr(lang, "alarms"),
+                        alarms.raised_total,
+                        tr(lang, "raised in all")
+                    ));
+                    egui::ScrollArea::vertical()
+                        .id_salt("active")
+                        .max_height(240.0)
+                        .show(ui, |ui| {
+                            for a in active.iter().take(200) {
+                                // Wrapped, so the window keeps its width.
+                                ui.horizontal_wrapped(|ui| {
+                                    let (colour, kind) = severity_style(a.cause.severity);
+                                    ui.colored_label(colour, tr(lang, kind));
+                                    let name = rows
+                                        .get(a.entity)
+                                        .map(|(_, twin, b, _, _, info)| label(twin, b, info))
+                                        .unwrap_or_else(|_| a.device.clone());
+                                    link(ui, a.entity, name);
+                                    ui.label(tr_str(lang, &a.text));
+                                    ui.weak(format!(
+                                        "{} {}",
+                                        tr(lang, "since"),
+                                        &hhmm(a.raised_ms)[11..]
+                                    ));
+                                });
                             }
-                            alarm_for(e, &label(twin, b, info), live, air)
-                        })
-                        .collect();
-                    order_alarms(&mut alarms);
-                    ui.label(format!("{} {}", alarms.len(), tr(lang, "alarms")));
-                    egui::ScrollArea::vertical().max_height(300.0).show(ui, |ui| {
-                        for a in alarms.iter().take(200) {
-                            ui.horizontal(|ui| {
-                                let (colour, kind) = match a.severity {
-                                    crate::summary::Severity::Fault => {
-                                        (egui::Color32::from_rgb(230, 60, 200), "fault")
+                        });
+                    egui::CollapsingHeader::new(tr(lang, "Alarm log"))
+                        .id_salt("alarm-log")
+                        .show(ui, |ui| {
+                            egui::ScrollArea::vertical()
+                                .id_salt("log")
+                                .max_height(160.0)
+                                .show(ui, |ui| {
+                                    for c in alarms.log.iter().rev().take(100) {
+                                        ui.horizontal_wrapped(|ui| {
+                                            ui.weak(hhmm(c.at_ms));
+                                            ui.label(tr(
+                                                lang,
+                                                if c.raised { "raised" } else { "cleared" },
+                                            ));
+                                            ui.label(&c.device);
+                                            ui.label(tr_str(lang, &c.text));
+                                        });
                                     }
-                                    crate::summary::Severity::Exceedance => {
-                                        (egui::Color32::from_rgb(240, 120, 40), "limit")
-                                    }
-                                    crate::summary::Severity::Stale => {
-                                        (egui::Color32::from_rgb(120, 140, 200), "stale")
-                                    }
-                                };
-                                ui.colored_label(colour, tr(lang, kind));
-                                link(ui, a.entity, a.label.clone());
-                                ui.label(tr_str(lang, &a.text));
-                            });
+                                });
+                        });
+                }
+                CityTab::Today => {
+                    let Some(m) = metrics.as_deref() else {
+                        ui.label(tr(lang, "No live state."));
+                        return;
+                    };
+                    ui.label(format!(
+                        "{} {} – {}",
+                        tr(lang, "Since"),
+                        hhmm(m.since_ms),
+                        hhmm(m.at_ms)
+                    ));
+                    let mut rows: Vec<(String, String)> = vec![
+                        (
+                            tr(lang, "Street lighting").into(),
+                            format!("{:.1} kWh", m.lighting_kwh),
+                        ),
+                        (
+                            tr(lang, "Lamp-hours lit").into(),
+                            format!("{:.0} h", m.lamp_hours_lit),
+                        ),
+                        (
+                            tr(lang, "Lamp-hours dark at night").into(),
+                            format!("{:.1} h", m.lamp_hours_dark_at_night),
+                        ),
+                        (
+                            tr(lang, "Buildings, electricity").into(),
+                            format!("{:.0} kWh", m.building_kwh),
+                        ),
+                        (
+                            tr(lang, "Buildings, heating").into(),
+                            format!("{:.0} kWh", m.heating_kwh),
+                        ),
+                    ];
+                    for l in LIMITS {
+                        let h = m.hours_over_limit.get(&l.pollutant).copied().unwrap_or(0.0);
+                        rows.push((
+                            format!("{} > {:.0} µg/m³", l.pollutant.as_str(), l.ugm3),
+                            format!("{h:.1} {}", tr(lang, "sensor-hours")),
+                        ));
+                    }
+                    rows.push((
+                        tr(lang, "Signals, green share").into(),
+                        m.green_share()
+                            .map_or("-".into(), |g| format!("{:.0} %", g * 100.0)),
+                    ));
+                    rows.push((
+                        tr(lang, "Alarms raised").into(),
+                        m.alarms_raised.to_string(),
+                    ));
+                    egui::Grid::new("today").striped(true).show(ui, |ui| {
+                        for (k, v) in rows {
+                            ui.label(k);
+                            ui.label(v);
+                            ui.end_row();
                         }
                     });
+                    if ui.button(tr(lang, "Reset")).clicked() {
+                        resets.write(ResetMetrics);
+                    }
                 }
                 CityTab::Lighting => {
                     let lamps: Vec<(Entity, &LampState, &Liveness)> = rows
@@ -265,9 +361,19 @@ pub(crate) fn city_window(
                     }
                 }
                 CityTab::Air => {
-                    ui.label(tr(
-                        lang,
-                        "Swedish limit values (SFS 2010:477): NO2 90 µg/m³ hourly, PM10 50 µg/m³ daily, PM2.5 25 µg/m³ annual mean.",
+                    ui.label(format!(
+                        "{} (SFS 2010:477): {}",
+                        tr(lang, "Swedish limit values"),
+                        LIMITS
+                            .iter()
+                            .map(|l| format!(
+                                "{} {:.0} µg/m³ {}",
+                                l.pollutant.as_str(),
+                                l.ugm3,
+                                tr(lang, l.averaging)
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                     egui::Grid::new("air").striped(true).show(ui, |ui| {
                         for h in ["Sensor", "NO2", "PM10", "PM2.5"] {
@@ -280,8 +386,11 @@ pub(crate) fn city_window(
                             };
                             link(ui, e, label(twin, b, info));
                             let over = exceedances(a);
-                            for (l, v) in LIMITS.iter().zip([a.no2, a.pm10, a.pm25]) {
-                                let text = v.map_or("-".into(), |v| format!("{v:.1}"));
+                            for l in LIMITS {
+                                let text = l
+                                    .pollutant
+                                    .reading(a)
+                                    .map_or("-".into(), |v| format!("{v:.1}"));
                                 if over.iter().any(|(o, _)| o.pollutant == l.pollutant) {
                                     ui.colored_label(egui::Color32::from_rgb(240, 120, 40), text);
                                 } else {
@@ -309,37 +418,56 @@ pub(crate) fn city_window(
                         now_ms,
                     );
                     ui.label(format!("{} {}", list.len(), tr(lang, "intersections")));
-                    egui::ScrollArea::vertical().max_height(180.0).show(ui, |ui| {
-                        for i in &list {
-                            ui.horizontal(|ui| {
-                                if ui
-                                    .selectable_label(
-                                        panel.controller.as_deref() == Some(&i.controller),
-                                        &i.controller,
-                                    )
-                                    .clicked()
-                                {
-                                    panel.controller = Some(i.controller.clone());
-                                    go_to = i.head;
-                                }
-                                let aspects: Vec<String> =
-                                    i.aspects.iter().map(|(a, n)| format!("{n} {}", tr_str(lang, a))).collect();
-                                ui.label(format!(
-                                    "{} · {} s · {}",
-                                    aspects.join(", "),
-                                    i.longest_in_state_s.round(),
-                                    i.cycle_s.map_or("-".into(), |c| format!("{c} s"))
-                                ));
-                            });
-                        }
-                    });
+                    egui::ScrollArea::vertical()
+                        .max_height(180.0)
+                        .show(ui, |ui| {
+                            for i in &list {
+                                ui.horizontal(|ui| {
+                                    if ui
+                                        .selectable_label(
+                                            panel.controller.as_deref() == Some(&i.controller),
+                                            &i.controller,
+                                        )
+                                        .clicked()
+                                    {
+                                        panel.controller = Some(i.controller.clone());
+                                        go_to = i.head;
+                                    }
+                                    let aspects: Vec<String> = i
+                                        .aspects
+                                        .iter()
+                                        .map(|(a, n)| format!("{n} {}", tr_str(lang, a)))
+                                        .collect();
+                                    // Measured today (the metrics): green share and mean cycle.
+                                    let measured = metrics
+                                        .as_deref()
+                                        .and_then(|m| m.signals.get(&i.controller));
+                                    ui.label(format!(
+                                        "{} · {} s · {} · {} {} · {} {}",
+                                        aspects.join(", "),
+                                        i.longest_in_state_s.round(),
+                                        i.cycle_s.map_or("-".into(), |c| format!("{c} s")),
+                                        tr(lang, "green"),
+                                        measured
+                                            .and_then(|m| m.green_share())
+                                            .map_or("-".into(), |g| format!("{:.0} %", g * 100.0)),
+                                        tr(lang, "cycle"),
+                                        measured
+                                            .and_then(|m| m.cycle_s())
+                                            .map_or("-".into(), |c| format!("{c:.0} s")),
+                                    ));
+                                });
+                            }
+                        });
                     // Phase timeline of the chosen intersection: each head's aspect code
                     // (0 red, 1 red-amber, 2 green, 3 amber) over the last minutes.
                     if let Some(ctrl) = panel.controller.clone() {
                         ui.label(format!("{}: {ctrl}", tr(lang, "Phase timeline")));
                         let heads: Vec<(String, Vec<[f64; 2]>)> = rows
                             .iter()
-                            .filter(|(_, _, _, _, _, info)| attr(*info, "controller") == Some(&ctrl))
+                            .filter(|(_, _, _, _, _, info)| {
+                                attr(*info, "controller") == Some(&ctrl)
+                            })
                             .filter_map(|(e, twin, _, _, _, _)| {
                                 let h = states.get(e).ok()?.4?;
                                 let pts = h
@@ -401,4 +529,13 @@ pub(crate) fn city_window(
     }
     panels.city_open = open;
     Ok(())
+}
+
+/// The colour and word of a severity.
+fn severity_style(s: Severity) -> (egui::Color32, &'static str) {
+    match s {
+        Severity::Fault => (egui::Color32::from_rgb(230, 60, 200), "fault"),
+        Severity::Exceedance => (egui::Color32::from_rgb(240, 120, 40), "limit"),
+        Severity::Stale => (egui::Color32::from_rgb(120, 140, 200), "stale"),
+    }
 }

@@ -25,6 +25,41 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("Live", "Live"),
     ("Layers", "Lager"),
     ("Alarms", "Larm"),
+    ("−1 min", "−1 min"),
+    ("+1 min", "+1 min"),
+    ("PLAYBACK", "UPPSPELNING"),
+    ("behind live", "efter live"),
+    ("Back to live", "Tillbaka till live"),
+    ("Pause", "Paus"),
+    ("Previous message", "Föregående meddelande"),
+    ("Next message", "Nästa meddelande"),
+    ("History", "Historik"),
+    ("recorded values", "lagrade värden"),
+    ("not recorded", "ej lagrade"),
+    (
+        "Recording: nothing recorded yet.",
+        "Spelar in: inget lagrat ännu.",
+    ),
+    ("raised in all", "utlösta totalt"),
+    ("since", "sedan"),
+    ("Alarm log", "Larmlogg"),
+    ("raised", "utlöst"),
+    ("cleared", "återställt"),
+    ("Today", "I dag"),
+    ("No live state.", "Inget livetillstånd."),
+    ("Since", "Sedan"),
+    ("Street lighting", "Gatubelysning"),
+    ("Lamp-hours lit", "Lamptimmar tända"),
+    ("Lamp-hours dark at night", "Lamptimmar släckta i mörker"),
+    ("Buildings, electricity", "Byggnader, el"),
+    ("Buildings, heating", "Byggnader, värme"),
+    ("sensor-hours", "sensortimmar"),
+    ("Signals, green share", "Signaler, andel grönt"),
+    ("Alarms raised", "Utlösta larm"),
+    ("Reset", "Nollställ"),
+    ("Swedish limit values", "Svenska gränsvärden"),
+    ("green", "grönt"),
+    ("cycle", "cykel"),
     ("Search", "Sök"),
     ("sun, UTC h", "sol, UTC h"),
     ("up", "upp"),
@@ -119,10 +154,6 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("Only faulty lamps", "Bara trasiga lampor"),
     ("Total power now", "Total effekt nu"),
     ("Top consumers", "Största förbrukare"),
-    (
-        "Swedish limit values (SFS 2010:477): NO2 90 µg/m³ hourly, PM10 50 µg/m³ daily, PM2.5 25 µg/m³ annual mean.",
-        "Miljökvalitetsnormer (SFS 2010:477): NO2 90 µg/m³ timmedel, PM10 50 µg/m³ dygnsmedel, PM2,5 25 µg/m³ årsmedel.",
-    ),
     ("Sensor", "Sensor"),
     ("intersections", "korsningar"),
     ("Phase timeline", "Faslinje"),
@@ -362,11 +393,15 @@ mod tests {
         ("controller", "a device attribute key"),
         ("cycle_s", "a device attribute key"),
         ("N", "the compass's north mark, the same in Swedish"),
+        (
+            "{} (SFS 2010:477): {}",
+            "the statute's reference around a translated text, the same in Swedish",
+        ),
     ];
 
     /// Words that are units and symbols, the same in both languages.
     const UNITS: &[&str] = &[
-        "kW", "kWh", "W", "m", "km", "ms", "s", "UTC", "µg", "m³", "m²",
+        "kW", "kWh", "W", "m", "km", "ms", "s", "min", "h", "d", "UTC", "µg", "m³", "m²",
     ];
 
     /// Calls that show a text: a literal passed straight to them is shown untranslated.
@@ -567,15 +602,14 @@ mod tests {
         ] {
             texts.push(lamp_fault(l, sun, &rules).expect("a fault"));
         }
-        let e = bevy::prelude::Entity::PLACEHOLDER;
         let stale = Liveness {
             health: tvilling_sensors::state::Health::Stale,
             ..Default::default()
         };
         texts.push(
-            crate::summary::alarm_for(e, "x", &stale, None)
+            tvilling_metrics::alarms::judge(&stale, None)
                 .expect("alarm")
-                .text,
+                .1,
         );
         let polluted = AirQualityState {
             no2: Some(120.0),
@@ -583,7 +617,7 @@ mod tests {
             pm25: Some(30.0),
             ..Default::default()
         };
-        for limit in crate::summary::LIMITS {
+        for limit in tvilling_metrics::limits::LIMITS {
             texts.push(limit.averaging.to_string());
         }
         let live_now = Liveness {
@@ -591,9 +625,9 @@ mod tests {
             ..Default::default()
         };
         texts.push(
-            crate::summary::alarm_for(e, "x", &live_now, Some(&polluted))
+            tvilling_metrics::alarms::judge(&live_now, Some(&polluted))
                 .expect("alarm")
-                .text,
+                .1,
         );
         // Source states and load progress as the app and the loader write them.
         texts.extend(

@@ -1,6 +1,7 @@
 //! egui panels of Tvilling: load progress, toolbar with counts and sun time, building
 //! inspector (with its meter's live values), the live panel (sources, device health,
-//! rejections, unknown devices), north arrow and scale bar, import problems, and the about box with the data's
+//! rejections, unknown devices), the timeline (live, pause, scrub, play, and a playback banner),
+//! north arrow and scale bar, import problems, and the about box with the data's
 //! attribution. Panels read the model and write requests (camera commands, picks); they never
 //! edit model components.
 
@@ -12,6 +13,7 @@ pub mod live;
 pub mod overlay;
 pub mod panels;
 pub mod summary;
+pub mod timeline;
 
 use bevy::prelude::*;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
@@ -52,10 +54,12 @@ impl Plugin for UiPlugin {
         app.init_resource::<PanelState>()
             .init_resource::<i18n::Lang>()
             .init_resource::<city::CityPanel>()
+            .add_message::<tvilling_twin::history::ClockRequest>()
             .add_systems(Update, city::sample_power)
             .add_systems(
                 EguiPrimaryContextPass,
                 (
+                    timeline::timeline_bar,
                     panels::toolbar,
                     panels::progress_window,
                     inspector::inspector,

@@ -74,6 +74,7 @@ pub(crate) fn live_window(
     mut contexts: EguiContexts,
     mut panels: ResMut<PanelState>,
     diagnostics: Option<Res<SourceDiagnostics>>,
+    history: Option<Res<tvilling_twin::history::HistoryStatus>>,
     applied: Option<Res<ApplyStats>>,
     registry: Option<Res<DeviceRegistry>>,
     clock: Option<Res<TwinClock>>,
@@ -98,7 +99,11 @@ pub(crate) fn live_window(
     egui::Window::new(tr(lang, "Live"))
         .id(egui::Id::new("live"))
         .open(&mut open)
-        .anchor(egui::Align2::LEFT_BOTTOM, [8.0, -60.0])
+        // Above the timeline when there is one.
+        .anchor(
+            egui::Align2::LEFT_BOTTOM,
+            [8.0, if history.is_some() { -130.0 } else { -60.0 }],
+        )
         .default_width(330.0)
         .resizable(false)
         .show(ctx, |ui| {

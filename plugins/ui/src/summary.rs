@@ -1,51 +1,11 @@
 //! The logic behind the city panels, without a window: lighting counts, energy totals and top
-//! consumers, air-quality exceedances against Swedish limit values, signal intersections,
-//! alarms (ordered) and search.
-//!
-//! Limit values (miljökvalitetsnormer, Luftkvalitetsförordningen SFS 2010:477, bilaga 1):
-//! NO2 90 µg/m³ as an hourly mean (may be exceeded 175 hours a year), PM10 50 µg/m³ as a daily
-//! mean (35 days a year), PM2.5 25 µg/m³ as an annual mean. A live reading above a limit is
-//! shown as an indicative exceedance: the norms apply to the averages, not to one reading.
+//! consumers, signal intersections and search. Limit values, alarms and metrics are model
+//! state in `tvilling_metrics`; the panels only draw them.
 
 use std::collections::BTreeMap;
 
 use bevy::prelude::*;
-use tvilling_sensors::state::{AirQualityState, Health, LampState, Liveness, SignalAspect};
-
-/// A Swedish limit value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limit {
-    pub pollutant: &'static str,
-    pub ugm3: f64,
-    pub averaging: &'static str,
-}
-
-pub const LIMITS: [Limit; 3] = [
-    Limit {
-        pollutant: "NO2",
-        ugm3: 90.0,
-        averaging: "hourly mean",
-    },
-    Limit {
-        pollutant: "PM10",
-        ugm3: 50.0,
-        averaging: "daily mean",
-    },
-    Limit {
-        pollutant: "PM2.5",
-        ugm3: 25.0,
-        averaging: "annual mean",
-    },
-];
-
-/// The limits a reading exceeds, with the value.
-pub fn exceedances(a: &AirQualityState) -> Vec<(Limit, f64)> {
-    LIMITS
-        .iter()
-        .zip([a.no2, a.pm10, a.pm25])
-        .filter_map(|(l, v)| v.filter(|v| *v > l.ugm3).map(|v| (*l, v)))
-        .collect()
-}
+use tvilling_sensors::state::{Health, LampState, Liveness, SignalAspect};
 
 /// Street lighting at a glance.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -132,73 +92,6 @@ pub fn intersections(
             .max((now_ms - since).max(0) as f64 / 1000.0);
     }
     by.into_values().collect()
-}
-
-/// How bad an alarm is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// Silent longer than expected.
-    Stale,
-    /// A limit value exceeded.
-    Exceedance,
-    /// A device in fault.
-    Fault,
-}
-
-/// One alarm.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alarm {
-    pub severity: Severity,
-    pub entity: Entity,
-    pub label: String,
-    pub text: String,
-    /// When it was last heard (newest first within a severity).
-    pub at_ms: i64,
-}
-
-/// Orders alarms: most severe first, then newest first, then by label.
-pub fn order_alarms(alarms: &mut [Alarm]) {
-    alarms.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.at_ms.cmp(&a.at_ms))
-            .then(a.label.cmp(&b.label))
-    });
-}
-
-/// An alarm for a device, if it has one.
-pub fn alarm_for(
-    entity: Entity,
-    label: &str,
-    live: &Liveness,
-    air: Option<&AirQualityState>,
-) -> Option<Alarm> {
-    let at_ms = live.last_seen_ms.unwrap_or(0);
-    let make = |severity, text: String| Alarm {
-        severity,
-        entity,
-        label: label.to_string(),
-        text,
-        at_ms,
-    };
-    match live.health {
-        Health::Fault => Some(make(
-            Severity::Fault,
-            live.fault.clone().unwrap_or_else(|| "fault".into()),
-        )),
-        Health::Stale => Some(make(Severity::Stale, "silent longer than expected".into())),
-        _ => {
-            let ex = air.map(exceedances).unwrap_or_default();
-            let (limit, v) = ex.first()?;
-            Some(make(
-                Severity::Exceedance,
-                format!(
-                    "{} {v:.0} µg/m³, limit {:.0} µg/m³ ({})",
-                    limit.pollutant, limit.ugm3, limit.averaging
-                ),
-            ))
-        }
-    }
 }
 
 /// Search over (entity, id, words): case-insensitive, every word of the query must appear;
@@ -294,46 +187,6 @@ mod tests {
             top.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(),
             ["b", "c"]
         );
-    }
-
-    #[test]
-    fn exceedances_use_the_swedish_limits() {
-        let a = AirQualityState {
-            no2: Some(95.0),
-            pm10: Some(49.0),
-            pm25: Some(30.0),
-            temperature_c: None,
-        };
-        let ex = exceedances(&a);
-        assert_eq!(
-            ex.iter().map(|(l, _)| l.pollutant).collect::<Vec<_>>(),
-            ["NO2", "PM2.5"]
-        );
-    }
-
-    #[test]
-    fn alarms_order_by_severity_then_newest() {
-        let e = |i| Entity::from_raw_u32(i).expect("entity");
-        let polluted = AirQualityState {
-            no2: Some(120.0),
-            ..Default::default()
-        };
-        let mut alarms: Vec<Alarm> = [
-            alarm_for(e(1), "old fault", &live(Health::Fault, 100), None),
-            alarm_for(e(2), "stale", &live(Health::Stale, 900), None),
-            alarm_for(e(3), "new fault", &live(Health::Fault, 500), None),
-            alarm_for(e(4), "air", &live(Health::Live, 700), Some(&polluted)),
-            alarm_for(e(5), "fine", &live(Health::Live, 800), None),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        order_alarms(&mut alarms);
-        assert_eq!(
-            alarms.iter().map(|a| a.label.as_str()).collect::<Vec<_>>(),
-            ["new fault", "old fault", "air", "stale"]
-        );
-        assert!(alarms[2].text.contains("90"), "{}", alarms[2].text);
     }
 
     #[test]

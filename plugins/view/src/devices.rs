@@ -28,8 +28,8 @@ use crate::tiles::{
     COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, TexelWrites, texel, to_bevy_mesh,
 };
 
-/// The Swedish limit value for NO2 as an hourly mean, µg/m³ (SFS 2010:477).
-pub const NO2_HOURLY_LIMIT: f32 = 90.0;
+/// The Swedish limit value for NO2 as an hourly mean, µg/m³ (defined in `tvilling_metrics`).
+pub const NO2_HOURLY_LIMIT: f32 = tvilling_metrics::limits::NO2_HOURLY.ugm3 as f32;
 
 /// Surface class of marker vertices (high 8 bits of the tag): drawn unlit.
 pub const MARKER_SURFACE: u32 = 4;

@@ -1,0 +1,42 @@
+//! `--export-history DEVICE --from .. --to .. --csv FILE`: one device's recorded series as CSV
+//! (time in RFC 3339 UTC, quantity with its unit, value).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tvilling_sensors::registry::{Quantity, canonical_id};
+use tvilling_sensors::time::format_rfc3339;
+use tvilling_twin::history::store::{HistoryStore, SqliteStore};
+
+/// Writes the series; returns the number of rows.
+pub fn export_csv(
+    history: &Path,
+    device: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    out: &Path,
+) -> Result<usize> {
+    let mut store = SqliteStore::open_read_only(history)?;
+    let device = canonical_id(device);
+    let rows = store.series(
+        &device,
+        from_ms.unwrap_or(i64::MIN),
+        to_ms.unwrap_or(i64::MAX),
+    )?;
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "history {}: no values of {device} in that span",
+        history.display()
+    );
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "time,device,quantity,value")?;
+    for (t, q, v) in &rows {
+        let q = Quantity::from_index(*q).map_or("unknown", Quantity::key);
+        writeln!(w, "{},{device},{q},{v}", format_rfc3339(*t))?;
+    }
+    w.flush()?;
+    Ok(rows.len())
+}

@@ -1,0 +1,251 @@
+//! City metrics integrated over twin time, from the live state at the edge: street lighting
+//! (kWh, lamp-hours lit, lamp-hours dark at night), buildings (electricity and heating kWh),
+//! air quality (sensor-hours above each limit value), signals (green share and cycle per
+//! controller) and alarms raised. They restart at Stockholm's local midnight and on demand
+//! ([`ResetMetrics`]). Panels only draw [`CityMetrics`].
+//!
+//! Lamps, meters and air sensors hold their state between reports, so their metrics integrate
+//! the state over each frame's span of twin time. Signal heads change faster than a frame of
+//! a fast clock, so their metrics integrate every reported aspect change
+//! ([`tvilling_sensors::apply::ValueApplied`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bevy::prelude::*;
+use tvilling_geo::sun::sun_position;
+use tvilling_sensors::apply::ValueApplied;
+use tvilling_sensors::clock::TwinClock;
+use tvilling_sensors::health::HealthRules;
+use tvilling_sensors::registry::Quantity;
+use tvilling_sensors::simulate::stockholm_local;
+use tvilling_sensors::state::{
+    AirQualityState, DeviceInfo, LampState, Liveness, MeterState, SignalAspect,
+};
+
+use crate::alarms::Alarms;
+use crate::limits::{LIMITS, Pollutant};
+
+/// A span of twin time longer than this between two frames is a jump (playback, a restart),
+/// not something to integrate over.
+pub const MAX_GAP_MS: i64 = 15 * 60_000;
+
+/// One controller's signal figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignalMetrics {
+    /// Head-milliseconds green, and observed in any aspect.
+    pub green_ms: i64,
+    pub observed_ms: i64,
+    /// Intervals between successive green starts of a head, summed, and how many.
+    pub cycle_sum_ms: i64,
+    pub cycles: u64,
+}
+
+impl SignalMetrics {
+    /// Share of the observed time the controller's heads showed green.
+    pub fn green_share(&self) -> Option<f64> {
+        (self.observed_ms > 0).then(|| self.green_ms as f64 / self.observed_ms as f64)
+    }
+
+    /// Mean cycle, seconds.
+    pub fn cycle_s(&self) -> Option<f64> {
+        (self.cycles > 0).then(|| self.cycle_sum_ms as f64 / self.cycles as f64 / 1000.0)
+    }
+}
+
+/// The city's metrics since [`CityMetrics::since_ms`].
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct CityMetrics {
+    /// Start of the span (local midnight, or a reset), twin time.
+    pub since_ms: i64,
+    /// Integrated up to here.
+    pub at_ms: i64,
+    pub lighting_kwh: f64,
+    pub lamp_hours_lit: f64,
+    /// Lamp-hours dark while the sun was down (off, or reporting a fault).
+    pub lamp_hours_dark_at_night: f64,
+    pub building_kwh: f64,
+    pub heating_kwh: f64,
+    /// Sensor-hours with a reading above each limit value (indicative: the limits apply to
+    /// hourly, daily or annual means).
+    pub hours_over_limit: BTreeMap<Pollutant, f64>,
+    /// By controller id.
+    pub signals: BTreeMap<String, SignalMetrics>,
+    pub alarms_raised: u64,
+    /// The alarm counter when the span began.
+    alarms_at_start: u64,
+}
+
+impl CityMetrics {
+    /// Starts a new span at `t_ms`.
+    pub fn restart(&mut self, t_ms: i64, alarms_total: u64) {
+        *self = CityMetrics {
+            since_ms: t_ms,
+            at_ms: t_ms,
+            alarms_at_start: alarms_total,
+            ..default()
+        };
+        for l in LIMITS {
+            self.hours_over_limit.insert(l.pollutant, 0.0);
+        }
+    }
+
+    /// Green share over every controller.
+    pub fn green_share(&self) -> Option<f64> {
+        let (g, o) = self
+            .signals
+            .values()
+            .fold((0, 0), |(g, o), s| (g + s.green_ms, o + s.observed_ms));
+        (o > 0).then(|| g as f64 / o as f64)
+    }
+}
+
+/// A request to restart the metrics now.
+#[derive(Message, Debug, Clone, Copy, Default)]
+pub struct ResetMetrics;
+
+/// Each signal head's last reported aspect and since when, with its controller.
+#[derive(Resource, Debug, Default)]
+pub struct SignalTrack {
+    heads: HashMap<Entity, (String, SignalAspect, i64, Option<i64>)>,
+}
+
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+/// Integrates the metrics from the previous frame's twin time to now (live edge only).
+pub fn integrate_metrics(
+    clock: Res<TwinClock>,
+    rules: Option<Res<HealthRules>>,
+    alarms: Option<Res<Alarms>>,
+    mut metrics: ResMut<CityMetrics>,
+    mut resets: MessageReader<ResetMetrics>,
+    lamps: Query<(&LampState, &Liveness)>,
+    meters: Query<(&MeterState, &Liveness)>,
+    air: Query<(&AirQualityState, &Liveness)>,
+) {
+    let now = clock.now_ms;
+    let alarms_total = alarms.as_ref().map_or(0, |a| a.raised_total);
+    let reset = resets.read().count() > 0;
+    if !clock.is_live() {
+        return;
+    }
+    let midnight = stockholm_local(now).midnight_ms;
+    if reset || metrics.since_ms == 0 || metrics.since_ms < midnight || now < metrics.at_ms {
+        let start = if reset || metrics.since_ms == 0 {
+            now
+        } else {
+            midnight.max(metrics.since_ms).min(now)
+        };
+        metrics.restart(start, alarms_total);
+    }
+    let dt = now - metrics.at_ms;
+    metrics.alarms_raised = alarms_total.saturating_sub(metrics.alarms_at_start);
+    if dt <= 0 {
+        return;
+    }
+    metrics.at_ms = now;
+    if dt > MAX_GAP_MS {
+        return;
+    }
+    let h = dt as f64 / MS_PER_HOUR;
+    let rules = rules.map(|r| r.clone()).unwrap_or_default();
+    let sun = sun_position(rules.lat_lon.0, rules.lat_lon.1, now.div_euclid(1000)).elevation_deg;
+    let dark = sun < rules.lamp_on_below_deg;
+    let (mut kwh, mut lit, mut dark_h) = (0.0, 0.0, 0.0);
+    for (lamp, live) in &lamps {
+        if live.last_seen_ms.is_none() {
+            continue;
+        }
+        kwh += lamp.power_w / 1000.0 * h;
+        if lamp.on && !lamp.fault {
+            lit += h;
+        } else if dark {
+            dark_h += h;
+        }
+    }
+    metrics.lighting_kwh += kwh;
+    metrics.lamp_hours_lit += lit;
+    metrics.lamp_hours_dark_at_night += dark_h;
+    let (mut el, mut heat) = (0.0, 0.0);
+    for (m, live) in &meters {
+        if live.last_seen_ms.is_some() {
+            el += m.power_kw * h;
+            heat += m.heating_kw.unwrap_or(0.0) * h;
+        }
+    }
+    metrics.building_kwh += el;
+    metrics.heating_kwh += heat;
+    for (a, live) in &air {
+        if live.last_seen_ms.is_none() {
+            continue;
+        }
+        for l in LIMITS {
+            if l.pollutant.reading(a).is_some_and(|v| v > l.ugm3) {
+                *metrics.hours_over_limit.entry(l.pollutant).or_default() += h;
+            }
+        }
+    }
+}
+
+/// Integrates every reported signal aspect change into its controller's figures.
+pub fn integrate_signals(
+    clock: Res<TwinClock>,
+    mut applied: MessageReader<ValueApplied>,
+    mut track: ResMut<SignalTrack>,
+    mut metrics: ResMut<CityMetrics>,
+    info: Query<&DeviceInfo>,
+) {
+    if !clock.is_live() {
+        applied.clear();
+        return;
+    }
+    let since = metrics.since_ms;
+    for v in applied.read() {
+        if v.quantity != Quantity::SignalAspect {
+            continue;
+        }
+        let Some(aspect) = SignalAspect::from_code(v.value) else {
+            continue;
+        };
+        let head = track.heads.entry(v.entity).or_insert_with(|| {
+            let controller = info
+                .get(v.entity)
+                .ok()
+                .and_then(|i| {
+                    i.attributes
+                        .iter()
+                        .find(|(k, _)| k == "controller")
+                        .map(|(_, c)| c.clone())
+                })
+                .unwrap_or_else(|| format!("head {}", v.entity));
+            let green = (aspect == SignalAspect::Green).then_some(v.time_ms);
+            (controller, aspect, v.time_ms, green)
+        });
+        let (controller, last, last_t, last_green) = head;
+        if v.time_ms <= *last_t && aspect == *last {
+            continue;
+        }
+        let from = (*last_t).max(since);
+        let span = v.time_ms - from;
+        let s = metrics.signals.entry(controller.clone()).or_default();
+        if span > 0 && span <= MAX_GAP_MS {
+            s.observed_ms += span;
+            if *last == SignalAspect::Green {
+                s.green_ms += span;
+            }
+        }
+        if aspect == SignalAspect::Green && *last != SignalAspect::Green {
+            if let Some(g) = *last_green {
+                let cycle = v.time_ms - g;
+                if cycle > 0 && cycle <= MAX_GAP_MS && g >= since {
+                    s.cycle_sum_ms += cycle;
+                    s.cycles += 1;
+                }
+            }
+            *last_green = Some(v.time_ms);
+        }
+        if aspect != *last || v.time_ms > *last_t {
+            *last = aspect;
+            *last_t = v.time_ms;
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! History on disk and time travel. Every applied value and every alarm change is recorded
+//! (on the writer thread, [`writer`]) to a store behind [`store::HistoryStore`] (SQLite in one
+//! file). When the twin clock plays back a past moment, the device components show the state
+//! rebuilt from the store for that moment (read on a reader thread, [`reader`]); live values
+//! keep being recorded meanwhile, and going back to live rebuilds the state at the edge.
+//!
+//! Systems (in `PreUpdate`): [`HistorySystems::Record`] after the metrics (it reads
+//! [`ValueApplied`] and [`AlarmChanged`]); [`HistorySystems::Show`] after apply and before
+//! health (so health and alarms judge the state shown); clock requests from panels
+//! ([`ClockRequest`]) are applied in `First`, after the clock has advanced.
+
+pub mod reader;
+pub mod store;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use bevy::prelude::*;
+use tvilling_metrics::alarms::{Alarm, AlarmChanged, Alarms, Cause, Severity};
+use tvilling_sensors::apply::{ValueApplied, write_state};
+use tvilling_sensors::clock::{ClockSystems, TwinClock};
+use tvilling_sensors::registry::{DeviceRegistry, Quantity};
+use tvilling_sensors::state::{
+    AirQualityState, Device, Health, LampState, Liveness, MeterState, SignalHeadState,
+};
+
+use reader::{ReadRequest, ReadResult, Reader};
+use store::{AlarmRow, SqliteStore, StateAt, StoreError};
+use writer::{Batch, Value, Writer};
+
+/// Where history is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySettings {
+    pub path: PathBuf,
+    /// Values older than this (before the newest) are deleted, days.
+    pub retention_days: f64,
+    /// Only read: show the history (`--at`), record nothing.
+    pub read_only: bool,
+}
+
+/// The default retention, days.
+pub const DEFAULT_RETENTION_DAYS: f64 = 30.0;
+
+/// How recording and playback go, for panels (plain data, refreshed once a frame).
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct HistoryStatus {
+    pub path: Option<PathBuf>,
+    pub recording: bool,
+    pub recorded: u64,
+    pub alarms: u64,
+    pub keyframes: u64,
+    /// Values not recorded (after an error).
+    pub lost: u64,
+    /// Why there is no history, or why recording stopped.
+    pub error: Option<String>,
+    /// First and last recorded times.
+    pub range: Option<(i64, i64)>,
+    /// The moment whose state the components show, when playing back.
+    pub shown_ms: Option<i64>,
+    /// Devices registered when that state was written.
+    pub shown_devices: usize,
+}
+
+/// Requests to the clock from panels and keys (intent; [`apply_clock_requests`] applies them).
+#[derive(Message, Debug, Clone, Copy, PartialEq)]
+pub enum ClockRequest {
+    /// Back to the live edge.
+    GoLive,
+    /// Pause where the twin is (entering playback when live).
+    Pause,
+    /// Play from where the twin is, at a speed (twin seconds per second).
+    Play(f64),
+    /// Show this moment (Unix ms), paused.
+    Seek(i64),
+    /// Move by this many ms, paused.
+    Step(i64),
+    /// To the next (`true`) or previous recorded message, paused.
+    StepMessage(bool),
+}
+
+/// The running recorder and reader.
+#[derive(Resource)]
+pub struct HistoryRecorder {
+    writer: Option<Writer>,
+    reader: Option<Reader>,
+    devices: HashMap<Entity, u32>,
+    sources: HashMap<String, u16>,
+    /// The state request in flight and the newest moment wanted.
+    in_flight: Option<i64>,
+    wanted: Option<i64>,
+    /// Going live: the state at the edge is being rebuilt.
+    restoring: bool,
+    /// The moment whose state is shown in playback.
+    shown: Option<i64>,
+    was_live: bool,
+    /// Devices registered when the shown state was written (a registry generated later is
+    /// shown again).
+    shown_devices: usize,
+}
+
+impl HistoryRecorder {
+    /// Opens the store for recording (and reading), or for reading only.
+    pub fn open(settings: &HistorySettings) -> Result<HistoryRecorder, StoreError> {
+        let writer = if settings.read_only {
+            None
+        } else {
+            let mut store = SqliteStore::open(&settings.path)?;
+            let dropped = store::HistoryStore::retain_days(&mut store, settings.retention_days)?;
+            if dropped > 0 {
+                info!(
+                    "history: {dropped} values older than {} days deleted",
+                    settings.retention_days
+                );
+            }
+            Some(
+                Writer::start(Box::new(store)).map_err(|e| StoreError::Open {
+                    path: settings.path.display().to_string(),
+                    reason: format!("cannot start the writer thread: {e}"),
+                })?,
+            )
+        };
+        let reader = Reader::start(&settings.path, writer.as_ref().map(|w| w.status.clone()))?;
+        Ok(HistoryRecorder {
+            writer,
+            reader: Some(reader),
+            devices: HashMap::new(),
+            sources: HashMap::new(),
+            in_flight: None,
+            wanted: None,
+            restoring: false,
+            shown: None,
+            was_live: true,
+            shown_devices: 0,
+        })
+    }
+
+    /// Waits until everything handed over is written.
+    pub fn flush(&mut self) {
+        if let Some(w) = &mut self.writer {
+            w.flush();
+        }
+    }
+}
+
+/// System sets of the history.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HistorySystems {
+    /// Shows the recorded state of the moment played back (after apply, before health).
+    Show,
+    /// Hands this frame's values and alarm changes to the writer (after the metrics).
+    Record,
+}
+
+/// Hands this frame's applied values and alarm changes to the writer thread.
+pub fn record(
+    recorder: Option<ResMut<HistoryRecorder>>,
+    mut applied: MessageReader<ValueApplied>,
+    mut alarms: MessageReader<AlarmChanged>,
+    devices: Query<(&Device, &Liveness)>,
+) {
+    let Some(mut recorder) = recorder else {
+        applied.clear();
+        alarms.clear();
+        return;
+    };
+    let r = &mut *recorder;
+    let Some(writer) = &mut r.writer else {
+        applied.clear();
+        alarms.clear();
+        return;
+    };
+    let mut batch = Batch::default();
+    for v in applied.read() {
+        let Ok((device, live)) = devices.get(v.entity) else {
+            continue;
+        };
+        let next = r.devices.len() as u32;
+        let d = *r.devices.entry(v.entity).or_insert_with(|| {
+            batch
+                .new_devices
+                .push((next, device.id.clone(), device.kind.as_str().to_string()));
+            next
+        });
+        let name = live.source.as_deref().unwrap_or("");
+        let s = match r.sources.get(name) {
+            Some(s) => *s,
+            None => {
+                let s = r.sources.len() as u16;
+                r.sources.insert(name.to_string(), s);
+                batch.new_sources.push((s, name.to_string()));
+                s
+            }
+        };
+        batch.values.push(Value {
+            t_ms: v.time_ms,
+            device: d,
+            quantity: v.quantity.index(),
+            value: v.value,
+            source: s,
+        });
+    }
+    for a in alarms.read() {
+        batch.alarms.push(AlarmRow {
+            t_ms: a.at_ms,
+            device: a.device.clone(),
+            severity: a.severity.as_str().to_string(),
+            text: a.text.clone(),
+            raised: a.raised,
+        });
+    }
+    writer.send(batch);
+}
+
+/// Applies clock requests (intent from panels and keys).
+pub fn apply_clock_requests(
+    mut requests: MessageReader<ClockRequest>,
+    mut clock: ResMut<TwinClock>,
+    recorder: Option<ResMut<HistoryRecorder>>,
+    status: Option<Res<HistoryStatus>>,
+) {
+    let mut recorder = recorder;
+    for req in requests.read() {
+        let speed = clock.playback.map_or(1.0, |p| p.speed);
+        let now = clock.now_ms;
+        let earliest = status.as_ref().and_then(|s| s.range).map_or(now, |r| r.0);
+        match *req {
+            ClockRequest::GoLive => clock.go_live(),
+            ClockRequest::Pause => clock.play_back(now, speed, true),
+            ClockRequest::Play(s) => clock.play_back(now, s, false),
+            ClockRequest::Seek(t) => clock.play_back(t.max(earliest), speed, true),
+            ClockRequest::Step(ms) => clock.play_back((now + ms).max(earliest), speed, true),
+            ClockRequest::StepMessage(forward) => {
+                if let Some(r) = recorder.as_deref_mut().and_then(|r| r.reader.as_ref()) {
+                    match r.neighbour(now, forward) {
+                        Some(t) => clock.play_back(t, speed, true),
+                        None if forward => clock.go_live(),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A device's state components, as playback writes them.
+type DeviceState<'a> = (
+    Entity,
+    &'a Device,
+    &'a mut Liveness,
+    Option<&'a mut SignalHeadState>,
+    Option<&'a mut LampState>,
+    Option<&'a mut MeterState>,
+    Option<&'a mut AirQualityState>,
+);
+
+/// The state of the moment shown: asks the reader for it when the moment changes, and
+/// writes it into the device components when it comes. Going back to live rebuilds the state
+/// at the edge (everything recorded meanwhile).
+pub fn show_recorded_state(
+    clock: Res<TwinClock>,
+    recorder: Option<ResMut<HistoryRecorder>>,
+    registry: Res<DeviceRegistry>,
+    mut alarms: Option<ResMut<Alarms>>,
+    mut devices: Query<DeviceState<'static>>,
+) {
+    let Some(mut recorder) = recorder else { return };
+    let r = &mut *recorder;
+    let live = clock.is_live();
+    if registry.len() != r.shown_devices {
+        r.shown = None;
+    }
+    if live && !r.was_live {
+        // Back to live: the values recorded during playback were not shown; rebuild.
+        r.restoring = true;
+        r.wanted = Some(clock.edge_ms);
+        r.shown = None;
+    } else if !live && r.shown != Some(clock.now_ms) {
+        r.wanted = Some(clock.now_ms);
+    }
+    r.was_live = live;
+    let Some(reader) = &r.reader else { return };
+    if r.in_flight.is_none()
+        && let Some(t) = r.wanted.take()
+    {
+        let after = r.writer.as_ref().map_or(0, |w| w.sent);
+        if r.restoring
+            && let Some(w) = &mut r.writer
+        {
+            // The edge's state includes this frame's values: hand them over first.
+            w.send(Batch::default());
+        }
+        reader.request(ReadRequest::State { t_ms: t, after });
+        r.in_flight = Some(t);
+    }
+    let Some(result) = reader.poll() else { return };
+    r.in_flight = None;
+    let ReadResult::State(Ok(state)) = result else {
+        if let ReadResult::State(Err(e)) = result {
+            error!("history: {e}");
+        }
+        return;
+    };
+    if live && !r.restoring {
+        return;
+    }
+    write_recorded(&state, &registry, live, &mut devices);
+    if let Some(alarms) = alarms.as_deref_mut() {
+        alarms.active = state
+            .alarms
+            .iter()
+            .filter_map(|a| {
+                let entity = registry.get(&a.device)?.entity;
+                Some((
+                    a.device.clone(),
+                    Alarm {
+                        device: a.device.clone(),
+                        entity,
+                        cause: Cause {
+                            severity: Severity::parse(&a.severity)?,
+                            pollutant: None,
+                        },
+                        text: a.text.clone(),
+                        raised_ms: a.t_ms,
+                    },
+                ))
+            })
+            .collect();
+    }
+    if live {
+        r.restoring = false;
+    } else {
+        r.shown = Some(state.t_ms);
+        r.shown_devices = registry.len();
+    }
+}
+
+/// Writes a recorded state into the device components: every registered device starts from
+/// "never seen", then takes each recorded value as of when it began to hold. Going live, a
+/// device that has had a newer value since is left as it is.
+fn write_recorded(
+    state: &StateAt,
+    registry: &DeviceRegistry,
+    live: bool,
+    devices: &mut Query<DeviceState<'static>>,
+) {
+    let mut by_device: HashMap<&str, Vec<(u8, &store::Held)>> = HashMap::new();
+    for (id, _, q, h) in &state.values {
+        by_device.entry(id.as_str()).or_default().push((*q, h));
+    }
+    for (_, device, mut l, signal, lamp, meter, air) in devices.iter_mut() {
+        if live && l.last_seen_ms.is_some_and(|s| s > state.t_ms) {
+            continue;
+        }
+        let values = by_device.get(device.id.as_str());
+        let mut signal = signal;
+        let mut lamp = lamp;
+        let mut meter = meter;
+        let mut air = air;
+        if let Some(s) = signal.as_deref_mut() {
+            *s = SignalHeadState::default();
+        }
+        if let Some(s) = lamp.as_deref_mut() {
+            *s = LampState::default();
+        }
+        if let Some(s) = meter.as_deref_mut() {
+            *s = MeterState::default();
+        }
+        if let Some(s) = air.as_deref_mut() {
+            *s = AirQualityState::default();
+        }
+        let mut seen: Option<(i64, u16)> = None;
+        for (q, h) in values.into_iter().flatten() {
+            let Some(q) = Quantity::from_index(*q) else {
+                continue;
+            };
+            write_state(
+                device.kind,
+                h.since_ms,
+                &[(q, h.value)],
+                signal.as_mut().map(|s| s.reborrow()),
+                lamp.as_mut().map(|s| s.reborrow()),
+                meter.as_mut().map(|s| s.reborrow()),
+                air.as_mut().map(|s| s.reborrow()),
+            );
+            if seen.is_none_or(|(t, _)| h.last_ms > t) {
+                seen = Some((h.last_ms, h.source));
+            }
+        }
+        let source = seen.and_then(|(_, s)| state.sources.get(s as usize).cloned());
+        let health = if seen.is_some() {
+            Health::Live
+        } else {
+            Health::NeverSeen
+        };
+        if l.last_seen_ms != seen.map(|s| s.0) || l.source != source || l.health != health {
+            l.last_seen_ms = seen.map(|s| s.0);
+            l.source = source;
+            l.health = health;
+            l.fault = None;
+        }
+    }
+    let _ = registry;
+}
+
+/// Refreshes [`HistoryStatus`] once a frame.
+pub fn refresh_status(
+    recorder: Option<Res<HistoryRecorder>>,
+    status: Option<ResMut<HistoryStatus>>,
+) {
+    let (Some(r), Some(mut status)) = (recorder, status) else {
+        return;
+    };
+    let mut next = status.clone();
+    if let Some(w) = &r.writer {
+        next.recording = w.status.error().is_none();
+        next.recorded = w.status.recorded.load(Ordering::Relaxed);
+        next.alarms = w.status.alarms.load(Ordering::Relaxed);
+        next.keyframes = w.status.keyframes.load(Ordering::Relaxed);
+        next.lost = w.status.lost.load(Ordering::Relaxed);
+        if let Some(e) = w.status.error() {
+            next.error = Some(e);
+        }
+    }
+    if let Some(reader) = &r.reader {
+        next.range = reader.range();
+    }
+    next.shown_ms = r.shown;
+    next.shown_devices = r.shown_devices;
+    if next != *status {
+        *status = next;
+    }
+}
+
+/// Recording, playback and clock requests.
+pub struct HistoryPlugin {
+    pub settings: Option<HistorySettings>,
+}
+
+impl Plugin for HistoryPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ClockRequest>()
+            .add_message::<ValueApplied>()
+            .add_message::<AlarmChanged>()
+            .configure_sets(
+                PreUpdate,
+                (
+                    HistorySystems::Show
+                        .after(tvilling_sensors::apply::SensorSystems::Apply)
+                        .before(tvilling_sensors::apply::SensorSystems::Health),
+                    HistorySystems::Record.after(tvilling_metrics::MetricsSystems::Integrate),
+                ),
+            )
+            .add_systems(
+                First,
+                apply_clock_requests
+                    .after(ClockSystems::Advance)
+                    .run_if(resource_exists::<TwinClock>),
+            )
+            .add_systems(
+                PreUpdate,
+                (
+                    show_recorded_state.in_set(HistorySystems::Show),
+                    (record, refresh_status)
+                        .chain()
+                        .in_set(HistorySystems::Record),
+                ),
+            );
+        let Some(settings) = &self.settings else {
+            return;
+        };
+        let mut status = HistoryStatus {
+            path: Some(settings.path.clone()),
+            ..default()
+        };
+        match HistoryRecorder::open(settings) {
+            Ok(r) => {
+                status.recording = r.writer.is_some();
+                status.range = r.reader.as_ref().and_then(Reader::range);
+                app.insert_resource(r);
+            }
+            Err(e) => {
+                // The twin runs on without history and says so.
+                error!("{e}; the twin runs on without history");
+                status.error = Some(format!("{e}; running without history"));
+            }
+        }
+        app.insert_resource(status);
+    }
+}

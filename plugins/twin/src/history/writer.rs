@@ -1,0 +1,248 @@
+//! Recording on its own thread: the ECS hands each frame's applied values and alarm changes
+//! over a channel and never waits on disk; the thread writes them in one transaction per
+//! batch, keeps the running state, and writes a keyframe every
+//! [`super::store::KEYFRAME_EVERY_MS`] of twin time or [`super::store::KEYFRAME_EVERY_ROWS`]
+//! values, whichever comes first (so a rebuild never reads more than that many values). A write that fails stops the recording,
+//! says why and counts every value not recorded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use super::store::{
+    AlarmRow, HistoryStore, KEYFRAME_EVERY_MS, KEYFRAME_EVERY_ROWS, Row, Running, fold,
+};
+
+/// A value as the ECS hands it over: device and source by the ECS's own numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Value {
+    pub t_ms: i64,
+    pub device: u32,
+    pub quantity: u8,
+    pub value: f64,
+    pub source: u16,
+}
+
+/// What goes to the writer.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Devices first seen in this batch: (ECS number, id, kind).
+    pub new_devices: Vec<(u32, String, String)>,
+    /// Sources first seen: (ECS number, name).
+    pub new_sources: Vec<(u16, String)>,
+    pub values: Vec<Value>,
+    pub alarms: Vec<AlarmRow>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.new_devices.is_empty()
+            && self.new_sources.is_empty()
+            && self.values.is_empty()
+            && self.alarms.is_empty()
+    }
+}
+
+/// How recording goes, shared with the ECS.
+#[derive(Debug, Default)]
+pub struct WriterStatus {
+    /// Values written.
+    pub recorded: AtomicU64,
+    /// Alarm changes written.
+    pub alarms: AtomicU64,
+    /// Batches committed (a reader that must see a batch waits for this count).
+    pub committed: AtomicU64,
+    /// Values that could not be recorded (after a write error).
+    pub lost: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// Why recording stopped.
+    pub error: Mutex<Option<String>>,
+}
+
+impl WriterStatus {
+    pub fn error(&self) -> Option<String> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The writer thread's handle: batches in, status out. Dropping it writes what is queued and
+/// joins the thread.
+pub struct Writer {
+    tx: Option<Sender<Batch>>,
+    pub status: Arc<WriterStatus>,
+    /// Batches sent.
+    pub sent: u64,
+    /// A batch the channel had no room for, retried next frame (merged with the next one).
+    pending: Option<Batch>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer over `store`; recording continues from the store's last state.
+    pub fn start(mut store: Box<dyn HistoryStore>) -> std::io::Result<Writer> {
+        let status = Arc::new(WriterStatus::default());
+        let (tx, rx) = bounded::<Batch>(256);
+        let st = status.clone();
+        let thread = std::thread::Builder::new()
+            .name("tvilling-history".into())
+            .spawn(move || run(&mut *store, &rx, &st))?;
+        Ok(Writer {
+            tx: Some(tx),
+            status,
+            sent: 0,
+            pending: None,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands a batch over without waiting: when the channel is full the batch waits here and
+    /// goes with the next one.
+    pub fn send(&mut self, batch: Batch) {
+        let mut batch = match self.pending.take() {
+            Some(mut p) => {
+                p.new_devices.extend(batch.new_devices);
+                p.new_sources.extend(batch.new_sources);
+                p.values.extend(batch.values);
+                p.alarms.extend(batch.alarms);
+                p
+            }
+            None => batch,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(std::mem::take(&mut batch)) {
+            Ok(()) => self.sent += 1,
+            Err(TrySendError::Full(b)) => self.pending = Some(b),
+            Err(TrySendError::Disconnected(b)) => {
+                self.status
+                    .lost
+                    .fetch_add(b.values.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Waits until every batch sent so far is written (tests, exit).
+    pub fn flush(&mut self) {
+        if let Some(p) = self.pending.take()
+            && let Some(tx) = &self.tx
+            && tx.send(p).is_ok()
+        {
+            self.sent += 1;
+        }
+        while self.status.committed.load(Ordering::Acquire) < self.sent
+            && self.status.error().is_none()
+            && self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.flush();
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus) {
+    let fail = |e: String| {
+        *status.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+    };
+    let (mut last_kf, mut running): (i64, Running) = match store.resume() {
+        Ok((t, r)) => (t, r),
+        Err(e) => {
+            fail(e.to_string());
+            (i64::MIN, Running::new())
+        }
+    };
+    let mut rows_since_keyframe: usize = 0;
+    let mut devices: Vec<u32> = Vec::new();
+    let mut sources: Vec<u16> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for batch in rx {
+        if status.error().is_some() {
+            status
+                .lost
+                .fetch_add(batch.values.len() as u64, Ordering::Relaxed);
+            status.committed.fetch_add(1, Ordering::Release);
+            continue;
+        }
+        let result = (|| {
+            for (i, id, kind) in &batch.new_devices {
+                let s = store.device_index(id, kind)?;
+                let i = *i as usize;
+                if devices.len() <= i {
+                    devices.resize(i + 1, u32::MAX);
+                }
+                devices[i] = s;
+            }
+            for (i, name) in &batch.new_sources {
+                let s = store.source_index(name)?;
+                let i = *i as usize;
+                if sources.len() <= i {
+                    sources.resize(i + 1, 0);
+                }
+                sources[i] = s;
+            }
+            rows.clear();
+            let mut newest = i64::MIN;
+            for v in &batch.values {
+                let Some(&device) = devices.get(v.device as usize).filter(|d| **d != u32::MAX)
+                else {
+                    continue;
+                };
+                let r = Row {
+                    t_ms: v.t_ms,
+                    device,
+                    quantity: v.quantity,
+                    value: v.value,
+                    source: sources.get(v.source as usize).copied().unwrap_or(0),
+                };
+                fold(&mut running, &r);
+                newest = newest.max(r.t_ms);
+                rows.push(r);
+            }
+            rows_since_keyframe += rows.len();
+            let keyframe = (newest != i64::MIN
+                && (last_kf == i64::MIN
+                    || newest - last_kf >= KEYFRAME_EVERY_MS
+                    || rows_since_keyframe >= KEYFRAME_EVERY_ROWS))
+                .then_some((newest, &running));
+            store.write(&rows, &batch.alarms, keyframe)?;
+            if keyframe.is_some() {
+                last_kf = newest;
+                rows_since_keyframe = 0;
+                status.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), super::store::StoreError>(())
+        })();
+        match result {
+            Ok(()) => {
+                status
+                    .recorded
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                status
+                    .alarms
+                    .fetch_add(batch.alarms.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                status
+                    .lost
+                    .fetch_add(batch.values.len() as u64, Ordering::Relaxed);
+                fail(format!("recording stopped: {e}"));
+            }
+        }
+        status.committed.fetch_add(1, Ordering::Release);
+    }
+}

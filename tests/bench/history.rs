@@ -1,0 +1,332 @@
+//! History and simulated-time benchmarks (`cargo bench -p tvilling_twin --bench history`),
+//! release build, printed figures:
+//!
+//! - store write rate for the whole city (261,100 devices: 150,000 lamps, 11,000 signal
+//!   heads, 100,000 meters, 100 air sensors; the simulator's values): Tvilling's writer
+//!   (its own thread, batches, keyframes) against a bare `rusqlite` batched insert of the same
+//!   rows into the same table layout, in the same run; bytes per stored value;
+//! - the state of the whole city rebuilt at random moments (keyframe plus values after it);
+//! - simulated time through the ECS (stepped simulator, SenML decode, apply, health, alarms,
+//!   metrics, and recording): wall time and speed-up over real time for the whole city.
+
+use std::time::Instant;
+
+use bevy::prelude::*;
+use rusqlite::{Connection, params};
+use tvilling_sensors::clock::TwinClock;
+use tvilling_sensors::registry::{DeviceKind, Quantity};
+use tvilling_sensors::simulate::{SimDevice, SimProfile, SimValue, Simulator};
+use tvilling_sensors::state::{SignalAspect, spawn_registered};
+use tvilling_twin::history::store::{HistoryStore, SqliteStore};
+use tvilling_twin::history::writer::{Batch, Value, Writer};
+
+const START_MS: i64 = 1_795_000_000_000;
+
+fn city(seed: u64) -> Vec<SimDevice> {
+    let mut devices = Vec::new();
+    for (kind, n, prefix) in [
+        (DeviceKind::Lamp, 150_000, "lamp"),
+        (DeviceKind::SignalHead, 11_000, "signal"),
+        (DeviceKind::Meter, 100_000, "meter"),
+        (DeviceKind::AirSensor, 100, "air"),
+    ] {
+        for i in 0..n {
+            let id = format!("{prefix}/{i}");
+            devices.push(SimDevice {
+                profile: SimProfile::default_for(seed, &id, kind),
+                id,
+                kind,
+            });
+        }
+    }
+    devices
+}
+
+/// The simulator's field names as the default rules map them.
+fn quantity(name: &str) -> Option<Quantity> {
+    Some(match name {
+        "state" => Quantity::SignalAspect,
+        "on" => Quantity::LampOn,
+        "dim" => Quantity::LampDimPct,
+        "power_w" => Quantity::LampPowerW,
+        "fault" => Quantity::LampFault,
+        "power_kw" => Quantity::PowerKw,
+        "energy_today_kwh" => Quantity::EnergyTodayKwh,
+        "heating_kw" => Quantity::HeatingKw,
+        "no2" => Quantity::No2,
+        "pm10" => Quantity::Pm10,
+        "pm25" => Quantity::Pm25,
+        "temperature" => Quantity::TemperatureC,
+        _ => return None,
+    })
+}
+
+fn number(v: &SimValue) -> f64 {
+    match v {
+        SimValue::Number(x) => *x,
+        SimValue::Bool(b) => f64::from(u8::from(*b)),
+        SimValue::Text(t) => SignalAspect::parse(t).map_or(0.0, SignalAspect::code),
+    }
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("tvilling-bench-{}-{name}", std::process::id()));
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+    }
+    p
+}
+
+fn file_bytes(p: &std::path::Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|ext| std::fs::metadata(format!("{}{ext}", p.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn main() {
+    let seed = 1;
+    let devices = city(seed);
+    let total = devices.len();
+    let sim = Simulator { seed, devices };
+    // Every device reports once a minute for `minutes` minutes; frames of 10,000 values.
+    let minutes = 12;
+    let t_gen = Instant::now();
+    let mut values: Vec<Value> = Vec::new();
+    for m in 0..minutes {
+        for i in 0..total {
+            let t = START_MS + m * 60_000 + (i as i64 * 7) % 60_000;
+            for (name, v) in sim.reading(i, t) {
+                if let Some(q) = quantity(name) {
+                    values.push(Value {
+                        t_ms: t,
+                        device: i as u32,
+                        quantity: q.index(),
+                        value: number(&v),
+                        source: 0,
+                    });
+                }
+            }
+        }
+    }
+    values.sort_by_key(|v| v.t_ms);
+    let n = values.len();
+    println!(
+        "rows: {n} values of {total} devices over {minutes} simulated minutes (generated in {:.1} s)",
+        t_gen.elapsed().as_secs_f64()
+    );
+    const FRAME: usize = 10_000;
+
+    // Bare rusqlite: the same table layout and indexes, one transaction per frame.
+    let bare_path = temp("bare.sqlite");
+    let t = Instant::now();
+    {
+        let mut conn = Connection::open(&bare_path).expect("open");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .expect("sync");
+        conn.execute_batch(
+            "CREATE TABLE devices(id INTEGER PRIMARY KEY, device TEXT UNIQUE NOT NULL, kind TEXT NOT NULL);
+             CREATE TABLE obs(t INTEGER NOT NULL, device INTEGER NOT NULL, q INTEGER NOT NULL, v REAL NOT NULL, src INTEGER NOT NULL);
+             CREATE INDEX obs_t ON obs(t);
+             CREATE INDEX obs_device ON obs(device, t);",
+        )
+        .expect("schema");
+        let tx = conn.transaction().expect("tx");
+        {
+            let mut ins = tx
+                .prepare("INSERT INTO devices(id, device, kind) VALUES (?1, ?2, ?3)")
+                .expect("prepare");
+            for (i, d) in sim.devices.iter().enumerate() {
+                ins.execute(params![i as i64 + 1, d.id, d.kind.as_str()])
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        for chunk in values.chunks(FRAME) {
+            let tx = conn.transaction().expect("tx");
+            {
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT INTO obs(t, device, q, v, src) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .expect("prepare");
+                for v in chunk {
+                    ins.execute(params![v.t_ms, v.device + 1, v.quantity, v.value, 1])
+                        .expect("insert");
+                }
+            }
+            tx.commit().expect("commit");
+        }
+    }
+    let bare_s = t.elapsed().as_secs_f64();
+
+    // Tvilling's writer: the same rows, handed over a frame at a time.
+    let path = temp("tvilling.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    let t = Instant::now();
+    let mut writer = Writer::start(Box::new(store)).expect("writer");
+    let mut first = Batch {
+        new_devices: sim
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32, d.id.clone(), d.kind.as_str().to_string()))
+            .collect(),
+        new_sources: vec![(0, "simulator".into())],
+        ..Batch::default()
+    };
+    let mut handed_s = 0.0;
+    for (k, chunk) in values.chunks(FRAME).enumerate() {
+        let h = Instant::now();
+        let mut batch = if k == 0 {
+            std::mem::take(&mut first)
+        } else {
+            Batch::default()
+        };
+        batch.values.extend_from_slice(chunk);
+        writer.send(batch);
+        handed_s += h.elapsed().as_secs_f64();
+    }
+    writer.flush();
+    let ours_s = t.elapsed().as_secs_f64();
+    let status = writer.status.clone();
+    drop(writer);
+    let recorded = status.recorded.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(recorded as usize, n, "every value recorded");
+    println!(
+        "store write, whole city: tvilling {n} values in {ours_s:.2} s = {:.0}/s ({} keyframes); bare rusqlite {bare_s:.2} s = {:.0}/s; ratio {:.2} (goal >= 0.8)",
+        n as f64 / ours_s,
+        status.keyframes.load(std::sync::atomic::Ordering::Relaxed),
+        n as f64 / bare_s,
+        bare_s / ours_s
+    );
+    println!(
+        "handing over: {:.1} ms in all, {:.3} ms per frame of {FRAME} values on the ECS side",
+        handed_s * 1000.0,
+        handed_s * 1000.0 / (n / FRAME) as f64
+    );
+    let mut reader = SqliteStore::open_read_only(&path).expect("read");
+    let bytes = reader.bytes().expect("bytes");
+    println!(
+        "bytes per stored value: tvilling {:.1} (file {:.0} MB, keyframes included); bare {:.1}",
+        bytes as f64 / n as f64,
+        bytes as f64 / 1e6,
+        file_bytes(&bare_path) as f64 / n as f64
+    );
+
+    // The whole city's state at random moments.
+    let (first_t, last_t) = reader.range().expect("range").expect("rows");
+    let mut times = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..6 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let t = first_t + (x % (last_t - first_t) as u64) as i64;
+        let s = Instant::now();
+        let state = reader.state_at(t).expect("state");
+        let took = s.elapsed().as_secs_f64();
+        times.push(took);
+        println!(
+            "state at +{:.1} min: {} values of {} devices in {:.3} s",
+            (t - first_t) as f64 / 60_000.0,
+            state.values.len(),
+            state
+                .values
+                .iter()
+                .map(|v| &v.0)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            took
+        );
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "rebuild the whole city at a random moment: median {:.3} s, worst {:.3} s (goal <= 1 s)",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    drop(reader);
+    for p in [&path, &bare_path] {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+        }
+    }
+
+    simulated_time(sim.devices);
+}
+
+/// Simulated time through the ECS, as fast as the machine runs.
+fn simulated_time(devices: Vec<SimDevice>) {
+    use tvilling_twin::history::{HistoryPlugin, HistorySettings};
+    for record in [false, true] {
+        let mut app = App::new();
+        let path = temp("simulated.sqlite");
+        app.add_plugins(MinimalPlugins)
+            .insert_resource(TwinClock::held(START_MS))
+            .add_plugins((
+                tvilling_sensors::apply::SensorApplyPlugin,
+                tvilling_sensors::health::HealthPlugin,
+                tvilling_metrics::MetricsPlugin,
+                HistoryPlugin {
+                    settings: record.then(|| HistorySettings {
+                        path: path.clone(),
+                        retention_days: 30.0,
+                        read_only: false,
+                    }),
+                },
+            ));
+        app.add_systems(
+            PreUpdate,
+            tvilling_twin::simulation::step_simulator
+                .run_if(resource_exists::<tvilling_twin::simulation::SimulatorState>)
+                .in_set(tvilling_sensors::apply::SensorSystems::Step),
+        );
+        for d in &devices {
+            spawn_registered(app.world_mut(), d.id.clone(), d.kind, vec![]);
+        }
+        let (tx, _rx) = tvilling_sensors::ingest::ingest_channel(16, "simulator");
+        let setup = tvilling_twin::SimSetup {
+            seed: 1,
+            clock: tvilling_sensors::simulate::SimClockSettings {
+                start_ms: Some(START_MS),
+                speed: None,
+            },
+            extra_lamps: 0,
+        };
+        tvilling_twin::simulation::start(app.world_mut(), setup, devices.clone(), tx, None);
+        let span_ms = 10 * 60_000;
+        app.world_mut().resource_mut::<TwinClock>().until_ms = Some(START_MS + span_ms);
+        let t = Instant::now();
+        let mut frames = 0;
+        while !app.world().resource::<TwinClock>().finished() {
+            app.update();
+            frames += 1;
+        }
+        app.update();
+        if let Some(mut r) = app
+            .world_mut()
+            .get_resource_mut::<tvilling_twin::history::HistoryRecorder>()
+        {
+            r.flush();
+        }
+        let wall = t.elapsed().as_secs_f64();
+        let applied = app
+            .world()
+            .resource::<tvilling_sensors::apply::ApplyStats>()
+            .applied;
+        println!(
+            "simulated 10 min of the whole city ({} devices){}: {wall:.1} s wall, {:.1}x real time, {frames} frames, {applied} messages applied",
+            devices.len(),
+            if record { " with recording" } else { "" },
+            span_ms as f64 / 1000.0 / wall
+        );
+        drop(app);
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+    }
+}

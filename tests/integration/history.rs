@@ -1,0 +1,276 @@
+//! History on disk: a simulated evening recorded to SQLite, the recorded twin at a moment
+//! equal to the live twin at that moment, a restart that continues the same file, one device's
+//! series as CSV, and a damaged or locked file that leaves the live twin running and says so.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::temp_dir;
+
+fn tvilling(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args(args)
+        .output()
+        .expect("run tvilling")
+}
+
+fn snapshot(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("snapshot")).expect("json")
+}
+
+/// Each device feature's live properties, by id (what the twin shows of a device).
+fn devices(doc: &Value) -> std::collections::BTreeMap<String, Value> {
+    const LIVE: [&str; 17] = [
+        "health",
+        "last_seen",
+        "source",
+        "fault",
+        "on",
+        "dim_pct",
+        "power_w",
+        "lamp_fault",
+        "power_kw",
+        "energy_today_kwh",
+        "heating_kw",
+        "no2_ugm3",
+        "pm10_ugm3",
+        "pm25_ugm3",
+        "temperature_c",
+        "aspect",
+        "aspect_since",
+    ];
+    doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter(|f| f["properties"]["device_id"].is_string())
+        .map(|f| {
+            let p = &f["properties"];
+            let live: serde_json::Map<String, Value> = LIVE
+                .iter()
+                .filter(|k| p.get(**k).is_some())
+                .map(|k| (k.to_string(), p[*k].clone()))
+                .collect();
+            (
+                f["id"].as_str().expect("id").to_string(),
+                Value::Object(live),
+            )
+        })
+        .collect()
+}
+
+fn alarms(doc: &Value) -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = doc["alarms"]
+        .as_array()
+        .expect("alarms")
+        .iter()
+        .map(|a| {
+            (
+                a["device"].as_str().expect("device").to_string(),
+                a["severity"].as_str().expect("severity").to_string(),
+                a["raised"].as_str().expect("raised").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
+    let dir = temp_dir("history");
+    let db = dir.join("h.sqlite");
+    let db_s = db.to_str().expect("path");
+    let run = |start: &str, until: &str, snap: &str| {
+        let out = tvilling(&[
+            "--headless",
+            "--simulate",
+            "7",
+            "--sim-start",
+            start,
+            "--until",
+            until,
+            "--history",
+            db_s,
+            "--snapshot",
+            dir.join(snap).to_str().expect("path"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        snapshot(&dir.join(snap))
+    };
+    let at = |t: &str, snap: &str| {
+        let out = tvilling(&[
+            "--headless",
+            "--simulate",
+            "7",
+            "--history",
+            db_s,
+            "--at",
+            t,
+            "--snapshot",
+            dir.join(snap).to_str().expect("path"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        snapshot(&dir.join(snap))
+    };
+    let same = |live: &Value, past: &Value, t: &str| {
+        let (a, b) = (devices(live), devices(past));
+        assert!(a.len() > 1_000, "{} devices", a.len());
+        assert_eq!(a.len(), b.len());
+        let differ: Vec<&String> = a.keys().filter(|k| a[*k] != b[*k]).collect();
+        assert!(
+            differ.is_empty(),
+            "{} devices differ at {t}, e.g. {}: live {} recorded {}",
+            differ.len(),
+            differ[0],
+            a[differ[0]],
+            b[differ[0]]
+        );
+        assert_eq!(alarms(live), alarms(past), "alarms active at {t}");
+        assert_eq!(past["history"]["shown"], format!("{t}:00.000Z"));
+    };
+    // Dusk: lamps switch on between the two moments.
+    let live_a = run("2026-11-23T12:45", "2026-11-23T13:15", "live-1315.geojson");
+    assert!(live_a["history"]["recorded"].as_u64().expect("recorded") > 10_000);
+    assert_eq!(live_a["history"]["lost"], 0);
+    same(
+        &live_a,
+        &at("2026-11-23T13:15", "at-1315.geojson"),
+        "2026-11-23T13:15",
+    );
+    // A restart continues the same file.
+    let live_b = run("2026-11-23T13:15", "2026-11-23T14:15", "live-1415.geojson");
+    assert_eq!(live_b["history"]["error"], Value::Null);
+    same(
+        &live_b,
+        &at("2026-11-23T14:15", "at-1415.geojson"),
+        "2026-11-23T14:15",
+    );
+    // Both runs are in the file: a moment of the first, after the restart.
+    let early = at("2026-11-23T13:00", "at-1300.geojson");
+    assert!(
+        devices(&early).values().all(|p| p["last_seen"]
+            .as_str()
+            .is_none_or(|t| t <= "2026-11-23T13:00:00.000Z")),
+        "nothing from later shows at 13:00"
+    );
+    assert!(
+        devices(&early)
+            .values()
+            .filter(|p| p["health"] == "live")
+            .count()
+            > 1_000,
+        "the first run's devices, live at 13:00"
+    );
+    // The moments differ: lamps were off at 13:15 UTC (sunset about 13:55 UTC) and lit at 14:15.
+    let lit = |doc: &Value| devices(doc).values().filter(|p| p["on"] == true).count();
+    assert!(
+        lit(&live_a) * 10 < lit(&live_b),
+        "{} then {}",
+        lit(&live_a),
+        lit(&live_b)
+    );
+    // One device's series, as CSV, across both runs.
+    let lamp = devices(&live_b)
+        .keys()
+        .find(|k| k.starts_with("lamp/"))
+        .expect("a lamp")
+        .clone();
+    let device_id = live_b["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .find(|f| f["id"] == lamp.as_str())
+        .and_then(|f| f["properties"]["device_id"].as_str())
+        .expect("device id")
+        .to_string();
+    let csv = dir.join("lamp.csv");
+    let out = tvilling(&[
+        "--history",
+        db_s,
+        "--export-history",
+        &device_id,
+        "--from",
+        "2026-11-23T12:45",
+        "--to",
+        "2026-11-23T14:15",
+        "--csv",
+        csv.to_str().expect("path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "time,device,quantity,value");
+    // A lamp reports every minute: 90 minutes, 3 quantities each.
+    assert!(lines.len() > 80 * 3, "{} lines", lines.len());
+    assert!(lines[1].starts_with("2026-11-23T12:4"), "{}", lines[1]);
+    assert!(lines.last().expect("last").starts_with("2026-11-23T14:1"));
+    assert!(lines.iter().any(|l| l.contains(",on,1")) && lines.iter().any(|l| l.contains(",on,0")));
+}
+
+#[test]
+fn a_damaged_or_locked_history_leaves_the_live_twin_running_and_says_why() {
+    let dir = temp_dir("history-bad");
+    let damaged = dir.join("damaged.sqlite");
+    std::fs::write(&damaged, "not a database at all\n".repeat(200)).expect("write");
+    let locked = dir.join("locked.sqlite");
+    let holder = std::fs::File::create(&locked).expect("create");
+    holder.lock().expect("lock");
+    for (file, reason) in [
+        (&damaged, "not an SQLite file, or damaged"),
+        (&locked, "locked by another program"),
+    ] {
+        let snap = dir.join("twin.geojson");
+        let out = tvilling(&[
+            "--headless",
+            "--simulate",
+            "7",
+            "--sim-start",
+            "2026-11-23T17:00",
+            "--until",
+            "2026-11-23T17:05",
+            "--history",
+            file.to_str().expect("path"),
+            "--snapshot",
+            snap.to_str().expect("path"),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(reason) && stderr.contains("without history"),
+            "{stderr}"
+        );
+        let doc = snapshot(&snap);
+        let error = doc["history"]["error"]
+            .as_str()
+            .expect("error in the snapshot");
+        assert!(error.contains(reason), "{error}");
+        assert_eq!(doc["history"]["recording"], false);
+        // The live twin runs on.
+        assert!(
+            doc["diagnostics"]["sources"]["simulator"]["accepted"]
+                .as_u64()
+                .expect("accepted")
+                > 1_000
+        );
+    }
+    // The damaged file is left as it was.
+    assert!(
+        std::fs::read_to_string(&damaged)
+            .expect("read")
+            .starts_with("not a database")
+    );
+}
