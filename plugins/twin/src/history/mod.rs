@@ -345,9 +345,16 @@ fn write_recorded(
     live: bool,
     devices: &mut Query<DeviceState<'static>>,
 ) {
-    let mut by_device: HashMap<&str, Vec<(u8, &store::Held)>> = HashMap::new();
-    for (id, _, q, h) in &state.values {
-        by_device.entry(id.as_str()).or_default().push((*q, h));
+    // Each device's values: a run of the (device-ordered) values.
+    let mut by_device: HashMap<&str, &[(u32, u8, store::Held)]> = HashMap::new();
+    let mut rest = state.values.as_slice();
+    while let Some(&(d, _, _)) = rest.first() {
+        let n = rest.iter().take_while(|v| v.0 == d).count();
+        let (run, next) = rest.split_at(n);
+        if let Some((id, _)) = state.devices.get(d as usize) {
+            by_device.insert(id.as_str(), run);
+        }
+        rest = next;
     }
     for (_, device, mut l, signal, lamp, meter, air) in devices.iter_mut() {
         if live && l.last_seen_ms.is_some_and(|s| s > state.t_ms) {
@@ -371,7 +378,7 @@ fn write_recorded(
             *s = AirQualityState::default();
         }
         let mut seen: Option<(i64, u16)> = None;
-        for (q, h) in values.into_iter().flatten() {
+        for (_, q, h) in values.into_iter().flat_map(|v| v.iter()) {
             let Some(q) = Quantity::from_index(*q) else {
                 continue;
             };

@@ -65,8 +65,10 @@ pub struct AlarmRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateAt {
     pub t_ms: i64,
-    /// By device id, kind and quantity index.
-    pub values: Vec<(String, String, u8, Held)>,
+    /// Device ids and kinds by the store's device number (shared: read once per store).
+    pub devices: std::sync::Arc<Vec<(String, String)>>,
+    /// (device number, quantity index, value), ordered by device number and quantity.
+    pub values: Vec<(u32, u8, Held)>,
     /// Alarms active at t, as raised.
     pub alarms: Vec<AlarmRow>,
     pub sources: Vec<String>,
@@ -110,6 +112,8 @@ pub trait HistoryStore: Send {
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
+    /// Device ids and kinds by number, as far as read (grows as devices are added).
+    names: std::sync::Arc<Vec<(String, String)>>,
     /// The writer's lock on the file (none for readers): one Tvilling records to a file.
     _lock: Option<std::fs::File>,
     devices: HashMap<String, u32>,
@@ -252,6 +256,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             _lock: None,
+            names: std::sync::Arc::new(Vec::new()),
             devices: HashMap::new(),
             sources: HashMap::new(),
         };
@@ -275,6 +280,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             _lock: None,
+            names: std::sync::Arc::new(Vec::new()),
             devices: HashMap::new(),
             sources: HashMap::new(),
         };
@@ -433,26 +439,41 @@ impl HistoryStore for SqliteStore {
                 fold(&mut running, &r?);
             }
         }
-        let mut names: HashMap<u32, (String, String)> = HashMap::new();
+        // Device names: only those added since the last read.
         {
-            let mut q = self
-                .conn
-                .prepare_cached("SELECT id, device, kind FROM devices")?;
-            let rows = q.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get(1)?, r.get(2)?)))?;
+            let known = self.names.len() as i64;
+            let mut q = self.conn.prepare_cached(
+                "SELECT id, device, kind FROM devices WHERE id >= ?1 ORDER BY id",
+            )?;
+            let rows = q.query_map([known.max(1)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut added: Vec<(i64, String, String)> = Vec::new();
             for r in rows {
-                let (i, d, k) = r?;
-                names.insert(i, (d, k));
+                added.push(r?);
+            }
+            if !added.is_empty() {
+                let names = std::sync::Arc::make_mut(&mut self.names);
+                for (i, d, k) in added {
+                    let i = i as usize;
+                    if names.len() <= i {
+                        names.resize(i + 1, (String::new(), String::new()));
+                    }
+                    names[i] = (d, k);
+                }
             }
         }
-        let mut values: Vec<(String, String, u8, Held)> = running
+        let known = self.names.len();
+        let mut values: Vec<(u32, u8, Held)> = running
             .into_iter()
-            .filter_map(|((d, q), h)| {
-                names
-                    .get(&d)
-                    .map(|(id, kind)| (id.clone(), kind.clone(), q, h))
-            })
+            .filter(|((d, _), _)| (*d as usize) < known)
+            .map(|((d, q), h)| (d, q, h))
             .collect();
-        values.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        values.sort_unstable_by_key(|v| (v.0, v.1));
         let mut alarms: Vec<AlarmRow> = Vec::new();
         {
             // Each device's last alarm change at or before t; active when it was a raise.
@@ -492,6 +513,7 @@ impl HistoryStore for SqliteStore {
         }
         Ok(StateAt {
             t_ms,
+            devices: self.names.clone(),
             values,
             alarms,
             sources,
@@ -550,8 +572,7 @@ impl HistoryStore for SqliteStore {
         let newest = self.range()?.map_or(i64::MIN, |r| r.1);
         let state = self.state_at(newest)?;
         let mut running = Running::new();
-        for (id, kind, q, h) in state.values {
-            let d = self.device_index(&id, &kind)?;
+        for (d, q, h) in state.values {
             running.insert((d, q), h);
         }
         Ok((newest, running))
@@ -602,7 +623,8 @@ mod tests {
         for t in [0, 59_999, 60_000, 1_234_567, 3_540_000, 9_999_999] {
             let s = store.state_at(t).expect("state");
             let expect_t = (t.min(3_540_000) / 60_000) * 60_000;
-            let (_, _, q, h) = &s.values[0];
+            let (d, q, h) = &s.values[0];
+            assert_eq!(s.devices[*d as usize].0, "lamp-1");
             assert_eq!(*q, 1);
             assert_eq!(h.last_ms, expect_t, "at {t}");
             assert_eq!(h.value, ((expect_t / 60_000) % 2) as f64);

@@ -15,6 +15,9 @@ use super::store::{
     AlarmRow, HistoryStore, KEYFRAME_EVERY_MS, KEYFRAME_EVERY_ROWS, Row, Running, fold,
 };
 
+/// Values written per transaction at most.
+const PART: usize = 100_000;
+
 /// A value as the ECS hands it over: device and source by the ECS's own numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Value {
@@ -178,6 +181,7 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             status.committed.fetch_add(1, Ordering::Release);
             continue;
         }
+        let mut written = 0usize;
         let result = (|| {
             for (i, id, kind) in &batch.new_devices {
                 let s = store.device_index(id, kind)?;
@@ -195,43 +199,51 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
                 }
                 sources[i] = s;
             }
-            rows.clear();
-            let mut newest = i64::MIN;
-            for v in &batch.values {
-                let Some(&device) = devices.get(v.device as usize).filter(|d| **d != u32::MAX)
-                else {
-                    continue;
-                };
-                let r = Row {
-                    t_ms: v.t_ms,
-                    device,
-                    quantity: v.quantity,
-                    value: v.value,
-                    source: sources.get(v.source as usize).copied().unwrap_or(0),
-                };
-                fold(&mut running, &r);
-                newest = newest.max(r.t_ms);
-                rows.push(r);
+            // A batch that waited in a full channel can be large: written in parts, each in
+            // its own transaction, so keyframes keep their spacing.
+            let mut alarms = batch.alarms.as_slice();
+            for part in batch.values.chunks(PART) {
+                rows.clear();
+                let mut newest = i64::MIN;
+                for v in part {
+                    let Some(&device) = devices.get(v.device as usize).filter(|d| **d != u32::MAX)
+                    else {
+                        continue;
+                    };
+                    let r = Row {
+                        t_ms: v.t_ms,
+                        device,
+                        quantity: v.quantity,
+                        value: v.value,
+                        source: sources.get(v.source as usize).copied().unwrap_or(0),
+                    };
+                    fold(&mut running, &r);
+                    newest = newest.max(r.t_ms);
+                    rows.push(r);
+                }
+                rows_since_keyframe += rows.len();
+                let keyframe = (newest != i64::MIN
+                    && (last_kf == i64::MIN
+                        || newest - last_kf >= KEYFRAME_EVERY_MS
+                        || rows_since_keyframe >= KEYFRAME_EVERY_ROWS))
+                    .then_some((newest, &running));
+                store.write(&rows, alarms, keyframe)?;
+                alarms = &[];
+                written += rows.len();
+                if keyframe.is_some() {
+                    last_kf = newest;
+                    rows_since_keyframe = 0;
+                    status.keyframes.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            rows_since_keyframe += rows.len();
-            let keyframe = (newest != i64::MIN
-                && (last_kf == i64::MIN
-                    || newest - last_kf >= KEYFRAME_EVERY_MS
-                    || rows_since_keyframe >= KEYFRAME_EVERY_ROWS))
-                .then_some((newest, &running));
-            store.write(&rows, &batch.alarms, keyframe)?;
-            if keyframe.is_some() {
-                last_kf = newest;
-                rows_since_keyframe = 0;
-                status.keyframes.fetch_add(1, Ordering::Relaxed);
+            if !alarms.is_empty() {
+                store.write(&[], alarms, None)?;
             }
             Ok::<(), super::store::StoreError>(())
         })();
         match result {
             Ok(()) => {
-                status
-                    .recorded
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                status.recorded.fetch_add(written as u64, Ordering::Relaxed);
                 status
                     .alarms
                     .fetch_add(batch.alarms.len() as u64, Ordering::Relaxed);
