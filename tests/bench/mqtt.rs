@@ -11,7 +11,7 @@
 //!   100,000 messages/s target, and the apply time per frame at that rate.
 //!
 //! Run: `cargo bench -p tvilling_sensors --bench mqtt` (needs Debian `mosquitto` and
-//! `mosquitto-clients`). `TVILLING_BENCH_MESSAGES` sets N (default 100,000).
+//! `mosquitto-clients`); `TVILLING_BENCH_ONLY=apply` measures only the apply frame. `TVILLING_BENCH_MESSAGES` sets N (default 100,000).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -55,6 +55,10 @@ fn meters_app(capacity: usize) -> (App, tvilling_sensors::ingest::IngestSender) 
 }
 
 fn main() {
+    if std::env::var("TVILLING_BENCH_ONLY").as_deref() == Ok("apply") {
+        apply_frame();
+        return;
+    }
     let n: usize = std::env::var("TVILLING_BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -237,11 +241,23 @@ fn main() {
         latencies_ms.len()
     );
 
+    apply_frame();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    city_scale();
+}
+
+/// Apply time per frame for 10,000 updates (one per meter), against an empty frame.
+fn apply_frame() {
     // Apply time per frame for 10,000 updates (one per meter), against an empty frame.
     let (mut app, tx) = meters_app(20_000);
     let mut empty = Vec::new();
     let mut full = Vec::new();
-    for round in 0..20 {
+    let rounds: i64 = std::env::var("TVILLING_BENCH_APPLY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for round in 0..rounds {
         let t = Instant::now();
         app.update();
         empty.push(t.elapsed().as_secs_f64());
@@ -264,9 +280,6 @@ fn main() {
         (percentile(&full, 0.5) - percentile(&empty, 0.5)) * 1000.0,
         percentile(&empty, 0.5) * 1000.0
     );
-    let _ = broker.kill();
-    let _ = broker.wait();
-    city_scale();
 }
 
 /// The whole city through decode, ingest and apply, without a broker.

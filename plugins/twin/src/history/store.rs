@@ -14,9 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// Full state is written at least this often (twin time)...
 pub const KEYFRAME_EVERY_MS: i64 = 10 * 60_000;
-/// ...and after at most this many values (a whole city reports this many in about a
-/// minute), so rebuilding any moment reads one keyframe and at most this many values.
-pub const KEYFRAME_EVERY_ROWS: usize = 750_000;
+/// ...and after at most this many values (a whole city reports this many in about two
+/// minutes), so rebuilding any moment reads one keyframe and at most this many values.
+pub const KEYFRAME_EVERY_ROWS: usize = 1_500_000;
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
