@@ -251,7 +251,9 @@ fn apply_observations(
             value: *v,
         }));
         live.last_seen_ms = Some(t);
-        live.source = Some(o.source.clone());
+        if live.source.as_deref() != Some(o.source.as_str()) {
+            live.source = Some(o.source.clone());
+        }
         live.health = Health::Live;
         stats.applied += 1;
     }
@@ -289,6 +291,41 @@ struct Candidate<'a> {
     value: &'a FieldValue,
     unit: Option<&'a str>,
     used: bool,
+    /// `base` as rules compare it (ASCII letters and digits, lower case), when it is ASCII and
+    /// short: computed once per field, not once per rule.
+    key: Option<([u8; KEY_BUF], u8)>,
+}
+
+/// Longest field key kept on the stack; longer ones are compared by [`key_match`].
+const KEY_BUF: usize = 48;
+
+/// A field name's rule key, if it is ASCII and fits [`KEY_BUF`].
+fn ascii_key(name: &str) -> Option<([u8; KEY_BUF], u8)> {
+    if !name.is_ascii() {
+        return None;
+    }
+    let mut buf = [0u8; KEY_BUF];
+    let mut n = 0;
+    for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        if n == KEY_BUF {
+            return None;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    Some((buf, n as u8))
+}
+
+/// [`key_match`] on a key already normalised by [`ascii_key`].
+fn key_match_key(rule: &str, key: &[u8]) -> Option<Option<&'static str>> {
+    let rest = key.strip_prefix(rule.as_bytes())?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    crate::units::NAME_SUFFIXES
+        .iter()
+        .find(|(suffix, _)| suffix.as_bytes() == rest)
+        .map(|(_, unit)| Some(*unit))
 }
 
 fn candidates(o: &Observation) -> Vec<Candidate<'_>> {
@@ -313,6 +350,7 @@ fn candidates(o: &Observation) -> Vec<Candidate<'_>> {
                 value,
                 unit: unit.or_else(|| o.unit(name)),
                 used: false,
+                key: ascii_key(base),
             }
         })
         .collect()
@@ -395,7 +433,11 @@ pub fn resolve(
     for rule in rules {
         let mut done = out.values.iter().any(|(q, _)| *q == rule.rule.quantity);
         for c in fields.iter_mut() {
-            let Some(suffix_unit) = key_match(&rule.key, c.base) else {
+            let matched = match &c.key {
+                Some((buf, n)) => key_match_key(&rule.key, &buf[..usize::from(*n)]),
+                None => key_match(&rule.key, c.base),
+            };
+            let Some(suffix_unit) = matched else {
                 continue;
             };
             let first = !c.used;
