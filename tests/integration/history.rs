@@ -136,6 +136,16 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
             b[differ[0]]
         );
         assert_eq!(alarms(live), alarms(past), "alarms active at {t}");
+        // The metrics of that moment, as recorded each minute.
+        for k in [
+            "lighting_kwh",
+            "lamp_hours_lit",
+            "building_kwh",
+            "green_share",
+            "since",
+        ] {
+            assert_eq!(past["metrics"][k], live["metrics"][k], "metrics {k} at {t}");
+        }
         assert_eq!(past["history"]["shown"], format!("{t}:00.000Z"));
     };
     // Dusk: lamps switch on between the two moments.

@@ -39,6 +39,7 @@ impl Plugin for MetricsPlugin {
             .init_resource::<alarms::Alarms>()
             .init_resource::<metrics::CityMetrics>()
             .init_resource::<metrics::SignalTrack>()
+            .init_resource::<metrics::EdgeState>()
             .configure_sets(
                 PreUpdate,
                 (MetricsSystems::Alarms, MetricsSystems::Integrate)
@@ -49,7 +50,11 @@ impl Plugin for MetricsPlugin {
                 PreUpdate,
                 (
                     alarms::derive_alarms.in_set(MetricsSystems::Alarms),
-                    (metrics::integrate_metrics, metrics::integrate_signals)
+                    (
+                        metrics::track_edge,
+                        metrics::integrate_metrics,
+                        metrics::integrate_signals,
+                    )
                         .chain()
                         .in_set(MetricsSystems::Integrate),
                 ),
@@ -73,9 +78,7 @@ mod tests {
     use tvilling_sensors::clock::TwinClock;
     use tvilling_sensors::health::HealthPlugin;
     use tvilling_sensors::registry::{DeviceKind, Quantity};
-    use tvilling_sensors::state::{
-        DeviceInfo, LampState, Liveness, MeterState, SignalAspect, device_bundle,
-    };
+    use tvilling_sensors::state::{DeviceInfo, Liveness, SignalAspect, device_bundle};
 
     fn app(t_ms: i64) -> App {
         let mut app = App::new();
@@ -113,18 +116,21 @@ mod tests {
             .spawn(device_bundle("meter", DeviceKind::Meter))
             .id();
         step(&mut app, t0);
-        *app.world_mut().get_mut::<LampState>(lamp).expect("lamp") = LampState {
-            on: true,
-            dim_pct: 100.0,
-            power_w: 50.0,
-            fault: false,
-        };
-        *app.world_mut().get_mut::<MeterState>(meter).expect("meter") = MeterState {
-            power_kw: 20.0,
-            energy_today_kwh: 0.0,
-            heating_kw: Some(10.0),
-        };
-        let _ = dark;
+        for (entity, quantity, value) in [
+            (lamp, Quantity::LampOn, 1.0),
+            (lamp, Quantity::LampPowerW, 50.0),
+            (dark, Quantity::LampOn, 0.0),
+            (dark, Quantity::LampPowerW, 0.0),
+            (meter, Quantity::PowerKw, 20.0),
+            (meter, Quantity::HeatingKw, 10.0),
+        ] {
+            app.world_mut().write_message(ValueApplied {
+                entity,
+                time_ms: t0,
+                quantity,
+                value,
+            });
+        }
         // Two hours in 10-minute frames.
         for k in 1..=12 {
             step(&mut app, t0 + k * 600_000);
@@ -160,6 +166,17 @@ mod tests {
         let m = app.world().resource::<CityMetrics>();
         assert_eq!(m.since_ms, after + 600_000);
         assert_eq!(m.lamp_hours_lit, 0.0);
+        // Someone plays back the past: the live edge's metrics go on.
+        app.world_mut()
+            .resource_mut::<TwinClock>()
+            .play_back(t0, 1.0, true);
+        step(&mut app, after + 1_200_000);
+        let m = app.world().resource::<CityMetrics>();
+        assert!(
+            (m.lamp_hours_lit - 1.0 / 6.0).abs() < 1e-9,
+            "{}",
+            m.lamp_hours_lit
+        );
     }
 
     #[test]

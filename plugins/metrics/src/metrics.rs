@@ -5,7 +5,8 @@
 //! ([`ResetMetrics`]). Panels only draw [`CityMetrics`].
 //!
 //! Lamps, meters and air sensors hold their state between reports, so their metrics integrate
-//! the state over each frame's span of twin time. Signal heads change faster than a frame of
+//! the live edge's state ([`EdgeState`], kept from every applied value) over each frame's span
+//! of twin time, also while the view plays back the past. Signal heads change faster than a frame of
 //! a fast clock, so their metrics integrate every reported aspect change
 //! ([`tvilling_sensors::apply::ValueApplied`]).
 
@@ -18,9 +19,7 @@ use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::health::HealthRules;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::simulate::stockholm_local;
-use tvilling_sensors::state::{
-    AirQualityState, DeviceInfo, LampState, Liveness, MeterState, SignalAspect,
-};
+use tvilling_sensors::state::{AirQualityState, DeviceInfo, LampState, MeterState, SignalAspect};
 
 use crate::alarms::Alarms;
 use crate::limits::{LIMITS, Pollutant};
@@ -103,6 +102,42 @@ impl CityMetrics {
 #[derive(Message, Debug, Clone, Copy, Default)]
 pub struct ResetMetrics;
 
+/// The live edge's device values as the metrics integrate them, kept from every applied value
+/// ([`ValueApplied`]): also while someone plays back the past (when the components show that
+/// past), so the metrics never miss a span of the live edge.
+#[derive(Resource, Debug, Default)]
+pub struct EdgeState {
+    // Ordered maps: sums over them come out the same, bit for bit, run after run.
+    lamps: BTreeMap<Entity, LampState>,
+    meters: BTreeMap<Entity, MeterState>,
+    air: BTreeMap<Entity, AirQualityState>,
+}
+
+/// Keeps [`EdgeState`] from this frame's applied values.
+pub fn track_edge(mut applied: MessageReader<ValueApplied>, mut edge: ResMut<EdgeState>) {
+    for v in applied.read() {
+        let x = v.value;
+        match v.quantity {
+            Quantity::LampOn => edge.lamps.entry(v.entity).or_default().on = x >= 0.5,
+            Quantity::LampDimPct => edge.lamps.entry(v.entity).or_default().dim_pct = x,
+            Quantity::LampPowerW => edge.lamps.entry(v.entity).or_default().power_w = x,
+            Quantity::LampFault => edge.lamps.entry(v.entity).or_default().fault = x >= 0.5,
+            Quantity::PowerKw => edge.meters.entry(v.entity).or_default().power_kw = x,
+            Quantity::EnergyTodayKwh => {
+                edge.meters.entry(v.entity).or_default().energy_today_kwh = x;
+            }
+            Quantity::HeatingKw => edge.meters.entry(v.entity).or_default().heating_kw = Some(x),
+            Quantity::No2 => edge.air.entry(v.entity).or_default().no2 = Some(x),
+            Quantity::Pm10 => edge.air.entry(v.entity).or_default().pm10 = Some(x),
+            Quantity::Pm25 => edge.air.entry(v.entity).or_default().pm25 = Some(x),
+            Quantity::TemperatureC => {
+                edge.air.entry(v.entity).or_default().temperature_c = Some(x);
+            }
+            Quantity::SignalAspect => {}
+        }
+    }
+}
+
 /// Each signal head's last reported aspect and since when, with its controller.
 #[derive(Resource, Debug, Default)]
 pub struct SignalTrack {
@@ -111,23 +146,18 @@ pub struct SignalTrack {
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
-/// Integrates the metrics from the previous frame's twin time to now (live edge only).
+/// Integrates the metrics from the previous frame's live edge to this frame's.
 pub fn integrate_metrics(
     clock: Res<TwinClock>,
     rules: Option<Res<HealthRules>>,
     alarms: Option<Res<Alarms>>,
     mut metrics: ResMut<CityMetrics>,
     mut resets: MessageReader<ResetMetrics>,
-    lamps: Query<(&LampState, &Liveness)>,
-    meters: Query<(&MeterState, &Liveness)>,
-    air: Query<(&AirQualityState, &Liveness)>,
+    edge: Res<EdgeState>,
 ) {
-    let now = clock.now_ms;
+    let now = clock.edge_ms;
     let alarms_total = alarms.as_ref().map_or(0, |a| a.raised_total);
     let reset = resets.read().count() > 0;
-    if !clock.is_live() {
-        return;
-    }
     let midnight = stockholm_local(now).midnight_ms;
     if reset || metrics.since_ms == 0 || metrics.since_ms < midnight || now < metrics.at_ms {
         let start = if reset || metrics.since_ms == 0 {
@@ -151,10 +181,7 @@ pub fn integrate_metrics(
     let sun = sun_position(rules.lat_lon.0, rules.lat_lon.1, now.div_euclid(1000)).elevation_deg;
     let dark = sun < rules.lamp_on_below_deg;
     let (mut kwh, mut lit, mut dark_h) = (0.0, 0.0, 0.0);
-    for (lamp, live) in &lamps {
-        if live.last_seen_ms.is_none() {
-            continue;
-        }
+    for lamp in edge.lamps.values() {
         kwh += lamp.power_w / 1000.0 * h;
         if lamp.on && !lamp.fault {
             lit += h;
@@ -166,18 +193,13 @@ pub fn integrate_metrics(
     metrics.lamp_hours_lit += lit;
     metrics.lamp_hours_dark_at_night += dark_h;
     let (mut el, mut heat) = (0.0, 0.0);
-    for (m, live) in &meters {
-        if live.last_seen_ms.is_some() {
-            el += m.power_kw * h;
-            heat += m.heating_kw.unwrap_or(0.0) * h;
-        }
+    for m in edge.meters.values() {
+        el += m.power_kw * h;
+        heat += m.heating_kw.unwrap_or(0.0) * h;
     }
     metrics.building_kwh += el;
     metrics.heating_kwh += heat;
-    for (a, live) in &air {
-        if live.last_seen_ms.is_none() {
-            continue;
-        }
+    for a in edge.air.values() {
         for l in LIMITS {
             if l.pollutant.reading(a).is_some_and(|v| v > l.ugm3) {
                 *metrics.hours_over_limit.entry(l.pollutant).or_default() += h;
@@ -188,16 +210,11 @@ pub fn integrate_metrics(
 
 /// Integrates every reported signal aspect change into its controller's figures.
 pub fn integrate_signals(
-    clock: Res<TwinClock>,
     mut applied: MessageReader<ValueApplied>,
     mut track: ResMut<SignalTrack>,
     mut metrics: ResMut<CityMetrics>,
     info: Query<&DeviceInfo>,
 ) {
-    if !clock.is_live() {
-        applied.clear();
-        return;
-    }
     let since = metrics.since_ms;
     for v in applied.read() {
         if v.quantity != Quantity::SignalAspect {

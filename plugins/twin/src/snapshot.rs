@@ -123,7 +123,11 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         .get_resource::<ApplyStats>()
         .cloned()
         .unwrap_or_default();
-    if let Some(m) = world.get_resource::<CityMetrics>() {
+    // In playback, the metrics of the moment shown.
+    let shown = world
+        .get_resource::<crate::history::ShownMetrics>()
+        .and_then(|s| s.0.clone());
+    if let Some(m) = shown.as_ref().or(world.get_resource::<CityMetrics>()) {
         let over: Map<String, Value> = m
             .hours_over_limit
             .iter()

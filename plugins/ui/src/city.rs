@@ -128,7 +128,11 @@ pub(crate) fn city_window(
     rows: Query<Row<'static>>,
     states: Query<StateRow<'static>>,
     clock: Option<Res<TwinClock>>,
-    model: (Option<Res<Alarms>>, Option<Res<CityMetrics>>),
+    model: (
+        Option<Res<Alarms>>,
+        Option<Res<CityMetrics>>,
+        Option<Res<tvilling_twin::history::ShownMetrics>>,
+    ),
     mut resets: MessageWriter<ResetMetrics>,
     mut layers: ResMut<Layers>,
     mut picks: MessageWriter<EntityPicked>,
@@ -137,7 +141,11 @@ pub(crate) fn city_window(
 ) -> Result {
     let lang = *lang;
     let now_ms = clock.map_or(0, |c| c.now_ms);
-    let (alarms, metrics) = model;
+    let (alarms, live_metrics, shown_metrics) = model;
+    // In playback, the metrics of the moment shown; live, the edge's.
+    let metrics: Option<CityMetrics> = shown_metrics
+        .and_then(|s| s.0.clone())
+        .or_else(|| live_metrics.map(|m| m.clone()));
     let hhmm = |t: i64| {
         let l = tvilling_sensors::simulate::stockholm_local(t);
         format!(
@@ -231,7 +239,7 @@ pub(crate) fn city_window(
                         });
                 }
                 CityTab::Today => {
-                    let Some(m) = metrics.as_deref() else {
+                    let Some(m) = metrics.as_ref() else {
                         ui.label(tr(lang, "No live state."));
                         return;
                     };
@@ -439,9 +447,8 @@ pub(crate) fn city_window(
                                         .map(|(a, n)| format!("{n} {}", tr_str(lang, a)))
                                         .collect();
                                     // Measured today (the metrics): green share and mean cycle.
-                                    let measured = metrics
-                                        .as_deref()
-                                        .and_then(|m| m.signals.get(&i.controller));
+                                    let measured =
+                                        metrics.as_ref().and_then(|m| m.signals.get(&i.controller));
                                     ui.label(format!(
                                         "{} · {} s · {} · {} {} · {} {}",
                                         aspects.join(", "),

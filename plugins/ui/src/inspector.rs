@@ -12,6 +12,7 @@ use tvilling_sensors::state::{
     AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
 };
 use tvilling_sensors::time::format_rfc3339;
+use tvilling_twin::history::{HistoryStatus, RecordedSeries, SeriesRequest};
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::picking::{EntityPicked, Selection};
 
@@ -166,6 +167,72 @@ type States<'a> = (
     Option<&'a AirQualityState>,
 );
 
+/// What the inspector's chart spans: the live edge's recent samples (kept in memory), or the
+/// last hour, day or week read from the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChartSpan {
+    #[default]
+    Recent,
+    Hour,
+    Day,
+    Week,
+}
+
+impl ChartSpan {
+    pub const ALL: [ChartSpan; 4] = [
+        ChartSpan::Recent,
+        ChartSpan::Hour,
+        ChartSpan::Day,
+        ChartSpan::Week,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChartSpan::Recent => "Recent",
+            ChartSpan::Hour => "Last hour",
+            ChartSpan::Day => "Last day",
+            ChartSpan::Week => "Last week",
+        }
+    }
+
+    /// The span, ms, and the x axis's unit (ms) and label.
+    pub fn extent(self) -> Option<(i64, f64, &'static str)> {
+        match self {
+            ChartSpan::Recent => None,
+            ChartSpan::Hour => Some((3_600_000, 60_000.0, "minutes ago")),
+            ChartSpan::Day => Some((86_400_000, 3_600_000.0, "hours ago")),
+            ChartSpan::Week => Some((7 * 86_400_000, 86_400_000.0, "days ago")),
+        }
+    }
+}
+
+/// The chart's span and the last series asked for.
+#[derive(Debug, Default)]
+pub struct ChartState {
+    pub span: ChartSpan,
+    asked: Option<(String, ChartSpan, i64)>,
+}
+
+/// A recorded series as chart lines: (quantity, points at `unit` ms before `now_ms`).
+pub fn recorded_lines(
+    points: &[(i64, u8, f64)],
+    now_ms: i64,
+    unit_ms: f64,
+) -> Vec<(Quantity, Vec<[f64; 2]>)> {
+    let mut out: Vec<(Quantity, Vec<[f64; 2]>)> = Vec::new();
+    for &(t, q, v) in points {
+        let Some(q) = Quantity::from_index(q) else {
+            continue;
+        };
+        let p = [(t - now_ms) as f64 / unit_ms, v];
+        match out.iter_mut().find(|(k, _)| *k == q) {
+            Some((_, pts)) => pts.push(p),
+            None => out.push((q, vec![p])),
+        }
+    }
+    out
+}
+
 pub(crate) fn inspector(
     mut contexts: EguiContexts,
     selection: Res<Selection>,
@@ -175,9 +242,16 @@ pub(crate) fn inspector(
     mut panels: ResMut<PanelState>,
     mut camera: MessageWriter<CameraCommand>,
     mut picks: MessageWriter<EntityPicked>,
+    recorded: (
+        Option<Res<HistoryStatus>>,
+        Option<Res<RecordedSeries>>,
+        MessageWriter<SeriesRequest>,
+    ),
+    mut chart: Local<ChartState>,
     lang: Res<Lang>,
 ) -> Result {
     let lang = *lang;
+    let (history_status, recorded, mut series_requests) = recorded;
     let Some(e) = selection.entity else {
         return Ok(());
     };
@@ -231,20 +305,65 @@ pub(crate) fn inspector(
                         ui.end_row();
                     }
                 });
-            if let Some(h) = history {
-                let series = history_series(h, now_ms);
-                if !series.is_empty() {
-                    Plot::new(("history", e))
-                        .height(130.0)
-                        .legend(Legend::default())
-                        .x_axis_label(tr(lang, "minutes ago"))
-                        .allow_scroll(false)
-                        .show(ui, |plot| {
-                            for (q, pts) in series {
-                                plot.line(Line::new(tr(lang, quantity_name(q)), pts));
-                            }
+            // With a history, the chart can span the last hour, day or week from the store.
+            let recorded_span = history_status
+                .as_deref()
+                .filter(|h| h.error.is_none())
+                .and(device)
+                .map(|d| d.id.clone());
+            if recorded_span.is_some() {
+                ui.horizontal(|ui| {
+                    for span in ChartSpan::ALL {
+                        if ui
+                            .selectable_label(chart.span == span, tr(lang, span.name()))
+                            .clicked()
+                        {
+                            chart.span = span;
+                        }
+                    }
+                });
+            } else {
+                chart.span = ChartSpan::Recent;
+            }
+            let (series, axis) = match (chart.span.extent(), &recorded_span) {
+                (Some((span_ms, unit_ms, axis)), Some(id)) => {
+                    // Ask again when the device or span changes, or the clock has moved on.
+                    let stale = chart.asked.as_ref().is_none_or(|(d, s, t)| {
+                        d != id || *s != chart.span || (now_ms - t).abs() > span_ms / 100
+                    });
+                    if stale {
+                        series_requests.write(SeriesRequest {
+                            device: id.clone(),
+                            from_ms: now_ms - span_ms,
+                            to_ms: now_ms,
                         });
+                        chart.asked = Some((id.clone(), chart.span, now_ms));
+                    }
+                    let lines = recorded
+                        .as_deref()
+                        .filter(|r| r.device == *id)
+                        .map(|r| recorded_lines(&r.points, now_ms, unit_ms))
+                        .unwrap_or_default();
+                    (lines, axis)
                 }
+                _ => (
+                    history
+                        .map(|h| history_series(h, now_ms))
+                        .unwrap_or_default(),
+                    "minutes ago",
+                ),
+            };
+            if !series.is_empty() {
+                Plot::new(("history", e))
+                    .height(130.0)
+                    .legend(Legend::default())
+                    .x_axis_label(tr(lang, axis))
+                    .allow_scroll(false)
+                    .show(ui, |plot| {
+                        for (q, pts) in series {
+                            plot.line(Line::new(tr(lang, quantity_name(q)), pts));
+                        }
+                    });
             }
             ui.horizontal(|ui| {
                 if ui.button(tr(lang, "Fly to (F)")).clicked() {
@@ -286,6 +405,23 @@ pub(crate) fn inspector(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_series_becomes_one_line_per_quantity_in_the_spans_unit() {
+        let now = 10 * 3_600_000;
+        let points = [
+            (now - 2 * 3_600_000, Quantity::LampPowerW.index(), 40.0),
+            (now - 3_600_000, Quantity::LampOn.index(), 1.0),
+            (now - 1_800_000, Quantity::LampPowerW.index(), 20.0),
+            (now, 200, 1.0),
+        ];
+        let lines = recorded_lines(&points, now, 3_600_000.0);
+        assert_eq!(lines.len(), 2, "an unknown quantity index is left out");
+        assert_eq!(lines[0].0, Quantity::LampPowerW);
+        assert_eq!(lines[0].1, vec![[-2.0, 40.0], [-0.5, 20.0]]);
+        assert_eq!(lines[1].1, vec![[-1.0, 1.0]]);
+        assert_eq!(ChartSpan::Day.extent().map(|e| e.2), Some("hours ago"));
+    }
     use tvilling_sensors::registry::DeviceKind;
     use tvilling_sensors::state::Health;
 

@@ -55,6 +55,7 @@ impl Plugin for UiPlugin {
             .init_resource::<i18n::Lang>()
             .init_resource::<city::CityPanel>()
             .add_message::<tvilling_twin::history::ClockRequest>()
+            .add_message::<tvilling_twin::history::SeriesRequest>()
             .add_systems(Update, city::sample_power)
             .add_systems(
                 EguiPrimaryContextPass,

@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 
 use bevy::prelude::*;
 use tvilling_metrics::alarms::{Alarm, AlarmChanged, Alarms, Cause, Severity};
+use tvilling_metrics::metrics::{CityMetrics, SignalMetrics};
 use tvilling_sensors::apply::{ValueApplied, write_state};
 use tvilling_sensors::clock::{ClockSystems, TwinClock};
 use tvilling_sensors::registry::{DeviceRegistry, Quantity};
@@ -78,6 +79,116 @@ pub enum ClockRequest {
     Step(i64),
     /// To the next (`true`) or previous recorded message, paused.
     StepMessage(bool),
+}
+
+/// The city metrics of the moment played back (`None` at the live edge): the panels and the
+/// snapshot show these instead of the live edge's while someone plays back the past.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct ShownMetrics(pub Option<CityMetrics>);
+
+/// City metrics as stored.
+pub fn metrics_to_json(m: &CityMetrics) -> serde_json::Value {
+    let signals: serde_json::Map<String, serde_json::Value> = m
+        .signals
+        .iter()
+        .map(|(c, s)| {
+            (
+                c.clone(),
+                serde_json::json!([s.green_ms, s.observed_ms, s.cycle_sum_ms, s.cycles]),
+            )
+        })
+        .collect();
+    let over: serde_json::Map<String, serde_json::Value> = m
+        .hours_over_limit
+        .iter()
+        .map(|(p, h)| (p.as_str().to_string(), serde_json::json!(h)))
+        .collect();
+    serde_json::json!({
+        "since": m.since_ms,
+        "at": m.at_ms,
+        "lighting_kwh": m.lighting_kwh,
+        "lamp_hours_lit": m.lamp_hours_lit,
+        "lamp_hours_dark_at_night": m.lamp_hours_dark_at_night,
+        "building_kwh": m.building_kwh,
+        "heating_kwh": m.heating_kwh,
+        "over": over,
+        "signals": signals,
+        "alarms_raised": m.alarms_raised,
+    })
+}
+
+/// City metrics from their stored form (`None` when it is not that form).
+pub fn metrics_from_json(text: &str) -> Option<CityMetrics> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let mut m = CityMetrics::default();
+    m.since_ms = v.get("since")?.as_i64()?;
+    m.at_ms = v.get("at")?.as_i64()?;
+    m.lighting_kwh = f("lighting_kwh")?;
+    m.lamp_hours_lit = f("lamp_hours_lit")?;
+    m.lamp_hours_dark_at_night = f("lamp_hours_dark_at_night")?;
+    m.building_kwh = f("building_kwh")?;
+    m.heating_kwh = f("heating_kwh")?;
+    m.alarms_raised = v.get("alarms_raised")?.as_u64()?;
+    for (name, h) in v.get("over")?.as_object()? {
+        if let Some(l) = tvilling_metrics::limits::LIMITS
+            .iter()
+            .find(|l| l.pollutant.as_str() == name)
+        {
+            m.hours_over_limit.insert(l.pollutant, h.as_f64()?);
+        }
+    }
+    for (c, s) in v.get("signals")?.as_object()? {
+        let a = s.as_array()?;
+        let n = |i: usize| a.get(i).and_then(serde_json::Value::as_i64);
+        m.signals.insert(
+            c.clone(),
+            SignalMetrics {
+                green_ms: n(0)?,
+                observed_ms: n(1)?,
+                cycle_sum_ms: n(2)?,
+                cycles: n(3)? as u64,
+            },
+        );
+    }
+    Some(m)
+}
+
+/// A request for one device's recorded series (intent from the inspector's chart).
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct SeriesRequest {
+    pub device: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// The last series read from the history, for the inspector's chart: (time, quantity, value),
+/// at most [`reader::SERIES_POINTS`] per quantity.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct RecordedSeries {
+    pub device: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub points: Vec<(i64, u8, f64)>,
+    pub error: Option<String>,
+}
+
+/// Hands series requests to the reader thread.
+pub fn request_series(
+    mut requests: MessageReader<SeriesRequest>,
+    recorder: Option<Res<HistoryRecorder>>,
+) {
+    let Some(reader) = recorder.as_ref().and_then(|r| r.reader.as_ref()) else {
+        requests.clear();
+        return;
+    };
+    if let Some(req) = requests.read().last() {
+        reader.request(ReadRequest::Series {
+            device: req.device.clone(),
+            from_ms: req.from_ms,
+            to_ms: req.to_ms,
+        });
+    }
 }
 
 /// The running recorder and reader.
@@ -159,6 +270,8 @@ pub fn record(
     mut applied: MessageReader<ValueApplied>,
     mut alarms: MessageReader<AlarmChanged>,
     devices: Query<(&Device, &Liveness)>,
+    metrics: Option<Res<CityMetrics>>,
+    mut last_minute: Local<i64>,
 ) {
     let Some(mut recorder) = recorder else {
         applied.clear();
@@ -200,6 +313,15 @@ pub fn record(
             value: v.value,
             source: s,
         });
+    }
+    // The metrics once a minute of twin time, for playback.
+    if let Some(m) = metrics.as_deref()
+        && m.at_ms.div_euclid(60_000) != *last_minute
+    {
+        *last_minute = m.at_ms.div_euclid(60_000);
+        batch
+            .metrics
+            .push((m.at_ms, metrics_to_json(m).to_string()));
     }
     for a in alarms.read() {
         batch.alarms.push(AlarmRow {
@@ -263,6 +385,8 @@ pub fn show_recorded_state(
     recorder: Option<ResMut<HistoryRecorder>>,
     registry: Res<DeviceRegistry>,
     mut alarms: Option<ResMut<Alarms>>,
+    mut series: ResMut<RecordedSeries>,
+    mut shown_metrics: ResMut<ShownMetrics>,
     mut devices: Query<DeviceState<'static>>,
 ) {
     let Some(mut recorder) = recorder else { return };
@@ -270,6 +394,9 @@ pub fn show_recorded_state(
     let live = clock.is_live();
     if registry.len() != r.shown_devices {
         r.shown = None;
+    }
+    if live && shown_metrics.0.is_some() {
+        shown_metrics.0 = None;
     }
     if live && !r.was_live {
         // Back to live: the values recorded during playback were not shown; rebuild.
@@ -294,13 +421,43 @@ pub fn show_recorded_state(
         reader.request(ReadRequest::State { t_ms: t, after });
         r.in_flight = Some(t);
     }
-    let Some(result) = reader.poll() else { return };
-    r.in_flight = None;
-    let ReadResult::State(Ok(state)) = result else {
-        if let ReadResult::State(Err(e)) = result {
-            error!("history: {e}");
+    let mut state = None;
+    while let Some(result) = reader.poll() {
+        match result {
+            ReadResult::State(s) => state = Some(s),
+            ReadResult::Series {
+                device,
+                from_ms,
+                to_ms,
+                points,
+            } => {
+                *series = match points {
+                    Ok(points) => RecordedSeries {
+                        device,
+                        from_ms,
+                        to_ms,
+                        points,
+                        error: None,
+                    },
+                    Err(e) => RecordedSeries {
+                        device,
+                        from_ms,
+                        to_ms,
+                        points: Vec::new(),
+                        error: Some(e.to_string()),
+                    },
+                };
+            }
         }
-        return;
+    }
+    let Some(state) = state else { return };
+    r.in_flight = None;
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => {
+            error!("history: {e}");
+            return;
+        }
     };
     if live && !r.restoring {
         return;
@@ -331,6 +488,10 @@ pub fn show_recorded_state(
     if live {
         r.restoring = false;
     } else {
+        shown_metrics.0 = state
+            .metrics
+            .as_ref()
+            .and_then(|(_, json)| metrics_from_json(json));
         r.shown = Some(state.t_ms);
         r.shown_devices = registry.len();
     }
@@ -448,6 +609,9 @@ pub struct HistoryPlugin {
 impl Plugin for HistoryPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<ClockRequest>()
+            .add_message::<SeriesRequest>()
+            .init_resource::<RecordedSeries>()
+            .init_resource::<ShownMetrics>()
             .add_message::<ValueApplied>()
             .add_message::<AlarmChanged>()
             .configure_sets(
@@ -468,7 +632,9 @@ impl Plugin for HistoryPlugin {
             .add_systems(
                 PreUpdate,
                 (
-                    show_recorded_state.in_set(HistorySystems::Show),
+                    (request_series, show_recorded_state)
+                        .chain()
+                        .in_set(HistorySystems::Show),
                     (record, refresh_status)
                         .chain()
                         .in_set(HistorySystems::Record),
@@ -494,5 +660,161 @@ impl Plugin for HistoryPlugin {
             }
         }
         app.insert_resource(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tvilling_sensors::apply::{SensorApplyPlugin, SteppedInput};
+    use tvilling_sensors::health::HealthPlugin;
+    use tvilling_sensors::observation::{FieldValue, Observation};
+    use tvilling_sensors::registry::DeviceKind;
+    use tvilling_sensors::state::spawn_registered;
+
+    const T0: i64 = 1_795_000_000_000;
+
+    #[test]
+    fn metrics_keep_every_figure_through_their_stored_form() {
+        let mut m = CityMetrics::default();
+        m.since_ms = T0;
+        m.at_ms = T0 + 60_000;
+        m.lighting_kwh = 1.25;
+        m.lamp_hours_lit = 3.5;
+        m.lamp_hours_dark_at_night = 0.5;
+        m.building_kwh = 100.0;
+        m.heating_kwh = 200.0;
+        m.alarms_raised = 4;
+        m.hours_over_limit
+            .insert(tvilling_metrics::limits::Pollutant::No2, 0.25);
+        m.signals.insert(
+            "controller/1".into(),
+            SignalMetrics {
+                green_ms: 20_000,
+                observed_ms: 60_000,
+                cycle_sum_ms: 120_000,
+                cycles: 2,
+            },
+        );
+        let back = metrics_from_json(&metrics_to_json(&m).to_string()).expect("parses");
+        assert_eq!(back, m);
+        assert_eq!(
+            metrics_from_json("{\"since\": 1}"),
+            None,
+            "not the stored form"
+        );
+    }
+
+    fn until(app: &mut App, what: &str, mut done: impl FnMut(&World) -> bool) {
+        for _ in 0..2_000 {
+            app.update();
+            if done(app.world()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// A lamp that is on at even minutes and off at odd ones, recorded for an hour through the
+    /// real plugins; then played back, charted from the store, and back to live.
+    #[test]
+    fn playback_shows_the_recorded_state_and_going_live_restores_the_edge() {
+        let dir = std::env::temp_dir().join(format!("tvilling-history-app-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .insert_resource(TwinClock::held(T0))
+            .add_plugins((
+                SensorApplyPlugin,
+                HealthPlugin,
+                tvilling_metrics::MetricsPlugin,
+                HistoryPlugin {
+                    settings: Some(HistorySettings {
+                        path: dir.join("h.sqlite"),
+                        retention_days: 30.0,
+                        read_only: false,
+                    }),
+                },
+            ));
+        let lamp = spawn_registered(
+            app.world_mut(),
+            "lamp-1".to_string(),
+            DeviceKind::Lamp,
+            vec![],
+        );
+        for m in 0..=60 {
+            let t = T0 + m * 60_000;
+            app.world_mut().resource_mut::<TwinClock>().set(t);
+            app.world_mut()
+                .resource_mut::<SteppedInput>()
+                .0
+                .push(Observation {
+                    source: "test".into(),
+                    device: "lamp-1".into(),
+                    time_ms: Some(t),
+                    fields: vec![
+                        ("on".into(), FieldValue::Bool(m % 2 == 0)),
+                        ("power_w".into(), FieldValue::Number(m as f64)),
+                    ],
+                    ..Default::default()
+                });
+            app.update();
+        }
+        app.world_mut().resource_mut::<HistoryRecorder>().flush();
+        let lamp_state = |w: &World| *w.get::<LampState>(lamp).expect("lamp");
+        assert_eq!(lamp_state(app.world()).power_w, 60.0);
+        // Back to 00:17: off, 17 W, last seen then.
+        app.world_mut()
+            .resource_mut::<TwinClock>()
+            .play_back(T0 + 17 * 60_000 + 30_000, 1.0, true);
+        until(&mut app, "the state at 00:17", |w| {
+            w.get_resource::<HistoryStatus>()
+                .is_some_and(|s| s.shown_ms == Some(T0 + 17 * 60_000 + 30_000))
+        });
+        let s = lamp_state(app.world());
+        assert!(!s.on);
+        assert_eq!(s.power_w, 17.0);
+        let l = app.world().get::<Liveness>(lamp).expect("live");
+        assert_eq!(l.last_seen_ms, Some(T0 + 17 * 60_000));
+        assert_eq!(l.source.as_deref(), Some("test"));
+        // New values while playing back are recorded, not shown.
+        app.world_mut().resource_mut::<TwinClock>().edge_ms = T0 + 61 * 60_000;
+        app.world_mut()
+            .resource_mut::<SteppedInput>()
+            .0
+            .push(Observation {
+                source: "test".into(),
+                device: "lamp-1".into(),
+                time_ms: Some(T0 + 61 * 60_000),
+                fields: vec![("power_w".into(), FieldValue::Number(61.0))],
+                ..Default::default()
+            });
+        app.update();
+        assert_eq!(lamp_state(app.world()).power_w, 17.0, "still the past");
+        // The chart's series for the last hour, from the store.
+        app.world_mut().write_message(SeriesRequest {
+            device: "lamp-1".into(),
+            from_ms: T0,
+            to_ms: T0 + 30 * 60_000,
+        });
+        until(&mut app, "the series", |w| {
+            w.resource::<RecordedSeries>().device == "lamp-1"
+        });
+        let series = app.world().resource::<RecordedSeries>().clone();
+        let power: Vec<f64> = series
+            .points
+            .iter()
+            .filter(|p| p.1 == Quantity::LampPowerW.index())
+            .map(|p| p.2)
+            .collect();
+        assert_eq!(power, (0..=30).map(f64::from).collect::<Vec<_>>());
+        // Live again: the edge's state, including the value recorded during playback.
+        app.world_mut().resource_mut::<TwinClock>().go_live();
+        until(&mut app, "the live edge", |w| {
+            w.get::<LampState>(lamp).is_some_and(|s| s.power_w == 61.0)
+        });
+        assert!(lamp_state(app.world()).on, "on since minute 60");
     }
 }

@@ -72,6 +72,8 @@ pub struct StateAt {
     /// Alarms active at t, as raised.
     pub alarms: Vec<AlarmRow>,
     pub sources: Vec<String>,
+    /// The city metrics last recorded at or before t (JSON), with their time.
+    pub metrics: Option<(i64, String)>,
 }
 
 /// The state being recorded: (device, quantity) -> held value.
@@ -92,6 +94,8 @@ pub trait HistoryStore: Send {
         alarms: &[AlarmRow],
         keyframe: Option<(i64, &Running)>,
     ) -> Result<(), StoreError>;
+    /// Records the city metrics as they stood at `t_ms` (JSON).
+    fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError>;
     /// The state at `t_ms`.
     fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError>;
     /// One device's values between two times: (time, quantity index, value).
@@ -130,6 +134,7 @@ CREATE INDEX IF NOT EXISTS obs_device ON obs(device, t);
 CREATE TABLE IF NOT EXISTS keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alarms(t INTEGER NOT NULL, device TEXT NOT NULL, severity TEXT NOT NULL, text TEXT NOT NULL, raised INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_t ON alarms(t);
+CREATE TABLE IF NOT EXISTS metrics(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
 ";
 
 /// The schema's version, kept in `meta`.
@@ -409,6 +414,13 @@ impl HistoryStore for SqliteStore {
         Ok(())
     }
 
+    fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO metrics(t, json) VALUES (?1, ?2)")?
+            .execute(params![t_ms, json])?;
+        Ok(())
+    }
+
     fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError> {
         let kf: Option<(i64, Vec<u8>)> = self
             .conn
@@ -511,8 +523,14 @@ impl HistoryStore for SqliteStore {
                 sources[i as usize] = n;
             }
         }
+        let metrics: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT t, json FROM metrics WHERE t <= ?1 ORDER BY t DESC LIMIT 1")?
+            .query_row([t_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
         Ok(StateAt {
             t_ms,
+            metrics,
             devices: self.names.clone(),
             values,
             alarms,
@@ -565,6 +583,8 @@ impl HistoryStore for SqliteStore {
             .execute("DELETE FROM keyframes WHERE t < ?1", [cut])?;
         self.conn
             .execute("DELETE FROM alarms WHERE t < ?1", [cut])?;
+        self.conn
+            .execute("DELETE FROM metrics WHERE t < ?1", [cut])?;
         Ok(n as u64)
     }
 

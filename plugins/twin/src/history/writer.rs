@@ -37,6 +37,8 @@ pub struct Batch {
     pub new_sources: Vec<(u16, String)>,
     pub values: Vec<Value>,
     pub alarms: Vec<AlarmRow>,
+    /// City metrics as they stood: (twin time, JSON).
+    pub metrics: Vec<(i64, String)>,
 }
 
 impl Batch {
@@ -45,6 +47,7 @@ impl Batch {
             && self.new_sources.is_empty()
             && self.values.is_empty()
             && self.alarms.is_empty()
+            && self.metrics.is_empty()
     }
 }
 
@@ -112,6 +115,7 @@ impl Writer {
                 p.new_sources.extend(batch.new_sources);
                 p.values.extend(batch.values);
                 p.alarms.extend(batch.alarms);
+                p.metrics.extend(batch.metrics);
                 p
             }
             None => batch,
@@ -238,6 +242,9 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             }
             if !alarms.is_empty() {
                 store.write(&[], alarms, None)?;
+            }
+            for (t, json) in &batch.metrics {
+                store.write_metrics(*t, json)?;
             }
             Ok::<(), super::store::StoreError>(())
         })();
