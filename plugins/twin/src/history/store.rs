@@ -77,7 +77,36 @@ pub struct StateAt {
 }
 
 /// The state being recorded: (device, quantity) -> held value.
-pub type Running = HashMap<(u32, u8), Held>;
+pub type Running = HashMap<(u32, u8), Held, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// A hasher for (device number, quantity) keys: a multiply-rotate over the two small integers
+/// (the keys are dense numbers the store itself gives out, not outside input).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u8(*b);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
 
 /// Where history lives. One implementation today (SQLite); a shared store for several screens
 /// (PostgreSQL) would be another.
@@ -143,11 +172,8 @@ pub const SCHEMA_VERSION: &str = "1";
 const HELD_BYTES: usize = 4 + 1 + 8 + 8 + 8 + 2;
 
 fn encode(running: &Running) -> Vec<u8> {
-    let mut keys: Vec<&(u32, u8)> = running.keys().collect();
-    keys.sort();
-    let mut out = Vec::with_capacity(keys.len() * HELD_BYTES);
-    for k in keys {
-        let h = running[k];
+    let mut out = Vec::with_capacity(running.len() * HELD_BYTES);
+    for (k, h) in running {
         out.extend_from_slice(&k.0.to_le_bytes());
         out.push(k.1);
         out.extend_from_slice(&h.since_ms.to_le_bytes());
@@ -162,7 +188,7 @@ fn decode(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
     if !bytes.len().is_multiple_of(HELD_BYTES) {
         return Err(StoreError::Keyframe(t));
     }
-    let mut out = Running::with_capacity(bytes.len() / HELD_BYTES);
+    let mut out = Running::with_capacity_and_hasher(bytes.len() / HELD_BYTES, Default::default());
     for c in bytes.chunks_exact(HELD_BYTES) {
         let u32_at = |i: usize| u32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
         let i64_at = |i: usize| {
@@ -432,7 +458,7 @@ impl HistoryStore for SqliteStore {
             .optional()?;
         let (from, mut running) = match kf {
             Some((t, bytes)) => (t, decode(t, &bytes)?),
-            None => (i64::MIN, Running::new()),
+            None => (i64::MIN, Running::default()),
         };
         {
             let mut q = self.conn.prepare_cached(
@@ -591,7 +617,7 @@ impl HistoryStore for SqliteStore {
     fn resume(&mut self) -> Result<(i64, Running), StoreError> {
         let newest = self.range()?.map_or(i64::MIN, |r| r.1);
         let state = self.state_at(newest)?;
-        let mut running = Running::new();
+        let mut running = Running::default();
         for (d, q, h) in state.values {
             running.insert((d, q), h);
         }
@@ -631,7 +657,7 @@ mod tests {
         let path = temp("state");
         let mut store = SqliteStore::open(&path).expect("open");
         let all = rows(&mut store, 0, 3_600_000, 60_000);
-        let mut running = Running::new();
+        let mut running = Running::default();
         // Written in batches of 10 minutes, a keyframe with each.
         for chunk in all.chunks(10) {
             for r in chunk {
@@ -663,7 +689,7 @@ mod tests {
         let mut store = SqliteStore::open(&path).expect("open");
         let day = 86_400_000;
         let all = rows(&mut store, 0, 10 * day, 3_600_000);
-        let mut running = Running::new();
+        let mut running = Running::default();
         for chunk in all.chunks(24) {
             for r in chunk {
                 fold(&mut running, r);

@@ -170,7 +170,7 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
         Ok((t, r)) => (t, r),
         Err(e) => {
             fail(e.to_string());
-            (i64::MIN, Running::new())
+            (i64::MIN, Running::default())
         }
     };
     let mut rows_since_keyframe: usize = 0;
