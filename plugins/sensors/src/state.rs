@@ -177,8 +177,10 @@ pub struct History {
     pub samples: VecDeque<(i64, Quantity, f64)>,
 }
 
-/// Samples kept per entity by default.
-pub const HISTORY_CAPACITY: usize = 256;
+/// Samples kept per entity by default: the live edge for the inspector's "recent" chart (a
+/// lamp's last twenty minutes, a signal head's last minute). Longer spans come from the
+/// history on disk; a smaller ring is a quarter of the memory and cheaper to write.
+pub const HISTORY_CAPACITY: usize = 64;
 
 impl Default for History {
     fn default() -> Self {
