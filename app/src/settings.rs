@@ -112,13 +112,7 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         simulate,
         health: config.health,
         until_ms,
-        history: match cli.history.clone().or(config.history).or_else(|| {
-            // The simulated demo in a window records to a temporary store, so a new user can
-            // scrub back from the first minute.
-            (simulate.is_some() && !cli.headless && cli.screenshot.is_none()).then(|| {
-                std::env::temp_dir().join(format!("tvilling-demo-{}.sqlite", std::process::id()))
-            })
-        }) {
+        history: match cli.history.clone().or(config.history) {
             Some(path) => Some(HistorySettings {
                 path,
                 retention_days: cli
@@ -126,7 +120,19 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
                     .or(config.history_retention_days)
                     .unwrap_or(DEFAULT_RETENTION_DAYS),
                 read_only: at_ms.is_some(),
+                temporary: false,
             }),
+            // The simulated demo in a window records to a temporary store, so a new user can
+            // scrub back from the first minute; it is deleted when the window closes.
+            None if simulate.is_some() && !cli.headless && cli.screenshot.is_none() => {
+                Some(HistorySettings {
+                    path: std::env::temp_dir()
+                        .join(format!("tvilling-demo-{}.sqlite", std::process::id())),
+                    retention_days: 1.0,
+                    read_only: false,
+                    temporary: true,
+                })
+            }
             None => None,
         },
         at_ms,

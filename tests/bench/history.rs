@@ -290,6 +290,7 @@ fn simulated_time(devices: Vec<SimDevice>) {
                         path: path.clone(),
                         retention_days: 30.0,
                         read_only: false,
+                        temporary: true,
                     }),
                 },
             ));

@@ -39,6 +39,8 @@ pub struct HistorySettings {
     pub retention_days: f64,
     /// Only read: show the history (`--at`), record nothing.
     pub read_only: bool,
+    /// Deleted when the twin closes (the demo's own store).
+    pub temporary: bool,
 }
 
 /// The default retention, days.
@@ -209,11 +211,51 @@ pub struct HistoryRecorder {
     /// Devices registered when the shown state was written (a registry generated later is
     /// shown again).
     shown_devices: usize,
+    /// A temporary store's file, deleted on drop.
+    temporary: Option<PathBuf>,
+}
+
+/// Deletes temporary stores beside `path` left by earlier demo runs that did not close (their
+/// process is gone): `tvilling-demo-PID.sqlite` and its `-wal`/`-shm` files.
+fn remove_stale_temporaries(path: &std::path::Path) {
+    let Some(dir) = path.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("tvilling-demo-") else {
+            continue;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let gone = !pid.is_empty()
+            && rest[pid.len()..].starts_with(".sqlite")
+            && !std::path::Path::new("/proc").join(&pid).exists();
+        if gone {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+impl Drop for HistoryRecorder {
+    fn drop(&mut self) {
+        // Write what is queued and stop both threads before a temporary file goes.
+        self.writer = None;
+        self.reader = None;
+        if let Some(path) = &self.temporary {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+            }
+        }
+    }
 }
 
 impl HistoryRecorder {
     /// Opens the store for recording (and reading), or for reading only.
     pub fn open(settings: &HistorySettings) -> Result<HistoryRecorder, StoreError> {
+        if settings.temporary {
+            remove_stale_temporaries(&settings.path);
+        }
         let writer = if settings.read_only {
             None
         } else {
@@ -244,6 +286,7 @@ impl HistoryRecorder {
             shown: None,
             was_live: true,
             shown_devices: 0,
+            temporary: settings.temporary.then(|| settings.path.clone()),
         })
     }
 
@@ -675,6 +718,57 @@ mod tests {
     const T0: i64 = 1_795_000_000_000;
 
     #[test]
+    fn the_demos_temporary_store_is_deleted_when_the_twin_closes() {
+        let path =
+            std::env::temp_dir().join(format!("tvilling-temp-{}.sqlite", std::process::id()));
+        let settings = |temporary| HistorySettings {
+            path: path.clone(),
+            retention_days: 1.0,
+            read_only: false,
+            temporary,
+        };
+        let kept = HistoryRecorder::open(&settings(false)).expect("open");
+        drop(kept);
+        assert!(path.exists(), "a named history stays");
+        let temp = HistoryRecorder::open(&settings(true)).expect("open");
+        assert!(path.exists());
+        drop(temp);
+        assert!(!path.exists(), "the demo's store is gone");
+        assert!(!std::path::Path::new(&format!("{}-wal", path.display())).exists());
+    }
+
+    #[test]
+    fn stores_left_by_demo_runs_that_are_gone_are_removed() {
+        let dir = std::env::temp_dir().join(format!("tvilling-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ours = format!("tvilling-demo-{}.sqlite", std::process::id());
+        for name in [
+            "tvilling-demo-999999999.sqlite",
+            "tvilling-demo-999999999.sqlite-wal",
+            ours.as_str(),
+            "tvilling-demo-notes.txt",
+            "city.sqlite",
+        ] {
+            std::fs::write(dir.join(name), b"x").expect("write");
+        }
+        remove_stale_temporaries(&dir.join(&ours));
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expect = vec![
+            "city.sqlite".to_string(),
+            ours.clone(),
+            "tvilling-demo-notes.txt".into(),
+        ];
+        expect.sort();
+        assert_eq!(left, expect);
+    }
+
+    #[test]
     fn metrics_keep_every_figure_through_their_stored_form() {
         let mut m = CityMetrics::default();
         m.since_ms = T0;
@@ -735,6 +829,7 @@ mod tests {
                         path: dir.join("h.sqlite"),
                         retention_days: 30.0,
                         read_only: false,
+                        temporary: false,
                     }),
                 },
             ));
