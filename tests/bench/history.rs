@@ -14,33 +14,13 @@ use std::time::Instant;
 use bevy::prelude::*;
 use rusqlite::{Connection, params};
 use tvilling_sensors::clock::TwinClock;
-use tvilling_sensors::registry::{DeviceKind, Quantity};
-use tvilling_sensors::simulate::{SimDevice, SimProfile, SimValue, Simulator};
+use tvilling_sensors::registry::Quantity;
+use tvilling_sensors::simulate::{SimDevice, SimValue, Simulator, whole_city};
 use tvilling_sensors::state::{SignalAspect, spawn_registered};
 use tvilling_twin::history::store::{HistoryStore, SqliteStore};
 use tvilling_twin::history::writer::{Batch, Value, Writer};
 
 const START_MS: i64 = 1_795_000_000_000;
-
-fn city(seed: u64) -> Vec<SimDevice> {
-    let mut devices = Vec::new();
-    for (kind, n, prefix) in [
-        (DeviceKind::Lamp, 150_000, "lamp"),
-        (DeviceKind::SignalHead, 11_000, "signal"),
-        (DeviceKind::Meter, 100_000, "meter"),
-        (DeviceKind::AirSensor, 100, "air"),
-    ] {
-        for i in 0..n {
-            let id = format!("{prefix}/{i}");
-            devices.push(SimDevice {
-                profile: SimProfile::default_for(seed, &id, kind),
-                id,
-                kind,
-            });
-        }
-    }
-    devices
-}
 
 /// The simulator's field names as the default rules map them.
 fn quantity(name: &str) -> Option<Quantity> {
@@ -87,7 +67,7 @@ fn file_bytes(p: &std::path::Path) -> u64 {
 
 fn main() {
     let seed = 1;
-    let devices = city(seed);
+    let devices = whole_city(seed);
     let total = devices.len();
     let sim = Simulator { seed, devices };
     // Every device reports once a minute for `minutes` minutes; frames of 10,000 values.

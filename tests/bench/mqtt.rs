@@ -297,24 +297,9 @@ fn apply_frame() {
 /// The whole city through decode, ingest and apply, without a broker.
 fn city_scale() {
     use tvilling_sensors::codec::{DecodeContext, decode};
-    use tvilling_sensors::simulate::{SimDevice, SimProfile, Simulator};
+    use tvilling_sensors::simulate::{Simulator, whole_city};
     let seed = 1;
-    let mut devices = Vec::new();
-    for (kind, n, prefix) in [
-        (DeviceKind::Lamp, 150_000, "lamp"),
-        (DeviceKind::SignalHead, 11_000, "signal"),
-        (DeviceKind::Meter, 100_000, "meter"),
-        (DeviceKind::AirSensor, 100, "air"),
-    ] {
-        for i in 0..n {
-            let id = format!("{prefix}/{i}");
-            devices.push(SimDevice {
-                profile: SimProfile::default_for(seed, &id, kind),
-                id,
-                kind,
-            });
-        }
-    }
+    let devices = whole_city(seed);
     let total = devices.len();
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)

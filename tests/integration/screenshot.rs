@@ -59,14 +59,7 @@ impl Picture {
     /// The text in a part of the picture (fractions of width and height), scaled up twice and
     /// made black on white for the OCR (dark text on a coloured banner reads poorly otherwise).
     fn text_in(&self, x0: f32, y0: f32, x1: f32, y1: f32) -> String {
-        let (xa, xb) = (
-            (x0 * self.width as f32) as usize,
-            (x1 * self.width as f32) as usize,
-        );
-        let (ya, yb) = (
-            (y0 * self.height as f32) as usize,
-            (y1 * self.height as f32) as usize,
-        );
+        let ((xa, xb), (ya, yb)) = self.rect(x0, y0, x1, y1);
         let (w, h) = ((xb - xa) * 2, (yb - ya) * 2);
         let mut data = Vec::with_capacity(w * h * 3);
         for y in 0..h {
@@ -98,6 +91,15 @@ impl Picture {
         .text()
     }
 
+    /// Pixel bounds of a part of the picture given in fractions of width and height.
+    fn rect(&self, x0: f32, y0: f32, x1: f32, y1: f32) -> ((usize, usize), (usize, usize)) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        (
+            ((x0 * w) as usize, (x1 * w) as usize),
+            ((y0 * h) as usize, (y1 * h) as usize),
+        )
+    }
+
     fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         let i = (y * self.width + x) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
@@ -105,14 +107,7 @@ impl Picture {
 
     /// Share of pixels in a rectangle (fractions of the picture) that satisfy `f`.
     fn share(&self, x0: f32, y0: f32, x1: f32, y1: f32, f: impl Fn([u8; 3]) -> bool) -> f32 {
-        let (xa, xb) = (
-            (x0 * self.width as f32) as usize,
-            (x1 * self.width as f32) as usize,
-        );
-        let (ya, yb) = (
-            (y0 * self.height as f32) as usize,
-            (y1 * self.height as f32) as usize,
-        );
+        let ((xa, xb), (ya, yb)) = self.rect(x0, y0, x1, y1);
         let mut n = 0;
         for y in ya..yb {
             for x in xa..xb {

@@ -217,12 +217,7 @@ fn apply_observations(
         let values = resolved.values;
         if record_only {
             count(&source_stats, |s| &s.applied);
-            out.write_batch(values.iter().map(|(q, v)| ValueApplied {
-                entity: dev.entity,
-                time_ms: t,
-                quantity: *q,
-                value: *v,
-            }));
+            out.write_batch(applied(dev.entity, t, &values));
             stats.applied += 1;
             continue;
         }
@@ -244,12 +239,7 @@ fn apply_observations(
         for (q, v) in &values {
             history.push(t, *q, *v);
         }
-        out.write_batch(values.iter().map(|(q, v)| ValueApplied {
-            entity: dev.entity,
-            time_ms: t,
-            quantity: *q,
-            value: *v,
-        }));
+        out.write_batch(applied(dev.entity, t, &values));
         live.last_seen_ms = Some(t);
         if live.source.as_deref() != Some(o.source.as_str()) {
             live.source = Some(o.source.clone());
@@ -257,6 +247,20 @@ fn apply_observations(
         live.health = Health::Live;
         stats.applied += 1;
     }
+}
+
+/// The messages for values applied to `entity` at `t`.
+fn applied(
+    entity: Entity,
+    t: i64,
+    values: &[(Quantity, f64)],
+) -> impl Iterator<Item = ValueApplied> + '_ {
+    values.iter().map(move |&(quantity, value)| ValueApplied {
+        entity,
+        time_ms: t,
+        quantity,
+        value,
+    })
 }
 
 /// Whether the history already holds every one of `values` at time `t`.
@@ -296,8 +300,9 @@ struct Candidate<'a> {
     key: Option<([u8; KEY_BUF], u8)>,
 }
 
-/// Longest field key kept on the stack; longer ones are compared by [`key_match`].
-const KEY_BUF: usize = 48;
+/// Longest field key kept on the stack; longer ones are compared char by char by
+/// [`key_match`].
+const KEY_BUF: usize = 128;
 
 /// A field name's rule key, if it is ASCII and fits [`KEY_BUF`].
 fn ascii_key(name: &str) -> Option<([u8; KEY_BUF], u8)> {
@@ -318,7 +323,12 @@ fn ascii_key(name: &str) -> Option<([u8; KEY_BUF], u8)> {
 
 /// [`key_match`] on a key already normalised by [`ascii_key`].
 fn key_match_key(rule: &str, key: &[u8]) -> Option<Option<&'static str>> {
-    let rest = key.strip_prefix(rule.as_bytes())?;
+    suffix_unit(key.strip_prefix(rule.as_bytes())?)
+}
+
+/// What follows a rule's key in a field's key: nothing (`Some(None)`), or a unit suffix
+/// (`Some(Some(unit))`); anything else does not match.
+fn suffix_unit(rest: &[u8]) -> Option<Option<&'static str>> {
     if rest.is_empty() {
         return Some(None);
     }
@@ -357,12 +367,12 @@ fn candidates(o: &Observation) -> Vec<Candidate<'_>> {
 }
 
 /// Whether a field name matches a rule key: its key ([`crate::registry::field_key`]) equals
-/// the rule's, or the rule's followed by a unit suffix (whose unit is returned). Compares as it
-/// goes, without building the field's key: this runs for every field of every message.
+/// the rule's, or the rule's followed by a unit suffix (whose unit is returned).
 fn key_match(rule: &str, field: &str) -> Option<Option<&'static str>> {
-    if field.is_ascii() {
-        return key_match_ascii(rule.as_bytes(), field.as_bytes());
+    if let Some((buf, n)) = ascii_key(field) {
+        return key_match_key(rule, &buf[..usize::from(n)]);
     }
+    // Non-ASCII (or very long) names, char by char.
     let mut chars = field
         .chars()
         .filter(|c| c.is_alphanumeric())
@@ -382,43 +392,7 @@ fn key_match(rule: &str, field: &str) -> Option<Option<&'static str>> {
         rest[n] = c as u8;
         n += 1;
     }
-    if n == 0 {
-        return Some(None);
-    }
-    let rest = std::str::from_utf8(&rest[..n]).ok()?;
-    crate::units::NAME_SUFFIXES
-        .iter()
-        .find(|(suffix, _)| *suffix == rest)
-        .map(|(_, unit)| Some(*unit))
-}
-
-/// [`key_match`] for an ASCII field name (nearly all of them), byte by byte.
-fn key_match_ascii(rule: &[u8], field: &[u8]) -> Option<Option<&'static str>> {
-    let mut bytes = field
-        .iter()
-        .filter(|b| b.is_ascii_alphanumeric())
-        .map(u8::to_ascii_lowercase);
-    for r in rule {
-        if bytes.next()? != *r {
-            return None;
-        }
-    }
-    let mut rest = [0u8; 8];
-    let mut n = 0;
-    for b in bytes {
-        if n == rest.len() {
-            return None;
-        }
-        rest[n] = b;
-        n += 1;
-    }
-    if n == 0 {
-        return Some(None);
-    }
-    crate::units::NAME_SUFFIXES
-        .iter()
-        .find(|(suffix, _)| suffix.as_bytes() == &rest[..n])
-        .map(|(_, unit)| Some(*unit))
+    suffix_unit(&rest[..n])
 }
 
 /// The values of an observation under the device's rules; bad ones are passed to `reject`
@@ -437,7 +411,7 @@ pub fn resolve(
                 Some((buf, n)) => key_match_key(&rule.key, &buf[..usize::from(*n)]),
                 None => key_match(&rule.key, c.base),
             };
-            let Some(suffix_unit) = matched else {
+            let Some(unit_of_suffix) = matched else {
                 continue;
             };
             let first = !c.used;
@@ -445,7 +419,7 @@ pub fn resolve(
             if done || !first {
                 continue;
             }
-            let unit = c.unit.or(suffix_unit).or(rule.rule.unit.as_deref());
+            let unit = c.unit.or(unit_of_suffix).or(rule.rule.unit.as_deref());
             match quantity_value(rule.rule.quantity, c.name, c.value, rule.rule.scale, unit) {
                 Ok(x) => {
                     out.values.push((rule.rule.quantity, x));
@@ -540,6 +514,23 @@ mod tests {
     use crate::ingest::{IngestSender, ingest_channel};
     use crate::registry::FieldRule;
     use crate::state::spawn_registered;
+
+    #[test]
+    fn field_names_match_rule_keys_in_any_spelling_length_or_script() {
+        assert_eq!(key_match("pm25", "PM2.5"), Some(None));
+        assert_eq!(key_match("power", "power_kw"), Some(Some("kW")));
+        assert_eq!(key_match("power", "powerState"), None);
+        assert_eq!(key_match("no2", "NO₂"), None, "a subscript is not a digit");
+        // Non-ASCII names go char by char.
+        assert_eq!(key_match("temperatur", "Temperatur_°C"), Some(Some("Cel")));
+        assert_eq!(key_match("lufttryck", "Lufttryck"), Some(None));
+        assert_eq!(key_match("flöde", "Flöde"), Some(None));
+        // Longer than the stack key: still matched, char by char.
+        let long = format!("{}_power_kw", "vendor".repeat(30));
+        let rule = format!("{}power", "vendor".repeat(30));
+        assert_eq!(key_match(&rule, &long), Some(Some("kW")));
+        assert_eq!(key_match("power", &long), None);
+    }
 
     fn shared(name: &str) -> Vec<u8> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

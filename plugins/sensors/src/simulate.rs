@@ -39,6 +39,32 @@ const RED_AMBER_S: f64 = 1.0;
 const AMBER_S: f64 = 3.0;
 const ALL_RED_S: f64 = 2.0;
 
+/// The whole city as the mission sizes it, by kind: about 150,000 street lamps, 11,000
+/// signal heads, 10^5 buildings with a meter each, and 100 air sensors.
+pub const WHOLE_CITY: [(DeviceKind, usize, &str); 4] = [
+    (DeviceKind::Lamp, 150_000, "lamp"),
+    (DeviceKind::SignalHead, 11_000, "signal"),
+    (DeviceKind::Meter, 100_000, "meter"),
+    (DeviceKind::AirSensor, 100, "air"),
+];
+
+/// Simulated devices for the whole city ([`WHOLE_CITY`]), ids `kind/n`, each with its kind's
+/// default profile (for measurements at city scale).
+pub fn whole_city(seed: u64) -> Vec<SimDevice> {
+    let mut devices = Vec::new();
+    for (kind, n, prefix) in WHOLE_CITY {
+        for i in 0..n {
+            let id = format!("{prefix}/{i}");
+            devices.push(SimDevice {
+                profile: SimProfile::default_for(seed, &id, kind),
+                id,
+                kind,
+            });
+        }
+    }
+    devices
+}
+
 /// A uniform number in [0, 1) from a seed, a key and a salt (SplitMix64 over FNV-1a).
 pub fn unit_hash(seed: u64, key: &str, salt: u64) -> f64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

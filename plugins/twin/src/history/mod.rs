@@ -505,7 +505,7 @@ pub fn show_recorded_state(
     if live && !r.restoring {
         return;
     }
-    write_recorded(&state, &registry, live, &mut devices);
+    write_recorded(&state, live, &mut devices);
     if let Some(alarms) = alarms.as_deref_mut() {
         alarms.active = state
             .alarms
@@ -543,12 +543,7 @@ pub fn show_recorded_state(
 /// Writes a recorded state into the device components: every registered device starts from
 /// "never seen", then takes each recorded value as of when it began to hold. Going live, a
 /// device that has had a newer value since is left as it is.
-fn write_recorded(
-    state: &StateAt,
-    registry: &DeviceRegistry,
-    live: bool,
-    devices: &mut Query<DeviceState<'static>>,
-) {
+fn write_recorded(state: &StateAt, live: bool, devices: &mut Query<DeviceState<'static>>) {
     // Each device's values: a run of the (device-ordered) values.
     let mut by_device: HashMap<&str, &[(u32, u8, store::Held)]> = HashMap::new();
     let mut rest = state.values.as_slice();
@@ -612,7 +607,6 @@ fn write_recorded(
             l.fault = None;
         }
     }
-    let _ = registry;
 }
 
 /// Refreshes [`HistoryStatus`] once a frame.

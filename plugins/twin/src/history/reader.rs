@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::store::{HistoryStore, SqliteStore, StateAt, StoreError};
 use super::writer::WriterStatus;
@@ -69,7 +68,7 @@ pub fn thin(points: Series, n: usize) -> Series {
 pub struct Reader {
     tx: Option<Sender<ReadRequest>>,
     rx: Receiver<ReadResult>,
-    lookups: Mutex<Connection>,
+    lookups: Mutex<SqliteStore>,
     range: Mutex<(Instant, Option<(i64, i64)>)>,
     thread: Option<JoinHandle<()>>,
 }
@@ -77,7 +76,7 @@ pub struct Reader {
 impl Reader {
     pub fn start(path: &Path, writer: Option<Arc<WriterStatus>>) -> Result<Reader, StoreError> {
         let mut store = SqliteStore::open_read_only(path)?;
-        let lookups = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let lookups = SqliteStore::open_read_only(path)?;
         let (tx, requests) = unbounded::<ReadRequest>();
         let (results, rx) = unbounded::<ReadResult>();
         let thread = std::thread::Builder::new()
@@ -162,17 +161,10 @@ impl Reader {
     pub fn range(&self) -> Option<(i64, i64)> {
         let mut r = self.range.lock().unwrap_or_else(PoisonError::into_inner);
         if r.0.elapsed() >= Duration::from_millis(500) {
-            let conn = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-            let found: Option<(Option<i64>, Option<i64>)> = conn
-                .query_row("SELECT min(t), max(t) FROM obs", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .optional()
-                .unwrap_or(None);
-            r.1 = match found {
-                Some((Some(a), Some(b))) => Some((a, b)),
-                _ => r.1,
-            };
+            let mut store = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Ok(Some(found)) = store.range() {
+                r.1 = Some(found);
+            }
             r.0 = Instant::now();
         }
         r.1
@@ -180,15 +172,8 @@ impl Reader {
 
     /// The time of the recorded message just after (or before) `t_ms`.
     pub fn neighbour(&self, t_ms: i64, forward: bool) -> Option<i64> {
-        let conn = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-        let sql = if forward {
-            "SELECT min(t) FROM obs WHERE t > ?1"
-        } else {
-            "SELECT max(t) FROM obs WHERE t < ?1"
-        };
-        conn.query_row(sql, [t_ms], |r| r.get::<_, Option<i64>>(0))
-            .ok()
-            .flatten()
+        let store = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+        store.neighbour(t_ms, forward).ok().flatten()
     }
 }
 

@@ -360,6 +360,16 @@ impl SqliteStore {
         Ok((pages * size) as u64)
     }
 
+    /// The time of the recorded value just after (`forward`) or before `t_ms`.
+    pub fn neighbour(&self, t_ms: i64, forward: bool) -> Result<Option<i64>, StoreError> {
+        let sql = if forward {
+            "SELECT min(t) FROM obs WHERE t > ?1"
+        } else {
+            "SELECT max(t) FROM obs WHERE t < ?1"
+        };
+        Ok(self.conn.query_row(sql, [t_ms], |r| r.get(0))?)
+    }
+
     /// The number of stored values.
     pub fn count(&self) -> Result<u64, StoreError> {
         Ok(self
