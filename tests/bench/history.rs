@@ -283,7 +283,7 @@ fn simulated_time(devices: Vec<SimDevice>) {
         for d in &devices {
             spawn_registered(app.world_mut(), d.id.clone(), d.kind, vec![]);
         }
-        let (tx, _rx) = tvilling_sensors::ingest::ingest_channel(16, "simulator");
+        let tx = tvilling_sensors::apply::connect_ingest(app.world_mut(), 16, "simulator");
         let setup = tvilling_twin::SimSetup {
             seed: 1,
             clock: tvilling_sensors::simulate::SimClockSettings {

@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use rumqttc::{Client, MqttOptions, QoS};
-use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
+use tvilling_sensors::apply::{ApplyStats, SensorApplyPlugin, connect_ingest};
 use tvilling_sensors::codec::PayloadFormat;
-use tvilling_sensors::ingest::ingest_channel;
 use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource};
 use tvilling_sensors::observation::{FieldValue, Observation};
 use tvilling_sensors::registry::DeviceKind;
@@ -40,8 +39,7 @@ fn meters_app(capacity: usize) -> (App, tvilling_sensors::ingest::IngestSender) 
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    let (tx, rx) = ingest_channel(capacity, "mqtt");
-    app.insert_resource(Ingest(rx));
+    let tx = connect_ingest(app.world_mut(), capacity, "mqtt");
     for d in 0..DEVICES {
         spawn_registered(
             app.world_mut(),
@@ -304,8 +302,7 @@ fn city_scale() {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    let (tx, rx) = ingest_channel(65_536, "simulator");
-    app.insert_resource(Ingest(rx));
+    let tx = connect_ingest(app.world_mut(), 65_536, "simulator");
     for d in &devices {
         spawn_registered(app.world_mut(), d.id.clone(), d.kind, vec![]);
     }

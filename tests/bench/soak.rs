@@ -23,12 +23,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
-use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
+use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin, connect_ingest};
 use tvilling_sensors::codec::PayloadFormat;
-use tvilling_sensors::ingest::{SourceStats, ingest_channel};
+use tvilling_sensors::ingest::SourceStats;
 use tvilling_sensors::mqtt::{MqttConfig, MqttSource, Subscription};
 use tvilling_sensors::registry::{DeviceKind, DeviceRegistry, Quantity};
-use tvilling_sensors::state::{HISTORY_CAPACITY, History, spawn_registered};
+use tvilling_sensors::state::{DeviceSlot, HISTORY_CAPACITY, LiveEdge, spawn_registered};
 
 const LAMPS: u64 = 150_000;
 const HEADS: u64 = 11_000;
@@ -93,8 +93,7 @@ fn twin(port: u16, summary: &str) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    let (senml_tx, rx) = ingest_channel(65_536, "senml");
-    app.insert_resource(Ingest(rx));
+    let senml_tx = connect_ingest(app.world_mut(), 65_536, "senml");
     let world = app.world_mut();
     let mut ids: Vec<(String, DeviceKind)> = Vec::with_capacity(261_100);
     ids.extend((0..LAMPS).map(|i| (lamp_id(i), DeviceKind::Lamp)));
@@ -112,12 +111,16 @@ fn twin(port: u16, summary: &str) {
     let prefill = std::env::var("SOAK_PREFILL").map_or(true, |v| v != "0");
     if prefill {
         let old = wall_ms() - 86_400_000;
-        let mut q = app.world_mut().query::<&mut History>();
-        for mut h in q.iter_mut(app.world_mut()) {
-            let cap = h.capacity;
-            h.samples.reserve_exact(cap);
-            for i in 0..cap {
-                h.push(old + i as i64, Quantity::LampDimPct, 0.0);
+        let slots: Vec<u32> = app
+            .world_mut()
+            .query::<&DeviceSlot>()
+            .iter(app.world())
+            .map(|s| s.0)
+            .collect();
+        let mut edge = app.world_mut().resource_mut::<LiveEdge>();
+        for slot in slots {
+            for i in 0..HISTORY_CAPACITY {
+                edge.push(slot, old + i as i64, Quantity::LampDimPct, 0.0);
             }
         }
         println!(

@@ -14,9 +14,9 @@ use bevy::prelude::*;
 
 use crate::common::update_until;
 use serde_json::{Value, json};
-use tvilling_sensors::apply::{Ingest, SensorApplyPlugin};
+use tvilling_sensors::apply::{SensorApplyPlugin, connect_ingest};
 use tvilling_sensors::http::{HttpApi, HttpConfig, start_http};
-use tvilling_sensors::ingest::ingest_channel;
+use tvilling_sensors::ingest::IngestSender;
 use tvilling_sensors::registry::{DeviceKind, FieldRule, Quantity};
 use tvilling_sensors::state::{AirQualityState, LampState, spawn_registered};
 
@@ -102,12 +102,13 @@ fn param(target: &str, name: &str) -> Option<String> {
         .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
 }
 
-fn app_with(rx: tvilling_sensors::ingest::IngestReceiver) -> App {
+/// The apply plugin, with a channel whose first source is `name`.
+fn app_with(name: &str) -> (App, IngestSender) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    app.insert_resource(Ingest(rx));
-    app
+    let tx = connect_ingest(app.world_mut(), 1024, name);
+    (app, tx)
 }
 
 fn register(app: &mut App, id: &str, kind: DeviceKind, rules: Vec<FieldRule>) -> Entity {
@@ -154,8 +155,7 @@ fn sensorthings_datastreams_are_polled_page_by_page_and_a_broken_page_is_counted
         (200, body.into_bytes())
     }));
     *port.lock().expect("port") = server.port;
-    let (tx, rx) = ingest_channel(1024, "sensorthings");
-    let mut app = app_with(rx);
+    let (mut app, tx) = app_with("sensorthings");
     let no2 = register(
         &mut app,
         "Datastreams(1)",
@@ -260,8 +260,7 @@ fn ngsi_ld_entities_are_polled_per_type_with_paging_and_an_http_error_is_reporte
         let page: Vec<&Value> = all.iter().skip(offset).take(limit).collect();
         (200, serde_json::to_vec(&page).expect("page"))
     }));
-    let (tx, rx) = ingest_channel(1024, "ngsi-ld");
-    let mut app = app_with(rx);
+    let (mut app, tx) = app_with("ngsi-ld");
     let dark = register(
         &mut app,
         "urn:ngsi-ld:Streetlight:streetlight:guadalajara:4567",

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin};
+use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin, connect_ingest};
 use tvilling_sensors::codec::PayloadFormat;
-use tvilling_sensors::ingest::ingest_channel;
 use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource, Subscription, TlsFiles};
-use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
-use tvilling_sensors::state::{AirQualityState, Health, LampState, Liveness, spawn_registered};
+use tvilling_sensors::registry::{DeviceKind, DeviceRegistry, Quantity};
+use tvilling_sensors::state::{
+    AirQualityState, Health, LampState, Liveness, recent_series, spawn_registered,
+};
 
 use crate::broker::Broker;
 use crate::common::{update_until, wait};
@@ -26,11 +27,10 @@ fn twin(broker: &Broker, client_id: &str) -> Twin {
 }
 
 /// A fresh app with the two test devices registered, fed by `rx`.
-fn devices_app(rx: tvilling_sensors::ingest::IngestReceiver) -> (App, Entity, Entity) {
+fn devices_app() -> (App, Entity, Entity) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    app.insert_resource(Ingest(rx));
     let w = app.world_mut();
     let lamp = spawn_registered(w, "lamp-kungsgatan-1", DeviceKind::Lamp, vec![]);
     let air = spawn_registered(w, "0101010101010101", DeviceKind::AirSensor, vec![]);
@@ -42,8 +42,8 @@ fn twin_recording(
     client_id: &str,
     recorder: Option<tvilling_sensors::replay::Recorder>,
 ) -> Twin {
-    let (tx, rx) = ingest_channel(4096, "mqtt");
-    let (mut app, lamp, air) = devices_app(rx);
+    let (mut app, lamp, air) = devices_app();
+    let tx = connect_ingest(app.world_mut(), 4096, "mqtt");
     let config = MqttConfig {
         client_id: client_id.into(),
         subscriptions: vec![
@@ -216,13 +216,8 @@ fn a_broker_restart_mid_stream_reconnects_and_loses_no_state() {
         |w| w.get::<AirQualityState>(air).and_then(|a| a.no2) == Some(25.0),
         "value after restart",
     );
-    let h = t
-        .app
-        .world()
-        .get::<tvilling_sensors::state::History>(air)
-        .expect("history");
-    let series: Vec<f64> = h
-        .series(tvilling_sensors::registry::Quantity::No2)
+    let series: Vec<f64> = recent_series(t.app.world(), air, Quantity::No2)
+        .into_iter()
         .map(|(_, v)| v)
         .collect();
     assert_eq!(series, vec![20.0, 25.0], "nothing lost, nothing doubled");
@@ -256,13 +251,7 @@ fn a_recorded_live_run_replays_to_the_same_final_state() {
     );
     let live_air = *t.app.world().get::<AirQualityState>(air).expect("air");
     let live_lamp = *t.app.world().get::<LampState>(lamp).expect("lamp");
-    let live_hist: Vec<(i64, f64)> = t
-        .app
-        .world()
-        .get::<tvilling_sensors::state::History>(air)
-        .expect("h")
-        .series(tvilling_sensors::registry::Quantity::No2)
-        .collect();
+    let live_hist = recent_series(t.app.world(), air, Quantity::No2);
     drop(t.source); // stops the thread, dropping its recorder (flushed)
     drop(t.app);
     let lines = std::fs::read_to_string(&path)
@@ -274,8 +263,8 @@ fn a_recorded_live_run_replays_to_the_same_final_state() {
         "accepted messages only (the broken one is not recorded)"
     );
 
-    let (tx, rx) = ingest_channel(4096, "replay");
-    let (mut app, lamp, air) = devices_app(rx);
+    let (mut app, lamp, air) = devices_app();
+    let tx = connect_ingest(app.world_mut(), 4096, "replay");
     let replay = tvilling_sensors::replay::start_replay(&path, 0.0, None, tx).expect("replay");
     update_until(
         &mut app,
@@ -293,12 +282,7 @@ fn a_recorded_live_run_replays_to_the_same_final_state() {
         *app.world().get::<LampState>(lamp).expect("lamp"),
         live_lamp
     );
-    let hist: Vec<(i64, f64)> = app
-        .world()
-        .get::<tvilling_sensors::state::History>(air)
-        .expect("h")
-        .series(tvilling_sensors::registry::Quantity::No2)
-        .collect();
+    let hist = recent_series(app.world(), air, Quantity::No2);
     assert_eq!(hist, live_hist, "same values at the same times");
 }
 
@@ -414,7 +398,8 @@ fn tls_source(
     client_id: &str,
     ca: &std::path::Path,
     with_client_cert: bool,
-) -> (MqttSource, tvilling_sensors::ingest::IngestReceiver) {
+    world: &mut World,
+) -> MqttSource {
     let tls = broker.tls.as_ref().expect("TLS listener");
     let files = TlsFiles {
         ca_file: Some(ca.to_path_buf()),
@@ -432,8 +417,7 @@ fn tls_source(
         )
         .expect("url")
     };
-    let (tx, rx) = ingest_channel(4096, "mqtt");
-    (MqttSource::start(config, tx), rx)
+    MqttSource::start(config, connect_ingest(world, 4096, "mqtt"))
 }
 
 #[test]
@@ -441,13 +425,13 @@ fn tls_with_a_client_certificate_delivers_and_a_wrong_ca_or_no_certificate_is_re
     let broker = Broker::start_tls("tls");
     let tls = broker.tls.as_ref().expect("TLS listener");
     // The right CA and a client certificate: connected, and messages reach components.
-    let (source, rx) = tls_source(&broker, "tvilling-test-tls", &tls.ca, true);
+    let (mut app, lamp, _) = devices_app();
+    let source = tls_source(&broker, "tvilling-test-tls", &tls.ca, true, app.world_mut());
     wait(
         || source.connection() == Connection::Connected,
         "TLS connect",
     );
     std::thread::sleep(Duration::from_millis(300));
-    let (mut app, lamp, _) = devices_app(rx);
     broker.publish(
         "city/lighting/kungsgatan",
         br#"[{"bn":"lamp-kungsgatan-1:","n":"on","vb":true},{"n":"dim","v":70}]"#,
@@ -461,7 +445,14 @@ fn tls_with_a_client_certificate_delivers_and_a_wrong_ca_or_no_certificate_is_re
         "the lamp over TLS",
     );
     // A broker certificate from another CA: the handshake fails, and says why.
-    let (wrong_ca, _rx) = tls_source(&broker, "tvilling-test-tls-ca", &tls.other_ca, true);
+    let mut elsewhere = World::new();
+    let wrong_ca = tls_source(
+        &broker,
+        "tvilling-test-tls-ca",
+        &tls.other_ca,
+        true,
+        &mut elsewhere,
+    );
     wait(
         || matches!(wrong_ca.connection(), Connection::Disconnected { .. }),
         "refusal of an unknown CA",
@@ -474,7 +465,13 @@ fn tls_with_a_client_certificate_delivers_and_a_wrong_ca_or_no_certificate_is_re
         "{reason}"
     );
     // No client certificate: the broker requires one and closes the connection.
-    let (anonymous, _rx) = tls_source(&broker, "tvilling-test-tls-anon", &tls.ca, false);
+    let anonymous = tls_source(
+        &broker,
+        "tvilling-test-tls-anon",
+        &tls.ca,
+        false,
+        &mut elsewhere,
+    );
     wait(
         || matches!(anonymous.connection(), Connection::Disconnected { .. }),
         "refusal without a client certificate",

@@ -6,14 +6,15 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
-use tvilling_sensors::apply::{Ingest, SensorApplyPlugin};
+use tvilling_sensors::apply::{Ingest, SensorApplyPlugin, connect_ingest};
 use tvilling_sensors::codec::PayloadFormat;
-use tvilling_sensors::ingest::ingest_channel;
+use tvilling_sensors::ingest::IngestSender;
 use tvilling_sensors::mqtt::{Connection, MqttConfig, MqttSource, Subscription};
 use tvilling_sensors::registry::DeviceRegistry;
 use tvilling_sensors::registry_file::parse_registry;
 use tvilling_sensors::state::{
-    AirQualityState, Device, Health, History, LampState, Liveness, MeterState, spawn_registered,
+    AirQualityState, Device, Health, LampState, Liveness, MeterState, recent_series,
+    spawn_registered,
 };
 
 use crate::broker::Broker;
@@ -57,22 +58,21 @@ fn now_ms() -> i64 {
 }
 
 /// The app with the registry's devices spawned and registered as the binary does.
-fn registry_app(rx: tvilling_sensors::ingest::IngestReceiver) -> App {
+fn registry_app() -> (App, IngestSender) {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(SensorApplyPlugin);
-    app.insert_resource(Ingest(rx));
+    let tx = connect_ingest(app.world_mut(), 4096, "mqtt");
     for d in parse_registry(REGISTRY, "registry.toml").expect("registry") {
         spawn_registered(app.world_mut(), d.id, d.kind, d.rule);
     }
     app.update();
-    app
+    (app, tx)
 }
 
 /// The registry app fed by a live MQTT source subscribed as a city would subscribe.
 fn twin(broker: &Broker, client_id: &str, max_payload_bytes: usize) -> (App, MqttSource) {
-    let (tx, rx) = ingest_channel(4096, "mqtt");
-    let app = registry_app(rx);
+    let (app, tx) = registry_app();
     let config = MqttConfig {
         client_id: client_id.into(),
         max_payload_bytes,
@@ -252,13 +252,11 @@ fn an_oversized_message_is_refused_and_counted_and_nothing_after_it_is_lost() {
         },
         "the last good message",
     );
-    let values: Vec<f64> = app
-        .world()
-        .get::<History>(air)
-        .expect("history")
-        .series(tvilling_sensors::registry::Quantity::No2)
-        .map(|(_, v)| v)
-        .collect();
+    let values: Vec<f64> =
+        recent_series(app.world(), air, tvilling_sensors::registry::Quantity::No2)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
     assert_eq!(
         values,
         (1..=21).map(f64::from).collect::<Vec<_>>(),

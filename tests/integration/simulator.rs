@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 use serde_json::Value;
 use tvilling_sensors::registry::Quantity;
-use tvilling_sensors::state::{Device, History, SignalAspect};
+use tvilling_sensors::state::{Device, DeviceSlot, LiveEdge, SignalAspect};
 
 use crate::common::{loaded_app, temp_dir};
 
@@ -199,9 +199,10 @@ fn signal_heads_run_the_swedish_sequence_through_the_decoder() {
         "10",
     ]);
     let start = Instant::now();
-    let mut q = app.world_mut().query::<(&Device, &History)>();
-    let aspects = |h: &History| -> Vec<(i64, SignalAspect)> {
-        h.series(Quantity::SignalAspect)
+    let mut q = app.world_mut().query::<(&Device, &DeviceSlot)>();
+    let aspects = |w: &World, slot: &DeviceSlot| -> Vec<(i64, SignalAspect)> {
+        w.resource::<LiveEdge>()
+            .series(slot.0, Quantity::SignalAspect)
             .filter_map(|(t, v)| SignalAspect::from_code(v).map(|a| (t, a)))
             .collect()
     };
@@ -210,7 +211,7 @@ fn signal_heads_run_the_swedish_sequence_through_the_decoder() {
     loop {
         let cycled = q
             .iter(app.world())
-            .filter(|(_, h)| changes(&aspects(h)) >= 4)
+            .filter(|(_, s)| changes(&aspects(app.world(), s)) >= 4)
             .count();
         if cycled >= 50 {
             break;
@@ -231,8 +232,8 @@ fn signal_heads_run_the_swedish_sequence_through_the_decoder() {
         _ => SignalAspect::Red,
     };
     let mut checked = 0;
-    for (device, history) in q.iter(app.world()) {
-        let series = aspects(history);
+    for (device, slot) in q.iter(app.world()) {
+        let series = aspects(app.world(), slot);
         for w in series.windows(2) {
             assert!(w[1].0 >= w[0].0, "{}: time goes forward", device.id);
             if w[1].1 != w[0].1 {

@@ -1,14 +1,18 @@
 //! Applying observations to components, every frame, without waiting on any source.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
 use bevy::prelude::*;
 
-use crate::ingest::IngestReceiver;
+use crate::ingest::{IngestReceiver, IngestSender, SourceStats};
 use crate::observation::{DecodeError, FieldValue, Observation};
 use crate::registry::{CompiledRule, DeviceKind, DeviceRegistry, Quantity};
 use crate::state::{
-    AirQualityState, Health, History, LampState, Liveness, MeterState, SignalAspect,
+    AirQualityState, Health, LampState, LiveEdge, Liveness, MeterState, SignalAspect,
     SignalHeadState,
 };
+use crate::update::{Handed, SourceIndex, hand};
 
 /// The channel the sources feed.
 #[derive(Resource)]
@@ -60,6 +64,7 @@ pub struct SensorApplyPlugin;
 impl Plugin for SensorApplyPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<DeviceRegistry>()
+            .init_resource::<LiveEdge>()
             .init_resource::<ApplyStats>()
             .init_resource::<SteppedInput>()
             .add_message::<ValueApplied>()
@@ -70,6 +75,16 @@ impl Plugin for SensorApplyPlugin {
             .add_observer(crate::state::add_kind_state)
             .add_systems(PreUpdate, apply_observations.in_set(SensorSystems::Apply));
     }
+}
+
+/// Connects a new ingest channel to a world: its senders resolve what they send against the
+/// world's [`DeviceRegistry`] (created if missing), its receiver becomes the [`Ingest`]
+/// resource. Returns the sender of the first source, `name`.
+pub fn connect_ingest(world: &mut World, capacity: usize, name: &str) -> IngestSender {
+    let directory = world.get_resource_or_init::<DeviceRegistry>().directory();
+    let (tx, rx) = crate::ingest::ingest_channel(capacity, name, directory);
+    world.insert_resource(Ingest(rx));
+    tx
 }
 
 /// Converts a field value to a number for `q` (times `scale`, then from `unit` to `q`'s own
@@ -123,6 +138,50 @@ pub fn quantity_value(
     Ok(value)
 }
 
+/// A source as one frame of apply sees it: its name and shared counters, and what it counted in
+/// this frame (added to the shared atomics once, at the end of the frame, so the ECS and the
+/// source's thread do not contend for them on every message).
+#[derive(Default)]
+struct FrameSource {
+    name: String,
+    stats: Option<Arc<SourceStats>>,
+    applied: u64,
+    out_of_order: u64,
+    duplicate: u64,
+    unknown_device: u64,
+    not_applied: u64,
+}
+
+impl FrameSource {
+    fn flush(&self) {
+        let Some(s) = &self.stats else {
+            return;
+        };
+        for (counter, n) in [
+            (&s.applied, self.applied),
+            (&s.out_of_order, self.out_of_order),
+            (&s.duplicate, self.duplicate),
+            (&s.unknown_device, self.unknown_device),
+            (&s.not_applied, self.not_applied),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What apply keeps between frames: its buffers, so a frame allocates nothing.
+#[derive(Default)]
+struct ApplyBuffers {
+    /// The stepped sources' observations, resolved.
+    stepped: Vec<Handed>,
+    /// The mailbox's (swapped with it each frame).
+    handed: Vec<Handed>,
+    sources: Vec<FrameSource>,
+    unknown: Vec<String>,
+}
+
 fn apply_observations(
     ingest: Option<Res<Ingest>>,
     mut stepped: ResMut<SteppedInput>,
@@ -130,122 +189,184 @@ fn apply_observations(
     mut stats: ResMut<ApplyStats>,
     clock: Option<Res<crate::clock::TwinClock>>,
     mut out: MessageWriter<ValueApplied>,
+    mut buffers: Local<ApplyBuffers>,
+    mut edge: ResMut<LiveEdge>,
     mut devices: Query<(
         &mut Liveness,
-        &mut History,
         Option<&mut SignalHeadState>,
         Option<&mut LampState>,
         Option<&mut MeterState>,
         Option<&mut AirQualityState>,
     )>,
 ) {
-    let mut batch = std::mem::take(&mut stepped.0);
-    if let Some(ingest) = &ingest {
-        batch.extend(ingest.0.drain());
-    }
-    if batch.is_empty() {
+    let ApplyBuffers {
+        stepped: stepped_handed,
+        handed,
+        sources,
+        unknown,
+    } = &mut *buffers;
+    stepped_handed.clear();
+    handed.clear();
+    sources.clear();
+    unknown.clear();
+    if stepped.0.is_empty() && ingest.as_ref().is_none_or(|i| i.0.is_empty()) {
         return;
     }
+    // The channel's sources by index (read after its senders registered them, before draining).
+    if let Some(ingest) = &ingest {
+        let table = ingest
+            .0
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sources.extend(table.iter().map(|(name, s)| FrameSource {
+            name: name.clone(),
+            stats: Some(s.clone()),
+            ..Default::default()
+        }));
+    }
+    let directory = registry.read();
+    // Stepped sources (the simulator) hand raw observations: resolved here, applied first.
+    for o in std::mem::take(&mut stepped.0) {
+        let index = match sources.iter().position(|s| s.name == o.source) {
+            Some(i) => i,
+            None => {
+                let stats = ingest.as_ref().and_then(|i| i.0.stats(&o.source));
+                sources.push(FrameSource {
+                    name: o.source.clone(),
+                    stats,
+                    ..Default::default()
+                });
+                sources.len() - 1
+            }
+        };
+        let stats = sources[index].stats.clone();
+        let index = SourceIndex::try_from(index).unwrap_or(SourceIndex::MAX);
+        stepped_handed.push(hand(o, &directory, index, |e, device| {
+            if let Some(s) = &stats {
+                s.reject(e, device);
+            }
+        }));
+    }
+    if let Some(ingest) = &ingest {
+        ingest.0.drain_into(handed);
+    }
+    // A sender the table did not list yet (never expected): counted under no source.
+    let orphan = sources.len();
+    sources.push(FrameSource::default());
     // Decoders stamp payloads without a time with their receive time; anything else that
     // arrives without one is taken as of the twin clock's live edge.
     let now_ms = clock.as_ref().map_or_else(
-        || batch.iter().filter_map(|o| o.time_ms).max().unwrap_or(0),
+        || {
+            (stepped_handed.iter().chain(handed.iter()))
+                .filter_map(Handed::time_ms)
+                .max()
+                .unwrap_or(0)
+        },
         |c| c.edge_ms,
     );
     // While someone plays back the past, the components show that past: values are counted
     // and handed on (the history records them) but not written; going live rebuilds the state.
     let record_only = clock.as_ref().is_some_and(|c| !c.is_live());
-    let count =
-        |s: &Option<std::sync::Arc<crate::ingest::SourceStats>>,
-         counter: fn(&crate::ingest::SourceStats) -> &std::sync::atomic::AtomicU64| {
-            if let Some(s) = s {
-                counter(s).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // By reference: an update is read once, in place, never moved.
+    let mut buf = [(Quantity::SignalAspect, 0.0); crate::update::INLINE_VALUES];
+    for h in stepped_handed.iter_mut().chain(handed.iter_mut()) {
+        // From a device registered after its source resolved the message: resolved again.
+        if let Handed::Unknown(u) = h
+            && directory.slot(&u.observation.device).is_some()
+        {
+            let stats = sources
+                .get(usize::from(u.source))
+                .and_then(|s| s.stats.clone());
+            let again = hand(
+                std::mem::take(&mut u.observation),
+                &directory,
+                u.source,
+                |e, device| {
+                    if let Some(s) = &stats {
+                        s.reject(e, device);
+                    }
+                },
+            );
+            *h = again;
+        }
+        let source = match sources.get_mut(usize::from(h.source())) {
+            Some(s) => s,
+            None => &mut sources[orphan],
+        };
+        let u = match h {
+            Handed::Update(u) => &*u,
+            Handed::Unknown(u) => {
+                unknown.push(std::mem::take(&mut u.observation.device));
+                stats.unknown_device += 1;
+                source.unknown_device += 1;
+                continue;
             }
         };
-    // The counters of each source in this batch, looked up once (a batch is mostly one
-    // source; the table behind `stats` is locked on each lookup).
-    let mut by_source: Vec<(String, Option<std::sync::Arc<crate::ingest::SourceStats>>)> =
-        Vec::new();
-    for o in batch {
-        let source_stats = match by_source.iter().find(|(name, _)| *name == o.source) {
-            Some((_, s)) => s.clone(),
-            None => {
-                let s = ingest.as_ref().and_then(|i| i.0.stats(&o.source));
-                by_source.push((o.source.clone(), s.clone()));
-                s
-            }
-        };
-        let Some(dev) = registry.get(&o.device).cloned() else {
-            registry.note_unknown(&o.device);
+        let Some(dev) = directory.device(u.slot) else {
             stats.unknown_device += 1;
-            count(&source_stats, |s| &s.unknown_device);
+            source.unknown_device += 1;
             continue;
         };
-        let Ok((mut live, mut history, signal, lamp, meter, air)) = devices.get_mut(dev.entity)
-        else {
+        let Ok((mut live, signal, lamp, meter, air)) = devices.get_mut(dev.entity) else {
             // A registered device whose entity is gone: counted, never silently dropped.
             stats.unknown_device += 1;
-            count(&source_stats, |s| &s.unknown_device);
+            source.unknown_device += 1;
             continue;
         };
-        let t = o.time_ms.unwrap_or(now_ms);
-        let resolved = resolve(&o, &dev.rules, |e| {
-            if let Some(s) = &source_stats {
-                s.reject(&e, &o.device);
-            }
-        });
-        if !resolved.unmapped.is_empty() {
-            live.note_unmapped(&resolved.unmapped, resolved.values.is_empty());
+        let t = u.time_ms().unwrap_or(now_ms);
+        let values = u.values_in(&mut buf);
+        if !u.unmapped().is_empty() {
+            live.note_unmapped(u.unmapped(), values.is_empty());
         }
-        if resolved.values.is_empty() {
-            count(&source_stats, |s| &s.not_applied);
-            if resolved.refused == 0 {
-                // Nothing the twin knows: counted and shown with the fields it did carry.
+        if values.is_empty() {
+            source.not_applied += 1;
+            if u.refused == 0 {
+                // Nothing the twin knows (the reason went to the source's log when resolved).
                 stats.no_known_field += 1;
-                if let Some(s) = &source_stats {
-                    s.reject(
-                        &DecodeError::NoKnownField {
-                            kind: dev.kind.as_str(),
-                            fields: resolved.unmapped,
-                        },
-                        &o.device,
-                    );
-                }
             }
             continue;
         }
-        let values = resolved.values;
         if record_only {
-            count(&source_stats, |s| &s.applied);
-            out.write_batch(applied(dev.entity, t, &values));
+            source.applied += 1;
+            out.write_batch(applied(dev.entity, t, values));
             stats.applied += 1;
             continue;
         }
         // Values the device already had at that time (an at-least-once redelivery): nothing
         // new. Any other message older than the state applied is out of order.
         let seen = live.last_seen_ms;
-        if seen.is_some_and(|seen| t <= seen) && is_duplicate(&history, t, &values) {
+        if seen.is_some_and(|seen| t <= seen) && is_duplicate(&edge, u.slot, t, values) {
             stats.duplicate += 1;
-            count(&source_stats, |s| &s.duplicate);
+            source.duplicate += 1;
             continue;
         }
         if seen.is_some_and(|seen| t < seen) {
             stats.out_of_order += 1;
-            count(&source_stats, |s| &s.out_of_order);
+            source.out_of_order += 1;
             continue;
         }
-        count(&source_stats, |s| &s.applied);
-        write_state(dev.kind, t, &values, signal, lamp, meter, air);
-        for (q, v) in &values {
-            history.push(t, *q, *v);
+        source.applied += 1;
+        write_state(dev.kind, t, values, signal, lamp, meter, air);
+        for (q, v) in values {
+            edge.push(u.slot, t, *q, *v);
         }
-        out.write_batch(applied(dev.entity, t, &values));
+        out.write_batch(applied(dev.entity, t, values));
         live.last_seen_ms = Some(t);
-        if live.source.as_deref() != Some(o.source.as_str()) {
-            live.source = Some(o.source.clone());
+        if live.source.as_deref() != Some(source.name.as_str()) {
+            live.source = Some(source.name.clone());
         }
         live.health = Health::Live;
         stats.applied += 1;
+    }
+    stepped_handed.clear();
+    handed.clear();
+    drop(directory);
+    for s in sources.iter() {
+        s.flush();
+    }
+    for id in unknown.iter() {
+        registry.note_unknown(id);
     }
 }
 
@@ -263,15 +384,13 @@ fn applied(
     })
 }
 
-/// Whether the history already holds every one of `values` at time `t`.
-fn is_duplicate(history: &History, t: i64, values: &[(Quantity, f64)]) -> bool {
+/// Whether the device's recent values already hold every one of `values` at time `t`.
+fn is_duplicate(edge: &LiveEdge, slot: u32, t: i64, values: &[(Quantity, f64)]) -> bool {
     values.iter().all(|(q, v)| {
-        history
-            .samples
-            .iter()
+        edge.samples(slot)
             .rev()
             .take_while(|(at, _, _)| *at >= t)
-            .any(|(at, hq, hv)| *at == t && hq == q && hv == v)
+            .any(|(at, hq, hv)| at == t && hq == *q && hv == *v)
     })
 }
 
@@ -511,9 +630,9 @@ pub fn write_state(
 mod tests {
     use super::*;
     use crate::codec::{DecodeContext, PayloadFormat, decode};
-    use crate::ingest::{IngestSender, ingest_channel};
+    use crate::ingest::IngestSender;
     use crate::registry::FieldRule;
-    use crate::state::spawn_registered;
+    use crate::state::{recent_series, spawn_registered};
 
     #[test]
     fn field_names_match_rule_keys_in_any_spelling_length_or_script() {
@@ -544,8 +663,7 @@ mod tests {
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
             .add_plugins(SensorApplyPlugin);
-        let (tx, rx) = ingest_channel(1024, "mqtt");
-        app.insert_resource(Ingest(rx));
+        let tx = connect_ingest(app.world_mut(), 1024, "mqtt");
         (app, tx)
     }
 
@@ -650,9 +768,8 @@ mod tests {
             live.last_seen_ms,
             crate::time::parse_rfc3339("2026-11-23T11:59:00Z").ok()
         );
-        let h = app.world().get::<History>(air).expect("history");
         assert_eq!(
-            h.series(Quantity::No2).collect::<Vec<_>>(),
+            recent_series(app.world(), air, Quantity::No2),
             vec![(live.last_seen_ms.expect("t"), 41.5)]
         );
         assert_eq!(app.world().resource::<ApplyStats>().applied, 4);
@@ -923,6 +1040,32 @@ mod tests {
     }
 
     #[test]
+    fn a_device_registered_after_its_message_was_sent_still_gets_it() {
+        let (mut app, tx) = pipeline();
+        let meter = |id: &str, kw: f64| Observation {
+            device: id.into(),
+            time_ms: Some(1_795_478_400_000),
+            fields: vec![("power".into(), FieldValue::Number(kw))],
+            ..Default::default()
+        };
+        // Resolved by the source before either device exists.
+        tx.send(meter("late-1", 3.5));
+        tx.send(meter("never-1", 1.0));
+        let late = spawn_registered(app.world_mut(), "late-1", DeviceKind::Meter, vec![]);
+        app.update();
+        let w = app.world();
+        assert_eq!(w.get::<MeterState>(late).expect("meter").power_kw, 3.5);
+        let stats = w.resource::<ApplyStats>();
+        assert_eq!((stats.applied, stats.unknown_device), (1, 1));
+        let registry = w.resource::<DeviceRegistry>();
+        assert_eq!(
+            registry.unknown.keys().collect::<Vec<_>>(),
+            vec!["never-1"],
+            "only the device nobody registered is listed"
+        );
+    }
+
+    #[test]
     fn every_message_ends_in_exactly_one_account() {
         use std::sync::atomic::Ordering::Relaxed;
         let (mut app, tx, _) = lamp_app();
@@ -933,10 +1076,11 @@ mod tests {
             )
         };
         let reg_air = entity_of(&app, "air-1");
-        app.world_mut().resource_mut::<DeviceRegistry>().register(
+        crate::state::register_entity(
+            app.world_mut(),
+            reg_air,
             "0101010101010101",
             DeviceKind::AirSensor,
-            reg_air,
             vec![],
         );
         let sent: Vec<Vec<u8>> = vec![
@@ -973,9 +1117,11 @@ mod tests {
             + n(&s.not_applied);
         assert_eq!(accounted, n(&s.accepted));
         assert_eq!(n(&s.accepted) + n(&s.refused_messages), sent.len() as u64);
-        let h = app.world().get::<History>(reg_air).expect("history");
         assert_eq!(
-            h.series(Quantity::No2).map(|(_, v)| v).collect::<Vec<_>>(),
+            recent_series(app.world(), reg_air, Quantity::No2)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>(),
             vec![10.0, 12.0],
             "the duplicate and the older message changed nothing"
         );

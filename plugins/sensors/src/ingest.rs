@@ -1,6 +1,7 @@
-//! From source threads to the ECS: a bounded crossbeam channel of decoded observations. A
-//! sender never blocks: when the channel is full, the observation goes to a per-device overflow
-//! slot where newer state supersedes older (counted), and the ECS drains the channel, then the
+//! From source threads to the ECS: a bounded mailbox of observations resolved on the sender's
+//! thread ([`crate::update::hand`]: device slot, values under the device's rules). A sender
+//! never waits for the ECS: when the mailbox is full, the update goes to a per-device overflow
+//! slot where newer state supersedes older (counted), and the ECS takes the mailbox, then the
 //! overflow. Counters per source are shared atomics the UI and the snapshot read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-
 use crate::observation::{DecodeError, Observation};
+use crate::registry::DeviceDirectory;
+use crate::update::{Handed, SourceIndex, hand};
 
 /// Counters of one source. Every message a source receives ends in exactly one of: refused
 /// whole (`refused_messages`, by reason in `rejected`), or accepted and then applied, superseded
@@ -81,45 +82,82 @@ impl SourceStats {
     }
 }
 
-type Overflow = Arc<Mutex<HashMap<String, Observation>>>;
+/// Where a full mailbox's updates wait: one per device (unknown devices by their id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum OverflowKey {
+    Slot(u32),
+    Unknown(String),
+}
 
-/// Every source's counters, by source name.
+/// What waits for the ECS: updates in arrival order up to the capacity, then one per device.
+#[derive(Debug, Default)]
+struct Mailbox {
+    items: Vec<Handed>,
+    overflow: HashMap<OverflowKey, Handed>,
+    /// The receiver is gone: senders stop.
+    closed: bool,
+}
+
+type SharedMailbox = Arc<Mutex<Mailbox>>;
+
+fn lock(m: &SharedMailbox) -> std::sync::MutexGuard<'_, Mailbox> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every source's name and counters, in the order of their [`SourceIndex`].
 pub type SourceTable = Arc<Mutex<Vec<(String, Arc<SourceStats>)>>>;
 
 /// The sending half, one per source (cheap to clone).
 #[derive(Clone)]
 pub struct IngestSender {
-    tx: Sender<Observation>,
-    overflow: Overflow,
+    mailbox: SharedMailbox,
+    capacity: usize,
     sources: SourceTable,
+    directory: DeviceDirectory,
     name: String,
+    index: SourceIndex,
     pub stats: Arc<SourceStats>,
 }
 
 /// The receiving half, drained by the ECS each frame.
 pub struct IngestReceiver {
-    rx: Receiver<Observation>,
-    overflow: Overflow,
+    mailbox: SharedMailbox,
     /// Counters of every source that has a sender on this channel.
     pub sources: SourceTable,
 }
 
-/// A channel holding at most `capacity` observations before coalescing starts; the first
-/// sender is for the source `name`.
-pub fn ingest_channel(capacity: usize, name: &str) -> (IngestSender, IngestReceiver) {
-    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-    let overflow: Overflow = Arc::default();
+impl Drop for IngestReceiver {
+    fn drop(&mut self) {
+        let mut m = lock(&self.mailbox);
+        m.closed = true;
+        m.items = Vec::new();
+        m.overflow = HashMap::new();
+    }
+}
+
+/// A channel holding at most `capacity` updates before coalescing starts, whose senders resolve
+/// what they send against `directory` (the registry's: [`crate::registry::DeviceRegistry::directory`]);
+/// the first sender is for the source `name`. It is a mailbox: senders append under a short
+/// lock, the ECS takes everything at once by swapping buffers, so a frame neither receives
+/// item by item nor allocates.
+pub fn ingest_channel(
+    capacity: usize,
+    name: &str,
+    directory: DeviceDirectory,
+) -> (IngestSender, IngestReceiver) {
+    let mailbox: SharedMailbox = Arc::default();
     let sources: SourceTable = Arc::default();
     let receiver = IngestReceiver {
-        rx,
-        overflow: overflow.clone(),
+        mailbox: mailbox.clone(),
         sources: sources.clone(),
     };
     let first = IngestSender {
-        tx,
-        overflow,
+        mailbox,
+        capacity: capacity.max(1),
         sources,
+        directory,
         name: String::new(),
+        index: 0,
         stats: Arc::default(),
     };
     (first.for_source(name), receiver)
@@ -129,15 +167,16 @@ impl IngestSender {
     /// A sender for another source on the same channel, with its own counters.
     pub fn for_source(&self, name: &str) -> IngestSender {
         let stats: Arc<SourceStats> = Arc::default();
-        self.sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((name.to_string(), stats.clone()));
+        let mut table = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = SourceIndex::try_from(table.len()).unwrap_or(SourceIndex::MAX);
+        table.push((name.to_string(), stats.clone()));
         IngestSender {
-            tx: self.tx.clone(),
-            overflow: self.overflow.clone(),
+            mailbox: self.mailbox.clone(),
+            capacity: self.capacity,
             sources: self.sources.clone(),
+            directory: self.directory.clone(),
             name: name.to_string(),
+            index,
             stats,
         }
     }
@@ -170,32 +209,39 @@ impl IngestSender {
         o
     }
 
-    /// Hands one observation over, tagged with this source's name; never blocks. Returns false
-    /// when the receiver is gone.
-    pub fn send(&self, mut o: Observation) -> bool {
-        o.source.clone_from(&self.name);
+    /// Resolves one observation on this (the source's) thread and hands it over; never waits
+    /// for the ECS. Returns false when the receiver is gone.
+    pub fn send(&self, o: Observation) -> bool {
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(o) {
-            Ok(()) => true,
-            Err(TrySendError::Full(o)) => {
-                let mut slot = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
-                match slot.get(&o.device) {
-                    // Keep the newer of the two (by observation time; equal times: the later).
-                    Some(old) if old.time_ms > o.time_ms => {
-                        self.stats.superseded.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Some(_) => {
-                        self.stats.superseded.fetch_add(1, Ordering::Relaxed);
-                        slot.insert(o.device.clone(), o);
-                    }
-                    None => {
-                        slot.insert(o.device.clone(), o);
-                    }
-                }
-                true
-            }
-            Err(TrySendError::Disconnected(_)) => false,
+        let handed = hand(o, &self.directory.read(), self.index, |e, device| {
+            self.stats.reject(e, device)
+        });
+        let mut m = lock(&self.mailbox);
+        if m.closed {
+            return false;
         }
+        if m.items.len() < self.capacity {
+            m.items.push(handed);
+            return true;
+        }
+        let key = match &handed {
+            Handed::Update(u) => OverflowKey::Slot(u.slot),
+            Handed::Unknown(u) => OverflowKey::Unknown(u.observation.device.clone()),
+        };
+        match m.overflow.get(&key) {
+            // Keep the newer of the two (by observation time; equal times: the later).
+            Some(old) if old.time_ms() > handed.time_ms() => {
+                self.stats.superseded.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(_) => {
+                self.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                m.overflow.insert(key, handed);
+            }
+            None => {
+                m.overflow.insert(key, handed);
+            }
+        }
+        true
     }
 }
 
@@ -209,14 +255,33 @@ impl IngestReceiver {
             .map(|(_, s)| s.clone())
     }
 
-    /// Everything waiting: the channel's observations in order, then the coalesced overflow.
-    /// Apply them in this order; an observation older than the state already applied for its
-    /// device should be skipped by the applier.
-    pub fn drain(&self) -> Vec<Observation> {
-        let mut out: Vec<Observation> = self.rx.try_iter().collect();
-        let overflow =
-            std::mem::take(&mut *self.overflow.lock().unwrap_or_else(PoisonError::into_inner));
-        out.extend(overflow.into_values());
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        let m = lock(&self.mailbox);
+        m.items.is_empty() && m.overflow.is_empty()
+    }
+
+    /// Everything waiting, appended to `out`: the updates in arrival order, then the coalesced
+    /// overflow. An empty `out` is swapped with the mailbox's buffer (give it back empty, with
+    /// its capacity, and the next frame swaps again without allocating). Apply them in this
+    /// order; one older than the state already applied for its device should be skipped by
+    /// the applier.
+    pub fn drain_into(&self, out: &mut Vec<Handed>) {
+        let mut m = lock(&self.mailbox);
+        if out.is_empty() {
+            std::mem::swap(out, &mut m.items);
+        } else {
+            out.append(&mut m.items);
+        }
+        if !m.overflow.is_empty() {
+            out.extend(m.overflow.drain().map(|(_, h)| h));
+        }
+    }
+
+    /// Everything waiting, as [`IngestReceiver::drain_into`].
+    pub fn drain(&self) -> Vec<Handed> {
+        let mut out = Vec::new();
+        self.drain_into(&mut out);
         out
     }
 }
@@ -263,19 +328,42 @@ impl Drop for SourceThread {
 mod tests {
     use super::*;
     use crate::observation::FieldValue;
+    use crate::registry::{DeviceKind, DeviceRegistry};
+    use bevy::prelude::Entity;
 
     fn obs(device: usize, t: i64) -> Observation {
         Observation {
             device: format!("d{device}"),
             time_ms: Some(t),
-            fields: vec![("v".into(), FieldValue::Number(t as f64))],
+            fields: vec![("power".into(), FieldValue::Number(t as f64))],
             ..Default::default()
+        }
+    }
+
+    /// A channel whose senders know the meters `d0` .. `d{devices - 1}` (in slots 0 ..).
+    fn channel(capacity: usize, devices: usize) -> (IngestSender, IngestReceiver) {
+        let mut registry = DeviceRegistry::default();
+        for i in 0..devices {
+            registry.register(
+                format!("d{i}"),
+                DeviceKind::Meter,
+                Entity::PLACEHOLDER,
+                vec![],
+            );
+        }
+        ingest_channel(capacity, "a", registry.directory())
+    }
+
+    fn slot(h: &Handed) -> Option<u32> {
+        match h {
+            Handed::Update(u) => Some(u.slot),
+            Handed::Unknown(_) => None,
         }
     }
 
     #[test]
     fn a_full_channel_coalesces_per_device_and_keeps_the_newest() {
-        let (tx, rx) = ingest_channel(4, "a");
+        let (tx, rx) = channel(4, 3);
         for t in 0..10 {
             for d in 0..3 {
                 assert!(tx.send(obs(d, t)));
@@ -289,29 +377,29 @@ mod tests {
         for d in 0..3 {
             let last = got
                 .iter()
-                .filter(|o| o.device == format!("d{d}"))
-                .map(|o| o.time_ms)
+                .filter(|h| slot(h) == Some(d as u32))
+                .map(Handed::time_ms)
                 .max();
             assert_eq!(last, Some(Some(9)), "the newest state of d{d} survives");
         }
         // An older observation never replaces a newer one in the overflow.
-        let (tx, rx) = ingest_channel(1, "a");
+        let (tx, rx) = channel(1, 3);
         tx.send(obs(0, 0));
         tx.send(obs(1, 5));
         tx.send(obs(1, 3));
         let got = rx.drain();
         assert_eq!(
             got.iter()
-                .find(|o| o.device == "d1")
-                .and_then(|o| o.time_ms),
+                .find(|h| slot(h) == Some(1))
+                .and_then(Handed::time_ms),
             Some(5)
         );
     }
 
     #[test]
     fn a_slow_consumer_loses_no_device_and_ends_on_each_ones_last_value() {
-        let (tx, rx) = ingest_channel(64, "a");
         let devices = 500;
+        let (tx, rx) = channel(64, devices);
         let producer = std::thread::spawn(move || {
             for t in 0..200 {
                 for d in 0..devices {
@@ -320,14 +408,14 @@ mod tests {
             }
             tx
         });
-        let mut last: HashMap<String, i64> = HashMap::new();
+        let mut last: HashMap<Option<u32>, i64> = HashMap::new();
         let mut received = 0usize;
         loop {
             let done = producer.is_finished();
-            for o in rx.drain() {
+            for h in rx.drain() {
                 received += 1;
-                let t = o.time_ms.unwrap_or(-1);
-                let e = last.entry(o.device).or_insert(t);
+                let t = h.time_ms().unwrap_or(-1);
+                let e = last.entry(slot(&h)).or_insert(t);
                 *e = (*e).max(t);
             }
             if done {
@@ -335,10 +423,10 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        for o in rx.drain() {
+        for h in rx.drain() {
             received += 1;
-            let e = last.entry(o.device).or_insert(-1);
-            *e = (*e).max(o.time_ms.unwrap_or(-1));
+            let e = last.entry(slot(&h)).or_insert(-1);
+            *e = (*e).max(h.time_ms().unwrap_or(-1));
         }
         let tx = producer.join().expect("producer");
         assert_eq!(last.len(), devices);
@@ -358,7 +446,7 @@ mod tests {
 
     #[test]
     fn rejections_are_counted_per_reason_and_the_last_ones_kept() {
-        let (tx, _rx) = ingest_channel(1, "a");
+        let (tx, _rx) = channel(1, 0);
         for i in 0..60 {
             tx.stats
                 .reject(&DecodeError::Json(format!("bad {i}")), "topic/a");

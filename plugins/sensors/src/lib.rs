@@ -8,11 +8,12 @@
 //! good message is reported in the observation's `problems` and the good fields are kept.
 //!
 //! [`ingest`] hands decoded observations from source threads to the ECS through a bounded
-//! crossbeam channel that coalesces per device when the ECS falls behind.
-//!
-//! [`registry`] says which device is which entity and which payload field is which quantity;
-//! [`state`] holds the live components; [`apply::SensorApplyPlugin`] drains the channel each
-//! frame, checks ranges and order, and writes components, history and liveness.
+//! mailbox that coalesces per device when the ECS falls behind. Each is resolved on its
+//! source's thread first ([`update`]): [`registry`] says which device is which entity and which
+//! payload field is which quantity, so the ECS receives compact updates, ranges and units
+//! already checked. [`state`] holds the live components; [`apply::SensorApplyPlugin`] takes the
+//! mailbox each frame, checks order and redeliveries, and writes components, history and
+//! liveness.
 //!
 //! [`clock::TwinClock`] is the twin's one clock (live, simulated, playback). [`health`] marks
 //! devices stale or faulty at its shown moment. [`mqtt`] is the MQTT source; [`http`] polls
@@ -37,6 +38,7 @@ pub mod simulate;
 pub mod state;
 pub mod time;
 pub mod units;
+pub mod update;
 
 pub mod prelude {
     pub use crate::apply::{SensorApplyPlugin, SensorSystems};
@@ -45,7 +47,7 @@ pub mod prelude {
     pub use crate::observation::{DecodeError, FieldValue, Observation};
     pub use crate::registry::{DeviceKind, DeviceRegistry, Quantity};
     pub use crate::state::{
-        AirQualityState, Device, History, LampState, Liveness, MeterState, SignalAspect,
-        SignalHeadState,
+        AirQualityState, Device, DeviceSlot, LampState, LiveEdge, Liveness, MeterState,
+        SignalAspect, SignalHeadState,
     };
 }

@@ -3,7 +3,7 @@
 //! (FIWARE smart-data-models names, common LoRaWAN decoder names); a registry file can add more.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bevy::prelude::*;
 use serde::Deserialize;
@@ -287,30 +287,47 @@ pub struct RegisteredDevice {
     pub rules: Arc<[CompiledRule]>,
 }
 
-/// Device id -> registered device; plus what arrived from devices nobody registered.
-#[derive(Resource, Debug, Default)]
-pub struct DeviceRegistry {
-    /// By canonical id ([`canonical_id`]).
-    devices: HashMap<String, RegisteredDevice>,
+/// Registered devices by canonical id ([`canonical_id`]), each in a numbered slot: sources read
+/// it on their own threads to resolve what they receive (id to slot, fields to quantities), so
+/// the ECS gets compact updates ([`crate::update::Update`]); the ECS registers devices in it.
+#[derive(Debug, Default)]
+pub struct Directory {
+    slots: HashMap<String, u32>,
+    devices: Vec<RegisteredDevice>,
     defaults: HashMap<DeviceKind, Arc<[CompiledRule]>>,
-    /// Unknown device ids with their message counts (shown in the UI, never silently dropped).
-    pub unknown: HashMap<String, u64>,
 }
 
-/// At most this many distinct unknown ids are listed (a flood of random ids must not grow
-/// memory without bound); further ones are still counted under `"(more)"`.
-pub const MAX_UNKNOWN_LISTED: usize = 1000;
+impl Directory {
+    /// The slot of the device a payload's id names (EUI-64 ids in any case or separator style).
+    pub fn slot(&self, id: &str) -> Option<u32> {
+        self.slots.get(canonical_id(id).as_ref()).copied()
+    }
 
-impl DeviceRegistry {
-    /// Registers a device with its kind's default rules plus `extra` rules (checked first).
-    /// EUI-64 ids are matched in any case ([`canonical_id`]).
+    /// The device in a slot from [`Directory::slot`].
+    pub fn device(&self, slot: u32) -> Option<&RegisteredDevice> {
+        self.devices.get(slot as usize)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&RegisteredDevice> {
+        self.slot(id).and_then(|s| self.device(s))
+    }
+
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// Registers (or re-registers, in the same slot) a device; returns its slot.
     pub fn register(
         &mut self,
-        id: impl Into<String>,
+        id: &str,
         kind: DeviceKind,
         entity: Entity,
         extra: Vec<FieldRule>,
-    ) {
+    ) -> u32 {
         let defaults = self
             .defaults
             .entry(kind)
@@ -325,28 +342,90 @@ impl DeviceRegistry {
                 .chain(defaults.iter().cloned())
                 .collect()
         };
+        let device = RegisteredDevice {
+            kind,
+            entity,
+            rules,
+        };
+        let id = canonical_id(id).into_owned();
+        match self.slots.get(&id) {
+            Some(&slot) => {
+                self.devices[slot as usize] = device;
+                slot
+            }
+            None => {
+                let slot = self.devices.len() as u32;
+                self.devices.push(device);
+                self.slots.insert(id, slot);
+                slot
+            }
+        }
+    }
+}
+
+/// A handle on the [`Directory`] shared by the registry and every source (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct DeviceDirectory(Arc<RwLock<Directory>>);
+
+impl DeviceDirectory {
+    /// Reading it: sources once per message, the apply system once per frame.
+    pub fn read(&self) -> RwLockReadGuard<'_, Directory> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Device id -> registered device; plus what arrived from devices nobody registered.
+#[derive(Resource, Debug, Default)]
+pub struct DeviceRegistry {
+    directory: DeviceDirectory,
+    /// Unknown device ids with their message counts (shown in the UI, never silently dropped).
+    pub unknown: HashMap<String, u64>,
+}
+
+/// At most this many distinct unknown ids are listed (a flood of random ids must not grow
+/// memory without bound); further ones are still counted under `"(more)"`.
+pub const MAX_UNKNOWN_LISTED: usize = 1000;
+
+impl DeviceRegistry {
+    /// Registers a device with its kind's default rules plus `extra` rules (checked first).
+    /// EUI-64 ids are matched in any case ([`canonical_id`]). Returns its slot: give the entity
+    /// a [`crate::state::DeviceSlot`] with it.
+    pub fn register(
+        &mut self,
+        id: impl Into<String>,
+        kind: DeviceKind,
+        entity: Entity,
+        extra: Vec<FieldRule>,
+    ) -> u32 {
         let id: String = id.into();
-        self.devices.insert(
-            canonical_id(&id).into_owned(),
-            RegisteredDevice {
-                kind,
-                entity,
-                rules,
-            },
-        );
+        self.directory.write().register(&id, kind, entity, extra)
     }
 
     /// The device a payload's id names (EUI-64 ids in any case or separator style).
-    pub fn get(&self, id: &str) -> Option<&RegisteredDevice> {
-        self.devices.get(canonical_id(id).as_ref())
+    pub fn get(&self, id: &str) -> Option<RegisteredDevice> {
+        self.directory.read().get(id).cloned()
+    }
+
+    /// The directory, for a channel whose senders resolve against it.
+    pub fn directory(&self) -> DeviceDirectory {
+        self.directory.clone()
+    }
+
+    /// Reading the directory (for many lookups at once).
+    pub fn read(&self) -> RwLockReadGuard<'_, Directory> {
+        self.directory.read()
     }
 
     pub fn len(&self) -> usize {
-        self.devices.len()
+        self.directory.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty()
+        self.directory.read().is_empty()
     }
 
     /// Notes a message from an unregistered device.

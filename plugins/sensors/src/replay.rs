@@ -163,7 +163,23 @@ impl ReplaySource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::ingest_channel;
+    use crate::ingest::{IngestReceiver, IngestSender, ingest_channel};
+    use crate::registry::{DeviceKind, DeviceRegistry, FieldRule, Quantity};
+
+    /// A channel for the source `replay` that knows the air sensor `aq-1` and the meter `d`
+    /// (whose field `x` is its power).
+    fn channel() -> (IngestSender, IngestReceiver) {
+        let mut registry = DeviceRegistry::default();
+        let e = bevy::prelude::Entity::PLACEHOLDER;
+        registry.register("aq-1", DeviceKind::AirSensor, e, vec![]);
+        registry.register(
+            "d",
+            DeviceKind::Meter,
+            e,
+            vec![FieldRule::new("x", Quantity::PowerKw)],
+        );
+        ingest_channel(64, "replay", registry.directory())
+    }
 
     #[test]
     fn a_recording_replays_in_order_and_bad_lines_are_counted() {
@@ -188,7 +204,7 @@ mod tests {
         );
         std::fs::write(&path, text).expect("write");
 
-        let (tx, rx) = ingest_channel(64, "replay");
+        let (tx, rx) = channel();
         let replay = start_replay(&path, 0.0, None, tx.clone()).expect("replay");
         let start = Instant::now();
         while !replay.is_finished() {
@@ -198,12 +214,14 @@ mod tests {
         let got = rx.drain();
         let values: Vec<f64> = got
             .iter()
-            .filter_map(|o| o.field("no2").and_then(|v| v.as_f64()))
+            .flat_map(|h| h.values())
+            .filter(|(q, _)| *q == Quantity::No2)
+            .map(|(_, v)| v)
             .collect();
         assert_eq!(values, vec![10.0, 20.0, 30.0]);
-        assert_eq!(got[0].source, "replay");
+        assert_eq!(got[0].source(), 0, "the channel's first source, `replay`");
         assert_eq!(
-            got[2].time_ms,
+            got[2].time_ms(),
             Some(1_002_000),
             "SenML without bt takes the recorded receive time"
         );
@@ -236,7 +254,7 @@ mod tests {
             br#"[{"bn":"d:","n":"x","v":2}]"#,
         );
         drop(rec);
-        let (tx, rx) = ingest_channel(64, "replay");
+        let (tx, rx) = channel();
         let start = Instant::now();
         let replay = start_replay(&path, 1.0, None, tx).expect("replay");
         // The first message is delivered at once, the second only after its 300 ms.
@@ -251,9 +269,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let rest = rx.drain();
-        let values = |obs: &[crate::observation::Observation]| -> Vec<f64> {
-            obs.iter()
-                .flat_map(|o| o.fields.iter().filter_map(|(_, v)| v.as_f64()))
+        let values = |got: &[crate::update::Handed]| -> Vec<f64> {
+            got.iter()
+                .flat_map(|h| h.values().into_iter().map(|(_, v)| v))
                 .collect()
         };
         assert_eq!(
@@ -263,7 +281,7 @@ mod tests {
         );
         assert_eq!(values(&rest), vec![2.0], "the second arrived too");
         assert_eq!(
-            (first[0].time_ms, rest[0].time_ms),
+            (first[0].time_ms(), rest[0].time_ms()),
             (Some(0), Some(300)),
             "each at its recorded time"
         );

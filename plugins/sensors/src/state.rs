@@ -2,15 +2,13 @@
 //! moment it is registered (health "never seen" until its first message), and the state
 //! component of its kind.
 
-use std::collections::VecDeque;
-
 use bevy::prelude::*;
 
 use crate::registry::{DeviceKind, Quantity};
 
 /// A device of the twin, by the id its source uses.
 #[derive(Component, Debug, Clone, PartialEq)]
-#[require(Liveness, History)]
+#[require(Liveness)]
 pub struct Device {
     pub id: String,
     pub kind: DeviceKind,
@@ -170,41 +168,98 @@ pub struct AirQualityState {
     pub temperature_c: Option<f64>,
 }
 
-/// Recent values for charts: a bounded ring of (time ms, quantity, value).
-#[derive(Component, Debug, Clone)]
-pub struct History {
-    pub capacity: usize,
-    pub samples: VecDeque<(i64, Quantity, f64)>,
-}
+/// One recent value of a device: (time ms, quantity, value).
+pub type Sample = (i64, Quantity, f64);
 
-/// Samples kept per entity by default: the live edge for the inspector's "recent" chart (a
-/// lamp's last twenty minutes, a signal head's last minute). Longer spans come from the
-/// history on disk; a smaller ring is a quarter of the memory and cheaper to write.
+/// Samples kept per device: the live edge for the inspector's "recent" chart (a lamp's last
+/// twenty minutes, a signal head's last minute) and for recognising redeliveries. Longer spans
+/// come from the history on disk.
 pub const HISTORY_CAPACITY: usize = 64;
 
-impl Default for History {
-    fn default() -> Self {
-        Self {
-            capacity: HISTORY_CAPACITY,
-            samples: VecDeque::new(),
+/// Devices per block of the [`LiveEdge`].
+const EDGE_BLOCK: usize = 1024;
+
+/// A registered device's slot in the registry's directory: where its recent values are kept
+/// in the [`LiveEdge`].
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceSlot(pub u32);
+
+/// The last [`HISTORY_CAPACITY`] values of every device, by slot. Kept time-major: the n-th
+/// sample of the devices of a block of [`EDGE_BLOCK`] slots lie side by side, so a frame that
+/// updates many devices writes a few dense runs of memory rather than one scattered ring per
+/// device. A block is allocated when one of its devices first reports.
+#[derive(Resource, Debug, Default)]
+pub struct LiveEdge {
+    blocks: Vec<Option<Box<EdgeBlock>>>,
+}
+
+#[derive(Debug)]
+struct EdgeBlock {
+    /// Sample `n` of column `c` at `(n % HISTORY_CAPACITY) * EDGE_BLOCK + c`.
+    samples: Vec<Sample>,
+    /// Samples pushed per column, ever.
+    pushed: Vec<u64>,
+}
+
+impl LiveEdge {
+    fn place(slot: u32) -> (usize, usize) {
+        let slot = slot as usize;
+        (slot / EDGE_BLOCK, slot % EDGE_BLOCK)
+    }
+
+    /// Adds a device's value, dropping its oldest beyond [`HISTORY_CAPACITY`].
+    pub fn push(&mut self, slot: u32, t: i64, q: Quantity, v: f64) {
+        let (b, c) = Self::place(slot);
+        if self.blocks.len() <= b {
+            self.blocks.resize_with(b + 1, || None);
         }
+        let block = self.blocks[b].get_or_insert_with(|| {
+            Box::new(EdgeBlock {
+                samples: vec![(0, Quantity::SignalAspect, 0.0); HISTORY_CAPACITY * EDGE_BLOCK],
+                pushed: vec![0; EDGE_BLOCK],
+            })
+        });
+        let n = block.pushed[c];
+        block.samples[(n % HISTORY_CAPACITY as u64) as usize * EDGE_BLOCK + c] = (t, q, v);
+        block.pushed[c] = n + 1;
+    }
+
+    /// A device's recent values, oldest first.
+    pub fn samples(&self, slot: u32) -> impl DoubleEndedIterator<Item = Sample> + '_ {
+        let (b, c) = Self::place(slot);
+        let block = self.blocks.get(b).and_then(Option::as_deref);
+        let pushed = block.map_or(0, |k| k.pushed[c]);
+        let from = pushed.saturating_sub(HISTORY_CAPACITY as u64);
+        (from..pushed).filter_map(move |n| {
+            block.map(|k| k.samples[(n % HISTORY_CAPACITY as u64) as usize * EDGE_BLOCK + c])
+        })
+    }
+
+    /// The series of one quantity of a device, oldest first.
+    pub fn series(&self, slot: u32, q: Quantity) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.samples(slot)
+            .filter(move |s| s.1 == q)
+            .map(|s| (s.0, s.2))
+    }
+
+    /// How many samples a device has (at most [`HISTORY_CAPACITY`]).
+    pub fn len(&self, slot: u32) -> usize {
+        let (b, c) = Self::place(slot);
+        self.blocks
+            .get(b)
+            .and_then(Option::as_deref)
+            .map_or(0, |k| k.pushed[c].min(HISTORY_CAPACITY as u64) as usize)
     }
 }
 
-impl History {
-    pub fn push(&mut self, t: i64, q: Quantity, v: f64) {
-        if self.samples.len() == self.capacity {
-            self.samples.pop_front();
-        }
-        self.samples.push_back((t, q, v));
-    }
-
-    /// The series of one quantity, oldest first.
-    pub fn series(&self, q: Quantity) -> impl Iterator<Item = (i64, f64)> + '_ {
-        self.samples
-            .iter()
-            .filter(move |s| s.1 == q)
-            .map(|s| (s.0, s.2))
+/// A device entity's recent values of one quantity (oldest first), from the [`LiveEdge`].
+pub fn recent_series(world: &World, device: Entity, q: Quantity) -> Vec<(i64, f64)> {
+    match (
+        world.get::<DeviceSlot>(device),
+        world.get_resource::<LiveEdge>(),
+    ) {
+        (Some(slot), Some(edge)) => edge.series(slot.0, q).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -225,10 +280,23 @@ pub fn spawn_registered(
 ) -> Entity {
     let id: String = id.into();
     let entity = world.spawn(device_bundle(id.clone(), kind)).id();
-    world
-        .resource_mut::<crate::registry::DeviceRegistry>()
-        .register(id, kind, entity, rules);
+    register_entity(world, entity, id, kind, rules);
     entity
+}
+
+/// Registers an existing entity as the device `id` and gives it its [`DeviceSlot`].
+pub fn register_entity(
+    world: &mut World,
+    entity: Entity,
+    id: impl Into<String>,
+    kind: DeviceKind,
+    rules: Vec<crate::registry::FieldRule>,
+) -> u32 {
+    let slot = world
+        .get_resource_or_init::<crate::registry::DeviceRegistry>()
+        .register(id, kind, entity, rules);
+    world.entity_mut(entity).insert(DeviceSlot(slot));
+    slot
 }
 
 /// Observer: a new [`Device`] gets the state component of its kind.
@@ -248,6 +316,43 @@ pub fn add_kind_state(add: On<Add, Device>, devices: Query<&Device>, mut command
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_edge_keeps_each_devices_newest_samples_in_order() {
+        let mut edge = LiveEdge::default();
+        // Two devices in one block, one in a far block (allocated when it first reports).
+        let far = 5 * EDGE_BLOCK as u32 + 7;
+        for n in 0..100i64 {
+            edge.push(0, n, Quantity::PowerKw, n as f64);
+            if n % 2 == 0 {
+                edge.push(1, n, Quantity::No2, -(n as f64));
+            }
+        }
+        edge.push(far, 42, Quantity::LampOn, 1.0);
+        let zero: Vec<Sample> = edge.samples(0).collect();
+        assert_eq!(zero.len(), HISTORY_CAPACITY);
+        assert_eq!(zero[0], (36, Quantity::PowerKw, 36.0), "the oldest kept");
+        assert_eq!(zero[HISTORY_CAPACITY - 1], (99, Quantity::PowerKw, 99.0));
+        assert!(zero.windows(2).all(|w| w[0].0 < w[1].0), "oldest first");
+        assert_eq!(edge.len(1), 50);
+        assert_eq!(edge.series(1, Quantity::No2).last(), Some((98, -98.0)));
+        assert_eq!(edge.series(1, Quantity::PowerKw).count(), 0);
+        assert_eq!(
+            edge.samples(far).collect::<Vec<_>>(),
+            vec![(42, Quantity::LampOn, 1.0)]
+        );
+        assert_eq!(
+            edge.samples(far + 1).count(),
+            0,
+            "a device that never reported"
+        );
+        assert_eq!(
+            edge.samples(99 * EDGE_BLOCK as u32).count(),
+            0,
+            "beyond every block"
+        );
+        assert_eq!(edge.samples(0).rev().next().map(|s| s.0), Some(99));
+    }
 
     #[test]
     fn aspects_round_trip_through_names_and_codes() {

@@ -13,9 +13,9 @@ use tvilling_geo::{Transformer, WorldPosition};
 use tvilling_sensors::generate::{
     CityLayout, LayoutBuilding, LayoutSignal, LayoutStreet, PlannedDevice,
 };
-use tvilling_sensors::registry::{DeviceKind, DeviceRegistry};
+use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::registry_file::DeviceSpec;
-use tvilling_sensors::state::{Device, DeviceInfo, spawn_registered};
+use tvilling_sensors::state::{Device, DeviceInfo, register_entity, spawn_registered};
 
 use crate::LiveError;
 
@@ -143,9 +143,7 @@ pub fn register_planned(world: &mut World, planned: &[PlannedDevice]) -> usize {
                 ))
                 .id(),
         };
-        world
-            .resource_mut::<DeviceRegistry>()
-            .register(d.id.clone(), d.kind, entity, Vec::new());
+        register_entity(world, entity, d.id.clone(), d.kind, Vec::new());
         registered += 1;
     }
     registered

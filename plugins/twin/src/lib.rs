@@ -29,10 +29,10 @@ use std::collections::HashMap;
 
 use bevy::prelude::*;
 use tvilling_geo::{Crs, GeoError, GeoFrame, Transformer};
-use tvilling_sensors::apply::{Ingest, SensorApplyPlugin, SensorSystems};
+use tvilling_sensors::apply::{SensorApplyPlugin, SensorSystems, connect_ingest};
 use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::health::HealthPlugin;
-use tvilling_sensors::ingest::{IngestSender, ingest_channel};
+use tvilling_sensors::ingest::IngestSender;
 use tvilling_sensors::mqtt::MqttSource;
 use tvilling_sensors::replay::{Recorder, start_replay};
 
@@ -181,6 +181,9 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
         })?),
         None => None,
     };
+    // The devices first: a source resolves what it receives against the registry.
+    let to_scene = Transformer::new(Crs::WGS84, crs).map_err(LiveError::Crs)?;
+    binding::spawn_devices(world, &live.devices, &to_scene)?;
     let mut sources = LiveSources::default();
     // One channel for every source; each sender is named after its source, so diagnostics
     // list exactly the sources that run. With no source (a registry alone), no channel.
@@ -204,8 +207,8 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
     let sim_name = live.simulate.as_ref().map(|_| name("simulator"));
     let mut senders: HashMap<String, IngestSender> = HashMap::new();
     if let Some(first) = names.first() {
-        let (tx, rx) = ingest_channel(65_536, first);
-        world.insert_resource(Ingest(rx));
+        // Senders resolve what they receive against the registry's devices, on their threads.
+        let tx = connect_ingest(world, 65_536, first);
         for name in &names[1..] {
             senders.insert(name.clone(), tx.for_source(name));
         }
@@ -244,8 +247,6 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
         None => None,
     };
     world.insert_resource(sources);
-    let to_scene = Transformer::new(Crs::WGS84, crs).map_err(LiveError::Crs)?;
-    binding::spawn_devices(world, &live.devices, &to_scene)?;
     if let (Some(sim), Some(tx)) = (live.simulate, sim_sender) {
         if live.devices.is_empty() {
             // No registry: generate one from the city once it has loaded.

@@ -11,7 +11,8 @@ use tvilling_city::model::{Building, TwinEntity};
 use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::state::{
-    AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
+    AirQualityState, Device, DeviceInfo, DeviceSlot, LampState, LiveEdge, Liveness, MeterState,
+    SignalHeadState,
 };
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::layers::Layers;
@@ -100,7 +101,7 @@ type StateRow<'a> = (
     Option<&'a MeterState>,
     Option<&'a AirQualityState>,
     Option<&'a SignalHeadState>,
-    Option<&'a History>,
+    Option<&'a DeviceSlot>,
 );
 
 /// Samples the city's total building power for the energy chart.
@@ -132,6 +133,7 @@ pub(crate) fn city_window(
         Option<Res<Alarms>>,
         Option<Res<CityMetrics>>,
         Option<Res<tvilling_twin::history::ShownMetrics>>,
+        Option<Res<LiveEdge>>,
     ),
     mut resets: MessageWriter<ResetMetrics>,
     mut layers: ResMut<Layers>,
@@ -141,7 +143,7 @@ pub(crate) fn city_window(
 ) -> Result {
     let lang = *lang;
     let now_ms = clock.map_or(0, |c| c.now_ms);
-    let (alarms, live_metrics, shown_metrics) = model;
+    let (alarms, live_metrics, shown_metrics, edge) = model;
     // In playback, the metrics of the moment shown; live, the edge's.
     let metrics: Option<CityMetrics> = shown_metrics
         .and_then(|s| s.0.clone())
@@ -476,9 +478,9 @@ pub(crate) fn city_window(
                                 attr(*info, "controller") == Some(&ctrl)
                             })
                             .filter_map(|(e, twin, _, _, _, _)| {
-                                let h = states.get(e).ok()?.4?;
-                                let pts = h
-                                    .series(Quantity::SignalAspect)
+                                let slot = states.get(e).ok()?.4?;
+                                let pts = (edge.as_deref()?)
+                                    .series(slot.0, Quantity::SignalAspect)
                                     .map(|(t, v)| [(t - now_ms) as f64 / 60_000.0, v])
                                     .collect();
                                 Some((twin.id.clone(), pts))

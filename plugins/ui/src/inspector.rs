@@ -9,7 +9,8 @@ use tvilling_city::model::{Building, StreetLamp, TrafficSignal, TwinEntity};
 use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::state::{
-    AirQualityState, Device, DeviceInfo, History, LampState, Liveness, MeterState, SignalHeadState,
+    AirQualityState, Device, DeviceInfo, DeviceSlot, LampState, LiveEdge, Liveness, MeterState,
+    Sample, SignalHeadState,
 };
 use tvilling_sensors::time::format_rfc3339;
 use tvilling_twin::history::{HistoryStatus, RecordedSeries, SeriesRequest};
@@ -117,11 +118,14 @@ pub fn device_rows(
     rows
 }
 
-/// The quantities a history holds, each as (minutes before `now_ms`, value) points, oldest
-/// first; signal aspects as their codes.
-pub fn history_series(history: &History, now_ms: i64) -> Vec<(Quantity, Vec<[f64; 2]>)> {
+/// The quantities of a device's recent samples (oldest first), each as (minutes before
+/// `now_ms`, value) points; signal aspects as their codes.
+pub fn history_series(
+    samples: impl IntoIterator<Item = Sample>,
+    now_ms: i64,
+) -> Vec<(Quantity, Vec<[f64; 2]>)> {
     let mut out: Vec<(Quantity, Vec<[f64; 2]>)> = Vec::new();
-    for &(t, q, v) in &history.samples {
+    for (t, q, v) in samples {
         let p = [(t - now_ms) as f64 / 60_000.0, v];
         match out.iter_mut().find(|(k, _)| *k == q) {
             Some((_, pts)) => pts.push(p),
@@ -155,7 +159,7 @@ type Inspected<'a> = (
     Option<&'a Device>,
     Option<&'a Liveness>,
     Option<&'a DeviceInfo>,
-    Option<&'a History>,
+    Option<&'a DeviceSlot>,
     Option<&'a TrafficSignal>,
     Option<&'a StreetLamp>,
 );
@@ -246,17 +250,17 @@ pub(crate) fn inspector(
         Option<Res<HistoryStatus>>,
         Option<Res<RecordedSeries>>,
         MessageWriter<SeriesRequest>,
+        Option<Res<LiveEdge>>,
     ),
     mut chart: Local<ChartState>,
     lang: Res<Lang>,
 ) -> Result {
     let lang = *lang;
-    let (history_status, recorded, mut series_requests) = recorded;
+    let (history_status, recorded, mut series_requests, edge) = recorded;
     let Some(e) = selection.entity else {
         return Ok(());
     };
-    let Ok((twin, building, device, live, info, history, signal_point, lamp_point)) =
-        entities.get(e)
+    let Ok((twin, building, device, live, info, slot, signal_point, lamp_point)) = entities.get(e)
     else {
         return Ok(());
     };
@@ -347,8 +351,9 @@ pub(crate) fn inspector(
                     (lines, axis)
                 }
                 _ => (
-                    history
-                        .map(|h| history_series(h, now_ms))
+                    edge.as_deref()
+                        .zip(slot)
+                        .map(|(edge, slot)| history_series(edge.samples(slot.0), now_ms))
                         .unwrap_or_default(),
                     "minutes ago",
                 ),
@@ -458,11 +463,11 @@ mod tests {
             rows.iter()
                 .any(|(k, v)| *k == "Last seen" && v.ends_with("(30 s ago)"))
         );
-        let mut h = History::default();
-        h.push(0, Quantity::No2, 10.0);
-        h.push(60_000, Quantity::Pm10, 5.0);
-        h.push(120_000, Quantity::No2, 12.0);
-        let s = history_series(&h, 120_000);
+        let mut edge = LiveEdge::default();
+        edge.push(3, 0, Quantity::No2, 10.0);
+        edge.push(3, 60_000, Quantity::Pm10, 5.0);
+        edge.push(3, 120_000, Quantity::No2, 12.0);
+        let s = history_series(edge.samples(3), 120_000);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].0, Quantity::No2);
         assert_eq!(s[0].1, vec![[-2.0, 10.0], [0.0, 12.0]]);
