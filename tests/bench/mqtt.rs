@@ -248,15 +248,17 @@ fn main() {
 /// Apply time per frame for 10,000 updates (one per meter), against an empty frame.
 fn apply_frame() {
     // Apply time per frame for 10,000 updates (one per meter), against an empty frame: while
-    // the devices' history rings still grow (the first minutes of a run), and once they are
-    // full (a twin that has run for a while: every push drops the oldest sample).
+    // the devices' recent-value rings still fill (the first minutes of a run: 60 frames), and
+    // once they are full (a twin that has run for a while: `TVILLING_BENCH_APPLY_ROUNDS`
+    // frames, default 200). Each figure is the median frame less the median empty frame, with
+    // the 10th and 90th percentiles of the frames beside it.
     let (mut app, tx) = meters_app(20_000);
     let rounds: i64 = std::env::var("TVILLING_BENCH_APPLY_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let full_after = tvilling_sensors::state::HISTORY_CAPACITY as i64;
-    let mut measure = |from: i64, to: i64, keep: bool| -> (f64, f64) {
+        .unwrap_or(200);
+    let capacity = tvilling_sensors::state::HISTORY_CAPACITY as i64;
+    let mut measure = |from: i64, to: i64| -> [f64; 4] {
         let (mut empty, mut full) = (Vec::new(), Vec::new());
         for round in from..to {
             let t = Instant::now();
@@ -274,21 +276,29 @@ fn apply_frame() {
             app.update();
             full.push(t.elapsed().as_secs_f64());
         }
-        if !keep {
-            return (0.0, 0.0);
-        }
         empty.sort_by(f64::total_cmp);
         full.sort_by(f64::total_cmp);
-        (
-            (percentile(&full, 0.5) - percentile(&empty, 0.5)) * 1000.0,
-            percentile(&empty, 0.5) * 1000.0,
-        )
+        let base = percentile(&empty, 0.5);
+        [
+            (percentile(&full, 0.5) - base) * 1000.0,
+            (percentile(&full, 0.1) - base) * 1000.0,
+            (percentile(&full, 0.9) - base) * 1000.0,
+            base * 1000.0,
+        ]
     };
-    let (growing, empty_g) = measure(0, rounds, true);
-    measure(rounds, full_after + 1, false);
-    let (steady, empty_s) = measure(full_after + 1, full_after + 1 + rounds, true);
+    let growing = measure(0, capacity - 4);
+    measure(capacity - 4, capacity + 1);
+    let steady = measure(capacity + 1, capacity + 1 + rounds);
     println!(
-        "apply: 10,000 updates in one frame: median {growing:.2} ms while history rings grow (empty frame {empty_g:.3} ms); {steady:.2} ms once they are full (empty frame {empty_s:.3} ms)"
+        "apply: 10,000 updates in one frame: median {:.2} ms (p10 {:.2}, p90 {:.2}) while the rings fill, {} frames; {:.2} ms (p10 {:.2}, p90 {:.2}) once they are full, {rounds} frames (empty frame {:.3} ms)",
+        growing[0],
+        growing[1],
+        growing[2],
+        capacity - 4,
+        steady[0],
+        steady[1],
+        steady[2],
+        steady[3]
     );
 }
 

@@ -180,6 +180,8 @@ struct ApplyBuffers {
     handed: Vec<Handed>,
     sources: Vec<FrameSource>,
     unknown: Vec<String>,
+    /// This frame's messages, written at once at its end.
+    applied: Vec<ValueApplied>,
 }
 
 fn apply_observations(
@@ -204,6 +206,7 @@ fn apply_observations(
         handed,
         sources,
         unknown,
+        applied: messages,
     } = &mut *buffers;
     stepped_handed.clear();
     handed.clear();
@@ -329,7 +332,7 @@ fn apply_observations(
         }
         if record_only {
             source.applied += 1;
-            out.write_batch(applied(dev.entity, t, values));
+            messages.extend(applied(dev.entity, t, values));
             stats.applied += 1;
             continue;
         }
@@ -351,7 +354,7 @@ fn apply_observations(
         for (q, v) in values {
             edge.push(u.slot, t, *q, *v);
         }
-        out.write_batch(applied(dev.entity, t, values));
+        messages.extend(applied(dev.entity, t, values));
         live.last_seen_ms = Some(t);
         if live.source.as_deref() != Some(source.name.as_str()) {
             live.source = Some(source.name.clone());
@@ -361,6 +364,7 @@ fn apply_observations(
     }
     stepped_handed.clear();
     handed.clear();
+    out.write_batch(messages.drain(..));
     drop(directory);
     for s in sources.iter() {
         s.flush();
