@@ -8,8 +8,10 @@
 //!   2 s all-red between the two phase groups of a controller; they report each change and a
 //!   heartbeat every [`SIGNAL_HEARTBEAT_MS`];
 //! - lamps switch on when the sun sinks below their photocell's threshold (between -0.5 and
-//!   -1.5 degrees), dim to 50 % from 00:00 to 05:00, and draw their rated power times the dim
-//!   level; a few (by seed) are broken: burnt out (dark at night) or reporting a driver fault;
+//!   -1.5 degrees) and run at their [`LightingPolicy`]'s level: by default 100 %, dimmed to
+//!   50 % from 00:00 to 05:00 (a scenario may give them another calendar, presence dimming or
+//!   other fittings); they draw their rated power times that level; a few (by seed) are
+//!   broken: burnt out (dark at night) or reporting a driver fault;
 //! - building meters follow a daily profile by use (offices by working hours, homes with
 //!   morning and evening peaks), heating follows the outdoor temperature;
 //! - NO2 and PM follow traffic with weekday rush-hour peaks at 08:00 and 16:30 (PM10 with
@@ -134,6 +136,8 @@ pub enum SimProfile {
         /// Switches on below this sun elevation, degrees.
         on_below_deg: f64,
         broken: Option<LampBreak>,
+        /// Its level through the night (shared by the lamps that follow one policy).
+        policy: std::sync::Arc<LightingPolicy>,
     },
     Meter {
         floor_area_m2: f64,
@@ -143,6 +147,73 @@ pub enum SimProfile {
         /// 0 (quiet street) to 1 (busiest).
         traffic: f64,
     },
+}
+
+/// How a lamp is run while it is on: a dimming calendar (a level from each time of day, for
+/// weekdays and for weekends) and optional presence (adaptive) dimming.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LightingPolicy {
+    /// (minute of the local day, level in percent of rated power) from that minute on; the
+    /// first step is at minute 0, steps ascend.
+    pub weekdays: Vec<(u16, f64)>,
+    pub weekends: Vec<(u16, f64)>,
+    pub presence: Option<Presence>,
+}
+
+/// Presence (adaptive) dimming: the lamp runs at `base_pct` (or the calendar's level when that
+/// is lower) except for the share of time someone passes, when it runs at the calendar's level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Presence {
+    pub base_pct: f64,
+    /// 0..=1: the share of 10-minute spans in which the lamp is raised.
+    pub raised_share: f64,
+}
+
+/// How long a presence-raised lamp stays up, ms (the span the share counts in).
+pub const PRESENCE_SPAN_MS: i64 = 600_000;
+
+impl LightingPolicy {
+    /// Today's practice in the model: full level, dimmed to 50 % from 00:00 to 05:00, every day.
+    pub fn baseline() -> LightingPolicy {
+        let steps = vec![(0, 50.0), (300, 100.0)];
+        LightingPolicy {
+            weekdays: steps.clone(),
+            weekends: steps,
+            presence: None,
+        }
+    }
+
+    /// One shared baseline policy (the default of every lamp).
+    pub fn shared_baseline() -> std::sync::Arc<LightingPolicy> {
+        static BASELINE: std::sync::LazyLock<std::sync::Arc<LightingPolicy>> =
+            std::sync::LazyLock::new(|| std::sync::Arc::new(LightingPolicy::baseline()));
+        BASELINE.clone()
+    }
+
+    /// The calendar's level at a local time, percent.
+    pub fn calendar_level(&self, local: &LocalTime) -> f64 {
+        let steps = if local.weekday == 0 || local.weekday == 6 {
+            &self.weekends
+        } else {
+            &self.weekdays
+        };
+        let minute = (local.hour * 60.0).floor() as u16;
+        steps
+            .iter()
+            .take_while(|(from, _)| *from <= minute)
+            .last()
+            .map_or(100.0, |(_, level)| *level)
+    }
+
+    /// The level of a lit lamp at `t_ms`, percent: the calendar's, lowered by presence dimming
+    /// outside the spans someone passes (`passing`: 0..1, drawn per lamp and span).
+    pub fn level(&self, local: &LocalTime, passing: f64) -> f64 {
+        let level = self.calendar_level(local);
+        match self.presence {
+            Some(p) if passing >= p.raised_share => level.min(p.base_pct),
+            _ => level,
+        }
+    }
 }
 
 /// How a simulated lamp is broken.
@@ -168,6 +239,7 @@ impl SimProfile {
             } else {
                 None
             },
+            policy: LightingPolicy::shared_baseline(),
         }
     }
 
@@ -393,6 +465,7 @@ impl Simulator {
                 rated_w,
                 on_below_deg,
                 broken,
+                policy,
             } => {
                 let sun = sun_position(
                     STOCKHOLM_LAT_LON.0,
@@ -402,7 +475,16 @@ impl Simulator {
                 .elevation_deg;
                 let wants_on = sun < *on_below_deg;
                 let on = wants_on && *broken != Some(LampBreak::BurntOut);
-                let dim = if on && local.hour < 5.0 { 50.0 } else { 100.0 };
+                // Presence is drawn per lamp and 10-minute span, apart from the power noise.
+                let span = t_ms.div_euclid(PRESENCE_SPAN_MS);
+                let passing = (mix(self.seed ^ mix(key ^ mix(span as u64 ^ 0x7072_6573))) >> 11)
+                    as f64
+                    / (1u64 << 53) as f64;
+                let dim = if on {
+                    policy.level(&local, passing)
+                } else {
+                    100.0
+                };
                 let power = if on {
                     rated_w * dim / 100.0 * (1.0 + 0.02 * noise(self.seed, key, t_ms, 600_000))
                 } else {
@@ -698,6 +780,7 @@ mod tests {
             rated_w: 80.0,
             on_below_deg: -1.0,
             broken: None,
+            policy: LightingPolicy::shared_baseline(),
         });
         let noon = s.reading(0, ms(2026, 11, 23, 11, 0));
         assert_eq!(number(&noon, "on"), 0.0);
@@ -712,11 +795,68 @@ mod tests {
             rated_w: 80.0,
             on_below_deg: -1.0,
             broken: Some(LampBreak::BurntOut),
+            policy: LightingPolicy::shared_baseline(),
         });
         assert_eq!(
             number(&burnt.reading(0, ms(2026, 11, 23, 18, 0)), "on"),
             0.0
         );
+    }
+
+    #[test]
+    fn lighting_policies_set_the_level_by_calendar_and_presence() {
+        // D60-style: 100 % to 22:00, 60 % to 06:00 on weekdays; 100 % all night at weekends.
+        let policy = |presence| LightingPolicy {
+            weekdays: vec![(0, 60.0), (360, 100.0), (1320, 60.0)],
+            weekends: vec![(0, 100.0)],
+            presence,
+        };
+        let lamp = |p: LightingPolicy| {
+            sim(SimProfile::Lamp {
+                rated_w: 100.0,
+                on_below_deg: -1.0,
+                broken: None,
+                policy: std::sync::Arc::new(p),
+            })
+        };
+        let s = lamp(policy(None));
+        // Monday 23 November 2026, 23:00 local; Saturday 28 November, 23:00 local.
+        assert_eq!(number(&s.reading(0, ms(2026, 11, 23, 22, 0)), "dim"), 60.0);
+        assert_eq!(number(&s.reading(0, ms(2026, 11, 23, 18, 0)), "dim"), 100.0);
+        assert_eq!(number(&s.reading(0, ms(2026, 11, 28, 22, 0)), "dim"), 100.0);
+        // Presence: 20 % at rest, raised a quarter of the time; over a night of 10-minute
+        // spans the mean level is near 0.75 * 20 + 0.25 * 60 = 30 %.
+        let p = lamp(LightingPolicy {
+            weekdays: vec![(0, 60.0)],
+            weekends: vec![(0, 60.0)],
+            presence: Some(Presence {
+                base_pct: 20.0,
+                raised_share: 0.25,
+            }),
+        });
+        let spans: Vec<f64> = (0..300)
+            .map(|k| {
+                number(
+                    &p.reading(0, ms(2026, 11, 23, 22, 0) + k * PRESENCE_SPAN_MS),
+                    "dim",
+                )
+            })
+            .filter(|d| *d > 0.0)
+            .collect();
+        let mean = spans.iter().sum::<f64>() / spans.len() as f64;
+        assert!((mean - 30.0).abs() < 4.0, "mean level {mean}");
+        assert!(spans.iter().all(|d| *d == 20.0 || *d == 60.0));
+        // The baseline is today's model: 50 % from 00:00 to 05:00, else 100 %.
+        let b = LightingPolicy::baseline();
+        for (hour, level) in [(0.0, 50.0), (4.99, 50.0), (5.0, 100.0), (23.5, 100.0)] {
+            let local = LocalTime {
+                hour,
+                weekday: 2,
+                day_of_year: 0,
+                midnight_ms: 0,
+            };
+            assert_eq!(b.level(&local, 0.0), level, "{hour}");
+        }
     }
 
     #[test]
