@@ -78,6 +78,18 @@ pub struct PlannedDevice {
     pub profile: SimProfile,
 }
 
+/// The name of a street rank (0 trunk .. 5 pedestrian), as scenario files select lamps by it.
+pub fn street_class_name(rank: u8) -> &'static str {
+    match rank {
+        0 => "trunk",
+        1 => "primary",
+        2 => "secondary",
+        3 => "tertiary",
+        4 => "residential",
+        _ => "pedestrian",
+    }
+}
+
 /// Street lamp power by street rank, W (LED luminaires of Stockholm's street classes).
 fn lamp_watts(rank: u8) -> f64 {
     match rank {
@@ -312,10 +324,15 @@ pub fn generate_registry(city: &CityLayout, seed: u64) -> Vec<PlannedDevice> {
                 kind: DeviceKind::Lamp,
                 position: p,
                 host: None,
-                attributes: attrs(
-                    "generated",
-                    format!("every {spacing} m along {label} ({})", s.id),
-                ),
+                attributes: {
+                    let mut a = attrs(
+                        "generated",
+                        format!("every {spacing} m along {label} ({})", s.id),
+                    );
+                    a.push(("street".into(), label.clone()));
+                    a.push(("street_class".into(), street_class_name(s.rank).into()));
+                    a
+                },
                 profile: SimProfile::lamp(seed, &id, lamp_watts(s.rank)),
                 id,
             });

@@ -20,6 +20,7 @@
 
 pub mod binding;
 pub mod history;
+pub mod scenario;
 pub mod settings;
 pub mod simulation;
 pub mod snapshot;

@@ -7,7 +7,7 @@ use tvilling_city::load::LoadProgress;
 use tvilling_sensors::apply::SteppedInput;
 use tvilling_sensors::clock::{Edge, TwinClock};
 use tvilling_sensors::codec::PayloadFormat;
-use tvilling_sensors::generate::generate_registry;
+use tvilling_sensors::generate::{PlannedDevice, generate_registry};
 use tvilling_sensors::ingest::IngestSender;
 use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::replay::Recorder;
@@ -24,6 +24,26 @@ pub struct PendingSimulation {
     pub sender: Option<IngestSender>,
     pub recorder: Option<Recorder>,
 }
+
+/// Changes to the devices planned for the city, made before they are registered and
+/// simulated (a scenario's edits): the lines say what changed; an error stops the run.
+#[derive(Resource, Clone)]
+pub struct PlanEdits(
+    #[allow(clippy::type_complexity)]
+    pub  std::sync::Arc<
+        dyn Fn(&mut Vec<PlannedDevice>, tvilling_geo::Crs) -> Result<Vec<String>, String>
+            + Send
+            + Sync,
+    >,
+);
+
+/// The planned edits were refused (why): nothing was registered or simulated.
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub struct PlanRefused(pub String);
+
+/// What the edits did, once applied.
+#[derive(Resource, Debug, Clone, PartialEq, Default)]
+pub struct PlanApplied(pub Vec<String>);
 
 /// The running simulator, stepped each frame to the twin clock's edge.
 #[derive(Resource)]
@@ -126,6 +146,24 @@ pub fn start_when_city_loaded(world: &mut World) {
             30.0,
             pending.setup.seed,
         ));
+    }
+    if let Some(edits) = world.get_resource::<PlanEdits>().cloned() {
+        let crs = world
+            .get_resource::<tvilling_geo::GeoFrame>()
+            .map_or(tvilling_geo::Crs::SWEREF99_TM, |f| f.crs);
+        match (edits.0)(&mut planned, crs) {
+            Ok(lines) => {
+                for line in &lines {
+                    info!("scenario: {line}");
+                }
+                world.insert_resource(PlanApplied(lines));
+            }
+            Err(reason) => {
+                error!("scenario refused: {reason}");
+                world.insert_resource(PlanRefused(reason));
+                return;
+            }
+        }
     }
     let n = register_planned(world, &planned);
     let count = |k: DeviceKind| planned.iter().filter(|d| d.kind == k).count();

@@ -1,0 +1,15 @@
+//! What-if scenarios for planners: a scenario file names a base (the scene) and a list of
+//! edits (data, not code) to how the city runs, with the assumptions that turn kWh into SEK and
+//! CO2e. Two scenarios are run over the same span with one seed and one clock, and compared.
+//!
+//! - [`file`]: the TOML format, read and checked (every refusal names the file, the line and
+//!   the edit, and why);
+//! - [`edits`]: the edits applied to the devices planned for a city (lamps by street, street
+//!   class or district), all or nothing;
+//! - [`report`]: the metrics of two runs side by side, as `metrics.csv` and `report.html`.
+
+pub mod edits;
+pub mod file;
+pub mod report;
+
+pub use file::{Assumptions, Scenario, ScenarioError};

@@ -1,0 +1,472 @@
+//! Two runs side by side: the metrics table (`metrics.csv`) and a page with plots
+//! (`report.html`, plots as inline SVG: no JavaScript, no network).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::file::{Assumptions, Scenario};
+
+/// What one run measured over its span.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunResult {
+    pub lighting_kwh: f64,
+    pub lamp_hours_lit: f64,
+    pub lamp_hours_dark_at_night: f64,
+    pub building_kwh: f64,
+    pub heating_kwh: f64,
+    /// Sensor-hours above each limit value, by pollutant name.
+    pub hours_over_limit: BTreeMap<String, f64>,
+    /// By controller: green share (0..1) and mean cycle, seconds.
+    pub signals: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    pub alarms_raised: u64,
+    /// Energy in each hour of the span, kWh (the hour's mean power in kW).
+    pub hourly_lighting_kwh: Vec<f64>,
+    pub hourly_building_kwh: Vec<f64>,
+    /// What the scenario's edits changed, a line each.
+    pub edits: Vec<String>,
+}
+
+/// One metric of both runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub metric: String,
+    pub unit: &'static str,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+}
+
+impl Row {
+    pub fn difference(&self) -> Option<f64> {
+        Some(self.b? - self.a?)
+    }
+
+    /// Difference in percent of A (none when A is zero).
+    pub fn percent(&self) -> Option<f64> {
+        let (a, b) = (self.a?, self.b?);
+        (a != 0.0).then(|| (b - a) / a * 100.0)
+    }
+}
+
+/// The metrics table of A against B, each priced under its own scenario's assumptions.
+pub fn rows(a: &RunResult, b: &RunResult, aa: &Assumptions, ab: &Assumptions) -> Vec<Row> {
+    let row = |metric: &str, unit, f: &dyn Fn(&RunResult, &Assumptions) -> Option<f64>| Row {
+        metric: metric.into(),
+        unit,
+        a: f(a, aa),
+        b: f(b, ab),
+    };
+    type Energy = fn(&RunResult) -> f64;
+    type Price = fn(&Assumptions) -> Option<f64>;
+    type Factor = fn(&Assumptions) -> f64;
+    // Each energy: its kWh, its cost (when priced) and its emissions.
+    let energies: [(&str, Energy, Price, Factor); 3] = [
+        (
+            "lighting",
+            |r| r.lighting_kwh,
+            |s| Some(s.electricity_sek_per_kwh),
+            |s| s.electricity_kg_co2e_per_kwh,
+        ),
+        (
+            "building electricity",
+            |r| r.building_kwh,
+            |s| Some(s.electricity_sek_per_kwh),
+            |s| s.electricity_kg_co2e_per_kwh,
+        ),
+        (
+            "heating",
+            |r| r.heating_kwh,
+            |s| s.heating_sek_per_kwh,
+            |s| s.heating_kg_co2e_per_kwh,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, kwh, price, factor) in energies {
+        out.push(row(&format!("{name} energy"), "kWh", &|r, _| Some(kwh(r))));
+        out.push(row(&format!("{name} cost"), "SEK", &|r, s| {
+            price(s).map(|p| kwh(r) * p)
+        }));
+        out.push(row(&format!("{name} emissions"), "kg CO2e", &|r, s| {
+            Some(kwh(r) * factor(s))
+        }));
+        if name == "lighting" {
+            out.push(row("lamp-hours lit", "h", &|r, _| Some(r.lamp_hours_lit)));
+            out.push(row("lamp-hours dark at night", "h", &|r, _| {
+                Some(r.lamp_hours_dark_at_night)
+            }));
+        }
+    }
+    let pollutants: Vec<&String> = a
+        .hours_over_limit
+        .keys()
+        .chain(b.hours_over_limit.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for p in pollutants {
+        out.push(Row {
+            metric: format!("{p} sensor-hours over the limit"),
+            unit: "h",
+            a: a.hours_over_limit.get(p).copied(),
+            b: b.hours_over_limit.get(p).copied(),
+        });
+    }
+    out.push(Row {
+        metric: "alarms raised".into(),
+        unit: "",
+        a: Some(a.alarms_raised as f64),
+        b: Some(b.alarms_raised as f64),
+    });
+    let controllers: std::collections::BTreeSet<&String> =
+        a.signals.keys().chain(b.signals.keys()).collect();
+    for c in controllers {
+        let get = |r: &RunResult| r.signals.get(c).copied().unwrap_or((None, None));
+        out.push(Row {
+            metric: format!("signal {c} green share"),
+            unit: "%",
+            a: get(a).0.map(|g| g * 100.0),
+            b: get(b).0.map(|g| g * 100.0),
+        });
+        out.push(Row {
+            metric: format!("signal {c} cycle"),
+            unit: "s",
+            a: get(a).1,
+            b: get(b).1,
+        });
+    }
+    out
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.3}", if x == 0.0 { 0.0 } else { x }))
+        .unwrap_or_default()
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `metrics.csv`: `metric,unit,a,b,difference,percent`, one row per metric.
+pub fn metrics_csv(rows: &[Row]) -> String {
+    let mut out = String::from("metric,unit,a,b,difference,percent\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            csv_field(&r.metric),
+            csv_field(r.unit),
+            num(r.a),
+            num(r.b),
+            num(r.difference()),
+            num(r.percent())
+        );
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A line chart of series over the hours of the span, as SVG.
+pub fn line_chart_svg(title: &str, unit: &str, series: &[(&str, &str, &[f64])]) -> String {
+    let (w, h, left, bottom, top, right) = (720.0, 300.0, 64.0, 40.0, 36.0, 150.0);
+    let hours = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(1);
+    let max = series
+        .iter()
+        .flat_map(|s| s.2.iter().copied())
+        .fold(0.0f64, f64::max);
+    let max = if max > 0.0 { nice_ceiling(max) } else { 1.0 };
+    let plot_w = w - left - right;
+    let plot_h = h - top - bottom;
+    let x = |i: f64| left + plot_w * i / hours as f64;
+    let y = |v: f64| top + plot_h * (1.0 - v / max);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><title>{}</title><text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        esc(title),
+        esc(title)
+    );
+    for k in 0..=4 {
+        let v = max * f64::from(k) / 4.0;
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left + plot_w,
+            left - 6.0,
+            y(v) + 4.0,
+            trim_number(v),
+            yy = y(v)
+        );
+    }
+    let step = hours.div_ceil(12).max(1);
+    for i in (0..=hours).step_by(step) {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{i}</text>"#,
+            x(i as f64),
+            top + plot_h + 16.0
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">hours from the start</text><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        left + plot_w / 2.0,
+        h - 6.0,
+        top + plot_h / 2.0,
+        esc(unit)
+    );
+    for (n, (name, colour, values)) in series.iter().enumerate() {
+        // Each hour's value drawn across that hour (a step line).
+        let mut points = String::new();
+        for (i, v) in values.iter().enumerate() {
+            let _ = write!(
+                points,
+                "{:.1},{:.1} {:.1},{:.1} ",
+                x(i as f64),
+                y(*v),
+                x(i as f64 + 1.0),
+                y(*v)
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/><rect x="{}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
+            points.trim_end(),
+            left + plot_w + 12.0,
+            top + 10.0 + 20.0 * n as f64,
+            left + plot_w + 30.0,
+            top + 15.0 + 20.0 * n as f64,
+            esc(name)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn nice_ceiling(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if v <= m * p {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+fn trim_number(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// What the report says about the runs besides their metrics.
+pub struct ReportContext<'a> {
+    pub a: &'a Scenario,
+    pub b: &'a Scenario,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub seed: u64,
+    pub wall_s: f64,
+}
+
+/// `report.html`: the scenarios, span and seed, the metrics table, plots, and the assumptions
+/// with their sources.
+pub fn report_html(ctx: &ReportContext, rows: &[Row], a: &RunResult, b: &RunResult) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Tvilling scenario comparison: {} vs {}</title><style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}.neg{{color:#1a7f37}}.pos{{color:#b42318}}</style></head><body>"#,
+        esc(&ctx.a.name),
+        esc(&ctx.b.name)
+    );
+    let _ = write!(
+        h,
+        "<h1>{} (A) vs {} (B)</h1><p>Simulated from {} to {} (Stockholm local time), seed {}, both runs on one clock in lockstep; {:.1} s of wall time.</p>",
+        esc(&ctx.a.name),
+        esc(&ctx.b.name),
+        esc(ctx.from),
+        esc(ctx.to),
+        ctx.seed,
+        ctx.wall_s
+    );
+    for (label, s, r) in [("A", ctx.a, a), ("B", ctx.b, b)] {
+        let _ = write!(
+            h,
+            "<h2>{label}: {}</h2><p>File <code>{}</code>{}</p><ul>",
+            esc(&s.name),
+            esc(&s.path.display().to_string()),
+            s.description
+                .as_deref()
+                .map(|d| format!(": {}", esc(d)))
+                .unwrap_or_default()
+        );
+        if r.edits.is_empty() {
+            h.push_str("<li>no edits (the base as it runs)</li>");
+        }
+        for e in &r.edits {
+            let _ = write!(h, "<li>{}</li>", esc(e));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("<h2>Metrics</h2><table><tr><th>metric</th><th>unit</th><th>A</th><th>B</th><th>B − A</th><th>%</th></tr>");
+    for r in rows {
+        let class = match r.difference() {
+            Some(d) if d < 0.0 => " class=\"neg\"",
+            Some(d) if d > 0.0 => " class=\"pos\"",
+            _ => "",
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{class}>{}</td><td{class}>{}</td></tr>",
+            esc(&r.metric),
+            esc(r.unit),
+            num(r.a),
+            num(r.b),
+            num(r.difference()),
+            r.percent().map(|p| format!("{p:+.1}")).unwrap_or_default()
+        );
+    }
+    h.push_str("</table>");
+    let plots: [(&str, &str, fn(&RunResult) -> &[f64]); 2] = [
+        (
+            "Lighting power, hour by hour",
+            "Street lighting: mean power per hour",
+            |r| &r.hourly_lighting_kwh,
+        ),
+        (
+            "Building electricity, hour by hour",
+            "Buildings: mean electrical power per hour",
+            |r| &r.hourly_building_kwh,
+        ),
+    ];
+    for (heading, title, series) in plots {
+        let _ = write!(h, "<h2>{heading}</h2>");
+        h.push_str(&line_chart_svg(
+            title,
+            "kW",
+            &[("A", "#1f77b4", series(a)), ("B", "#d62728", series(b))],
+        ));
+    }
+    h.push_str("<h2>Assumptions</h2><table><tr><th>figure</th><th>A</th><th>B</th><th>source (A; B where it differs)</th></tr>");
+    let (x, y) = (&ctx.a.assumptions, &ctx.b.assumptions);
+    let source = |p: &str, q: &str| {
+        if p == q {
+            esc(p)
+        } else {
+            format!("{}; {}", esc(p), esc(q))
+        }
+    };
+    let priced = |v: Option<f64>| v.map_or("not priced".into(), |v| v.to_string());
+    let figures: [(&str, String, String, &str, &str); 4] = [
+        (
+            "electricity, SEK/kWh",
+            x.electricity_sek_per_kwh.to_string(),
+            y.electricity_sek_per_kwh.to_string(),
+            &x.electricity_sek_source,
+            &y.electricity_sek_source,
+        ),
+        (
+            "electricity, kg CO2e/kWh",
+            x.electricity_kg_co2e_per_kwh.to_string(),
+            y.electricity_kg_co2e_per_kwh.to_string(),
+            &x.electricity_co2e_source,
+            &y.electricity_co2e_source,
+        ),
+        (
+            "district heating, kg CO2e/kWh",
+            x.heating_kg_co2e_per_kwh.to_string(),
+            y.heating_kg_co2e_per_kwh.to_string(),
+            &x.heating_co2e_source,
+            &y.heating_co2e_source,
+        ),
+        (
+            "district heating, SEK/kWh",
+            priced(x.heating_sek_per_kwh),
+            priced(y.heating_sek_per_kwh),
+            x.heating_sek_source.as_deref().unwrap_or(""),
+            y.heating_sek_source.as_deref().unwrap_or(""),
+        ),
+    ];
+    for (figure, va, vb, sa, sb) in figures {
+        let _ = write!(
+            h,
+            "<tr><td>{figure}</td><td>{va}</td><td>{vb}</td><td>{}</td></tr>",
+            source(sa, sb)
+        );
+    }
+    h.push_str("</table><p>Made by Tvilling. The scenario files and the seed used are in this folder.</p></body></html>\n");
+    h
+}
+
+/// Writes `metrics.csv`, `report.html`, both scenario files as they were and `seed.txt`.
+pub fn write_report(
+    dir: &Path,
+    ctx: &ReportContext,
+    a: &RunResult,
+    b: &RunResult,
+) -> std::io::Result<Vec<Row>> {
+    std::fs::create_dir_all(dir)?;
+    let rows = rows(a, b, &ctx.a.assumptions, &ctx.b.assumptions);
+    std::fs::write(dir.join("metrics.csv"), metrics_csv(&rows))?;
+    std::fs::write(dir.join("report.html"), report_html(ctx, &rows, a, b))?;
+    std::fs::write(dir.join("scenario-a.toml"), &ctx.a.text)?;
+    std::fs::write(dir.join("scenario-b.toml"), &ctx.b.text)?;
+    std::fs::write(
+        dir.join("seed.txt"),
+        format!("seed {}\nfrom {}\nto {}\n", ctx.seed, ctx.from, ctx.to),
+    )?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kwh: f64) -> RunResult {
+        RunResult {
+            lighting_kwh: kwh,
+            building_kwh: 200.0,
+            hours_over_limit: [("NO2".to_string(), 0.0)].into(),
+            signals: [("sig-1".to_string(), (Some(0.5), Some(90.0)))].into(),
+            hourly_lighting_kwh: vec![1.0, 2.0, kwh],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rows_price_each_run_under_its_own_assumptions() {
+        let a = Assumptions::default();
+        let b = Assumptions {
+            electricity_sek_per_kwh: 2.0,
+            ..Assumptions::default()
+        };
+        let rows = rows(&run(100.0), &run(60.0), &a, &b);
+        let get = |m: &str| rows.iter().find(|r| r.metric == m).expect(m).clone();
+        let kwh = get("lighting energy");
+        assert_eq!(
+            (kwh.difference(), kwh.percent()),
+            (Some(-40.0), Some(-40.0))
+        );
+        let sek = get("lighting cost");
+        assert!(sek.a.is_some_and(|v| (v - 141.0).abs() < 1e-9) && sek.b == Some(120.0));
+        assert_eq!(
+            get("heating cost").a,
+            None,
+            "heating is not priced by default"
+        );
+        assert_eq!(get("NO2 sensor-hours over the limit").percent(), None);
+        assert_eq!(get("signal sig-1 green share").a, Some(50.0));
+        let csv = metrics_csv(&rows);
+        assert!(csv.starts_with("metric,unit,a,b,difference,percent\n"));
+        assert!(csv.contains("\nlighting energy,kWh,100.000,60.000,-40.000,-40.000\n"));
+        assert!(csv.contains("\nheating cost,SEK,,,,\n"));
+        let svg = line_chart_svg("t", "kW", &[("A", "#000", &[1.0, 2.0])]);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>") && svg.contains("polyline"));
+    }
+}
