@@ -3,6 +3,11 @@ use clap::Parser;
 use tvilling::{Cli, modes, setup_from_cli};
 
 fn main() -> Result<()> {
+    // `tvilling scenario ...`: what-if scenarios, headless.
+    if std::env::args().nth(1).as_deref() == Some("scenario") {
+        let cli = tvilling::scenario::ScenarioCli::parse_from(std::env::args().skip(1));
+        return tvilling::scenario::main(cli);
+    }
     let cli = Cli::parse();
     if let (Some(device), Some(history), Some(csv)) = (&cli.export_history, &cli.history, &cli.csv)
     {

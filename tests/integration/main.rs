@@ -11,6 +11,9 @@
 //!   paging, bearer token, broken pages and HTTP errors counted, good state kept.
 //! - `mqtt`: real payloads published to a real Mosquitto (started on a free loopback port)
 //!   reach components; bad input is counted per reason; a broker restart loses nothing.
+//! - `scenario`: what-if scenarios as `tvilling scenario` runs them: fairness (no edits and an
+//!   edit undone give the baseline exactly, repeated runs are identical, lighting edits move no
+//!   building number), golden reports in `tests/golden/`, refusals with file, line and edit.
 //! - `simulator`: the built-in simulator on the shipped extract: generated registry, values
 //!   through the SenML decoder, health in simulated time, the Swedish signal sequence.
 //! - `snapshot`: `--headless --snapshot` writes valid RFC 7946 GeoJSON.
@@ -27,6 +30,7 @@ mod history;
 mod http;
 mod mqtt;
 mod payloads;
+mod scenario;
 mod screenshot;
 mod simulator;
 mod snapshot;

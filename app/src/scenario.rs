@@ -1,0 +1,357 @@
+//! `tvilling scenario run|compare`: what-if scenarios run headless, two twins in one process on
+//! one seed and one clock, stepped in lockstep as fast as the machine allows, and a report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bevy::prelude::*;
+use clap::{Parser, Subcommand};
+use tvilling_metrics::metrics::CityMetrics;
+use tvilling_sensors::clock::TwinClock;
+use tvilling_sensors::simulate::{DEFAULT_SEED, stockholm_local, stockholm_utc_offset_s};
+use tvilling_twin::scenario::edits::{Districts, plan_edits};
+use tvilling_twin::scenario::file::Base;
+use tvilling_twin::scenario::report::{ReportContext, Row, RunResult, write_report};
+use tvilling_twin::scenario::{Scenario, ScenarioError};
+use tvilling_twin::simulation::{PlanApplied, PlanRefused, SimulatorState};
+
+use crate::{Cli, add_model, setup_from_cli};
+
+/// What-if scenarios: run one against its base, or compare two, over the same span.
+///
+/// Times are Stockholm local time, YYYY-MM-DDTHH:MM. Without --from and --to: one simulated
+/// day from the last local midnight.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "tvilling scenario")]
+pub struct ScenarioCli {
+    #[command(subcommand)]
+    pub command: ScenarioCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ScenarioCommand {
+    /// Run SCENARIO against its base with no edits (A: the base, B: the scenario).
+    Run {
+        scenario: PathBuf,
+        #[command(flatten)]
+        span: SpanArgs,
+    },
+    /// Run scenario A and scenario B side by side.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        #[command(flatten)]
+        span: SpanArgs,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpanArgs {
+    /// Start, Stockholm local time, YYYY-MM-DDTHH:MM.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End, Stockholm local time, YYYY-MM-DDTHH:MM.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Write metrics.csv, report.html, the scenario files and the seed here.
+    #[arg(long, value_name = "DIR")]
+    pub report: PathBuf,
+    /// The simulator's seed, one for both runs.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// Unix ms of a Stockholm local time written YYYY-MM-DDTHH:MM.
+pub fn local_time_ms(text: &str) -> Option<i64> {
+    let as_utc = tvilling_city::scene::parse_utc_minute(text)?;
+    // The offset at that moment (the offset an hour either side differs only at the change).
+    let offset = stockholm_utc_offset_s(as_utc - 3600);
+    Some((as_utc - offset) * 1000)
+}
+
+fn format_local(ms: i64) -> String {
+    let l = stockholm_local(ms);
+    let days = l.midnight_ms.div_euclid(86_400_000)
+        + i64::from(l.midnight_ms.rem_euclid(86_400_000) > 43_200_000);
+    let (y, m, d) = tvilling_geo::sun::civil_from_days(days);
+    let minutes = (l.hour * 60.0).round() as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}",
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// The span: given, or one day from the last local midnight.
+fn span(args: &SpanArgs) -> Result<(i64, i64)> {
+    let parse = |t: &str, what: &str| {
+        local_time_ms(t).with_context(|| format!("{what} {t:?}: expected YYYY-MM-DDTHH:MM"))
+    };
+    let from = match &args.from {
+        Some(t) => parse(t, "--from")?,
+        None => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            stockholm_local(now).midnight_ms
+        }
+    };
+    let to = match &args.to {
+        Some(t) => parse(t, "--to")?,
+        None => stockholm_local(from + 36 * 3_600_000).midnight_ms,
+    };
+    if to <= from {
+        bail!("--to must come after --from");
+    }
+    Ok((from, to))
+}
+
+/// Runs the command.
+pub fn main(cli: ScenarioCli) -> Result<()> {
+    let (a, b, args) = match &cli.command {
+        ScenarioCommand::Run { scenario, span } => {
+            let b = load(scenario)?;
+            // A: the same base and assumptions, no edits.
+            let mut a = b.clone();
+            a.name = format!("{} (base, no edits)", b.name);
+            a.edits.clear();
+            (a, b, span)
+        }
+        ScenarioCommand::Compare { a, b, span } => (load(a)?, load(b)?, span),
+    };
+    let (from, to) = span(args)?;
+    let started = Instant::now();
+    let (ra, rb) = compare(&a, &b, args.seed, from, to, true)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let ctx = ReportContext {
+        a: &a,
+        b: &b,
+        from: &format_local(from),
+        to: &format_local(to),
+        seed: args.seed,
+        wall_s,
+    };
+    let rows = write_report(&args.report, &ctx, &ra, &rb)
+        .with_context(|| format!("cannot write the report to {}", args.report.display()))?;
+    print_summary(&rows);
+    let span_s = (to - from) as f64 / 1000.0;
+    println!(
+        "{} simulated hours, two twins in lockstep, in {wall_s:.1} s of wall time: {:.0}x real time; report in {}",
+        span_s / 3600.0,
+        span_s / wall_s.max(1e-9),
+        args.report.display()
+    );
+    Ok(())
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario> {
+    Scenario::load(path).map_err(|e: ScenarioError| anyhow::anyhow!("{e}"))
+}
+
+fn print_summary(rows: &[Row]) {
+    for r in rows.iter().take(11) {
+        println!(
+            "{:<34} {:>14} {:>14} {:>+9.1} %",
+            format!("{} ({})", r.metric, r.unit),
+            r.a.map_or("-".into(), |v| format!("{v:.1}")),
+            r.b.map_or("-".into(), |v| format!("{v:.1}")),
+            r.percent().unwrap_or(0.0)
+        );
+    }
+}
+
+/// One scenario's headless twin and what it has measured so far.
+struct Twin {
+    app: App,
+    /// Metrics of spans already ended (the metrics restart at local midnight).
+    banked: RunResult,
+    since_ms: Option<i64>,
+    /// Totals at the last hour boundary passed, and the next boundary.
+    mark: (f64, f64),
+    next_hour_ms: i64,
+    result: RunResult,
+}
+
+fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, log: bool) -> Result<Twin> {
+    // The twin as `tvilling --headless --simulate SEED [--scene BASE]` would build it.
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "tvilling".into(),
+        "--headless".into(),
+        "--simulate".into(),
+        seed.to_string().into(),
+    ];
+    if let Base::Scene(p) = &scenario.base {
+        args.push("--scene".into());
+        args.push(p.clone().into_os_string());
+    }
+    let cli = Cli::try_parse_from(args)?;
+    let mut setup = setup_from_cli(&cli)?;
+    if let Some(sim) = setup.live.simulate.as_mut() {
+        sim.clock.start_ms = Some(from);
+        sim.clock.speed = None;
+    }
+    setup.live.until_ms = Some(to);
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, TransformPlugin));
+    if log {
+        app.add_plugins(bevy::log::LogPlugin::default());
+    }
+    add_model(&mut app, &setup)?;
+    app.insert_resource(plan_edits(scenario.clone(), Arc::new(Districts::shipped())));
+    Ok(Twin {
+        app,
+        banked: RunResult::default(),
+        since_ms: None,
+        mark: (0.0, 0.0),
+        next_hour_ms: from + 3_600_000,
+        result: RunResult::default(),
+    })
+}
+
+impl Twin {
+    fn started(&self) -> Result<bool> {
+        if let Some(r) = self.app.world().get_resource::<PlanRefused>() {
+            bail!("{}", r.0);
+        }
+        Ok(self.app.world().contains_resource::<SimulatorState>())
+    }
+
+    fn edge(&self) -> i64 {
+        self.app.world().resource::<TwinClock>().edge_ms
+    }
+
+    fn finished(&self) -> bool {
+        self.app.world().resource::<TwinClock>().finished()
+    }
+
+    /// Reads this frame's metrics into the run's totals.
+    fn observe(&mut self) {
+        let w = self.app.world();
+        let Some(m) = w.get_resource::<CityMetrics>() else {
+            return;
+        };
+        if self.since_ms.is_some_and(|s| s != m.since_ms) {
+            // The span restarted (local midnight): what the last frame saw is banked.
+            let last = std::mem::take(&mut self.result);
+            add_run(&mut self.banked, &last);
+        }
+        self.since_ms = Some(m.since_ms);
+        let mut now = RunResult {
+            lighting_kwh: m.lighting_kwh,
+            lamp_hours_lit: m.lamp_hours_lit,
+            lamp_hours_dark_at_night: m.lamp_hours_dark_at_night,
+            building_kwh: m.building_kwh,
+            heating_kwh: m.heating_kwh,
+            hours_over_limit: m
+                .hours_over_limit
+                .iter()
+                .map(|(p, h)| (p.as_str().to_string(), *h))
+                .collect(),
+            alarms_raised: m.alarms_raised,
+            ..Default::default()
+        };
+        now.signals = m
+            .signals
+            .iter()
+            .map(|(k, s)| (k.clone(), (s.green_share(), s.cycle_s())))
+            .collect();
+        self.result = now;
+        let edge = w.resource::<TwinClock>().edge_ms;
+        while edge >= self.next_hour_ms {
+            let total = self.total();
+            self.banked
+                .hourly_lighting_kwh
+                .push(total.lighting_kwh - self.mark.0);
+            self.banked
+                .hourly_building_kwh
+                .push(total.building_kwh - self.mark.1);
+            self.mark = (total.lighting_kwh, total.building_kwh);
+            self.next_hour_ms += 3_600_000;
+        }
+    }
+
+    /// Everything measured so far.
+    fn total(&self) -> RunResult {
+        let mut t = self.banked.clone();
+        add_run(&mut t, &self.result);
+        t
+    }
+}
+
+/// Adds the totals of `b` to `a` (signals: the later span's figures where both have them).
+fn add_run(a: &mut RunResult, b: &RunResult) {
+    a.lighting_kwh += b.lighting_kwh;
+    a.lamp_hours_lit += b.lamp_hours_lit;
+    a.lamp_hours_dark_at_night += b.lamp_hours_dark_at_night;
+    a.building_kwh += b.building_kwh;
+    a.heating_kwh += b.heating_kwh;
+    for (k, v) in &b.hours_over_limit {
+        *a.hours_over_limit.entry(k.clone()).or_default() += v;
+    }
+    for (k, v) in &b.signals {
+        a.signals.insert(k.clone(), *v);
+    }
+    a.alarms_raised += b.alarms_raised;
+}
+
+/// Runs A and B on one seed and one clock, in lockstep, from `from` to `to` (with `log`, A's
+/// twin logs to the terminal).
+pub fn compare(
+    a: &Scenario,
+    b: &Scenario,
+    seed: u64,
+    from: i64,
+    to: i64,
+    log: bool,
+) -> Result<(RunResult, RunResult)> {
+    let mut twins = [
+        twin(a, seed, from, to, log)?,
+        twin(b, seed, from, to, false)?,
+    ];
+    // Load both cities; a twin whose simulator has started waits for the other, so both
+    // start from the same moment.
+    let mut frames = 0u32;
+    while !twins.iter().all(|t| t.started().unwrap_or(true)) {
+        for t in twins.iter_mut() {
+            if !t.started()? {
+                t.app.update();
+            }
+        }
+        frames += 1;
+        if frames > 20_000 {
+            bail!("the cities did not load");
+        }
+    }
+    for t in &twins {
+        t.started()?;
+    }
+    // Step both a frame at a time on the same clock.
+    loop {
+        for t in twins.iter_mut() {
+            t.app.update();
+            t.observe();
+        }
+        let (ea, eb) = (twins[0].edge(), twins[1].edge());
+        if ea != eb {
+            bail!("the runs left lockstep: A at {ea}, B at {eb}");
+        }
+        if twins.iter().all(Twin::finished) {
+            break;
+        }
+    }
+    let [ta, tb] = twins;
+    let result = |t: Twin| {
+        let mut r = t.total();
+        r.edits = t
+            .app
+            .world()
+            .get_resource::<PlanApplied>()
+            .map(|p| p.0.clone())
+            .unwrap_or_default();
+        r
+    };
+    Ok((result(ta), result(tb)))
+}

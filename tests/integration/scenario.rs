@@ -1,0 +1,176 @@
+//! What-if scenarios run as `tvilling scenario` runs them: two twins of the default demo on one
+//! seed and clock, in lockstep. Fairness (no edits and an edit undone give the baseline's
+//! numbers exactly; two runs of one scenario are identical; a lighting edit changes no
+//! building number), golden reports, and refusals.
+
+use std::path::{Path, PathBuf};
+
+use tvilling::scenario::{compare, load, local_time_ms};
+use tvilling_twin::scenario::report::{Row, RunResult, metrics_csv, rows, write_report};
+
+fn file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
+}
+
+/// Two hours across dusk on a Monday in November (15:00-17:00 local).
+fn span() -> (i64, i64) {
+    (
+        local_time_ms("2026-11-23T15:00").expect("from"),
+        local_time_ms("2026-11-23T17:00").expect("to"),
+    )
+}
+
+fn run(a: &str, b: &str) -> (RunResult, RunResult, Vec<Row>) {
+    let (sa, sb) = (load(&file(a)).expect("a"), load(&file(b)).expect("b"));
+    let (from, to) = span();
+    let (ra, rb) = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let table = rows(&ra, &rb, &sa.assumptions, &sb.assumptions);
+    (ra, rb, table)
+}
+
+fn same_numbers(a: &RunResult, b: &RunResult) -> bool {
+    // Everything the runs measured, bit for bit (the edit summaries aside).
+    let strip = |r: &RunResult| RunResult {
+        edits: Vec::new(),
+        ..r.clone()
+    };
+    strip(a) == strip(b)
+}
+
+#[test]
+fn no_edits_or_an_edit_undone_give_exactly_the_baseline() {
+    let (a, b, _) = run("scenes/baseline.toml", "tests/scenarios/undone.toml");
+    assert!(a.lighting_kwh > 0.0 && a.building_kwh > 0.0, "{a:?}");
+    assert!(
+        a.hourly_lighting_kwh.len() == 2,
+        "{:?}",
+        a.hourly_lighting_kwh
+    );
+    assert_eq!(b.edits.len(), 1, "the edit did apply: {:?}", b.edits);
+    assert!(same_numbers(&a, &b), "A {a:?}\nB {b:?}");
+}
+
+#[test]
+fn two_runs_of_a_scenario_are_identical_and_lights_never_move_buildings() {
+    let (a, b, table) = run(
+        "scenes/led-night-dimming.toml",
+        "scenes/led-night-dimming.toml",
+    );
+    assert!(same_numbers(&a, &b), "A {a:?}\nB {b:?}");
+    assert!(
+        table
+            .iter()
+            .all(|r| r.difference().is_none_or(|d| d == 0.0))
+    );
+    let (base, led, table) = run("scenes/baseline.toml", "scenes/led-night-dimming.toml");
+    assert!(
+        led.lighting_kwh < base.lighting_kwh * 0.8,
+        "{base:?} {led:?}"
+    );
+    for r in &table {
+        if r.metric.starts_with("building") || r.metric.starts_with("heating") {
+            assert_eq!(
+                r.a, r.b,
+                "{}: a lighting edit moved a building number",
+                r.metric
+            );
+        }
+    }
+    assert_eq!(
+        (base.lamp_hours_lit, base.lamp_hours_dark_at_night),
+        (led.lamp_hours_lit, led.lamp_hours_dark_at_night),
+        "dimming and new fittings switch no lamp on or off"
+    );
+}
+
+/// The report of `scenario` against the baseline equals the golden one in
+/// `tests/golden/NAME/metrics.csv` (`TVILLING_BLESS=1` rewrites it, to be reviewed).
+fn golden(scenario: &str, name: &str) {
+    let (a, b, table) = run("scenes/baseline.toml", scenario);
+    let got = metrics_csv(&table);
+    let path = file(&format!("tests/golden/{name}/metrics.csv"));
+    if std::env::var("TVILLING_BLESS").is_ok() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, &got).expect("bless");
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with TVILLING_BLESS=1 once)", path.display()));
+    if got != want {
+        let out = std::env::temp_dir().join(format!("tvilling-golden-{name}.csv"));
+        std::fs::write(&out, &got).expect("write");
+        panic!(
+            "{name}: the report changed; review `diff {} {}` and bless it if it is right",
+            path.display(),
+            out.display()
+        );
+    }
+    // The whole report folder is written and names what was run.
+    let dir = std::env::temp_dir().join(format!("tvilling-report-{name}-{}", std::process::id()));
+    let (sa, sb) = (
+        load(&file("scenes/baseline.toml")).expect("a"),
+        load(&file(scenario)).expect("b"),
+    );
+    let ctx = tvilling_twin::scenario::report::ReportContext {
+        a: &sa,
+        b: &sb,
+        from: "2026-11-23T15:00",
+        to: "2026-11-23T17:00",
+        seed: 7,
+        wall_s: 0.0,
+    };
+    write_report(&dir, &ctx, &a, &b).expect("report");
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
+    assert!(html.contains(&sb.name) && html.contains("<svg") && !html.contains("<script"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scenario-b.toml")).expect("copy"),
+        sb.text
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("seed.txt"))
+            .expect("seed")
+            .starts_with("seed 7\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn golden_report_kungsgatan_d60() {
+    golden("tests/scenarios/kungsgatan-d60.toml", "kungsgatan-d60");
+}
+
+#[test]
+fn golden_report_later_photocells() {
+    golden("tests/scenarios/early-photocells.toml", "early-photocells");
+}
+
+#[test]
+fn a_scenario_the_city_cannot_take_is_refused_before_it_runs() {
+    let dir = std::env::temp_dir().join(format!("tvilling-scenario-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\n\n[[edit]]\nkind = \"dimming\"\nstreets = [\"Drottninggatan 2\"]\nweekdays = [[\"00:00\", 40]]\n",
+    )
+    .expect("write");
+    let s = load(&bad).expect("the file itself is well formed");
+    let (from, to) = span();
+    let e = compare(&s, &s, 7, from, to, false)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("bad.toml:3: edit 1: no street lamp on a street named \"Drottninggatan 2\""),
+        "{e}"
+    );
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\n[[edit]]\nkind = \"retrofit\"\nwatts = [[60, -1]]\n",
+    )
+    .expect("write");
+    let e = load(&bad).expect_err("refused").to_string();
+    assert!(
+        e.contains("bad.toml:2: edit 1: watts: [60, -1]: rated watts must be positive"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
