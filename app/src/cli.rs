@@ -8,6 +8,7 @@ use clap::Parser;
 ///
 /// With no options it opens the Stockholm demo (OpenStreetMap buildings of Norrmalm and
 /// Östermalm, every traffic signal, and a placed glTF landmark) compiled into the binary.
+/// What-if scenarios run headless: `tvilling scenario --help`.
 #[derive(Parser, Debug, Clone, Default)]
 #[command(name = "tvilling", version, about, long_about = None)]
 pub struct Cli {

@@ -421,19 +421,30 @@ fn aspect_name(a: SignalAspect) -> &'static str {
     }
 }
 
-/// The aspect of a head and the seconds until it changes, `t_s` seconds into its controller's
-/// cycle (already offset).
-pub fn signal_aspect(cycle_s: f64, split: f64, group: u8, t_s: f64) -> (SignalAspect, f64) {
+/// When a phase group's red-amber starts in its controller's cycle, and how long its green is,
+/// seconds.
+fn group_timing(cycle_s: f64, split: f64, group: u8) -> (f64, f64) {
     // Group 0: red-amber, green, amber, then red while group 1 runs; 2 s all-red between.
     let per_group = RED_AMBER_S + AMBER_S + ALL_RED_S;
     let greens = (cycle_s - 2.0 * per_group).max(2.0);
     let g0 = (greens * split).max(1.0);
     let g1 = (greens - g0).max(1.0);
-    let (start, green) = if group == 0 {
+    if group == 0 {
         (0.0, g0)
     } else {
         (per_group + g0, g1)
-    };
+    }
+}
+
+/// Seconds into its controller's cycle (before the offset) at which a group's green begins.
+pub fn green_start_s(cycle_s: f64, split: f64, group: u8) -> f64 {
+    group_timing(cycle_s, split, group).0 + RED_AMBER_S
+}
+
+/// The aspect of a head and the seconds until it changes, `t_s` seconds into its controller's
+/// cycle (already offset).
+pub fn signal_aspect(cycle_s: f64, split: f64, group: u8, t_s: f64) -> (SignalAspect, f64) {
+    let (start, green) = group_timing(cycle_s, split, group);
     let u = (t_s - start).rem_euclid(cycle_s);
     let bounds = [
         (RED_AMBER_S, SignalAspect::RedAmber),

@@ -12,7 +12,7 @@ use tvilling_sensors::generate::PlannedDevice;
 use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::simulate::{LightingPolicy, SimProfile};
 
-use super::file::{Edit, LightingEdit, Scenario, ScenarioError};
+use super::file::{Edit, LightingEdit, ON_STREET_M, Scenario, ScenarioError};
 use crate::simulation::PlanEdits;
 
 /// The districts shipped with the app (Stockholm's stadsdelar, CC0).
@@ -131,54 +131,111 @@ pub fn apply_edits(
         .iter()
         .map(|&i| to_wgs84(planned[i].position))
         .collect();
-    // Which lamps each edit selects (indices into `lamps`).
+    // Signal controllers: their heads (indices into `planned`), in the plan's order.
+    let mut controllers: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, d) in planned.iter().enumerate() {
+        if d.kind != DeviceKind::SignalHead {
+            continue;
+        }
+        let id = attribute(d, "controller").unwrap_or(&d.id).to_string();
+        match controllers.iter_mut().find(|(c, _)| *c == id) {
+            Some((_, heads)) => heads.push(i),
+            None => controllers.push((id, vec![i])),
+        }
+    }
+    let on_street = |street: &str| -> Vec<DVec2> {
+        lamps
+            .iter()
+            .filter(|&&i| {
+                attribute(&planned[i], "street").is_some_and(|s| s.eq_ignore_ascii_case(street))
+            })
+            .map(|&i| planned[i].position)
+            .collect()
+    };
+    // What each edit selects: indices into `lamps`, or into `controllers` for signal edits.
     let mut selected: Vec<Vec<usize>> = Vec::new();
     for e in &scenario.edits {
         let sel = &e.lamps;
+        let mut street_lamps: Vec<Vec<DVec2>> = Vec::new();
         for street in &sel.streets {
-            let known = lamps.iter().any(|&i| {
-                attribute(&planned[i], "street").is_some_and(|s| s.eq_ignore_ascii_case(street))
-            });
-            if !known {
+            let points = on_street(street);
+            if points.is_empty() {
                 return Err(err(
                     e,
                     format!("no street lamp on a street named {street:?} in this city"),
                 ));
             }
+            street_lamps.push(points);
         }
         for d in &sel.districts {
             if !districts.knows(d) {
                 return Err(err(e, format!("no district named {d:?}")));
             }
         }
-        let chosen: Vec<usize> = (0..lamps.len())
-            .filter(|&k| {
-                let d = &planned[lamps[k]];
-                let street_ok = sel.streets.is_empty()
-                    || attribute(d, "street")
-                        .is_some_and(|s| sel.streets.iter().any(|w| s.eq_ignore_ascii_case(w)));
-                let class_ok = sel.street_classes.is_empty()
-                    || attribute(d, "street_class").is_some_and(|c| {
-                        sel.street_classes.iter().any(|w| c.eq_ignore_ascii_case(w))
+        for c in &sel.controllers {
+            if !controllers.iter().any(|(id, _)| id == c) {
+                return Err(err(e, format!("no signal controller {c:?} in this city")));
+            }
+        }
+        let in_districts = |p: DVec2| {
+            sel.districts.is_empty()
+                || to_wgs84(p).is_some_and(|(lon, lat)| {
+                    sel.districts
+                        .iter()
+                        .any(|n| districts.contains(n, lon, lat))
+                })
+        };
+        let chosen: Vec<usize> = if e.change.is_signal() {
+            (0..controllers.len())
+                .filter(|&c| {
+                    let (id, heads) = &controllers[c];
+                    let id_ok = sel.controllers.is_empty() || sel.controllers.contains(id);
+                    let street_ok = street_lamps.iter().all(|points| {
+                        heads.iter().any(|&h| {
+                            points
+                                .iter()
+                                .any(|p| p.distance(planned[h].position) <= ON_STREET_M)
+                        })
                     });
-                let district_ok = sel.districts.is_empty()
-                    || positions[k].is_some_and(|(lon, lat)| {
-                        sel.districts
-                            .iter()
-                            .any(|n| districts.contains(n, lon, lat))
-                    });
-                street_ok && class_ok && district_ok
-            })
-            .collect();
+                    let district_ok = heads.iter().any(|&h| in_districts(planned[h].position));
+                    id_ok && street_ok && district_ok
+                })
+                .collect()
+        } else {
+            (0..lamps.len())
+                .filter(|&k| {
+                    let d = &planned[lamps[k]];
+                    let street_ok = sel.streets.is_empty()
+                        || attribute(d, "street")
+                            .is_some_and(|s| sel.streets.iter().any(|w| s.eq_ignore_ascii_case(w)));
+                    let class_ok = sel.street_classes.is_empty()
+                        || attribute(d, "street_class").is_some_and(|c| {
+                            sel.street_classes.iter().any(|w| c.eq_ignore_ascii_case(w))
+                        });
+                    let district_ok = sel.districts.is_empty()
+                        || positions[k].is_some_and(|(lon, lat)| {
+                            sel.districts
+                                .iter()
+                                .any(|n| districts.contains(n, lon, lat))
+                        });
+                    street_ok && class_ok && district_ok
+                })
+                .collect()
+        };
         if chosen.is_empty() {
-            return Err(err(e, "selects no street lamp in this city".into()));
+            let what = if e.change.is_signal() {
+                "signal controller"
+            } else {
+                "street lamp"
+            };
+            return Err(err(e, format!("selects no {what} in this city")));
         }
         selected.push(chosen);
     }
-    // Two edits of one kind may not both apply to a lamp (which would win is not data).
+    // Two edits of one class may not both apply to a device (which would win is not data).
     for (a, ea) in scenario.edits.iter().enumerate() {
         for (b, eb) in scenario.edits.iter().enumerate().skip(a + 1) {
-            if ea.change.kind() != eb.change.kind() {
+            if ea.change.class() != eb.change.class() {
                 continue;
             }
             let both: Vec<usize> = selected[b]
@@ -187,14 +244,23 @@ pub fn apply_edits(
                 .copied()
                 .collect();
             if let Some(first) = both.first() {
+                let example = if eb.change.is_signal() {
+                    controllers[*first].0.clone()
+                } else {
+                    planned[lamps[*first]].id.clone()
+                };
+                let what = if eb.change.is_signal() {
+                    "controllers"
+                } else {
+                    "lamps"
+                };
                 return Err(err(
                     eb,
                     format!(
-                        "overlaps edit {}: both give {} lamps (e.g. {}) a {} edit",
+                        "overlaps edit {}: both give {} {what} (e.g. {example}) a {} edit",
                         ea.number,
                         both.len(),
-                        planned[lamps[*first]].id,
-                        eb.change.kind()
+                        eb.change.class()
                     ),
                 ));
             }
@@ -207,6 +273,17 @@ pub fn apply_edits(
     let mut presence_of = vec![None; lamps.len()];
     let mut summary = Vec::new();
     for (n, e) in scenario.edits.iter().enumerate() {
+        if e.change.is_signal() {
+            let street = e.lamps.streets.first().map(|s| on_street(s));
+            summary.push(apply_signal_edit(
+                e,
+                &selected[n],
+                &controllers,
+                street.as_deref(),
+                &mut out,
+            ));
+            continue;
+        }
         let mut changed = 0usize;
         for &k in &selected[n] {
             let SimProfile::Lamp {
@@ -238,6 +315,7 @@ pub fn apply_edits(
                     *on_below_deg = *deg;
                     changed += 1;
                 }
+                LightingEdit::SignalTiming { .. } | LightingEdit::GreenWave { .. } => {}
             }
         }
         summary.push(format!(
@@ -278,6 +356,93 @@ pub fn apply_edits(
     Ok(summary)
 }
 
+/// Applies a signal edit to the heads of the selected controllers; returns its summary line.
+fn apply_signal_edit(
+    e: &Edit,
+    selected: &[usize],
+    controllers: &[(String, Vec<usize>)],
+    street: Option<&[DVec2]>,
+    out: &mut [PlannedDevice],
+) -> String {
+    let heads: usize = selected.iter().map(|&c| controllers[c].1.len()).sum();
+    match &e.change {
+        LightingEdit::SignalTiming {
+            cycle_s,
+            split,
+            offset_s,
+        } => {
+            for &c in selected {
+                for &h in &controllers[c].1 {
+                    if let SimProfile::Signal {
+                        cycle_s: cycle,
+                        offset_s: offset,
+                        split: share,
+                        ..
+                    } = &mut out[h].profile
+                    {
+                        *cycle = cycle_s.unwrap_or(*cycle);
+                        *share = split.unwrap_or(*share);
+                        *offset = offset_s.unwrap_or(*offset).rem_euclid(*cycle);
+                    }
+                }
+            }
+            format!(
+                "edit {} (signal_timing): {} controllers ({heads} heads) retimed",
+                e.number,
+                selected.len()
+            )
+        }
+        LightingEdit::GreenWave {
+            cycle_s,
+            speed_kmh,
+            split,
+        } => {
+            // The street's direction from its lamps: north-south streets run in phase group 0,
+            // east-west ones in group 1 (as the generator groups heads).
+            let points = street.unwrap_or_default();
+            let (lo, hi) = points.iter().fold(
+                (DVec2::splat(f64::INFINITY), DVec2::splat(f64::NEG_INFINITY)),
+                |(lo, hi), p| (lo.min(*p), hi.max(*p)),
+            );
+            let north_south = (hi.y - lo.y) >= (hi.x - lo.x);
+            let group = u8::from(!north_south);
+            let along = |p: DVec2| if north_south { p.y } else { p.x };
+            let centre = |c: usize| {
+                let heads = &controllers[c].1;
+                heads.iter().map(|&h| out[h].position).sum::<DVec2>() / heads.len() as f64
+            };
+            let distance: Vec<f64> = selected.iter().map(|&c| along(centre(c))).collect();
+            let first = distance.iter().copied().fold(f64::INFINITY, f64::min);
+            let speed = speed_kmh / 3.6;
+            for (&c, d) in selected.iter().zip(&distance) {
+                let s = d - first;
+                for &h in &controllers[c].1 {
+                    if let SimProfile::Signal {
+                        cycle_s: cycle,
+                        offset_s: offset,
+                        split: share,
+                        ..
+                    } = &mut out[h].profile
+                    {
+                        *cycle = *cycle_s;
+                        *share = split.unwrap_or(*share);
+                        let start =
+                            tvilling_sensors::simulate::green_start_s(*cycle, *share, group);
+                        *offset = (s / speed - start).rem_euclid(*cycle);
+                    }
+                }
+            }
+            format!(
+                "edit {} (green_wave): {} controllers ({heads} heads) along {} at {speed_kmh} km/h on a {cycle_s} s cycle",
+                e.number,
+                selected.len(),
+                e.lamps.streets.first().map_or("", String::as_str)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 /// The twin's hook for a scenario: its edits applied to the planned devices of the city.
 pub fn plan_edits(scenario: Scenario, districts: Arc<Districts>) -> PlanEdits {
     PlanEdits(Arc::new(
@@ -299,6 +464,7 @@ mod tests {
     use super::*;
     use std::path::Path;
     use tvilling_sensors::simulate::SimProfile;
+    use tvilling_sensors::state::SignalAspect;
 
     fn lamp(id: &str, street: &str, class: &str, x: f64, watts: f64) -> PlannedDevice {
         PlannedDevice {
@@ -416,6 +582,106 @@ raised_share = 0.1
             let e = run(text, &mut p).expect_err(text).to_string();
             assert!(e.starts_with(want), "{e:?} should start with {want:?}");
             assert_eq!(p, before, "nothing half-applied");
+        }
+    }
+
+    fn head(id: &str, controller: &str, x: f64, y: f64) -> PlannedDevice {
+        PlannedDevice {
+            id: id.into(),
+            kind: DeviceKind::SignalHead,
+            position: DVec2::new(x, y),
+            host: None,
+            name: id.into(),
+            attributes: vec![("controller".into(), controller.into())],
+            profile: SimProfile::Signal {
+                cycle_s: 60.0,
+                offset_s: 7.0,
+                split: 0.5,
+                group: 0,
+            },
+        }
+    }
+
+    /// A north-south street (lamps every 30 m, x = 0) with controllers at y = 0, 200 and 400,
+    /// and one off the street.
+    fn avenue() -> Vec<PlannedDevice> {
+        let mut p: Vec<PlannedDevice> = (0..21)
+            .map(|k| {
+                let mut l = lamp(&format!("l{k}"), "Sveavägen", "primary", 0.0, 100.0);
+                l.position = DVec2::new(0.0, 30.0 * f64::from(k));
+                l
+            })
+            .collect();
+        for (c, y) in [
+            ("c0", 0.0),
+            ("c200", 200.0),
+            ("c400", 400.0),
+            ("away", 1000.0),
+        ] {
+            p.push(head(&format!("{c}-w"), c, -5.0, y));
+            p.push(head(&format!("{c}-e"), c, 5.0, y));
+        }
+        p
+    }
+
+    #[test]
+    fn a_green_wave_turns_green_as_traffic_at_its_speed_arrives() {
+        let mut p = avenue();
+        let summary = run(
+            "name = \"wave\"\n[[edit]]\nkind = \"green_wave\"\nstreets = [\"Sveavägen\"]\ncycle_s = 90\nspeed_kmh = 36\nsplit = 0.5\n",
+            &mut p,
+        )
+        .expect("applies");
+        assert_eq!(
+            summary[0],
+            "edit 1 (green_wave): 3 controllers (6 heads) along Sveavägen at 36 km/h on a 90 s cycle"
+        );
+        // At 10 m/s the controller 200 m on turns green 20 s after the first, 400 m on 40 s.
+        let green_at = |id: &str| {
+            let d = p.iter().find(|d| d.id == id).expect(id);
+            (0..90_000)
+                .step_by(100)
+                .find(|&t| {
+                    d.profile.signal_at(t - 100).map(|a| a.0) != Some(SignalAspect::Green)
+                        && d.profile.signal_at(t).map(|a| a.0) == Some(SignalAspect::Green)
+                })
+                .expect("turns green")
+        };
+        let (g0, g200, g400) = (green_at("c0-w"), green_at("c200-e"), green_at("c400-w"));
+        assert_eq!((g200 - g0 + 90_000) % 90_000, 20_000);
+        assert_eq!((g400 - g0 + 90_000) % 90_000, 40_000);
+        // The controller off the street keeps its timing.
+        let away = p.iter().find(|d| d.id == "away-w").expect("away");
+        assert!(
+            matches!(away.profile, SimProfile::Signal { cycle_s, offset_s, .. } if cycle_s == 60.0 && offset_s == 7.0)
+        );
+        // Retiming by controller id; a second timing edit on it is an overlap.
+        let mut p = avenue();
+        run(
+            "name = \"t\"\n[[edit]]\nkind = \"signal_timing\"\ncontrollers = [\"away\"]\ncycle_s = 75\n",
+            &mut p,
+        )
+        .expect("applies");
+        assert!(
+            p.iter().filter(|d| d.id.starts_with("away")).all(
+                |d| matches!(d.profile, SimProfile::Signal { cycle_s, .. } if cycle_s == 75.0)
+            )
+        );
+        for (text, want) in [
+            (
+                "name = \"t\"\n[[edit]]\nkind = \"signal_timing\"\ncontrollers = [\"nowhere\"]\nsplit = 0.6\n",
+                "s.toml:2: edit 1: no signal controller \"nowhere\" in this city",
+            ),
+            (
+                "name = \"t\"\n[[edit]]\nkind = \"green_wave\"\nstreets = [\"Sveavägen\"]\ncycle_s = 90\nspeed_kmh = 40\n[[edit]]\nkind = \"signal_timing\"\ncontrollers = [\"c200\"]\nsplit = 0.6\n",
+                "s.toml:7: edit 2: overlaps edit 1: both give 1 controllers (e.g. c200) a signal timing edit",
+            ),
+        ] {
+            let mut p = avenue();
+            let before = p.clone();
+            let e = run(text, &mut p).expect_err(text).to_string();
+            assert!(e.starts_with(want), "{e:?} should start with {want:?}");
+            assert_eq!(p, before);
         }
     }
 

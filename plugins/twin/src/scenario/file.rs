@@ -8,7 +8,8 @@
 //! electricity_sek_per_kwh = 1.41
 //!
 //! [[edit]]
-//! kind = "dimming"                 # dimming | presence | retrofit | photocell
+//! kind = "dimming"                 # dimming | presence | retrofit | photocell |
+//!                                  # signal_timing | green_wave
 //! districts = ["NORRMALM"]         # lamps: districts, streets, street_classes (all: none given)
 //! weekdays = [["00:00", 50], ["06:00", 100], ["22:00", 70]]
 //! ```
@@ -78,20 +79,30 @@ impl Default for Assumptions {
     }
 }
 
-/// Which lamps an edit applies to: every lamp matching all the given lists (none given: all).
+/// Which devices an edit applies to: every lamp (or, for signal edits, every signal
+/// controller) matching all the given lists (none given: all).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LampSelection {
-    /// Street names as the map writes them (case ignored).
+    /// Street names as the map writes them (case ignored). A signal controller is on a street
+    /// when one of its heads stands within [`ON_STREET_M`] of one of that street's lamps.
     pub streets: Vec<String>,
-    /// trunk, primary, secondary, tertiary, residential, pedestrian.
+    /// trunk, primary, secondary, tertiary, residential, pedestrian (lamps only).
     pub street_classes: Vec<String>,
     /// District names (stadsdelar), case ignored.
     pub districts: Vec<String>,
+    /// Signal controllers by id (`controller/...`; signal edits only).
+    pub controllers: Vec<String>,
 }
+
+/// How near a street's lamps a signal head must stand to be on that street, metres.
+pub const ON_STREET_M: f64 = 30.0;
 
 impl LampSelection {
     pub fn is_all(&self) -> bool {
-        self.streets.is_empty() && self.street_classes.is_empty() && self.districts.is_empty()
+        self.streets.is_empty()
+            && self.street_classes.is_empty()
+            && self.districts.is_empty()
+            && self.controllers.is_empty()
     }
 }
 
@@ -108,6 +119,21 @@ pub enum LightingEdit {
     Retrofit(Vec<(f64, f64)>),
     /// Switch on below this sun elevation, degrees.
     Photocell(f64),
+    /// Signal timing of the selected controllers: any of cycle, green split (group 0's share),
+    /// offset, seconds.
+    SignalTiming {
+        cycle_s: Option<f64>,
+        split: Option<f64>,
+        offset_s: Option<f64>,
+    },
+    /// A green wave along one street: its controllers on one cycle, offset by the distance
+    /// along the street at a progression speed, so the street's phase group turns green as
+    /// traffic at that speed arrives.
+    GreenWave {
+        cycle_s: f64,
+        speed_kmh: f64,
+        split: Option<f64>,
+    },
 }
 
 impl LightingEdit {
@@ -117,6 +143,25 @@ impl LightingEdit {
             LightingEdit::Presence(_) => "presence",
             LightingEdit::Retrofit(_) => "retrofit",
             LightingEdit::Photocell(_) => "photocell",
+            LightingEdit::SignalTiming { .. } => "signal_timing",
+            LightingEdit::GreenWave { .. } => "green_wave",
+        }
+    }
+
+    /// Whether it changes signal controllers (else lamps).
+    pub fn is_signal(&self) -> bool {
+        matches!(
+            self,
+            LightingEdit::SignalTiming { .. } | LightingEdit::GreenWave { .. }
+        )
+    }
+
+    /// Edits of one class may not both apply to a device.
+    pub fn class(&self) -> &'static str {
+        if self.is_signal() {
+            "signal timing"
+        } else {
+            self.kind()
         }
     }
 }
@@ -177,12 +222,18 @@ struct RawEdit {
     street_classes: Vec<String>,
     #[serde(default)]
     districts: Vec<String>,
+    #[serde(default)]
+    controllers: Vec<String>,
     weekdays: Option<Vec<(String, f64)>>,
     weekends: Option<Vec<(String, f64)>>,
     base_pct: Option<f64>,
     raised_share: Option<f64>,
     watts: Option<Vec<(f64, f64)>>,
     on_below_deg: Option<f64>,
+    cycle_s: Option<f64>,
+    split: Option<f64>,
+    offset_s: Option<f64>,
+    speed_kmh: Option<f64>,
 }
 
 /// Street classes a selection may name.
@@ -240,6 +291,8 @@ impl RawEdit {
             "presence" => &["base_pct", "raised_share"],
             "retrofit" => &["watts"],
             "photocell" => &["on_below_deg"],
+            "signal_timing" => &["cycle_s", "split", "offset_s", "controllers"],
+            "green_wave" => &["cycle_s", "split", "speed_kmh"],
             _ => &[],
         };
         [
@@ -249,6 +302,16 @@ impl RawEdit {
             ("raised_share", self.raised_share.is_some()),
             ("watts", self.watts.is_some()),
             ("on_below_deg", self.on_below_deg.is_some()),
+            ("cycle_s", self.cycle_s.is_some()),
+            ("split", self.split.is_some()),
+            ("offset_s", self.offset_s.is_some()),
+            ("speed_kmh", self.speed_kmh.is_some()),
+            ("controllers", !self.controllers.is_empty()),
+            (
+                "street_classes",
+                !self.street_classes.is_empty()
+                    && matches!(self.kind.as_str(), "signal_timing" | "green_wave"),
+            ),
         ]
         .into_iter()
         .filter(|(name, given)| *given && !own.contains(name))
@@ -273,10 +336,27 @@ impl RawEdit {
                 ));
             }
         }
+        let (cycle, split) = (self.cycle_s, self.split);
+        if let Some(c) = cycle
+            && !(30.0..=180.0).contains(&c)
+        {
+            return Err(format!("cycle_s {c} is outside 30-180 s"));
+        }
+        if let Some(x) = split
+            && !(0.1..=0.9).contains(&x)
+        {
+            return Err(format!(
+                "split {x} is outside 0.1-0.9 (group 0's share of the green)"
+            ));
+        }
+        if self.kind == "green_wave" && self.streets.len() != 1 {
+            return Err("a green wave runs along exactly one street (streets = [\"...\"])".into());
+        }
         let lamps = LampSelection {
             streets: self.streets,
             street_classes: self.street_classes,
             districts: self.districts,
+            controllers: self.controllers,
         };
         let need = |v: Option<f64>, name: &str| v.ok_or_else(|| format!("{name} is missing"));
         let change = match self.kind.as_str() {
@@ -333,9 +413,37 @@ impl RawEdit {
                 }
                 LightingEdit::Photocell(deg)
             }
+            "signal_timing" => {
+                if cycle.is_none() && split.is_none() && self.offset_s.is_none() {
+                    return Err("give cycle_s, split or offset_s".into());
+                }
+                if let Some(o) = self.offset_s
+                    && !(o >= 0.0 && o < cycle.unwrap_or(180.0))
+                {
+                    return Err(format!(
+                        "offset_s {o} must be at least 0 and less than the cycle"
+                    ));
+                }
+                LightingEdit::SignalTiming {
+                    cycle_s: cycle,
+                    split,
+                    offset_s: self.offset_s,
+                }
+            }
+            "green_wave" => {
+                let speed_kmh = need(self.speed_kmh, "speed_kmh")?;
+                if !(10.0..=70.0).contains(&speed_kmh) {
+                    return Err(format!("speed_kmh {speed_kmh} is outside 10-70 km/h"));
+                }
+                LightingEdit::GreenWave {
+                    cycle_s: need(cycle, "cycle_s")?,
+                    speed_kmh,
+                    split,
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown kind {other:?} (expected dimming, presence, retrofit or photocell)"
+                    "unknown kind {other:?} (expected dimming, presence, retrofit, photocell, signal_timing or green_wave)"
                 ));
             }
         };
@@ -502,6 +610,22 @@ watts = [[100, 56], [60, 30]]
             (
                 "name = \"x\"\n[[edit]]\nkind = \"presence\"\nbase_pct = 20\nraised_share = 1.5\n",
                 "test.toml:2: edit 1: raised_share 1.5 is outside 0-1",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"green_wave\"\nstreets = [\"A\", \"B\"]\ncycle_s = 90\nspeed_kmh = 40\n",
+                "test.toml:2: edit 1: a green wave runs along exactly one street",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"signal_timing\"\ncycle_s = 300\n",
+                "test.toml:2: edit 1: cycle_s 300 is outside 30-180 s",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"signal_timing\"\nstreet_classes = [\"primary\"]\nsplit = 0.6\n",
+                "test.toml:2: edit 1: street_classes does not belong to a \"signal_timing\" edit",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"dimming\"\ncontrollers = [\"c\"]\nweekdays = [[\"00:00\", 5]]\n",
+                "test.toml:2: edit 1: controllers does not belong to a \"dimming\" edit",
             ),
             (
                 "name = \"x\"\nbase = \"nowhere.toml\"\n",
