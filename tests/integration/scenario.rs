@@ -83,6 +83,25 @@ fn two_runs_of_a_scenario_are_identical_and_lights_never_move_buildings() {
     );
 }
 
+#[test]
+fn a_new_building_moves_no_lighting_number() {
+    let (base, office, table) = run("scenes/baseline.toml", "scenes/office-block.toml");
+    assert!(
+        office.building_kwh > base.building_kwh,
+        "{base:?} {office:?}"
+    );
+    assert_eq!(office.edits.len(), 1, "{:?}", office.edits);
+    for r in &table {
+        if r.metric.starts_with("lighting") || r.metric.starts_with("lamp-hours") {
+            assert_eq!(
+                r.a, r.b,
+                "{}: a building edit moved a lighting number",
+                r.metric
+            );
+        }
+    }
+}
+
 /// The report of `scenario` against the baseline equals the golden one in
 /// `tests/golden/NAME/metrics.csv` (`TVILLING_BLESS=1` rewrites it, to be reviewed).
 fn golden(scenario: &str, name: &str) {

@@ -110,12 +110,32 @@ fn attribute<'a>(d: &'a PlannedDevice, key: &str) -> Option<&'a str> {
 /// What the edits did, a line per edit.
 pub type Summary = Vec<String>;
 
-/// Applies a scenario's edits to planned devices (positions in the scene's CRS, `to_wgs84`
-/// turns them into longitude, latitude). All or nothing.
+/// How far outside the city's devices a new building may stand, metres.
+pub const CITY_MARGIN_M: f64 = 200.0;
+
+/// Area of a ring of (longitude, latitude) corners, square metres (local equirectangular: a
+/// block's footprint is far smaller than the curvature matters for).
+pub fn footprint_area_m2(ring: &[(f64, f64)]) -> f64 {
+    let n = ring.len() as f64;
+    let lat0 = ring.iter().map(|p| p.1).sum::<f64>() / n;
+    let (mx, my) = (111_320.0 * lat0.to_radians().cos(), 110_574.0);
+    let xy: Vec<(f64, f64)> = ring.iter().map(|(lon, lat)| (lon * mx, lat * my)).collect();
+    let twice: f64 = (0..xy.len())
+        .map(|i| {
+            let (a, b) = (xy[i], xy[(i + 1) % xy.len()]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum();
+    twice.abs() / 2.0
+}
+
+/// Applies a scenario's edits to planned devices (positions in the scene's CRS; `to_wgs84`
+/// and `from_wgs84` convert to and from longitude, latitude). All or nothing.
 pub fn apply_edits(
     scenario: &Scenario,
-    planned: &mut [PlannedDevice],
+    planned: &mut Vec<PlannedDevice>,
     to_wgs84: impl Fn(DVec2) -> Option<(f64, f64)>,
+    from_wgs84: impl Fn(f64, f64) -> Option<DVec2>,
     districts: &Districts,
 ) -> Result<Summary, ScenarioError> {
     let err = |e: &Edit, reason: String| ScenarioError {
@@ -185,7 +205,9 @@ pub fn apply_edits(
                         .any(|n| districts.contains(n, lon, lat))
                 })
         };
-        let chosen: Vec<usize> = if e.change.is_signal() {
+        let chosen: Vec<usize> = if e.change.is_building() {
+            Vec::new()
+        } else if e.change.is_signal() {
             (0..controllers.len())
                 .filter(|&c| {
                     let (id, heads) = &controllers[c];
@@ -222,7 +244,7 @@ pub fn apply_edits(
                 })
                 .collect()
         };
-        if chosen.is_empty() {
+        if chosen.is_empty() && !e.change.is_building() {
             let what = if e.change.is_signal() {
                 "signal controller"
             } else {
@@ -272,7 +294,65 @@ pub fn apply_edits(
     let mut calendar_of = vec![None; lamps.len()];
     let mut presence_of = vec![None; lamps.len()];
     let mut summary = Vec::new();
+    // The city's extent: new buildings must stand within it.
+    let (lo, hi) = planned.iter().fold(
+        (DVec2::splat(f64::INFINITY), DVec2::splat(f64::NEG_INFINITY)),
+        |(lo, hi), d| (lo.min(d.position), hi.max(d.position)),
+    );
     for (n, e) in scenario.edits.iter().enumerate() {
+        if let LightingEdit::Building {
+            name,
+            footprint,
+            storeys,
+            building_use,
+        } = &e.change
+        {
+            let k = footprint.len() as f64;
+            let (lon, lat) = footprint
+                .iter()
+                .fold((0.0, 0.0), |(x, y), p| (x + p.0 / k, y + p.1 / k));
+            let at = from_wgs84(lon, lat)
+                .filter(|p| {
+                    p.x >= lo.x - CITY_MARGIN_M
+                        && p.x <= hi.x + CITY_MARGIN_M
+                        && p.y >= lo.y - CITY_MARGIN_M
+                        && p.y <= hi.y + CITY_MARGIN_M
+                })
+                .ok_or_else(|| {
+                    err(
+                        e,
+                        format!("the footprint (centre {lon:.5}, {lat:.5}) lies outside the city"),
+                    )
+                })?;
+            let area = footprint_area_m2(footprint);
+            if area < 20.0 {
+                return Err(err(e, format!("the footprint is only {area:.1} m²")));
+            }
+            let floor = area * storeys;
+            let use_name = format!("{building_use:?}").to_lowercase();
+            out.push(PlannedDevice {
+                id: format!("meter/scenario/{}", e.number),
+                name: format!("Energy meter of {name}"),
+                kind: DeviceKind::Meter,
+                position: at,
+                host: None,
+                attributes: vec![
+                    ("origin".into(), "scenario".into()),
+                    ("placement".into(), format!("new building: {name}")),
+                    ("building_use".into(), use_name.clone()),
+                    ("floor_area_m2".into(), format!("{floor:.0}")),
+                ],
+                profile: SimProfile::Meter {
+                    floor_area_m2: floor,
+                    building_use: *building_use,
+                },
+            });
+            summary.push(format!(
+                "edit {} (building): {name}, {area:.0} m² x {storeys} storeys = {floor:.0} m² of {use_name}",
+                e.number
+            ));
+            continue;
+        }
         if e.change.is_signal() {
             let street = e.lamps.streets.first().map(|s| on_street(s));
             summary.push(apply_signal_edit(
@@ -315,7 +395,9 @@ pub fn apply_edits(
                     *on_below_deg = *deg;
                     changed += 1;
                 }
-                LightingEdit::SignalTiming { .. } | LightingEdit::GreenWave { .. } => {}
+                LightingEdit::SignalTiming { .. }
+                | LightingEdit::GreenWave { .. }
+                | LightingEdit::Building { .. } => {}
             }
         }
         summary.push(format!(
@@ -352,7 +434,7 @@ pub fn apply_edits(
             *slot = policy;
         }
     }
-    planned.clone_from_slice(&out);
+    *planned = out;
     Ok(summary)
 }
 
@@ -448,10 +530,17 @@ pub fn plan_edits(scenario: Scenario, districts: Arc<Districts>) -> PlanEdits {
     PlanEdits(Arc::new(
         move |planned: &mut Vec<PlannedDevice>, crs: Crs| {
             let to_wgs84 = Transformer::new(crs, Crs::WGS84).map_err(|e| e.to_string())?;
+            let from_wgs84 = Transformer::new(Crs::WGS84, crs).map_err(|e| e.to_string())?;
             apply_edits(
                 &scenario,
                 planned,
                 |p| to_wgs84.convert(p.x, p.y).ok(),
+                |lon, lat| {
+                    from_wgs84
+                        .convert(lon, lat)
+                        .ok()
+                        .map(|(x, y)| DVec2::new(x, y))
+                },
                 &districts,
             )
             .map_err(|e| e.to_string())
@@ -498,9 +587,16 @@ mod tests {
         .expect("districts")
     }
 
-    fn run(text: &str, plan: &mut [PlannedDevice]) -> Result<Summary, ScenarioError> {
+    fn run(text: &str, plan: &mut Vec<PlannedDevice>) -> Result<Summary, ScenarioError> {
         let s = Scenario::parse(text, Path::new("s.toml")).expect("parses");
-        apply_edits(&s, plan, |p| Some((p.x, p.y)), &districts())
+        apply_edits(
+            &s,
+            plan,
+            |p| Some((p.x, p.y)),
+            // A degree is a kilometre here: a footprint a few degrees away is off the map.
+            |lon, lat| Some(DVec2::new(lon * 1000.0, lat * 1000.0)),
+            &districts(),
+        )
     }
 
     fn watts(d: &PlannedDevice) -> f64 {
@@ -683,6 +779,58 @@ raised_share = 0.1
             assert!(e.starts_with(want), "{e:?} should start with {want:?}");
             assert_eq!(p, before);
         }
+    }
+
+    #[test]
+    fn a_new_building_brings_its_meter_with_its_use_and_floor_area() {
+        let square = "[[0.0, 0.0], [0.0005, 0.0], [0.0005, 0.0005], [0.0, 0.0005], [0.0, 0.0]]";
+        let mut p = plan();
+        let summary = run(
+            &format!("name = \"b\"\n[[edit]]\nkind = \"building\"\nname = \"Office block\"\nfootprint = {square}\nstoreys = 6\nuse = \"offices\"\n"),
+            &mut p,
+        )
+        .expect("applies");
+        assert_eq!(p.len(), 4, "the three lamps and the new meter");
+        let meter = &p[3];
+        assert_eq!(
+            (meter.kind, meter.id.as_str()),
+            (DeviceKind::Meter, "meter/scenario/1")
+        );
+        // 0.0005 degrees at the equator: 55.66 m by 55.29 m, six storeys.
+        let SimProfile::Meter {
+            floor_area_m2,
+            building_use,
+        } = meter.profile
+        else {
+            panic!("a meter")
+        };
+        assert!(
+            (floor_area_m2 - 6.0 * 3077.5).abs() < 20.0,
+            "{floor_area_m2}"
+        );
+        assert_eq!(
+            building_use,
+            tvilling_sensors::simulate::BuildingUse::Offices
+        );
+        assert_eq!(
+            summary[0],
+            "edit 1 (building): Office block, 3077 m² x 6 storeys = 18464 m² of offices"
+        );
+        let mut p = plan();
+        let before = p.clone();
+        let e = run(
+            "name = \"b\"\n[[edit]]\nkind = \"building\"\nfootprint = [[0, 5], [0.001, 5], [0.001, 5.001]]\nstoreys = 3\nuse = \"homes\"\n",
+            &mut p,
+        )
+        .expect_err("off the map")
+        .to_string();
+        assert!(
+            e.starts_with(
+                "s.toml:2: edit 1: the footprint (centre 0.00067, 5.00033) lies outside the city"
+            ),
+            "{e}"
+        );
+        assert_eq!(p, before);
     }
 
     #[test]

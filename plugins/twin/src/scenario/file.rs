@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tvilling_sensors::simulate::Presence;
+use tvilling_sensors::simulate::{BuildingUse, Presence};
 
 /// Why a scenario file was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -134,6 +134,14 @@ pub enum LightingEdit {
         speed_kmh: f64,
         split: Option<f64>,
     },
+    /// A new building: its footprint (longitude, latitude, WGS 84), storeys and use; its
+    /// meter joins the simulation with that use's profile.
+    Building {
+        name: String,
+        footprint: Vec<(f64, f64)>,
+        storeys: f64,
+        building_use: BuildingUse,
+    },
 }
 
 impl LightingEdit {
@@ -145,7 +153,13 @@ impl LightingEdit {
             LightingEdit::Photocell(_) => "photocell",
             LightingEdit::SignalTiming { .. } => "signal_timing",
             LightingEdit::GreenWave { .. } => "green_wave",
+            LightingEdit::Building { .. } => "building",
         }
+    }
+
+    /// Whether it adds a building (it selects no existing device).
+    pub fn is_building(&self) -> bool {
+        matches!(self, LightingEdit::Building { .. })
     }
 
     /// Whether it changes signal controllers (else lamps).
@@ -234,6 +248,12 @@ struct RawEdit {
     split: Option<f64>,
     offset_s: Option<f64>,
     speed_kmh: Option<f64>,
+    name: Option<String>,
+    footprint: Option<Vec<(f64, f64)>>,
+    storeys: Option<f64>,
+    height_m: Option<f64>,
+    #[serde(rename = "use")]
+    building_use: Option<String>,
 }
 
 /// Street classes a selection may name.
@@ -293,6 +313,7 @@ impl RawEdit {
             "photocell" => &["on_below_deg"],
             "signal_timing" => &["cycle_s", "split", "offset_s", "controllers"],
             "green_wave" => &["cycle_s", "split", "speed_kmh"],
+            "building" => &["name", "footprint", "storeys", "height_m", "use"],
             _ => &[],
         };
         [
@@ -307,6 +328,19 @@ impl RawEdit {
             ("offset_s", self.offset_s.is_some()),
             ("speed_kmh", self.speed_kmh.is_some()),
             ("controllers", !self.controllers.is_empty()),
+            ("name", self.name.is_some()),
+            ("footprint", self.footprint.is_some()),
+            ("storeys", self.storeys.is_some()),
+            ("height_m", self.height_m.is_some()),
+            ("use", self.building_use.is_some()),
+            (
+                "streets",
+                !self.streets.is_empty() && self.kind == "building",
+            ),
+            (
+                "districts",
+                !self.districts.is_empty() && self.kind == "building",
+            ),
             (
                 "street_classes",
                 !self.street_classes.is_empty()
@@ -430,6 +464,52 @@ impl RawEdit {
                     offset_s: self.offset_s,
                 }
             }
+            "building" => {
+                let footprint = self
+                    .footprint
+                    .ok_or("footprint is missing ([[longitude, latitude], ...], WGS 84)")?;
+                let mut ring = footprint.clone();
+                if ring.len() > 1 && ring.first() == ring.last() {
+                    ring.pop();
+                }
+                if ring.len() < 3 {
+                    return Err("footprint: a polygon needs at least 3 corners".into());
+                }
+                if ring.iter().any(|(lon, lat)| {
+                    !(-180.0..=180.0).contains(lon) || !(-90.0..=90.0).contains(lat)
+                }) {
+                    return Err("footprint: corners are [longitude, latitude] in degrees".into());
+                }
+                let storeys = match (self.storeys, self.height_m) {
+                    (Some(_), Some(_)) => return Err("give storeys or height_m, not both".into()),
+                    (Some(n), None) => n,
+                    (None, Some(h)) => (h / 3.0).round(),
+                    (None, None) => return Err("storeys (or height_m) is missing".into()),
+                };
+                if !(1.0..=80.0).contains(&storeys) {
+                    return Err(format!("{storeys} storeys is outside 1-80"));
+                }
+                let use_name = self
+                    .building_use
+                    .ok_or("use is missing (homes, offices, retail or public)")?;
+                let building_use = match use_name.as_str() {
+                    "homes" => BuildingUse::Homes,
+                    "offices" => BuildingUse::Offices,
+                    "retail" => BuildingUse::Retail,
+                    "public" => BuildingUse::Public,
+                    other => {
+                        return Err(format!(
+                            "use {other:?}: expected homes, offices, retail or public"
+                        ));
+                    }
+                };
+                LightingEdit::Building {
+                    name: self.name.unwrap_or_else(|| "New building".into()),
+                    footprint: ring,
+                    storeys,
+                    building_use,
+                }
+            }
             "green_wave" => {
                 let speed_kmh = need(self.speed_kmh, "speed_kmh")?;
                 if !(10.0..=70.0).contains(&speed_kmh) {
@@ -443,7 +523,7 @@ impl RawEdit {
             }
             other => {
                 return Err(format!(
-                    "unknown kind {other:?} (expected dimming, presence, retrofit, photocell, signal_timing or green_wave)"
+                    "unknown kind {other:?} (expected dimming, presence, retrofit, photocell, signal_timing, green_wave or building)"
                 ));
             }
         };
@@ -626,6 +706,18 @@ watts = [[100, 56], [60, 30]]
             (
                 "name = \"x\"\n[[edit]]\nkind = \"dimming\"\ncontrollers = [\"c\"]\nweekdays = [[\"00:00\", 5]]\n",
                 "test.toml:2: edit 1: controllers does not belong to a \"dimming\" edit",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"building\"\nfootprint = [[18.07, 59.33], [18.071, 59.33]]\nstoreys = 4\nuse = \"offices\"\n",
+                "test.toml:2: edit 1: footprint: a polygon needs at least 3 corners",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"building\"\nfootprint = [[18.07, 59.33], [18.071, 59.33], [18.071, 59.331]]\nstoreys = 4\nuse = \"factory\"\n",
+                "test.toml:2: edit 1: use \"factory\": expected homes, offices, retail or public",
+            ),
+            (
+                "name = \"x\"\n[[edit]]\nkind = \"building\"\nstreets = [\"Kungsgatan\"]\nfootprint = [[18.07, 59.33], [18.071, 59.33], [18.071, 59.331]]\nstoreys = 4\nuse = \"homes\"\n",
+                "test.toml:2: edit 1: streets does not belong to a \"building\" edit",
             ),
             (
                 "name = \"x\"\nbase = \"nowhere.toml\"\n",
