@@ -28,6 +28,15 @@ fn run(a: &str, b: &str) -> (RunResult, RunResult, Vec<Row>) {
     (ra, rb, table)
 }
 
+/// Every metric whose name starts with one of `prefixes` is the same in A and B.
+fn unmoved(table: &[Row], prefixes: &[&str], edit: &str) {
+    for r in table {
+        if prefixes.iter().any(|p| r.metric.starts_with(p)) {
+            assert_eq!(r.a, r.b, "{}: {edit} moved it", r.metric);
+        }
+    }
+}
+
 fn same_numbers(a: &RunResult, b: &RunResult) -> bool {
     // Everything the runs measured, bit for bit (the edit summaries aside).
     let strip = |r: &RunResult| RunResult {
@@ -67,15 +76,7 @@ fn two_runs_of_a_scenario_are_identical_and_lights_never_move_buildings() {
         led.lighting_kwh < base.lighting_kwh * 0.8,
         "{base:?} {led:?}"
     );
-    for r in &table {
-        if r.metric.starts_with("building") || r.metric.starts_with("heating") {
-            assert_eq!(
-                r.a, r.b,
-                "{}: a lighting edit moved a building number",
-                r.metric
-            );
-        }
-    }
+    unmoved(&table, &["building", "heating"], "a lighting edit");
     assert_eq!(
         (base.lamp_hours_lit, base.lamp_hours_dark_at_night),
         (led.lamp_hours_lit, led.lamp_hours_dark_at_night),
@@ -91,15 +92,7 @@ fn a_new_building_moves_no_lighting_number() {
         "{base:?} {office:?}"
     );
     assert_eq!(office.edits.len(), 1, "{:?}", office.edits);
-    for r in &table {
-        if r.metric.starts_with("lighting") || r.metric.starts_with("lamp-hours") {
-            assert_eq!(
-                r.a, r.b,
-                "{}: a building edit moved a lighting number",
-                r.metric
-            );
-        }
-    }
+    unmoved(&table, &["lighting", "lamp-hours"], "a building edit");
 }
 
 /// The report of `scenario` against the baseline equals the golden one in
