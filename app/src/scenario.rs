@@ -253,11 +253,7 @@ impl Twin {
             alarms_raised: m.alarms_raised,
             ..Default::default()
         };
-        now.signals = m
-            .signals
-            .iter()
-            .map(|(k, s)| (k.clone(), (s.green_share(), s.cycle_s())))
-            .collect();
+        now.signals = m.signals.clone();
         self.result = now;
         let edge = w.resource::<TwinClock>().edge_ms;
         while edge >= self.next_hour_ms {
@@ -281,7 +277,7 @@ impl Twin {
     }
 }
 
-/// Adds the totals of `b` to `a` (signals: the later span's figures where both have them).
+/// Adds the totals of `b` to `a`.
 fn add_run(a: &mut RunResult, b: &RunResult) {
     a.lighting_kwh += b.lighting_kwh;
     a.lamp_hours_lit += b.lamp_hours_lit;
@@ -292,7 +288,11 @@ fn add_run(a: &mut RunResult, b: &RunResult) {
         *a.hours_over_limit.entry(k.clone()).or_default() += v;
     }
     for (k, v) in &b.signals {
-        a.signals.insert(k.clone(), *v);
+        let s = a.signals.entry(k.clone()).or_default();
+        s.green_ms += v.green_ms;
+        s.observed_ms += v.observed_ms;
+        s.cycle_sum_ms += v.cycle_sum_ms;
+        s.cycles += v.cycles;
     }
     a.alarms_raised += b.alarms_raised;
 }

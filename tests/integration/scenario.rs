@@ -95,6 +95,39 @@ fn a_new_building_moves_no_lighting_number() {
     unmoved(&table, &["lighting", "lamp-hours"], "a building edit");
 }
 
+#[test]
+fn a_run_ending_at_midnight_keeps_its_figures_across_the_metrics_restart() {
+    let (sa, sb) = (
+        load(&file("scenes/baseline.toml")).expect("a"),
+        load(&file("scenes/sveavagen-green-wave.toml")).expect("b"),
+    );
+    let from = local_time_ms("2026-11-23T23:00").expect("from");
+    let to = local_time_ms("2026-11-24T00:00").expect("to");
+    let (a, b) = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let table = rows(&a, &b, &sa.assumptions, &sb.assumptions);
+    let signals: Vec<&Row> = table
+        .iter()
+        .filter(|r| r.metric.starts_with("signal"))
+        .collect();
+    assert!(!signals.is_empty());
+    assert!(
+        signals.iter().all(|r| r.a.is_some() && r.b.is_some()),
+        "every controller keeps its figures: {signals:?}"
+    );
+    // The wave set Sveavägen's controllers to a 90 s cycle; the others keep theirs.
+    let cycles: Vec<f64> = signals
+        .iter()
+        .filter(|r| r.metric.ends_with("cycle") && r.difference() != Some(0.0))
+        .filter_map(|r| r.b)
+        .collect();
+    assert!(
+        !cycles.is_empty() && cycles.iter().all(|c| (c - 90.0).abs() < 1.0),
+        "{cycles:?}"
+    );
+    assert!(a.lighting_kwh > 0.0 && a.lighting_kwh == b.lighting_kwh);
+    assert_eq!(a.hourly_lighting_kwh.len(), 1);
+}
+
 /// The report of `scenario` against the baseline equals the golden one in
 /// `tests/golden/NAME/metrics.csv` (`TVILLING_BLESS=1` rewrites it, to be reviewed).
 fn golden(scenario: &str, name: &str) {

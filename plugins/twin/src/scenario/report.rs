@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use tvilling_metrics::metrics::SignalMetrics;
+
 use super::file::{Assumptions, Scenario};
 
 /// What one run measured over its span.
@@ -17,8 +19,8 @@ pub struct RunResult {
     pub heating_kwh: f64,
     /// Sensor-hours above each limit value, by pollutant name.
     pub hours_over_limit: BTreeMap<String, f64>,
-    /// By controller: green share (0..1) and mean cycle, seconds.
-    pub signals: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    /// By controller: green and observed head-time, green starts (summed over the run).
+    pub signals: BTreeMap<String, SignalMetrics>,
     pub alarms_raised: u64,
     /// Energy in each hour of the span, kWh (the hour's mean power in kW).
     pub hourly_lighting_kwh: Vec<f64>,
@@ -120,7 +122,11 @@ pub fn rows(a: &RunResult, b: &RunResult, aa: &Assumptions, ab: &Assumptions) ->
     let controllers: std::collections::BTreeSet<&String> =
         a.signals.keys().chain(b.signals.keys()).collect();
     for c in controllers {
-        let get = |r: &RunResult| r.signals.get(c).copied().unwrap_or((None, None));
+        let get = |r: &RunResult| {
+            r.signals
+                .get(c)
+                .map_or((None, None), |s| (s.green_share(), s.cycle_s()))
+        };
         out.push(Row {
             metric: format!("signal {c} green share"),
             unit: "%",
@@ -433,7 +439,16 @@ mod tests {
             lighting_kwh: kwh,
             building_kwh: 200.0,
             hours_over_limit: [("NO2".to_string(), 0.0)].into(),
-            signals: [("sig-1".to_string(), (Some(0.5), Some(90.0)))].into(),
+            signals: [(
+                "sig-1".to_string(),
+                SignalMetrics {
+                    green_ms: 45_000,
+                    observed_ms: 90_000,
+                    cycle_sum_ms: 180_000,
+                    cycles: 2,
+                },
+            )]
+            .into(),
             hourly_lighting_kwh: vec![1.0, 2.0, kwh],
             ..Default::default()
         }
