@@ -152,9 +152,27 @@ pub struct Cli {
     #[arg(long, default_value = "type", value_name = "NAME")]
     pub colour_by: String,
 
-    /// Panels to open at start, comma-separated: city, layers, live, or none (default: live).
+    /// Panels to open at start, comma-separated: city, layers, live, scenarios, or none (default: live).
     #[arg(long, value_name = "PANELS", value_delimiter = ',')]
     pub open: Vec<String>,
+
+    /// Open the Scenarios window comparing two scenario files, A.toml,B.toml, over a day
+    /// (--compare-day), and start at once (e.g. an unattended demo of a planned change).
+    #[arg(
+        long,
+        value_name = "A.toml,B.toml",
+        value_delimiter = ',',
+        num_args = 1
+    )]
+    pub compare: Vec<PathBuf>,
+
+    /// With --compare: the day, YYYY-MM-DD (Stockholm local time, from midnight).
+    #[arg(long, value_name = "DAY", requires = "compare")]
+    pub compare_day: Option<String>,
+
+    /// With --compare: compare only the first N hours of the day.
+    #[arg(long, value_name = "N", requires = "compare")]
+    pub compare_hours: Option<f64>,
 
     /// No panels at all (a bare 3D view, e.g. for a public screen or to measure frame time).
     #[arg(long)]

@@ -99,8 +99,8 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         open: {
             for p in &cli.open {
                 anyhow::ensure!(
-                    ["city", "layers", "live", "none"].contains(&p.as_str()),
-                    "--open {p:?}: expected city, layers, live or none"
+                    ["city", "layers", "live", "scenarios", "none"].contains(&p.as_str()),
+                    "--open {p:?}: expected city, layers, live, scenarios or none"
                 );
             }
             cli.open.clone()
@@ -155,6 +155,7 @@ pub fn add_view(app: &mut App, setup: &Setup, ui: bool) {
             layers_open: setup.colour_by != tvilling_view::layers::ColourBy::Type
                 || setup.open.iter().any(|p| p == "layers"),
             city_open: setup.open.iter().any(|p| p == "city"),
+            scenarios_open: setup.open.iter().any(|p| p == "scenarios"),
             live_open: setup.open.is_empty() || setup.open.iter().any(|p| p == "live"),
             ..default()
         })

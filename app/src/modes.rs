@@ -40,6 +40,22 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     app.add_plugins(window_plugins(cli)?);
     add_model(&mut app, setup)?;
     add_view(&mut app, setup, !cli.no_ui);
+    // Scenarios in the window: the files beside the scene (or in scenes/), compared by two
+    // headless twins on a thread of their own.
+    let folder = cli
+        .scene
+        .as_ref()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| "scenes".into());
+    let runner: tvilling_twin::scenario::jobs::Runner =
+        std::sync::Arc::new(|a, b, seed, from, to| {
+            crate::scenario::compare(a, b, seed, from, to, false).map_err(|e| format!("{e:#}"))
+        });
+    let mut jobs = tvilling_twin::scenario::jobs::ScenarioJobs::new(runner, folder);
+    if !cli.compare.is_empty() {
+        start_comparison(&mut app, cli, &mut jobs)?;
+    }
+    app.insert_resource(jobs);
     if let Some(id) = &cli.select {
         app.insert_resource(SelectOnLoad(id.clone(), 0));
         app.add_systems(
@@ -48,6 +64,58 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
         );
     }
     Ok(app)
+}
+
+/// `--compare A,B`: both files offered (added when they lie elsewhere), chosen, and their
+/// comparison started; the Scenarios window opens.
+fn start_comparison(
+    app: &mut App,
+    cli: &Cli,
+    jobs: &mut tvilling_twin::scenario::jobs::ScenarioJobs,
+) -> Result<()> {
+    let [a, b] = cli.compare.as_slice() else {
+        anyhow::bail!("--compare: give two scenario files, A.toml,B.toml");
+    };
+    let mut index = |p: &std::path::PathBuf| -> Result<usize> {
+        let want =
+            std::fs::canonicalize(p).with_context(|| format!("--compare {}", p.display()))?;
+        if let Some(i) = jobs
+            .files
+            .iter()
+            .position(|(f, _)| std::fs::canonicalize(f).is_ok_and(|f| f == want))
+        {
+            return Ok(i);
+        }
+        let s = crate::scenario::load(p)?;
+        jobs.files.push((p.clone(), Ok(s)));
+        Ok(jobs.files.len() - 1)
+    };
+    let (ia, ib) = (index(a)?, index(b)?);
+    let day = cli
+        .compare_day
+        .clone()
+        .unwrap_or_else(|| "2026-11-23".into());
+    let from = tvilling_ui::scenarios::local_midnight_ms(&day)
+        .with_context(|| format!("--compare-day {day:?}: expected YYYY-MM-DD"))?;
+    let to = match cli.compare_hours {
+        Some(h) if h > 0.0 && h <= 24.0 => from + (h * 3_600_000.0) as i64,
+        Some(h) => anyhow::bail!("--compare-hours {h}: expected 0-24"),
+        None => tvilling_sensors::simulate::stockholm_local(from + 36 * 3_600_000).midnight_ms,
+    };
+    let seed = cli
+        .simulate
+        .unwrap_or(tvilling_sensors::simulate::DEFAULT_SEED);
+    jobs.start(ia, ib, seed, from, to);
+    app.insert_resource(tvilling_ui::scenarios::ScenarioChoice {
+        a: ia,
+        b: ib,
+        day,
+        seed,
+    });
+    app.world_mut()
+        .resource_mut::<tvilling_ui::PanelState>()
+        .scenarios_open = true;
+    Ok(())
 }
 
 /// Runs the window until it is closed.
@@ -154,6 +222,7 @@ fn take_screenshot(
     mut plan: ResMut<ScreenshotPlan>,
     time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
+    jobs: Option<Res<tvilling_twin::scenario::jobs::ScenarioJobs>>,
 ) {
     plan.budget = plan.budget.saturating_sub(1);
     if plan.budget == 0 {
@@ -165,6 +234,11 @@ fn take_screenshot(
         return;
     }
     if plan.requested || !progress.is_done() {
+        return;
+    }
+    // A comparison asked for on the command line is shown finished.
+    if jobs.is_some_and(|j| j.running().is_some()) {
+        plan.budget = plan.budget.max(2);
         return;
     }
     plan.seen += 1;

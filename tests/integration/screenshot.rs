@@ -520,3 +520,55 @@ fn the_timeline_plays_back_a_recorded_dawn_under_a_banner_no_one_can_miss() {
     }
     assert!(!now.text().contains("playback"));
 }
+
+#[test]
+fn the_scenarios_window_compares_two_scenarios_with_a_table_and_an_hourly_plot() {
+    // `--compare`: the window opens with both scenarios chosen and compares the first two
+    // hours of 23 November; the screenshot waits for the comparison to finish.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let files = format!(
+        "{},{}",
+        root.join("scenes/baseline.toml").display(),
+        root.join("scenes/led-night-dimming.toml").display()
+    );
+    let pic = screenshot(
+        "scenarios",
+        "2026-11-23T12:00",
+        &[
+            "--compare",
+            &files,
+            "--compare-day",
+            "2026-11-23",
+            "--compare-hours",
+            "2",
+            "--open",
+            "scenarios",
+            "--frames",
+            "3",
+        ],
+    );
+    let text = pic.text();
+    for want in [
+        "scenarios",
+        "baseline:thedefaultdemo",
+        "ledretrofitwithnightdimming",
+        "lightingenergy(kwh)",
+        "2026-11-2300:00,2h,seed1",
+        "streetlighting,kwbyhourfrommidnight",
+    ] {
+        assert!(text.contains(want), "{want:?} not on screen: {text}");
+    }
+    // The comparison ran: the LED scenario's lighting energy is lower, shown as a negative %.
+    assert!(text.contains("-29.4"), "no saving shown: {text}");
+    // The plot draws both runs: two lines of different colours across its area.
+    let (red, blue) = (
+        // egui_plot's first two series colours: a muted red and a blue.
+        pic.share(0.35, 0.74, 0.8, 0.95, |[r, g, b]| {
+            r > 170 && i32::from(r) - i32::from(g) > 50 && (i32::from(g) - i32::from(b)).abs() < 20
+        }),
+        pic.share(0.35, 0.74, 0.8, 0.95, |[r, g, b]| {
+            b > 150 && i32::from(b) - i32::from(r) > 60
+        }),
+    );
+    assert!(red > 0.002 && blue > 0.002, "plot lines: {red} {blue}");
+}

@@ -248,6 +248,13 @@ pub const PHRASES: &[(&str, &str)] = &[
     ("Placing ", "Placerar "),
     (" buildings", " byggnader"),
     (" of ", " av "),
+    // Scenario metrics made at run time (per pollutant and controller).
+    (
+        " sensor-hours over the limit",
+        " sensortimmar över gränsvärdet",
+    ),
+    (" green share", " andel grönt"),
+    (" cycle", " cykel"),
     // Fault reasons (tvilling_sensors::health) and alarms (summary).
     ("the lamp reports a fault", "lampan rapporterar fel"),
     ("off while the sun is down", "släckt fast solen är nere"),
@@ -271,6 +278,37 @@ pub const PHRASES: &[(&str, &str)] = &[
     ("(3D geometry)", "(3D-geometri)"),
     (" s ago)", " s sedan)"),
     (" per year", " per år"),
+    // Scenarios.
+    ("Scenarios", "Scenarier"),
+    (
+        "Scenarios run in the window of the desktop app.",
+        "Scenarier körs i skrivbordsappens fönster.",
+    ),
+    ("No scenario files in", "Inga scenariofiler i"),
+    ("Day", "Dag"),
+    ("Seed", "Frö"),
+    ("seed", "frö"),
+    ("Running", "Kör"),
+    ("Run the day", "Kör dygnet"),
+    ("Refused scenario files", "Avvisade scenariofiler"),
+    ("one day from", "ett dygn från"),
+    ("metric", "mått"),
+    (
+        "Street lighting, kW by hour from midnight",
+        "Gatubelysning, kW per timme från midnatt",
+    ),
+    ("lighting energy", "belysningens energi"),
+    ("lighting cost", "belysningens kostnad"),
+    ("lighting emissions", "belysningens utsläpp"),
+    ("lamp-hours lit", "tända lamptimmar"),
+    ("lamp-hours dark at night", "släckta lamptimmar nattetid"),
+    ("building electricity energy", "byggnadernas elenergi"),
+    ("building electricity cost", "byggnadernas elkostnad"),
+    ("building electricity emissions", "byggnadernas elutsläpp"),
+    ("heating energy", "uppvärmningens energi"),
+    ("heating cost", "uppvärmningens kostnad"),
+    ("heating emissions", "uppvärmningens utsläpp"),
+    ("alarms raised", "larm utlösta"),
 ];
 
 /// A text made at run time (a legend label, a fault reason, a source state): the table's
@@ -398,6 +436,12 @@ mod tests {
         ("Svenska", "a language's own name"),
         ("controller", "a device attribute key"),
         ("cycle_s", "a device attribute key"),
+        ("A", "scenario A's letter, the same in Swedish"),
+        ("B", "scenario B's letter, the same in Swedish"),
+        (
+            "A: {}  ·  B: {}",
+            "the scenarios' letters around their names, the same in Swedish",
+        ),
         ("N", "the compass's north mark, the same in Swedish"),
         (
             "{} (SFS 2010:477): {}",

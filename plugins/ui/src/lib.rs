@@ -12,6 +12,7 @@ pub mod layers;
 pub mod live;
 pub mod overlay;
 pub mod panels;
+pub mod scenarios;
 pub mod summary;
 pub mod timeline;
 
@@ -27,6 +28,7 @@ pub struct PanelState {
     pub live_open: bool,
     pub layers_open: bool,
     pub city_open: bool,
+    pub scenarios_open: bool,
 }
 
 impl Default for PanelState {
@@ -38,6 +40,7 @@ impl Default for PanelState {
             live_open: true,
             layers_open: false,
             city_open: false,
+            scenarios_open: false,
         }
     }
 }
@@ -54,9 +57,11 @@ impl Plugin for UiPlugin {
         app.init_resource::<PanelState>()
             .init_resource::<i18n::Lang>()
             .init_resource::<city::CityPanel>()
+            .init_resource::<scenarios::ScenarioChoice>()
             .add_message::<tvilling_twin::history::ClockRequest>()
             .add_message::<tvilling_twin::history::SeriesRequest>()
             .add_systems(Update, city::sample_power)
+            .add_systems(Update, tvilling_twin::scenario::jobs::poll_jobs)
             .add_systems(
                 EguiPrimaryContextPass,
                 (
@@ -68,6 +73,7 @@ impl Plugin for UiPlugin {
                     live::live_window,
                     layers::layers_window,
                     city::city_window,
+                    scenarios::scenarios_window,
                     panels::about_window,
                     overlay::compass_and_scale,
                 )

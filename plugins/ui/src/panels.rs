@@ -76,6 +76,9 @@ pub(crate) fn toolbar(
                 if ui.button(tr(l, "City")).clicked() {
                     panels.city_open = !panels.city_open;
                 }
+                if ui.button(tr(l, "Scenarios")).clicked() {
+                    panels.scenarios_open = !panels.scenarios_open;
+                }
             });
             // Sun time of day (UTC hours) on the chosen date.
             let day_start = sun.unix_time - sun.unix_time.rem_euclid(86_400);

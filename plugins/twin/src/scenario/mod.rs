@@ -10,6 +10,7 @@
 
 pub mod edits;
 pub mod file;
+pub mod jobs;
 pub mod report;
 
 pub use file::{Assumptions, Scenario, ScenarioError};

@@ -1,0 +1,245 @@
+//! Scenario comparisons asked for in the window: the scenario files of a folder, and one run at
+//! a time on its own thread (two headless twins, as `tvilling scenario compare` runs them), so
+//! the window never waits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bevy::prelude::*;
+
+use super::file::Scenario;
+use super::report::{Row, RunResult, rows};
+
+/// Runs A and B over a span (seed, from, to in Unix ms): what the app provides, since it knows
+/// how to build a twin.
+pub type Runner = Arc<
+    dyn Fn(&Scenario, &Scenario, u64, i64, i64) -> Result<(RunResult, RunResult), String>
+        + Send
+        + Sync,
+>;
+
+/// A finished comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub a: Scenario,
+    pub b: Scenario,
+    pub seed: u64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub ra: RunResult,
+    pub rb: RunResult,
+    pub rows: Vec<Row>,
+    pub wall_s: f64,
+}
+
+struct Running {
+    what: String,
+    started: Instant,
+    handle: JoinHandle<Result<Comparison, String>>,
+}
+
+/// The window's scenario files and its comparison runs.
+#[derive(Resource)]
+pub struct ScenarioJobs {
+    runner: Runner,
+    pub folder: PathBuf,
+    /// Scenario files in the folder, each read and checked (a refused one with its reason).
+    pub files: Vec<(PathBuf, Result<Scenario, String>)>,
+    running: Option<Running>,
+    /// The last comparison, or why it failed.
+    pub last: Option<Result<Comparison, String>>,
+}
+
+/// Whether a TOML file is a scene (data, CRS) rather than a scenario.
+fn is_scene(text: &str) -> bool {
+    text.parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("crs") || t.contains_key("data") || t.contains_key("model"))
+}
+
+impl ScenarioJobs {
+    pub fn new(runner: Runner, folder: impl Into<PathBuf>) -> ScenarioJobs {
+        let mut jobs = ScenarioJobs {
+            runner,
+            folder: folder.into(),
+            files: Vec::new(),
+            running: None,
+            last: None,
+        };
+        jobs.rescan();
+        jobs
+    }
+
+    /// Reads the folder's scenario files again (scene files are not listed).
+    pub fn rescan(&mut self) {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.folder)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        paths.sort();
+        self.files = paths
+            .into_iter()
+            .filter(|p| !std::fs::read_to_string(p).is_ok_and(|t| is_scene(&t)))
+            .map(|p| {
+                let s = Scenario::load(&p).map_err(|e| e.to_string());
+                (p, s)
+            })
+            .collect();
+    }
+
+    /// The readable scenarios, by index into [`ScenarioJobs::files`].
+    pub fn scenarios(&self) -> Vec<(usize, &Scenario)> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, s))| s.as_ref().ok().map(|s| (i, s)))
+            .collect()
+    }
+
+    /// What runs now and for how long (seconds).
+    pub fn running(&self) -> Option<(&str, f64)> {
+        self.running
+            .as_ref()
+            .map(|r| (r.what.as_str(), r.started.elapsed().as_secs_f64()))
+    }
+
+    /// Starts comparing files `a` and `b` (indices into `files`) from `from_ms` to `to_ms`;
+    /// false while another comparison runs or when either file is unreadable.
+    pub fn start(&mut self, a: usize, b: usize, seed: u64, from_ms: i64, to_ms: i64) -> bool {
+        if self.running.is_some() {
+            return false;
+        }
+        let get = |i: usize| {
+            self.files
+                .get(i)
+                .and_then(|(_, s)| s.as_ref().ok())
+                .cloned()
+        };
+        let (Some(a), Some(b)) = (get(a), get(b)) else {
+            return false;
+        };
+        let runner = self.runner.clone();
+        let what = format!("{} / {}", a.name, b.name);
+        let handle = std::thread::Builder::new()
+            .name("scenario comparison".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let (ra, rb) = runner(&a, &b, seed, from_ms, to_ms)?;
+                Ok(Comparison {
+                    rows: rows(&ra, &rb, &a.assumptions, &b.assumptions),
+                    a,
+                    b,
+                    seed,
+                    from_ms,
+                    to_ms,
+                    ra,
+                    rb,
+                    wall_s: started.elapsed().as_secs_f64(),
+                })
+            });
+        match handle {
+            Ok(handle) => {
+                self.running = Some(Running {
+                    what,
+                    started: Instant::now(),
+                    handle,
+                });
+                true
+            }
+            Err(e) => {
+                self.last = Some(Err(format!("cannot start a thread: {e}")));
+                false
+            }
+        }
+    }
+
+    /// Takes a finished comparison's result; true when one finished now.
+    pub fn poll(&mut self) -> bool {
+        if !self
+            .running
+            .as_ref()
+            .is_some_and(|r| r.handle.is_finished())
+        {
+            return false;
+        }
+        let Some(r) = self.running.take() else {
+            return false;
+        };
+        self.last = Some(
+            r.handle
+                .join()
+                .unwrap_or_else(|_| Err("the comparison stopped with an error".into())),
+        );
+        true
+    }
+
+    /// The folder, as shown.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+}
+
+/// Collects finished comparisons each frame.
+pub fn poll_jobs(jobs: Option<ResMut<ScenarioJobs>>) {
+    if let Some(mut jobs) = jobs {
+        jobs.poll();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_lists_its_scenarios_and_a_run_comes_back_from_its_thread() {
+        let dir = std::env::temp_dir().join(format!("tvilling-jobs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("a.toml"), "name = \"A\"\n").expect("a");
+        std::fs::write(
+            dir.join("b.toml"),
+            "name = \"B\"\n[[edit]]\nkind = \"dim\"\n",
+        )
+        .expect("b");
+        std::fs::write(
+            dir.join("scene.toml"),
+            "name = \"S\"\ncrs = \"EPSG:3006\"\n",
+        )
+        .expect("s");
+        // A runner that says how much lighting each named scenario used.
+        let runner: Runner = Arc::new(|a: &Scenario, b: &Scenario, _, from, to| {
+            let r = |s: &Scenario| RunResult {
+                lighting_kwh: s.name.len() as f64 + (to - from) as f64 / 1000.0,
+                ..Default::default()
+            };
+            Ok((r(a), r(b)))
+        });
+        let mut jobs = ScenarioJobs::new(runner, &dir);
+        assert_eq!(jobs.files.len(), 2, "the scene file is not a scenario");
+        assert!(
+            jobs.files[1]
+                .1
+                .as_ref()
+                .is_err_and(|e| e.contains("unknown kind"))
+        );
+        assert_eq!(jobs.scenarios().len(), 1);
+        assert!(
+            !jobs.start(0, 1, 1, 0, 1000),
+            "an unreadable file does not run"
+        );
+        assert!(jobs.start(0, 0, 1, 0, 1000));
+        assert!(!jobs.start(0, 0, 1, 0, 1000), "one at a time");
+        let t = Instant::now();
+        while !jobs.poll() {
+            assert!(t.elapsed().as_secs() < 10);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let c = jobs.last.as_ref().expect("done").as_ref().expect("ran");
+        assert_eq!(c.rows[0].a, Some(2.0));
+        assert!(jobs.running().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
