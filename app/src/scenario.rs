@@ -13,7 +13,9 @@ use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::simulate::{DEFAULT_SEED, stockholm_local, stockholm_utc_offset_s};
 use tvilling_twin::scenario::edits::{Districts, plan_edits};
 use tvilling_twin::scenario::file::Base;
-use tvilling_twin::scenario::report::{ReportContext, Row, RunResult, write_report};
+use tvilling_twin::scenario::report::{
+    DistrictEnergy, ReportContext, Row, RunResult, write_report,
+};
 use tvilling_twin::scenario::{Scenario, ScenarioError};
 use tvilling_twin::simulation::{PlanApplied, PlanRefused, SimulatorState};
 
@@ -173,6 +175,10 @@ struct Twin {
     mark: (f64, f64),
     next_hour_ms: i64,
     result: RunResult,
+    /// Each lamp's and meter's district (once the devices exist), and energy by district.
+    districts: Option<Vec<(Entity, Option<String>)>>,
+    by_district: std::collections::BTreeMap<String, DistrictEnergy>,
+    last_edge_ms: Option<i64>,
 }
 
 fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, log: bool) -> Result<Twin> {
@@ -208,6 +214,9 @@ fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, log: bool) -> Result
         mark: (0.0, 0.0),
         next_hour_ms: from + 3_600_000,
         result: RunResult::default(),
+        districts: None,
+        by_district: Default::default(),
+        last_edge_ms: None,
     })
 }
 
@@ -227,8 +236,72 @@ impl Twin {
         self.app.world().resource::<TwinClock>().finished()
     }
 
+    /// Lamps' and meters' districts, from their positions (once).
+    fn assign_districts(&mut self, districts: &Districts) {
+        let world = self.app.world_mut();
+        let crs = world
+            .get_resource::<tvilling_geo::GeoFrame>()
+            .map_or(tvilling_geo::Crs::SWEREF99_TM, |f| f.crs);
+        let Ok(to_wgs84) = tvilling_geo::Transformer::new(crs, tvilling_geo::Crs::WGS84) else {
+            self.districts = Some(Vec::new());
+            return;
+        };
+        let mut q = world.query_filtered::<(Entity, &tvilling_geo::WorldPosition), (
+            With<tvilling_sensors::state::Device>,
+            Or<(
+                With<tvilling_sensors::state::LampState>,
+                With<tvilling_sensors::state::MeterState>,
+            )>,
+        )>();
+        let mut out: Vec<(Entity, Option<String>)> = q
+            .iter(world)
+            .map(|(e, p)| {
+                let name = to_wgs84
+                    .convert(p.0.x, p.0.y)
+                    .ok()
+                    .and_then(|(lon, lat)| districts.name_at(lon, lat).map(str::to_string));
+                (e, name)
+            })
+            .collect();
+        out.sort_by_key(|(e, _)| *e);
+        self.districts = Some(out);
+        // The city's metrics count from the clock's start too.
+        self.last_edge_ms = Some(world.resource::<TwinClock>().edge_ms);
+    }
+
+    /// Adds this frame's span of lighting and building energy to each device's district, as
+    /// the city's metrics integrate them (the state after the frame over its span).
+    fn integrate_districts(&mut self) {
+        let world = self.app.world();
+        let edge = world.resource::<TwinClock>().edge_ms;
+        let dt = self.last_edge_ms.map_or(0, |last| edge - last);
+        self.last_edge_ms = Some(edge);
+        if dt <= 0 || dt > tvilling_metrics::metrics::MAX_GAP_MS {
+            return;
+        }
+        let h = dt as f64 / 3_600_000.0;
+        for (e, district) in self.districts.iter().flatten() {
+            let name = district.as_deref().unwrap_or("outside the districts");
+            let (lamp, meter) = (
+                world.get::<tvilling_sensors::state::LampState>(*e),
+                world.get::<tvilling_sensors::state::MeterState>(*e),
+            );
+            if lamp.is_none() && meter.is_none() {
+                continue;
+            }
+            let d = self.by_district.entry(name.to_string()).or_default();
+            if let Some(l) = lamp {
+                d.lighting_kwh += l.power_w / 1000.0 * h;
+            }
+            if let Some(m) = meter {
+                d.building_kwh += m.power_kw * h;
+            }
+        }
+    }
+
     /// Reads this frame's metrics into the run's totals.
     fn observe(&mut self) {
+        self.integrate_districts();
         let w = self.app.world();
         let Some(m) = w.get_resource::<CityMetrics>() else {
             return;
@@ -273,6 +346,7 @@ impl Twin {
     fn total(&self) -> RunResult {
         let mut t = self.banked.clone();
         add_run(&mut t, &self.result);
+        t.by_district = self.by_district.clone();
         t
     }
 }
@@ -325,8 +399,10 @@ pub fn compare(
             bail!("the cities did not load");
         }
     }
-    for t in &twins {
+    let districts = Districts::shipped();
+    for t in twins.iter_mut() {
         t.started()?;
+        t.assign_districts(&districts);
     }
     // Step both a frame at a time on the same clock.
     loop {

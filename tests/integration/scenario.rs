@@ -57,6 +57,24 @@ fn no_edits_or_an_edit_undone_give_exactly_the_baseline() {
     );
     assert_eq!(b.edits.len(), 1, "the edit did apply: {:?}", b.edits);
     assert!(same_numbers(&a, &b), "A {a:?}\nB {b:?}");
+    // The districts' energy adds up to the city's.
+    let lit: f64 = a.by_district.values().map(|d| d.lighting_kwh).sum();
+    let built: f64 = a.by_district.values().map(|d| d.building_kwh).sum();
+    assert!(
+        (lit - a.lighting_kwh).abs() < 0.001 * a.lighting_kwh,
+        "{lit} kWh by district, {} in the city",
+        a.lighting_kwh
+    );
+    assert!(
+        (built - a.building_kwh).abs() < 0.001 * a.building_kwh,
+        "{built} kWh by district, {} in the city",
+        a.building_kwh
+    );
+    assert!(
+        a.by_district.contains_key("NORRMALM") && a.by_district.contains_key("ÖSTERMALM"),
+        "{:?}",
+        a.by_district.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -572,7 +572,7 @@ fn the_scenarios_window_compares_two_scenarios_with_a_table_and_an_hourly_plot()
         pic.share(0.35, 0.74, 0.8, 0.95, |[r, g, b]| {
             r > 170 && i32::from(r) - i32::from(g) > 50 && (i32::from(g) - i32::from(b)).abs() < 20
         }),
-        pic.share(0.35, 0.74, 0.8, 0.95, |[r, g, b]| {
+        pic.share(0.35, 0.74, 0.8, 0.95, |[r, _, b]| {
             b > 150 && i32::from(b) - i32::from(r) > 60
         }),
     );

@@ -285,6 +285,8 @@ pub const PHRASES: &[(&str, &str)] = &[
         " sensortimmar över gränsvärdet",
     ),
     (" green share", " andel grönt"),
+    ("lighting energy in ", "belysningens energi i "),
+    ("building electricity in ", "byggnadernas el i "),
     (" cycle", " cykel"),
     // Fault reasons (tvilling_sensors::health) and alarms (summary).
     ("the lamp reports a fault", "lampan rapporterar fel"),

@@ -82,6 +82,14 @@ impl Districts {
             .map(|(_, r)| r.as_slice())
     }
 
+    /// The district a point (longitude, latitude) lies in, if any.
+    pub fn name_at(&self, lon: f64, lat: f64) -> Option<&str> {
+        self.districts
+            .iter()
+            .find(|(n, _)| self.contains(n, lon, lat))
+            .map(|(n, _)| n.as_str())
+    }
+
     /// Whether a point (longitude, latitude) lies in the district (even-odd over its rings).
     pub fn contains(&self, name: &str, lon: f64, lat: f64) -> bool {
         let Some(rings) = self.rings(name) else {

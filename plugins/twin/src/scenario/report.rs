@@ -27,6 +27,15 @@ pub struct RunResult {
     pub hourly_building_kwh: Vec<f64>,
     /// What the scenario's edits changed, a line each.
     pub edits: Vec<String>,
+    /// By district (of the shipped districts): lighting and building electricity, kWh.
+    pub by_district: BTreeMap<String, DistrictEnergy>,
+}
+
+/// One district's energy over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DistrictEnergy {
+    pub lighting_kwh: f64,
+    pub building_kwh: f64,
 }
 
 /// One metric of both runs.
@@ -111,6 +120,23 @@ pub fn rows(a: &RunResult, b: &RunResult, aa: &Assumptions, ab: &Assumptions) ->
             unit: "h",
             a: a.hours_over_limit.get(p).copied(),
             b: b.hours_over_limit.get(p).copied(),
+        });
+    }
+    let districts: std::collections::BTreeSet<&String> =
+        a.by_district.keys().chain(b.by_district.keys()).collect();
+    for d in districts {
+        let get = |r: &RunResult| r.by_district.get(d).copied().unwrap_or_default();
+        out.push(Row {
+            metric: format!("lighting energy in {d}"),
+            unit: "kWh",
+            a: Some(get(a).lighting_kwh),
+            b: Some(get(b).lighting_kwh),
+        });
+        out.push(Row {
+            metric: format!("building electricity in {d}"),
+            unit: "kWh",
+            a: Some(get(a).building_kwh),
+            b: Some(get(b).building_kwh),
         });
     }
     out.push(Row {
