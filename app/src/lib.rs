@@ -6,6 +6,7 @@ pub mod config;
 pub mod embedded;
 pub mod export;
 pub mod modes;
+pub mod plot_png;
 pub mod scenario;
 pub mod settings;
 

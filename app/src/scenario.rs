@@ -137,6 +137,8 @@ pub fn main(cli: ScenarioCli) -> Result<()> {
     };
     let rows = write_report(&args.report, &ctx, &ra, &rb)
         .with_context(|| format!("cannot write the report to {}", args.report.display()))?;
+    crate::plot_png::write_plots(&args.report, &ra, &rb)
+        .with_context(|| format!("cannot write the plots to {}", args.report.display()))?;
     print_summary(&rows);
     let span_s = (to - from) as f64 / 1000.0;
     println!(

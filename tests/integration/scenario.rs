@@ -182,6 +182,30 @@ fn golden(scenario: &str, name: &str) {
         wall_s: 0.0,
     };
     write_report(&dir, &ctx, &a, &b).expect("report");
+    tvilling::plot_png::write_plots(&dir, &a, &b).expect("plots");
+    // The PNG chart: both runs' lines in their colours, and its title legible to OCR.
+    let png = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(dir.join("lighting.png")).expect("lighting.png"),
+    ));
+    let mut reader = png.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("png data");
+    assert_eq!((info.width, info.height), (720, 300));
+    let count = |c: [u8; 3]| buf.chunks(3).filter(|p| *p == c).count();
+    assert!(
+        count([31, 119, 180]) > 100 && count([214, 39, 40]) > 100,
+        "lines of A and B"
+    );
+    let ocr = std::process::Command::new("tesseract")
+        .arg(dir.join("lighting.png"))
+        .arg("-")
+        .output()
+        .expect("tesseract");
+    let text = String::from_utf8_lossy(&ocr.stdout).to_lowercase();
+    assert!(
+        text.contains("street lighting: mean power per hour"),
+        "{text}"
+    );
     let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
     assert!(html.contains(&sb.name) && html.contains("<svg") && !html.contains("<script"));
     assert_eq!(
