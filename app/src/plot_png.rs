@@ -6,6 +6,7 @@ use std::path::Path;
 
 use bevy_egui::egui::epaint::text::{FontDefinitions, Fonts, TextOptions};
 use bevy_egui::egui::epaint::{Color32, FontId};
+use tvilling_twin::scenario::report::nice_ceiling;
 
 /// An RGB picture.
 pub struct Canvas {
@@ -118,15 +119,6 @@ impl Canvas {
         }
         Ok(out)
     }
-}
-
-fn nice_ceiling(v: f64) -> f64 {
-    let p = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * p)
-        .find(|c| v <= *c)
-        .unwrap_or(10.0 * p)
 }
 
 /// A step chart of values per hour, as the report's SVG draws it: title, grid, axes, a line

@@ -282,7 +282,8 @@ pub fn line_chart_svg(title: &str, unit: &str, series: &[(&str, &str, &[f64])]) 
     svg
 }
 
-fn nice_ceiling(v: f64) -> f64 {
+/// The round number (1, 2, 2.5 or 5 times a power of ten) at or above `v`: a chart's top.
+pub fn nice_ceiling(v: f64) -> f64 {
     let p = 10f64.powf(v.log10().floor());
     for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
         if v <= m * p {
