@@ -55,7 +55,8 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     if !cli.compare.is_empty() {
         start_comparison(&mut app, cli, &mut jobs)?;
     }
-    app.insert_resource(jobs);
+    app.insert_resource(jobs)
+        .add_plugins(tvilling_twin::scenario::jobs::ScenarioPlugin);
     if let Some(id) = &cli.select {
         app.insert_resource(SelectOnLoad(id.clone(), 0));
         app.add_systems(

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bevy_egui::egui::epaint::text::{FontDefinitions, Fonts, TextOptions};
 use bevy_egui::egui::epaint::{Color32, FontId};
-use tvilling_twin::scenario::report::nice_ceiling;
+use tvilling_twin::scenario::report::ChartLayout;
 
 /// An RGB picture.
 pub struct Canvas {
@@ -124,28 +124,18 @@ impl Canvas {
 /// A step chart of values per hour, as the report's SVG draws it: title, grid, axes, a line
 /// per series with its legend.
 pub fn step_chart(title: &str, unit: &str, series: &[(&str, [u8; 3], &[f64])]) -> Canvas {
-    let (w, h) = (720.0, 300.0);
-    let (left, bottom, top, right) = (64.0, 40.0, 36.0, 150.0);
-    let mut c = Canvas::new(w as usize, h as usize, [255, 255, 255]);
-    let hours = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(1);
-    let max = series
-        .iter()
-        .flat_map(|s| s.2.iter().copied())
-        .fold(0.0f64, f64::max);
-    let max = if max > 0.0 { nice_ceiling(max) } else { 1.0 };
-    let (pw, ph) = (w - left - right, h - top - bottom);
-    let x = |i: f64| left + pw * i / hours as f64;
-    let y = |v: f64| top + ph * (1.0 - v / max);
+    let l = ChartLayout::for_series(series.iter().map(|s| s.2));
+    let (h, left, top, pw, ph) = (l.height, l.left, l.top, l.plot_w, l.plot_h);
+    let mut c = Canvas::new(l.width as usize, l.height as usize, [255, 255, 255]);
+    let x = |i: f64| l.x(i);
+    let y = |v: f64| l.y(v);
     let ink = [34, 34, 34];
     c.text(left, 18.0, title, 14.0, ink, Align::Left);
-    for k in 0..=4 {
-        let v = max * f64::from(k) / 4.0;
+    for (v, label) in l.y_ticks() {
         c.rect(left, y(v), left + pw, y(v), [221, 221, 221]);
-        let label = format!("{v:.2}");
-        let label = label.trim_end_matches('0').trim_end_matches('.');
-        c.text(left - 6.0, y(v), label, 12.0, ink, Align::Right);
+        c.text(left - 6.0, y(v), &label, 12.0, ink, Align::Right);
     }
-    for i in (0..=hours).step_by(hours.div_ceil(12).max(1)) {
+    for i in l.hour_ticks() {
         c.text(
             x(i as f64),
             top + ph + 12.0,

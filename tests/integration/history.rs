@@ -82,46 +82,24 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
     let dir = temp_dir("history");
     let db = dir.join("h.sqlite");
     let db_s = db.to_str().expect("path");
+    // `tvilling --headless --simulate 7 --history DB ARGS --snapshot SNAP`, its snapshot.
+    let headless = |args: &[&str], snap: &str| {
+        let path = dir.join(snap);
+        let mut all = vec!["--headless", "--simulate", "7", "--history", db_s];
+        all.extend_from_slice(args);
+        all.extend(["--snapshot", path.to_str().expect("path")]);
+        let out = tvilling(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        snapshot(&path)
+    };
     let run = |start: &str, until: &str, snap: &str| {
-        let out = tvilling(&[
-            "--headless",
-            "--simulate",
-            "7",
-            "--sim-start",
-            start,
-            "--until",
-            until,
-            "--history",
-            db_s,
-            "--snapshot",
-            dir.join(snap).to_str().expect("path"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        snapshot(&dir.join(snap))
+        headless(&["--sim-start", start, "--until", until], snap)
     };
-    let at = |t: &str, snap: &str| {
-        let out = tvilling(&[
-            "--headless",
-            "--simulate",
-            "7",
-            "--history",
-            db_s,
-            "--at",
-            t,
-            "--snapshot",
-            dir.join(snap).to_str().expect("path"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        snapshot(&dir.join(snap))
-    };
+    let at = |t: &str, snap: &str| headless(&["--at", t], snap);
     let same = |live: &Value, past: &Value, t: &str| {
         let (a, b) = (devices(live), devices(past));
         assert!(a.len() > 1_000, "{} devices", a.len());

@@ -61,7 +61,7 @@ impl Plugin for UiPlugin {
             .add_message::<tvilling_twin::history::ClockRequest>()
             .add_message::<tvilling_twin::history::SeriesRequest>()
             .add_systems(Update, city::sample_power)
-            .add_systems(Update, tvilling_twin::scenario::jobs::poll_jobs)
+            .add_message::<tvilling_twin::scenario::jobs::CompareRequest>()
             .add_systems(
                 EguiPrimaryContextPass,
                 (

@@ -5,7 +5,7 @@
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
 use egui_plot::{Legend, Line, Plot};
-use tvilling_twin::scenario::jobs::ScenarioJobs;
+use tvilling_twin::scenario::jobs::{CompareRequest, ScenarioJobs};
 
 use crate::PanelState;
 use crate::i18n::{Lang, tr, tr_str};
@@ -50,7 +50,8 @@ const MAIN_ROWS: usize = 17;
 pub(crate) fn scenarios_window(
     mut contexts: EguiContexts,
     mut panels: ResMut<PanelState>,
-    jobs: Option<ResMut<ScenarioJobs>>,
+    jobs: Option<Res<ScenarioJobs>>,
+    mut requests: MessageWriter<CompareRequest>,
     mut choice: ResMut<ScenarioChoice>,
     lang: Res<Lang>,
 ) -> Result {
@@ -67,7 +68,7 @@ pub(crate) fn scenarios_window(
         // Left of the compass, which keeps the bottom-right corner.
         .anchor(egui::Align2::RIGHT_BOTTOM, [-96.0, -8.0])
         .show(ctx, |ui| {
-            let Some(mut jobs) = jobs else {
+            let Some(jobs) = jobs else {
                 ui.label(tr(lang, "Scenarios run in the window of the desktop app."));
                 return;
             };
@@ -122,7 +123,13 @@ pub(crate) fn scenarios_window(
                     {
                         let to = tvilling_sensors::simulate::stockholm_local(from + 36 * 3_600_000)
                             .midnight_ms;
-                        jobs.start(choice.a, choice.b, choice.seed, from, to);
+                        requests.write(CompareRequest {
+                            a: choice.a,
+                            b: choice.b,
+                            seed: choice.seed,
+                            from_ms: from,
+                            to_ms: to,
+                        });
                     }
                 }
             }

@@ -446,6 +446,25 @@ pub fn apply_edits(
     Ok(summary)
 }
 
+/// Changes the timing (cycle, split, offset) of signal heads.
+fn retime(
+    out: &mut [PlannedDevice],
+    heads: &[usize],
+    mut change: impl FnMut(&mut f64, &mut f64, &mut f64),
+) {
+    for &h in heads {
+        if let SimProfile::Signal {
+            cycle_s,
+            offset_s,
+            split,
+            ..
+        } = &mut out[h].profile
+        {
+            change(cycle_s, split, offset_s);
+        }
+    }
+}
+
 /// Applies a signal edit to the heads of the selected controllers; returns its summary line.
 fn apply_signal_edit(
     e: &Edit,
@@ -462,19 +481,11 @@ fn apply_signal_edit(
             offset_s,
         } => {
             for &c in selected {
-                for &h in &controllers[c].1 {
-                    if let SimProfile::Signal {
-                        cycle_s: cycle,
-                        offset_s: offset,
-                        split: share,
-                        ..
-                    } = &mut out[h].profile
-                    {
-                        *cycle = cycle_s.unwrap_or(*cycle);
-                        *share = split.unwrap_or(*share);
-                        *offset = offset_s.unwrap_or(*offset).rem_euclid(*cycle);
-                    }
-                }
+                retime(out, &controllers[c].1, |cycle, share, offset| {
+                    *cycle = cycle_s.unwrap_or(*cycle);
+                    *share = split.unwrap_or(*share);
+                    *offset = offset_s.unwrap_or(*offset).rem_euclid(*cycle);
+                });
             }
             format!(
                 "edit {} (signal_timing): {} controllers ({heads} heads) retimed",
@@ -506,21 +517,12 @@ fn apply_signal_edit(
             let speed = speed_kmh / 3.6;
             for (&c, d) in selected.iter().zip(&distance) {
                 let s = d - first;
-                for &h in &controllers[c].1 {
-                    if let SimProfile::Signal {
-                        cycle_s: cycle,
-                        offset_s: offset,
-                        split: share,
-                        ..
-                    } = &mut out[h].profile
-                    {
-                        *cycle = *cycle_s;
-                        *share = split.unwrap_or(*share);
-                        let start =
-                            tvilling_sensors::simulate::green_start_s(*cycle, *share, group);
-                        *offset = (s / speed - start).rem_euclid(*cycle);
-                    }
-                }
+                retime(out, &controllers[c].1, |cycle, share, offset| {
+                    *cycle = *cycle_s;
+                    *share = split.unwrap_or(*share);
+                    let start = tvilling_sensors::simulate::green_start_s(*cycle, *share, group);
+                    *offset = (s / speed - start).rem_euclid(*cycle);
+                });
             }
             format!(
                 "edit {} (green_wave): {} controllers ({heads} heads) along {} at {speed_kmh} km/h on a {cycle_s} s cycle",

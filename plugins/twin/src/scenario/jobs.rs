@@ -183,10 +183,49 @@ impl ScenarioJobs {
     }
 }
 
+/// A comparison asked for (the Scenarios window writes it; [`start_requests`] starts it):
+/// files `a` and `b` (indices into [`ScenarioJobs::files`]) over a span.
+#[derive(Message, Debug, Clone, Copy, PartialEq)]
+pub struct CompareRequest {
+    pub a: usize,
+    pub b: usize,
+    pub seed: u64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// Starts the comparisons asked for (one at a time; a request while one runs waits for none).
+pub fn start_requests(
+    mut requests: MessageReader<CompareRequest>,
+    jobs: Option<ResMut<ScenarioJobs>>,
+) {
+    let Some(mut jobs) = jobs else {
+        requests.clear();
+        return;
+    };
+    for r in requests.read() {
+        if !jobs.start(r.a, r.b, r.seed, r.from_ms, r.to_ms) {
+            warn!("scenario comparison not started: another runs, or a file is unreadable");
+        }
+    }
+}
+
 /// Collects finished comparisons each frame.
 pub fn poll_jobs(jobs: Option<ResMut<ScenarioJobs>>) {
     if let Some(mut jobs) = jobs {
         jobs.poll();
+    }
+}
+
+/// Scenario comparisons for the window: requests started, finished runs collected (the app
+/// inserts [`ScenarioJobs`] with its runner).
+#[derive(Default)]
+pub struct ScenarioPlugin;
+
+impl Plugin for ScenarioPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<CompareRequest>()
+            .add_systems(Update, (start_requests, poll_jobs).chain());
     }
 }
 
@@ -240,6 +279,33 @@ mod tests {
         let c = jobs.last.as_ref().expect("done").as_ref().expect("ran");
         assert_eq!(c.rows[0].a, Some(2.0));
         assert!(jobs.running().is_none());
+        // Through the ECS: a request (as the window writes it) starts the run, and the
+        // plugin collects its result.
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, ScenarioPlugin))
+            .insert_resource(jobs);
+        app.world_mut().write_message(CompareRequest {
+            a: 0,
+            b: 0,
+            seed: 1,
+            from_ms: 0,
+            to_ms: 5000,
+        });
+        let t = Instant::now();
+        loop {
+            app.update();
+            let done = app
+                .world()
+                .resource::<ScenarioJobs>()
+                .last
+                .as_ref()
+                .and_then(|l| l.as_ref().ok().map(|c| c.to_ms));
+            if done == Some(5000) {
+                break;
+            }
+            assert!(t.elapsed().as_secs() < 10, "the request never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -207,38 +207,87 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Where an hourly chart draws (pixels): the same for the report's SVG and its PNG copies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartLayout {
+    pub width: f64,
+    pub height: f64,
+    /// Margins around the plot area.
+    pub left: f64,
+    pub top: f64,
+    pub plot_w: f64,
+    pub plot_h: f64,
+    pub hours: usize,
+    /// The value at the top of the plot (a round number at or above the largest).
+    pub max: f64,
+}
+
+impl ChartLayout {
+    /// The layout for series of values per hour.
+    pub fn for_series<'a>(values: impl Iterator<Item = &'a [f64]> + Clone) -> ChartLayout {
+        let (width, height, left, bottom, top, right) = (720.0, 300.0, 64.0, 40.0, 36.0, 150.0);
+        let hours = values.clone().map(<[f64]>::len).max().unwrap_or(0).max(1);
+        let max = values.flatten().copied().fold(0.0f64, f64::max);
+        ChartLayout {
+            width,
+            height,
+            left,
+            top,
+            plot_w: width - left - right,
+            plot_h: height - top - bottom,
+            hours,
+            max: if max > 0.0 { nice_ceiling(max) } else { 1.0 },
+        }
+    }
+
+    /// The x of the start of hour `i`.
+    pub fn x(&self, i: f64) -> f64 {
+        self.left + self.plot_w * i / self.hours as f64
+    }
+
+    /// The y of a value.
+    pub fn y(&self, v: f64) -> f64 {
+        self.top + self.plot_h * (1.0 - v / self.max)
+    }
+
+    /// The gridlines' values with their labels.
+    pub fn y_ticks(&self) -> Vec<(f64, String)> {
+        (0..=4)
+            .map(|k| {
+                let v = self.max * f64::from(k) / 4.0;
+                (v, trim_number(v))
+            })
+            .collect()
+    }
+
+    /// The hours labelled on the x axis (at most 13).
+    pub fn hour_ticks(&self) -> impl Iterator<Item = usize> {
+        (0..=self.hours).step_by(self.hours.div_ceil(12).max(1))
+    }
+}
+
 /// A line chart of series over the hours of the span, as SVG.
 pub fn line_chart_svg(title: &str, unit: &str, series: &[(&str, &str, &[f64])]) -> String {
-    let (w, h, left, bottom, top, right) = (720.0, 300.0, 64.0, 40.0, 36.0, 150.0);
-    let hours = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(1);
-    let max = series
-        .iter()
-        .flat_map(|s| s.2.iter().copied())
-        .fold(0.0f64, f64::max);
-    let max = if max > 0.0 { nice_ceiling(max) } else { 1.0 };
-    let plot_w = w - left - right;
-    let plot_h = h - top - bottom;
-    let x = |i: f64| left + plot_w * i / hours as f64;
-    let y = |v: f64| top + plot_h * (1.0 - v / max);
+    let l = ChartLayout::for_series(series.iter().map(|s| s.2));
+    let (w, h, left, top, plot_w, plot_h) = (l.width, l.height, l.left, l.top, l.plot_w, l.plot_h);
+    let x = |i: f64| l.x(i);
+    let y = |v: f64| l.y(v);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12"><title>{}</title><text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
         esc(title),
         esc(title)
     );
-    for k in 0..=4 {
-        let v = max * f64::from(k) / 4.0;
+    for (v, label) in l.y_ticks() {
         let _ = write!(
             svg,
-            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{label}</text>"##,
             left + plot_w,
             left - 6.0,
             y(v) + 4.0,
-            trim_number(v),
             yy = y(v)
         );
     }
-    let step = hours.div_ceil(12).max(1);
-    for i in (0..=hours).step_by(step) {
+    for i in l.hour_ticks() {
         let _ = write!(
             svg,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{i}</text>"#,
