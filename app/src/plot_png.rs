@@ -153,7 +153,8 @@ pub fn step_chart(title: &str, unit: &str, series: &[(&str, [u8; 3], &[f64])]) -
         ink,
         Align::Centre,
     );
-    c.text(14.0, top + ph / 2.0, unit, 12.0, ink, Align::Left);
+    // The unit above the value labels, clear of long numbers.
+    c.text(left - 6.0, top - 14.0, unit, 12.0, ink, Align::Right);
     for (n, (name, colour, values)) in series.iter().enumerate() {
         for (i, v) in values.iter().enumerate() {
             // Two pixels thick: the hour's level, and the step to the next hour's.

@@ -297,10 +297,12 @@ pub fn line_chart_svg(title: &str, unit: &str, series: &[(&str, &str, &[f64])]) 
     }
     let _ = write!(
         svg,
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">hours from the start</text><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        // The unit above the value labels, clear of long numbers.
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">hours from the start</text><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
         left + plot_w / 2.0,
         h - 6.0,
-        top + plot_h / 2.0,
+        left - 6.0,
+        top - 10.0,
         esc(unit)
     );
     for (n, (name, colour, values)) in series.iter().enumerate() {
