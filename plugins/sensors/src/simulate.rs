@@ -460,7 +460,115 @@ pub fn signal_aspect(cycle_s: f64, split: f64, group: u8, t_s: f64) -> (SignalAs
     (SignalAspect::Red, cycle_s - u)
 }
 
+/// A simulated lamp at an instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LampNow {
+    pub on: bool,
+    /// Level while on, percent of rated power (100 while off).
+    pub dim_pct: f64,
+    pub power_w: f64,
+    pub fault: bool,
+}
+
+/// What a simulated device shows at an instant, without its report or its totals: enough to
+/// draw a scenario's city at any moment of its span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SimLook {
+    Signal(SignalAspect),
+    Lamp(LampNow),
+    Meter { power_kw: f64 },
+    Air { no2: f64 },
+}
+
+/// A meter's electrical power at `t_ms`, kW.
+fn meter_power_kw(seed: u64, key: u64, floor_area_m2: f64, u: BuildingUse, t_ms: i64) -> f64 {
+    let l = stockholm_local(t_ms);
+    floor_area_m2
+        * peak_kw_per_m2(u)
+        * load_share(u, &l)
+        * (1.0 + 0.05 * noise(seed, key, t_ms, 900_000))
+}
+
+/// An air sensor's NO2 at `t_ms` (`rush`: the traffic intensity then), µg/m³, unrounded.
+fn air_no2(seed: u64, key: u64, traffic: f64, rush: f64, t_ms: i64) -> f64 {
+    8.0 + traffic * 55.0 * rush + 4.0 * noise(seed, key ^ (1 << 40), t_ms, 600_000)
+}
+
 impl Simulator {
+    /// Lamp `i` at `t_ms` (`sun`: the sun's elevation then, degrees); `None` for others.
+    pub fn lamp_now(&self, i: usize, t_ms: i64, local: &LocalTime, sun: f64) -> Option<LampNow> {
+        let SimProfile::Lamp {
+            rated_w,
+            on_below_deg,
+            broken,
+            policy,
+        } = &self.devices[i].profile
+        else {
+            return None;
+        };
+        let key = i as u64;
+        let wants_on = sun < *on_below_deg;
+        let on = wants_on && *broken != Some(LampBreak::BurntOut);
+        // Presence is drawn per lamp and 10-minute span, apart from the power noise.
+        let span = t_ms.div_euclid(PRESENCE_SPAN_MS);
+        let passing = (mix(self.seed ^ mix(key ^ mix(span as u64 ^ 0x7072_6573))) >> 11) as f64
+            / (1u64 << 53) as f64;
+        let dim_pct = if on {
+            policy.level(local, passing)
+        } else {
+            100.0
+        };
+        let power_w = if on {
+            rated_w * dim_pct / 100.0 * (1.0 + 0.02 * noise(self.seed, key, t_ms, 600_000))
+        } else {
+            0.5
+        };
+        Some(LampNow {
+            on,
+            dim_pct,
+            power_w,
+            fault: on && *broken == Some(LampBreak::DriverFault),
+        })
+    }
+
+    /// What every device shows at `t_ms`, in device order (the sun and the local time are
+    /// worked out once).
+    pub fn looks(&self, t_ms: i64) -> Vec<SimLook> {
+        let local = stockholm_local(t_ms);
+        let sun = sun_position(
+            STOCKHOLM_LAT_LON.0,
+            STOCKHOLM_LAT_LON.1,
+            t_ms.div_euclid(1000),
+        )
+        .elevation_deg;
+        let rush = traffic_intensity(&local);
+        (0..self.devices.len())
+            .map(|i| {
+                if let Some(l) = self.lamp_now(i, t_ms, &local, sun) {
+                    return SimLook::Lamp(l);
+                }
+                match &self.devices[i].profile {
+                    SimProfile::Meter {
+                        floor_area_m2,
+                        building_use,
+                    } => SimLook::Meter {
+                        power_kw: meter_power_kw(
+                            self.seed,
+                            i as u64,
+                            *floor_area_m2,
+                            *building_use,
+                            t_ms,
+                        ),
+                    },
+                    SimProfile::Air { traffic } => SimLook::Air {
+                        no2: air_no2(self.seed, i as u64, *traffic, rush, t_ms).max(0.5),
+                    },
+                    p => SimLook::Signal(p.signal_at(t_ms).map_or(SignalAspect::Dark, |(a, _)| a)),
+                }
+            })
+            .collect()
+    }
+
     /// The reading of device `i` at `t_ms`: (field, value) pairs, the names the kind's default
     /// field rules read.
     pub fn reading(&self, i: usize, t_ms: i64) -> Vec<(&'static str, SimValue)> {
@@ -470,57 +578,31 @@ impl Simulator {
         if let Some((a, _)) = d.profile.signal_at(t_ms) {
             return vec![("state", SimValue::Text(aspect_name(a)))];
         }
+        if matches!(d.profile, SimProfile::Lamp { .. }) {
+            let sun = sun_position(
+                STOCKHOLM_LAT_LON.0,
+                STOCKHOLM_LAT_LON.1,
+                t_ms.div_euclid(1000),
+            )
+            .elevation_deg;
+            if let Some(l) = self.lamp_now(i, t_ms, &local, sun) {
+                return vec![
+                    ("on", SimValue::Bool(l.on)),
+                    ("dim", SimValue::Number(if l.on { l.dim_pct } else { 0.0 })),
+                    ("power_w", SimValue::Number(round(l.power_w, 1))),
+                    ("fault", SimValue::Bool(l.fault)),
+                ];
+            }
+        }
         match &d.profile {
             SimProfile::Signal { .. } => Vec::new(),
-            SimProfile::Lamp {
-                rated_w,
-                on_below_deg,
-                broken,
-                policy,
-            } => {
-                let sun = sun_position(
-                    STOCKHOLM_LAT_LON.0,
-                    STOCKHOLM_LAT_LON.1,
-                    t_ms.div_euclid(1000),
-                )
-                .elevation_deg;
-                let wants_on = sun < *on_below_deg;
-                let on = wants_on && *broken != Some(LampBreak::BurntOut);
-                // Presence is drawn per lamp and 10-minute span, apart from the power noise.
-                let span = t_ms.div_euclid(PRESENCE_SPAN_MS);
-                let passing = (mix(self.seed ^ mix(key ^ mix(span as u64 ^ 0x7072_6573))) >> 11)
-                    as f64
-                    / (1u64 << 53) as f64;
-                let dim = if on {
-                    policy.level(&local, passing)
-                } else {
-                    100.0
-                };
-                let power = if on {
-                    rated_w * dim / 100.0 * (1.0 + 0.02 * noise(self.seed, key, t_ms, 600_000))
-                } else {
-                    0.5
-                };
-                vec![
-                    ("on", SimValue::Bool(on)),
-                    ("dim", SimValue::Number(if on { dim } else { 0.0 })),
-                    ("power_w", SimValue::Number(round(power, 1))),
-                    (
-                        "fault",
-                        SimValue::Bool(on && *broken == Some(LampBreak::DriverFault)),
-                    ),
-                ]
-            }
+            SimProfile::Lamp { .. } => Vec::new(),
             SimProfile::Meter {
                 floor_area_m2,
                 building_use,
             } => {
-                let peak = floor_area_m2 * peak_kw_per_m2(*building_use);
-                let power = |t: i64| {
-                    let l = stockholm_local(t);
-                    peak * load_share(*building_use, &l)
-                        * (1.0 + 0.05 * noise(self.seed, key, t, 900_000))
-                };
+                let power =
+                    |t: i64| meter_power_kw(self.seed, key, *floor_area_m2, *building_use, t);
                 // Energy since local midnight: the profile integrated in 15-minute steps.
                 let step = 900_000;
                 let mut energy = 0.0;
@@ -542,7 +624,7 @@ impl Simulator {
             SimProfile::Air { traffic } => {
                 let rush = traffic_intensity(&local);
                 let n = |salt: u64| noise(self.seed, key ^ (salt << 40), t_ms, 600_000);
-                let no2 = 8.0 + traffic * 55.0 * rush + 4.0 * n(1);
+                let no2 = air_no2(self.seed, key, *traffic, rush, t_ms);
                 // Studded tyres grind the streets: PM10 peaks in March-April.
                 let dust = (-((f64::from(local.day_of_year) - 95.0) / 25.0).powi(2) / 2.0).exp();
                 let pm10 = 9.0 + traffic * rush * (12.0 + 60.0 * dust) + 3.0 * n(2);
@@ -711,6 +793,49 @@ mod tests {
 
     fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
         unix_seconds(y, mo, d, h, mi) * 1000
+    }
+
+    #[test]
+    fn looks_agree_with_the_readings_at_every_hour() {
+        let sim = Simulator {
+            seed: 5,
+            devices: whole_city(5).into_iter().step_by(97).collect(),
+        };
+        let kinds = |k: DeviceKind| sim.devices.iter().filter(|d| d.kind == k).count();
+        assert!(kinds(DeviceKind::Lamp) > 100 && kinds(DeviceKind::Meter) > 100);
+        assert!(kinds(DeviceKind::SignalHead) > 10 && kinds(DeviceKind::AirSensor) > 0);
+        let number = |r: &[(&str, SimValue)], f: &str| {
+            r.iter().find_map(|(n, v)| match v {
+                SimValue::Number(x) if *n == f => Some(*x),
+                _ => None,
+            })
+        };
+        let mut lit = 0;
+        for h in 0..24 {
+            let t = ms(2026, 11, 23, h, 7);
+            for (i, look) in sim.looks(t).into_iter().enumerate() {
+                let r = sim.reading(i, t);
+                match look {
+                    SimLook::Signal(a) => {
+                        assert_eq!(r, vec![("state", SimValue::Text(aspect_name(a)))]);
+                    }
+                    SimLook::Lamp(l) => {
+                        lit += usize::from(l.on);
+                        assert!(r.contains(&("on", SimValue::Bool(l.on))));
+                        assert_eq!(number(&r, "power_w"), Some(round(l.power_w, 1)));
+                        let dim = if l.on { l.dim_pct } else { 0.0 };
+                        assert_eq!(number(&r, "dim"), Some(dim));
+                    }
+                    SimLook::Meter { power_kw } => {
+                        assert_eq!(number(&r, "power_kw"), Some(round(power_kw, 2)));
+                    }
+                    SimLook::Air { no2 } => {
+                        assert_eq!(number(&r, "no2"), Some(round(no2, 1)));
+                    }
+                }
+            }
+        }
+        assert!(lit > 0, "lamps are lit at night");
     }
 
     #[test]
