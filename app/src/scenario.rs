@@ -13,6 +13,7 @@ use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::simulate::{DEFAULT_SEED, stockholm_local, stockholm_utc_offset_s};
 use tvilling_twin::scenario::edits::{Districts, plan_edits};
 use tvilling_twin::scenario::file::Base;
+use tvilling_twin::scenario::jobs::RunOutput;
 use tvilling_twin::scenario::report::{
     DistrictEnergy, ReportContext, Row, RunResult, write_report,
 };
@@ -125,7 +126,7 @@ pub fn main(cli: ScenarioCli) -> Result<()> {
     };
     let (from, to) = span(args)?;
     let started = Instant::now();
-    let (ra, rb) = compare(&a, &b, args.seed, from, to, true)?;
+    let RunOutput { a: ra, b: rb, .. } = compare(&a, &b, args.seed, from, to, true)?;
     let wall_s = started.elapsed().as_secs_f64();
     let ctx = ReportContext {
         a: &a,
@@ -177,8 +178,9 @@ struct Twin {
     mark: (f64, f64),
     next_hour_ms: i64,
     result: RunResult,
-    /// Each lamp's and meter's district (once the devices exist), and energy by district.
-    districts: Option<Vec<(Entity, Option<String>)>>,
+    /// Each lamp and meter (once the devices exist): its id, its district and its energy so
+    /// far (kWh); and energy by district.
+    districts: Option<Vec<(Entity, String, Option<String>, f64)>>,
     by_district: std::collections::BTreeMap<String, DistrictEnergy>,
     last_edge_ms: Option<i64>,
 }
@@ -248,24 +250,27 @@ impl Twin {
             self.districts = Some(Vec::new());
             return;
         };
-        let mut q = world.query_filtered::<(Entity, &tvilling_geo::WorldPosition), (
-            With<tvilling_sensors::state::Device>,
+        let mut q = world.query_filtered::<(
+            Entity,
+            &tvilling_sensors::state::Device,
+            &tvilling_geo::WorldPosition,
+        ), (
             Or<(
                 With<tvilling_sensors::state::LampState>,
                 With<tvilling_sensors::state::MeterState>,
             )>,
         )>();
-        let mut out: Vec<(Entity, Option<String>)> = q
+        let mut out: Vec<(Entity, String, Option<String>, f64)> = q
             .iter(world)
-            .map(|(e, p)| {
+            .map(|(e, d, p)| {
                 let name = to_wgs84
                     .convert(p.0.x, p.0.y)
                     .ok()
                     .and_then(|(lon, lat)| districts.name_at(lon, lat).map(str::to_string));
-                (e, name)
+                (e, d.id.clone(), name, 0.0)
             })
             .collect();
-        out.sort_by_key(|(e, _)| *e);
+        out.sort_by_key(|(e, ..)| *e);
         self.districts = Some(out);
         // The city's metrics count from the clock's start too.
         self.last_edge_ms = Some(world.resource::<TwinClock>().edge_ms);
@@ -282,7 +287,7 @@ impl Twin {
             return;
         }
         let h = dt as f64 / 3_600_000.0;
-        for (e, district) in self.districts.iter().flatten() {
+        for (e, _, district, kwh) in self.districts.iter_mut().flatten() {
             let name = district.as_deref().unwrap_or("outside the districts");
             let (lamp, meter) = (
                 world.get::<tvilling_sensors::state::LampState>(*e),
@@ -294,9 +299,11 @@ impl Twin {
             let d = self.by_district.entry(name.to_string()).or_default();
             if let Some(l) = lamp {
                 d.lighting_kwh += l.power_w / 1000.0 * h;
+                *kwh += l.power_w / 1000.0 * h;
             }
             if let Some(m) = meter {
                 d.building_kwh += m.power_kw * h;
+                *kwh += m.power_kw * h;
             }
         }
     }
@@ -374,7 +381,7 @@ fn add_run(a: &mut RunResult, b: &RunResult) {
 }
 
 /// Runs A and B on one seed and one clock, in lockstep, from `from` to `to` (with `log`, A's
-/// twin logs to the terminal).
+/// twin logs to the terminal): what each measured and ran, and each device's energy.
 pub fn compare(
     a: &Scenario,
     b: &Scenario,
@@ -382,7 +389,7 @@ pub fn compare(
     from: i64,
     to: i64,
     log: bool,
-) -> Result<(RunResult, RunResult)> {
+) -> Result<RunOutput> {
     let mut twins = [
         twin(a, seed, from, to, log)?,
         twin(b, seed, from, to, false)?,
@@ -429,7 +436,20 @@ pub fn compare(
             .get_resource::<PlanApplied>()
             .map(|p| p.0.clone())
             .unwrap_or_default();
-        r
+        let plan = Arc::new(t.app.world().resource::<SimulatorState>().run.sim.clone());
+        let kwh = t
+            .districts
+            .into_iter()
+            .flatten()
+            .map(|(_, id, _, kwh)| (id, kwh))
+            .collect();
+        (r, plan, kwh)
     };
-    Ok((result(ta), result(tb)))
+    let ((ra, pa, ka), (rb, pb, kb)) = (result(ta), result(tb));
+    Ok(RunOutput {
+        a: ra,
+        b: rb,
+        plans: [pa, pb],
+        device_kwh: [ka, kb],
+    })
 }

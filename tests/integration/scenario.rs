@@ -3,6 +3,7 @@
 //! numbers exactly; two runs of one scenario are identical; a lighting edit changes no
 //! building number), golden reports, and refusals.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tvilling::scenario::{compare, load, local_time_ms};
@@ -20,12 +21,16 @@ fn span() -> (i64, i64) {
     )
 }
 
-fn run(a: &str, b: &str) -> (RunResult, RunResult, Vec<Row>) {
+/// A and B's results, the metrics table, and the devices whose energy differs (B less A, kWh,
+/// by id): what the city's colour by difference draws.
+fn run(a: &str, b: &str) -> (RunResult, RunResult, Vec<Row>, HashMap<String, f64>) {
     let (sa, sb) = (load(&file(a)).expect("a"), load(&file(b)).expect("b"));
     let (from, to) = span();
-    let (ra, rb) = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let out = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let changed = out.difference();
+    let (ra, rb) = (out.a, out.b);
     let table = rows(&ra, &rb, &sa.assumptions, &sb.assumptions);
-    (ra, rb, table)
+    (ra, rb, table, changed)
 }
 
 /// Every metric whose name starts with one of `prefixes` is the same in A and B.
@@ -48,7 +53,8 @@ fn same_numbers(a: &RunResult, b: &RunResult) -> bool {
 
 #[test]
 fn no_edits_or_an_edit_undone_give_exactly_the_baseline() {
-    let (a, b, _) = run("scenes/baseline.toml", "tests/scenarios/undone.toml");
+    let (a, b, _, changed) = run("scenes/baseline.toml", "tests/scenarios/undone.toml");
+    assert!(changed.is_empty(), "no device differs: {changed:?}");
     assert!(a.lighting_kwh > 0.0 && a.building_kwh > 0.0, "{a:?}");
     assert!(
         a.hourly_lighting_kwh.len() == 2,
@@ -79,17 +85,30 @@ fn no_edits_or_an_edit_undone_give_exactly_the_baseline() {
 
 #[test]
 fn two_runs_of_a_scenario_are_identical_and_lights_never_move_buildings() {
-    let (a, b, table) = run(
+    let (a, b, table, changed) = run(
         "scenes/led-night-dimming.toml",
         "scenes/led-night-dimming.toml",
     );
     assert!(same_numbers(&a, &b), "A {a:?}\nB {b:?}");
+    assert!(changed.is_empty(), "{changed:?}");
     assert!(
         table
             .iter()
             .all(|r| r.difference().is_none_or(|d| d == 0.0))
     );
-    let (base, led, table) = run("scenes/baseline.toml", "scenes/led-night-dimming.toml");
+    let (base, led, table, changed) = run("scenes/baseline.toml", "scenes/led-night-dimming.toml");
+    // Every lamp retrofitted or dimmed differs, all of them less; no meter does.
+    assert!(changed.len() > 100, "{}", changed.len());
+    assert!(
+        changed
+            .iter()
+            .all(|(id, d)| id.starts_with("lamp") && *d < 0.0)
+    );
+    let saved: f64 = changed.values().sum();
+    assert!(
+        (saved - (led.lighting_kwh - base.lighting_kwh)).abs() < 1e-6 * base.lighting_kwh,
+        "the lamps' differences add up to the city's: {saved}"
+    );
     assert!(
         led.lighting_kwh < base.lighting_kwh * 0.8,
         "{base:?} {led:?}"
@@ -104,7 +123,9 @@ fn two_runs_of_a_scenario_are_identical_and_lights_never_move_buildings() {
 
 #[test]
 fn a_new_building_moves_no_lighting_number() {
-    let (base, office, table) = run("scenes/baseline.toml", "scenes/office-block.toml");
+    let (base, office, table, changed) = run("scenes/baseline.toml", "scenes/office-block.toml");
+    // Only the new building's meter differs (it has no energy under A).
+    assert_eq!(changed.keys().collect::<Vec<_>>(), ["meter/scenario/1"]);
     assert!(
         office.building_kwh > base.building_kwh,
         "{base:?} {office:?}"
@@ -121,7 +142,8 @@ fn a_run_ending_at_midnight_keeps_its_figures_across_the_metrics_restart() {
     );
     let from = local_time_ms("2026-11-23T23:00").expect("from");
     let to = local_time_ms("2026-11-24T00:00").expect("to");
-    let (a, b) = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let out = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let (a, b) = (out.a, out.b);
     let table = rows(&a, &b, &sa.assumptions, &sb.assumptions);
     let signals: Vec<&Row> = table
         .iter()
@@ -149,7 +171,7 @@ fn a_run_ending_at_midnight_keeps_its_figures_across_the_metrics_restart() {
 /// The report of `scenario` against the baseline equals the golden one in
 /// `tests/golden/NAME/metrics.csv` (`TVILLING_BLESS=1` rewrites it, to be reviewed).
 fn golden(scenario: &str, name: &str) {
-    let (a, b, table) = run("scenes/baseline.toml", scenario);
+    let (a, b, table, _) = run("scenes/baseline.toml", scenario);
     let got = metrics_csv(&table);
     let path = file(&format!("tests/golden/{name}/metrics.csv"));
     if std::env::var("TVILLING_BLESS").is_ok() {

@@ -2,23 +2,49 @@
 //! a time on its own thread (two headless twins, as `tvilling scenario compare` runs them), so
 //! the window never waits.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bevy::prelude::*;
+use tvilling_sensors::simulate::Simulator;
 
 use super::file::Scenario;
 use super::report::{Row, RunResult, rows};
 
 /// Runs A and B over a span (seed, from, to in Unix ms): what the app provides, since it knows
 /// how to build a twin.
-pub type Runner = Arc<
-    dyn Fn(&Scenario, &Scenario, u64, i64, i64) -> Result<(RunResult, RunResult), String>
-        + Send
-        + Sync,
->;
+pub type Runner =
+    Arc<dyn Fn(&Scenario, &Scenario, u64, i64, i64) -> Result<RunOutput, String> + Send + Sync>;
+
+/// What a runner measured of A and B, and what it ran.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub a: RunResult,
+    pub b: RunResult,
+    /// Each side's simulated devices, with its edits applied (to draw its city at any moment).
+    pub plans: [Arc<Simulator>; 2],
+    /// Each side's energy of every lamp and meter over the span, kWh, by device id.
+    pub device_kwh: [HashMap<String, f64>; 2],
+}
+
+impl RunOutput {
+    /// B's energy less A's, kWh, of every device whose energy differs (a device on one side
+    /// only counts as zero on the other).
+    pub fn difference(&self) -> HashMap<String, f64> {
+        let [a, b] = &self.device_kwh;
+        let mut out = HashMap::new();
+        for id in a.keys().chain(b.keys()) {
+            let d = b.get(id).copied().unwrap_or(0.0) - a.get(id).copied().unwrap_or(0.0);
+            if d != 0.0 {
+                out.insert(id.clone(), d);
+            }
+        }
+        out
+    }
+}
 
 /// A finished comparison.
 #[derive(Debug, Clone)]
@@ -32,6 +58,12 @@ pub struct Comparison {
     pub rb: RunResult,
     pub rows: Vec<Row>,
     pub wall_s: f64,
+    /// Each side's simulated devices with its edits.
+    pub plans: [Arc<Simulator>; 2],
+    /// B's energy less A's over the span, kWh, of each device whose energy differs, by id.
+    pub difference: HashMap<String, f64>,
+    /// Counts the comparisons finished in this app (this one's number, from 1).
+    pub number: u64,
 }
 
 struct Running {
@@ -50,6 +82,8 @@ pub struct ScenarioJobs {
     running: Option<Running>,
     /// The last comparison, or why it failed.
     pub last: Option<Result<Comparison, String>>,
+    /// Comparisons finished so far.
+    pub finished: u64,
 }
 
 /// Whether a TOML file is a scene (data, CRS) rather than a scenario.
@@ -66,6 +100,7 @@ impl ScenarioJobs {
             files: Vec::new(),
             running: None,
             last: None,
+            finished: 0,
         };
         jobs.rescan();
         jobs
@@ -128,17 +163,20 @@ impl ScenarioJobs {
             .name("scenario comparison".into())
             .spawn(move || {
                 let started = Instant::now();
-                let (ra, rb) = runner(&a, &b, seed, from_ms, to_ms)?;
+                let out = runner(&a, &b, seed, from_ms, to_ms)?;
                 Ok(Comparison {
-                    rows: rows(&ra, &rb, &a.assumptions, &b.assumptions),
+                    rows: rows(&out.a, &out.b, &a.assumptions, &b.assumptions),
+                    difference: out.difference(),
                     a,
                     b,
                     seed,
                     from_ms,
                     to_ms,
-                    ra,
-                    rb,
+                    ra: out.a,
+                    rb: out.b,
+                    plans: out.plans,
                     wall_s: started.elapsed().as_secs_f64(),
+                    number: 0,
                 })
             });
         match handle {
@@ -169,10 +207,13 @@ impl ScenarioJobs {
         let Some(r) = self.running.take() else {
             return false;
         };
+        self.finished += 1;
+        let number = self.finished;
         self.last = Some(
             r.handle
                 .join()
-                .unwrap_or_else(|_| Err("the comparison stopped with an error".into())),
+                .unwrap_or_else(|_| Err("the comparison stopped with an error".into()))
+                .map(|c| Comparison { number, ..c }),
         );
         true
     }
@@ -225,7 +266,13 @@ pub struct ScenarioPlugin;
 impl Plugin for ScenarioPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<CompareRequest>()
-            .add_systems(Update, (start_requests, poll_jobs).chain());
+            .add_plugins(super::shown::ShowScenarioPlugin)
+            .add_systems(
+                Update,
+                (start_requests, poll_jobs)
+                    .chain()
+                    .before(super::shown::adopt_comparison),
+            );
     }
 }
 
@@ -254,7 +301,19 @@ mod tests {
                 lighting_kwh: s.name.len() as f64 + (to - from) as f64 / 1000.0,
                 ..Default::default()
             };
-            Ok((r(a), r(b)))
+            let plan = Arc::new(Simulator {
+                seed: 1,
+                devices: Vec::new(),
+            });
+            Ok(RunOutput {
+                a: r(a),
+                b: r(b),
+                plans: [plan.clone(), plan],
+                device_kwh: [
+                    HashMap::from([("lamp/1".into(), 2.0), ("lamp/2".into(), 1.0)]),
+                    HashMap::from([("lamp/1".into(), 1.5), ("lamp/2".into(), 1.0)]),
+                ],
+            })
         });
         let mut jobs = ScenarioJobs::new(runner, &dir);
         assert_eq!(jobs.files.len(), 2, "the scene file is not a scenario");
@@ -278,6 +337,12 @@ mod tests {
         }
         let c = jobs.last.as_ref().expect("done").as_ref().expect("ran");
         assert_eq!(c.rows[0].a, Some(2.0));
+        assert_eq!(c.number, 1);
+        assert_eq!(
+            c.difference,
+            HashMap::from([("lamp/1".to_string(), -0.5)]),
+            "only what changed"
+        );
         assert!(jobs.running().is_none());
         // Through the ECS: a request (as the window writes it) starts the run, and the
         // plugin collects its result.

@@ -6,11 +6,14 @@
 //!   the edit, and why);
 //! - [`edits`]: the edits applied to the devices planned for a city (lamps by street, street
 //!   class or district), all or nothing;
-//! - [`report`]: the metrics of two runs side by side, as `metrics.csv` and `report.html`.
+//! - [`report`]: the metrics of two runs side by side, as `metrics.csv` and `report.html`;
+//! - [`jobs`]: comparisons run for the window on a thread of their own;
+//! - [`shown`]: a comparison shown in the city (A, B or split) at a moment of its span.
 
 pub mod edits;
 pub mod file;
 pub mod jobs;
 pub mod report;
+pub mod shown;
 
 pub use file::{Assumptions, Scenario, ScenarioError};
