@@ -148,7 +148,8 @@ pub struct Cli {
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub duration: f64,
 
-    /// Colour buildings by: type (default), power, intensity (kWh/m² per year) or freshness.
+    /// Colour buildings by: type (default), power, intensity (kWh/m² per year), freshness, or
+    /// difference (between the scenarios compared; lamps too).
     #[arg(long, default_value = "type", value_name = "NAME")]
     pub colour_by: String,
 
@@ -174,6 +175,15 @@ pub struct Cli {
     #[arg(long, value_name = "N", requires = "compare")]
     pub compare_hours: Option<f64>,
 
+    /// With --compare: show the compared city once the comparison has run: a (scenario A),
+    /// b (scenario B) or split (A left, B right); live (the twin's own state) by default.
+    #[arg(long, value_name = "MODE", requires = "compare")]
+    pub show: Option<String>,
+
+    /// With --show: the moment shown, HH:MM of the compared day (Stockholm local time).
+    #[arg(long, value_name = "HH:MM", requires = "show")]
+    pub show_at: Option<String>,
+
     /// No panels at all (a bare 3D view, e.g. for a public screen or to measure frame time).
     #[arg(long)]
     pub no_ui: bool,
@@ -190,6 +200,16 @@ pub struct Cli {
     /// Language of the panels: en (English) or sv (Swedish); switchable in the toolbar.
     #[arg(long, default_value = "en", value_name = "LANG")]
     pub lang: String,
+
+    /// Look at a place once the city has loaded: longitude, latitude (WGS 84) and the
+    /// camera's distance in metres, e.g. 18.0793,59.3344,400.
+    #[arg(
+        long,
+        value_name = "LON,LAT,METRES",
+        value_delimiter = ',',
+        num_args = 1
+    )]
+    pub look_at: Vec<f64>,
 
     /// With --screenshot: select the building with this source id (e.g. way/24981325) and
     /// fly to it before capturing.

@@ -93,8 +93,11 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
             "power" => tvilling_view::layers::ColourBy::Power,
             "intensity" => tvilling_view::layers::ColourBy::EnergyIntensity,
             "freshness" => tvilling_view::layers::ColourBy::Freshness,
+            "difference" => tvilling_view::layers::ColourBy::Difference,
             other => {
-                anyhow::bail!("--colour-by {other:?}: expected type, power, intensity or freshness")
+                anyhow::bail!(
+                    "--colour-by {other:?}: expected type, power, intensity, freshness or difference"
+                )
             }
         },
         open: {
@@ -177,16 +180,23 @@ pub fn add_view(app: &mut App, setup: &Setup, ui: bool) {
     }
 }
 
-/// Moves the sun with the twin clock while [`SunSettings::follow_clock`] is on.
+/// Moves the sun with the twin clock while [`SunSettings::follow_clock`] is on (with the moment
+/// of the scenarios shown, while they are).
 fn sun_follows_clock(
     clock: Option<Res<tvilling_sensors::clock::TwinClock>>,
+    shown: Option<Res<tvilling_twin::scenario::shown::ShownScenarios>>,
     mut sun: ResMut<SunSettings>,
 ) {
-    if let Some(clock) = clock
+    let now = match (&shown, &clock) {
+        (Some(s), _) if s.is_shown() => Some(s.t_ms),
+        (_, Some(c)) => Some(c.now_ms),
+        _ => None,
+    };
+    if let Some(now_ms) = now
         && sun.follow_clock
-        && clock.now_ms != 0
+        && now_ms != 0
     {
-        let t = clock.now_ms.div_euclid(1000);
+        let t = now_ms.div_euclid(1000);
         if sun.unix_time != t {
             sun.unix_time = t;
         }

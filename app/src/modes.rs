@@ -13,6 +13,8 @@ use tvilling_sensors::state::Device;
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::picking::EntityPicked;
 
+use tvilling_twin::scenario::shown::{ShowMode, ShownScenarios};
+
 use crate::{Cli, Setup, add_model, add_view};
 
 fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
@@ -57,6 +59,17 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     }
     app.insert_resource(jobs)
         .add_plugins(tvilling_twin::scenario::jobs::ScenarioPlugin);
+    match cli.look_at.as_slice() {
+        [] => {}
+        &[lon, lat, distance] if distance > 0.0 => {
+            app.insert_resource(LookAtOnLoad { lon, lat, distance })
+                .add_systems(
+                    Update,
+                    look_at_on_load.after(tvilling_city::CitySystems::Spawn),
+                );
+        }
+        other => anyhow::bail!("--look-at {other:?}: expected LON,LAT,METRES (metres above 0)"),
+    }
     if let Some(id) = &cli.select {
         app.insert_resource(SelectOnLoad(id.clone(), 0));
         app.add_systems(
@@ -106,6 +119,38 @@ fn start_comparison(
     let seed = cli
         .simulate
         .unwrap_or(tvilling_sensors::simulate::DEFAULT_SEED);
+    let mode = match cli.show.as_deref() {
+        None | Some("live") => ShowMode::Live,
+        Some("a") => ShowMode::A,
+        Some("b") => ShowMode::B,
+        Some("split") => ShowMode::Split,
+        Some(other) => anyhow::bail!("--show {other:?}: expected a, b, split or live"),
+    };
+    let first_moment_ms = match cli.show_at.as_deref() {
+        None => None,
+        Some(t) => {
+            let minutes = t
+                .split_once(':')
+                .and_then(|(h, m)| Some(h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?))
+                .filter(|m| (0..24 * 60).contains(m))
+                .with_context(|| format!("--show-at {t:?}: expected HH:MM"))?;
+            // Local wall time of the day: the local midnight, then the minutes (the day's
+            // offset can change at 02:00 or 03:00 on the two days a year it does).
+            Some(
+                crate::scenario::local_time_ms(&format!(
+                    "{day}T{:02}:{:02}",
+                    minutes / 60,
+                    minutes % 60
+                ))
+                .with_context(|| format!("--show-at {t:?}"))?,
+            )
+        }
+    };
+    app.insert_resource(ShownScenarios {
+        mode,
+        first_moment_ms,
+        ..Default::default()
+    });
     jobs.start(ia, ib, seed, from, to);
     app.insert_resource(tvilling_ui::scenarios::ScenarioChoice {
         a: ia,
@@ -129,6 +174,39 @@ fn exit_result(exit: AppExit) -> Result<()> {
     match exit {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => anyhow::bail!("tvilling exited with error code {code}"),
+    }
+}
+
+/// `--look-at`: where the camera goes once the city has loaded.
+#[derive(Resource)]
+struct LookAtOnLoad {
+    lon: f64,
+    lat: f64,
+    distance: f64,
+}
+
+fn look_at_on_load(
+    mut commands: Commands,
+    want: Option<Res<LookAtOnLoad>>,
+    progress: Res<LoadProgress>,
+    frame: Res<tvilling_geo::GeoFrame>,
+    mut camera: MessageWriter<CameraCommand>,
+) {
+    let Some(want) = want else { return };
+    if !progress.is_done() {
+        return;
+    }
+    commands.remove_resource::<LookAtOnLoad>();
+    let placed = tvilling_geo::Transformer::new(tvilling_geo::Crs::WGS84, frame.crs)
+        .and_then(|t| t.convert(want.lon, want.lat));
+    match placed {
+        Ok((e, n)) => {
+            camera.write(CameraCommand::FlyTo {
+                focus: bevy::math::DVec3::new(e, n, 0.0),
+                distance: want.distance,
+            });
+        }
+        Err(e) => error!("--look-at {}, {}: {e}", want.lon, want.lat),
     }
 }
 
@@ -197,8 +275,12 @@ pub fn frame_stats(times: &[f64]) -> (f64, f64, f64) {
 /// Renders, saves a screenshot, exits.
 pub fn run_screenshot(cli: &Cli, setup: &Setup, path: PathBuf) -> Result<()> {
     let mut app = windowed_app(cli, setup)?;
-    // A fly-to takes FLIGHT_SECONDS; with --select allow it to land first.
-    let extra = if cli.select.is_some() { 90 } else { 0 };
+    // A fly-to takes FLIGHT_SECONDS; with --select or --look-at allow it to land first.
+    let extra = if cli.select.is_some() || !cli.look_at.is_empty() {
+        90
+    } else {
+        0
+    };
     app.insert_resource(ScreenshotPlan {
         path: path.clone(),
         frames_after_load: cli.frames.max(1) + extra,

@@ -264,6 +264,20 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("heating cost", "uppvärmningens kostnad"),
     ("heating emissions", "uppvärmningens utsläpp"),
     ("alarms raised", "larm utlösta"),
+    ("Show in the city", "Visa i staden"),
+    ("twin", "tvillingen"),
+    ("colour by difference", "färg efter skillnad"),
+    ("Play", "Spela"),
+    ("of", "av"),
+    (
+        "planned devices are in the city on screen",
+        "planerade enheter finns i staden på skärmen",
+    ),
+    ("difference between scenarios", "skillnad mellan scenarier"),
+    ("less energy under B", "mindre energi med B"),
+    ("unchanged", "oförändrad"),
+    ("more energy under B", "mer energi med B"),
+    ("planned building", "planerad byggnad"),
 ];
 
 /// Phrases of texts made at run time (load progress, fault reasons, source states, alarm texts,
@@ -450,6 +464,10 @@ mod tests {
         ),
         ("N", "the compass's north mark, the same in Swedish"),
         (
+            "A | B",
+            "the scenarios' letters side by side, the same in Swedish",
+        ),
+        (
             "{} (SFS 2010:477): {}",
             "the statute's reference around a translated text, the same in Swedish",
         ),
@@ -481,6 +499,7 @@ mod tests {
         "Plot::new(",
         "Plot::new((",
         "id_salt(",
+        "Name::new(",
     ];
 
     fn units_only(text: &str) -> bool {

@@ -54,6 +54,12 @@ impl Plugin for UiPlugin {
         if !app.is_plugin_added::<EguiPlugin>() {
             app.add_plugins(EguiPlugin::default());
         }
+        // The panels draw on a camera of their own over the whole window, so that the 3D view
+        // may be split between cameras (scenario A | B) without splitting the panels.
+        app.world_mut()
+            .resource_mut::<bevy_egui::EguiGlobalSettings>()
+            .auto_create_primary_context = false;
+        app.add_systems(Startup, spawn_panel_camera);
         app.init_resource::<PanelState>()
             .init_resource::<i18n::Lang>()
             .init_resource::<city::CityPanel>()
@@ -80,6 +86,26 @@ impl Plugin for UiPlugin {
                     .chain(),
             );
     }
+}
+
+/// The camera the panels are drawn with: nothing of the 3D scene, after every 3D camera,
+/// blended over what they drew.
+fn spawn_panel_camera(mut commands: Commands) {
+    commands.spawn((
+        Name::new("panel camera"),
+        bevy_egui::PrimaryEguiContext,
+        Camera2d,
+        bevy::camera::visibility::RenderLayers::none(),
+        Camera {
+            order: 10,
+            output_mode: bevy::camera::CameraOutputMode::Write {
+                blend_state: Some(bevy::render::render_resource::BlendState::ALPHA_BLENDING),
+                clear_color: ClearColorConfig::None,
+            },
+            clear_color: ClearColorConfig::Custom(Color::NONE),
+            ..default()
+        },
+    ));
 }
 
 pub mod prelude {

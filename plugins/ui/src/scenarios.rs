@@ -4,8 +4,10 @@
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, egui};
-use egui_plot::{Legend, Line, Plot};
+use egui_plot::{Legend, Line, Plot, VLine};
 use tvilling_twin::scenario::jobs::{CompareRequest, ScenarioJobs};
+use tvilling_twin::scenario::shown::{ShowMode, ShowRequest, ShownScenarios};
+use tvilling_view::layers::ColourBy;
 
 use crate::PanelState;
 use crate::i18n::{Lang, tr, tr_str};
@@ -47,6 +49,94 @@ pub fn local_midnight_ms(day: &str) -> Option<i64> {
 /// How many table rows show before the per-controller ones.
 const MAIN_ROWS: usize = 17;
 
+/// Stockholm local time of day of `t_ms`, HH:MM.
+pub fn local_hh_mm(t_ms: i64) -> String {
+    let minutes = (tvilling_sensors::simulate::stockholm_local(t_ms).hour * 60.0).floor() as i64;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// What the city shows of the comparison: the mode, the colouring by difference, and the
+/// moment (a slider over the span, play and pause). Writes requests; the model applies them.
+fn show_controls(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    shown: &ShownScenarios,
+    show: &mut MessageWriter<ShowRequest>,
+    colour_by: &mut ColourBy,
+) {
+    ui.horizontal(|ui| {
+        ui.label(tr(lang, "Show in the city"));
+        for (mode, label) in [
+            (ShowMode::Live, tr(lang, "twin")),
+            (ShowMode::A, "A"),
+            (ShowMode::B, "B"),
+            (ShowMode::Split, "A | B"),
+        ] {
+            if ui.selectable_label(shown.mode == mode, label).clicked() {
+                show.write(ShowRequest::Mode(mode));
+            }
+        }
+        let mut difference = *colour_by == ColourBy::Difference;
+        if ui
+            .checkbox(&mut difference, tr(lang, "colour by difference"))
+            .changed()
+        {
+            *colour_by = if difference {
+                ColourBy::Difference
+            } else {
+                ColourBy::Type
+            };
+        }
+    });
+    if shown.mode == ShowMode::Live {
+        return;
+    }
+    ui.horizontal(|ui| {
+        let (icon, play) = if shown.playing {
+            ("⏸", false)
+        } else {
+            ("▶", true)
+        };
+        if ui
+            .button(icon)
+            .on_hover_text(tr(lang, if play { "Play" } else { "Pause" }))
+            .clicked()
+        {
+            show.write(ShowRequest::Play(play));
+        }
+        let mut hours = (shown.t_ms - shown.from_ms) as f64 / 3_600_000.0;
+        let span_h = (shown.to_ms - shown.from_ms) as f64 / 3_600_000.0;
+        let slider = egui::Slider::new(&mut hours, 0.0..=span_h)
+            .show_value(false)
+            .step_by(1.0 / 60.0);
+        if ui.add(slider).changed() {
+            show.write(ShowRequest::Seek(
+                shown.from_ms + (hours * 3_600_000.0).round() as i64,
+            ));
+        }
+        ui.label(egui::RichText::new(local_hh_mm(shown.t_ms)).monospace());
+    });
+    if let Some(sides) = &shown.sides {
+        for (label, side) in ["A", "B"].iter().zip(sides) {
+            if side.found() < side.planned() {
+                ui.colored_label(
+                    egui::Color32::from_rgb(240, 190, 90),
+                    format!(
+                        "{label}: {} {} {} {}",
+                        side.found(),
+                        tr(lang, "of"),
+                        side.planned(),
+                        tr(lang, "planned devices are in the city on screen")
+                    ),
+                );
+            }
+        }
+    }
+    for p in &shown.problems {
+        ui.colored_label(egui::Color32::LIGHT_RED, p);
+    }
+}
+
 pub(crate) fn scenarios_window(
     mut contexts: EguiContexts,
     mut panels: ResMut<PanelState>,
@@ -54,6 +144,9 @@ pub(crate) fn scenarios_window(
     mut requests: MessageWriter<CompareRequest>,
     mut choice: ResMut<ScenarioChoice>,
     lang: Res<Lang>,
+    shown: Res<ShownScenarios>,
+    mut show: MessageWriter<ShowRequest>,
+    mut colour_by: ResMut<ColourBy>,
 ) -> Result {
     if !panels.scenarios_open {
         return Ok(());
@@ -173,6 +266,9 @@ pub(crate) fn scenarios_window(
                         c.seed,
                         c.wall_s
                     ));
+                    if shown.comparison == c.number {
+                        show_controls(ui, lang, &shown, &mut show, &mut colour_by);
+                    }
                     egui::ScrollArea::vertical()
                         .max_height(170.0)
                         .show(ui, |ui| {
@@ -225,6 +321,14 @@ pub(crate) fn scenarios_window(
                         .show(ui, |p| {
                             p.line(Line::new("A", line(&c.ra.hourly_lighting_kwh)));
                             p.line(Line::new("B", line(&c.rb.hourly_lighting_kwh)));
+                            if shown.is_shown() && shown.comparison == c.number {
+                                let h = (shown.t_ms - c.from_ms) as f64 / 3_600_000.0;
+                                p.vline(
+                                    VLine::new(local_hh_mm(shown.t_ms), h).stroke(
+                                        egui::Stroke::new(1.5, egui::Color32::from_gray(220)),
+                                    ),
+                                );
+                            }
                         });
                 }
             }

@@ -77,6 +77,15 @@ impl OrbitCamera {
         });
     }
 
+    /// Moves the camera `factor` times as far from its focus (and a flight's end too).
+    pub fn zoom(&mut self, factor: f64) {
+        self.distance *= factor;
+        if let Some(f) = &mut self.flight {
+            f.from.1 *= factor;
+            f.to.1 *= factor;
+        }
+    }
+
     pub fn is_flying(&self) -> bool {
         self.flight.is_some()
     }
@@ -160,6 +169,7 @@ fn spawn_camera(mut commands: Commands) {
         }),
         bevy::core_pipeline::tonemapping::Tonemapping::None,
         Msaa::Sample4,
+        crate::scenario::live_layers(),
     ));
 }
 
@@ -331,7 +341,7 @@ fn apply_commands(
     }
 }
 
-fn place_camera(
+pub(crate) fn place_camera(
     time: Res<Time>,
     frame: Res<GeoFrame>,
     windows: Query<&Window>,

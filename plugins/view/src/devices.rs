@@ -23,10 +23,12 @@ use tvilling_sensors::state::{
 };
 
 use crate::ViewSystems;
+use crate::layers::{ColourBy, difference_colour};
 use crate::selection::Selection;
 use crate::tiles::{
     COLOR_TEXTURE_WIDTH, CityMaterial, CityParams, HIGHLIGHT, TexelWrites, texel, to_bevy_mesh,
 };
+use tvilling_twin::scenario::shown::ShownScenarios;
 
 /// The Swedish limit value for NO2 as an hourly mean, µg/m³ (defined in `tvilling_metrics`).
 pub const NO2_HOURLY_LIMIT: f32 = tvilling_metrics::limits::NO2_HOURLY.ugm3 as f32;
@@ -184,7 +186,7 @@ fn octahedron(c: Vec3, r: f32, tag: u32, out: &mut MeshData) {
 }
 
 /// New devices get markers: each chunk they fall in is (re)built with all its members.
-fn place_markers(
+pub(crate) fn place_markers(
     mut commands: Commands,
     added: Query<(), Added<Device>>,
     devices: Query<(
@@ -248,6 +250,8 @@ fn place_markers(
                     .spawn((
                         Name::new(format!("{:?} markers {}", key.1, key.0)),
                         WorldPosition(origin),
+                        // The twin's own state: the live view's (scenarios draw their own).
+                        bevy::camera::visibility::RenderLayers::layer(crate::scenario::LIVE_LAYER),
                     ))
                     .id();
                 chunks.0.insert(key, c);
@@ -312,10 +316,23 @@ fn color_markers(
     selection: Res<Selection>,
     mut last_selected: Local<Option<Entity>>,
     chunks: Query<&MarkerChunk>,
+    all: Query<Entity, With<MarkerSlot>>,
+    by: Option<Res<ColourBy>>,
+    shown: Option<Res<ShownScenarios>>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<CityMaterial>>,
 ) {
-    let mut dirty: Vec<Entity> = changed.iter().collect();
+    // Under the difference colouring, each marker shows its energy difference; a switch of
+    // colouring, or a new comparison under it, recolours every marker.
+    let difference = by.as_ref().is_some_and(|b| **b == ColourBy::Difference);
+    let recolour = by.as_ref().is_some_and(|b| b.is_changed())
+        || (difference && shown.as_ref().is_some_and(|s| s.is_changed()));
+    let scale = shown.as_ref().map_or(0.0, |s| s.largest_difference());
+    let mut dirty: Vec<Entity> = if recolour {
+        all.iter().collect()
+    } else {
+        changed.iter().collect()
+    };
     if selection.entity != *last_selected {
         dirty.extend(last_selected.take());
         dirty.extend(selection.entity);
@@ -331,6 +348,8 @@ fn color_markers(
         };
         let color = if selection.entity == Some(e) {
             HIGHLIGHT
+        } else if let (true, Some(s)) = (difference, &shown) {
+            difference_colour(s.difference.get(&e).copied(), scale)
         } else {
             marker_color(live, signal, lamp, air, meter)
         };

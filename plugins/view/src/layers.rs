@@ -13,6 +13,7 @@ use tvilling_sensors::state::{Device, Health, Liveness, MeterState};
 use crate::ViewSystems;
 use crate::devices::MarkerChunk;
 use crate::tiles::{BuildingColor, default_color};
+use tvilling_twin::scenario::shown::ShownScenarios;
 
 /// Which layers are drawn.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +61,18 @@ pub enum ColourBy {
     EnergyIntensity,
     /// Age of the building meter's last message against its expected interval.
     Freshness,
+    /// Scenario B's energy against A's over the compared span, for lamps and buildings that
+    /// changed (the Scenarios window's last comparison).
+    Difference,
 }
 
 impl ColourBy {
-    pub const ALL: [ColourBy; 4] = [
+    pub const ALL: [ColourBy; 5] = [
         ColourBy::Type,
         ColourBy::Power,
         ColourBy::EnergyIntensity,
         ColourBy::Freshness,
+        ColourBy::Difference,
     ];
 
     /// The English name (translated by the UI).
@@ -77,11 +82,32 @@ impl ColourBy {
             ColourBy::Power => "live power",
             ColourBy::EnergyIntensity => "energy intensity",
             ColourBy::Freshness => "data freshness",
+            ColourBy::Difference => "difference between scenarios",
         }
     }
 }
 
 pub use crate::palette::{NO_DATA, intensity_scale, power_scale, ramp};
+
+/// A lamp or building whose energy is the same under both scenarios.
+pub const UNCHANGED: Color = Color::srgb(0.45, 0.45, 0.47);
+
+/// The colour of an energy difference (B less A, kWh) against the largest one: green where B
+/// uses less, red where it uses more, stronger the larger (square root, so that small changes
+/// still show); grey where nothing changed.
+pub fn difference_colour(d: Option<f64>, scale: f64) -> Color {
+    let Some(d) = d.filter(|d| *d != 0.0 && scale > 0.0) else {
+        return UNCHANGED;
+    };
+    let t = ((d.abs() / scale).sqrt() as f32).clamp(0.2, 1.0);
+    let (weak, strong) = if d < 0.0 {
+        (Vec3::new(0.66, 0.84, 0.66), Vec3::new(0.05, 0.78, 0.22))
+    } else {
+        (Vec3::new(0.90, 0.70, 0.60), Vec3::new(0.95, 0.22, 0.10))
+    };
+    let c = weak.lerp(strong, t);
+    Color::srgb(c.x, c.y, c.z)
+}
 
 /// Gross floor area of a building: footprint × storeys (from levels, else height / 3 m).
 pub fn floor_area_m2(b: &Building) -> f64 {
@@ -99,6 +125,8 @@ pub fn building_colour(
 ) -> Color {
     match (by, meter) {
         (ColourBy::Type, _) => default_color(twin.kind, &twin.id, b),
+        // Coloured from the comparison, not the meter (see `colour_buildings`).
+        (ColourBy::Difference, _) => UNCHANGED,
         (_, None) => NO_DATA,
         (_, Some((_, live, _))) if live.health == Health::NeverSeen => NO_DATA,
         (ColourBy::Power, Some((_, _, m))) => ramp(power_scale(m.power_kw)),
@@ -145,6 +173,18 @@ pub fn legend(by: ColourBy) -> Vec<(Color, String)> {
             (ramp(0.5), "half the stale limit".into()),
             (ramp(1.0), "stale".into()),
             (NO_DATA, "never heard".into()),
+        ],
+        ColourBy::Difference => vec![
+            (
+                difference_colour(Some(-1.0), 1.0),
+                "less energy under B".into(),
+            ),
+            (UNCHANGED, "unchanged".into()),
+            (
+                difference_colour(Some(1.0), 1.0),
+                "more energy under B".into(),
+            ),
+            (crate::scenario::PLANNED, "planned building".into()),
         ],
     }
 }
@@ -200,6 +240,7 @@ fn colour_buildings(
     time: Res<Time>,
     mut last_tick: Local<f64>,
     changed: Query<(), Or<(Changed<MeterState>, Changed<Liveness>)>>,
+    shown: Option<Res<ShownScenarios>>,
     mut buildings: Query<(
         Entity,
         &TwinEntity,
@@ -213,10 +254,15 @@ fn colour_buildings(
     if tick {
         *last_tick = now;
     }
-    let all = by.is_changed() || tick;
-    if !all && (*by == ColourBy::Type || changed.is_empty()) {
+    let compared = *by == ColourBy::Difference && shown.as_ref().is_some_and(|s| s.is_changed());
+    let all = by.is_changed() || tick || compared;
+    if !all && matches!(*by, ColourBy::Type | ColourBy::Difference) {
         return;
     }
+    if !all && changed.is_empty() {
+        return;
+    }
+    let scale = shown.as_ref().map_or(0.0, |s| s.largest_difference());
     let now_ms = clock.map_or(0, |c| c.now_ms);
     let default_rules = HealthRules::default();
     let rules = rules.as_deref().unwrap_or(&default_rules);
@@ -224,7 +270,12 @@ fn colour_buildings(
         if !all && !changed.contains(e) {
             continue;
         }
-        let c = building_colour(*by, twin, b, meter, now_ms, rules);
+        let c = match (&*by, &shown) {
+            (ColourBy::Difference, Some(s)) => {
+                difference_colour(s.difference.get(&e).copied(), scale)
+            }
+            _ => building_colour(*by, twin, b, meter, now_ms, rules),
+        };
         if colour.0 != c {
             colour.0 = c;
         }

@@ -14,6 +14,8 @@
 //! - [`selection`], [`gesture`], [`palette`]: leaf modules shared by the others (what is
 //!   selected, a press that may become a click or a drag, colour ramps and scales).
 //! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
+//! - [`scenario`]: the city under scenario A, B, or both side by side (split view), with the
+//!   planned buildings re-meshed into their tiles.
 //!
 //! Data flow: input (in [`ViewSystems::Pointer`] and [`ViewSystems::Keyboard`], which `app/`
 //! gates off while egui wants the pointer or the keyboard) writes [`camera::CameraCommand`] and [`picking::EntityPicked`] messages; the
@@ -27,6 +29,7 @@ pub mod gesture;
 pub mod layers;
 pub mod palette;
 pub mod picking;
+pub mod scenario;
 pub mod selection;
 pub mod tiles;
 
@@ -68,6 +71,7 @@ impl Plugin for ViewPlugin {
             camera::CameraPlugin,
             picking::PickingPlugin,
             environment::EnvironmentPlugin,
+            scenario::ScenarioViewPlugin,
         ));
     }
 }

@@ -118,6 +118,9 @@ fn attribute<'a>(d: &'a PlannedDevice, key: &str) -> Option<&'a str> {
 /// What the edits did, a line per edit.
 pub type Summary = Vec<String>;
 
+/// Id prefix of a planned building's meter (the edit's number follows).
+pub const PLANNED_METER_PREFIX: &str = "meter/scenario/";
+
 /// How far outside the city's devices a new building may stand, metres.
 pub const CITY_MARGIN_M: f64 = 200.0;
 
@@ -339,7 +342,7 @@ pub fn apply_edits(
             let floor = area * storeys;
             let use_name = format!("{building_use:?}").to_lowercase();
             out.push(PlannedDevice {
-                id: format!("meter/scenario/{}", e.number),
+                id: format!("{PLANNED_METER_PREFIX}{}", e.number),
                 name: format!("Energy meter of {name}"),
                 kind: DeviceKind::Meter,
                 position: at,

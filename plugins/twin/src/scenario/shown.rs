@@ -84,15 +84,37 @@ pub struct ShownSide {
 }
 
 impl ShownSide {
+    /// A side: its name, its simulated devices, the entity of each device the twin has (by
+    /// index in `sim`), and its planned buildings.
+    pub fn new(
+        name: String,
+        sim: Arc<Simulator>,
+        index_of: HashMap<Entity, usize>,
+        buildings: Vec<PlannedBuilding>,
+    ) -> ShownSide {
+        ShownSide {
+            name,
+            sim,
+            index_of,
+            looks: Vec::new(),
+            buildings,
+        }
+    }
+
     /// What the device of entity `e` shows under this side now; `None` when this side does
     /// not simulate it.
     pub fn look(&self, e: Entity) -> Option<SimLook> {
         self.looks.get(*self.index_of.get(&e)?).copied()
     }
 
-    /// How many devices of this side's plan.
+    /// How many devices of this side's plan, less the meters of its planned buildings (drawn
+    /// as their buildings).
     pub fn planned(&self) -> usize {
-        self.sim.devices.len()
+        self.sim
+            .devices
+            .iter()
+            .filter(|d| !d.id.starts_with(super::edits::PLANNED_METER_PREFIX))
+            .count()
     }
 
     /// How many of them are in the city on screen.
@@ -123,6 +145,8 @@ pub struct ShownScenarios {
     pub looked_at_ms: Option<i64>,
     /// Why a planned building cannot be drawn (e.g. no transformation to the scene's CRS).
     pub problems: Vec<String>,
+    /// Where a comparison is shown from when it arrives (default: its start).
+    pub first_moment_ms: Option<i64>,
 }
 
 impl Default for ShownScenarios {
@@ -139,6 +163,7 @@ impl Default for ShownScenarios {
             comparison: 0,
             looked_at_ms: None,
             problems: Vec::new(),
+            first_moment_ms: None,
         }
     }
 }
@@ -215,13 +240,7 @@ pub fn shown_sides(
                 Vec::new()
             }
         };
-        ShownSide {
-            name: s.name.clone(),
-            sim: sim.clone(),
-            index_of,
-            looks: Vec::new(),
-            buildings,
-        }
+        ShownSide::new(s.name.clone(), sim.clone(), index_of, buildings)
     };
     let sides = [
         side(&c.a, &c.plans[0], &mut problems),
@@ -235,7 +254,8 @@ pub fn shown_sides(
     (sides, difference, problems)
 }
 
-/// A comparison that has finished is shown (from its start, in the mode already chosen).
+/// A comparison that has finished is shown (from its start, or the first moment asked for, in
+/// the mode already chosen).
 pub fn adopt_comparison(
     jobs: Option<Res<ScenarioJobs>>,
     devices: Query<(Entity, &Device)>,
@@ -264,7 +284,9 @@ pub fn adopt_comparison(
     shown.comparison = c.number;
     shown.from_ms = c.from_ms;
     shown.to_ms = c.to_ms;
-    shown.t_ms = c.from_ms;
+    shown.t_ms = shown
+        .first_moment_ms
+        .map_or(c.from_ms, |t| t.clamp(c.from_ms, c.to_ms));
     shown.looked_at_ms = None;
 }
 
