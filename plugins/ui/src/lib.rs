@@ -96,6 +96,8 @@ fn spawn_panel_camera(mut commands: Commands) {
         bevy_egui::PrimaryEguiContext,
         Camera2d,
         bevy::camera::visibility::RenderLayers::none(),
+        // Panels are flat: no multisampling (text is drawn as before, crisp).
+        Msaa::Off,
         Camera {
             order: 10,
             output_mode: bevy::camera::CameraOutputMode::Write {
