@@ -277,7 +277,7 @@ fn minute_of(t: &str) -> Option<u16> {
     (h < 24 && m < 60 && t.trim().len() == 5).then_some(h * 60 + m)
 }
 
-fn calendar(steps: &[(String, f64)], which: &str) -> Result<Vec<(u16, f64)>, String> {
+pub(crate) fn calendar(steps: &[(String, f64)], which: &str) -> Result<Vec<(u16, f64)>, String> {
     let mut out: Vec<(u16, f64)> = Vec::new();
     for (t, level) in steps {
         let m = minute_of(t)

@@ -266,6 +266,9 @@ pub struct ScenarioPlugin;
 impl Plugin for ScenarioPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<CompareRequest>()
+            .add_message::<super::draft::DraftRequest>()
+            .init_resource::<super::draft::ScenarioDraft>()
+            .add_systems(Update, super::draft::apply_draft_requests)
             .add_plugins(super::shown::ShowScenarioPlugin)
             .add_systems(
                 Update,

@@ -8,8 +8,11 @@
 //!   class or district), all or nothing;
 //! - [`report`]: the metrics of two runs side by side, as `metrics.csv` and `report.html`;
 //! - [`jobs`]: comparisons run for the window on a thread of their own;
-//! - [`shown`]: a comparison shown in the city (A, B or split) at a moment of its span.
+//! - [`shown`]: a comparison shown in the city (A, B or split) at a moment of its span;
+//! - [`draft`]: a scenario made in the window (calendars, timings, drawn buildings; undo,
+//!   redo) and saved as a file.
 
+pub mod draft;
 pub mod edits;
 pub mod file;
 pub mod jobs;
