@@ -153,7 +153,8 @@ pub struct Cli {
     #[arg(long, default_value = "type", value_name = "NAME")]
     pub colour_by: String,
 
-    /// Panels to open at start, comma-separated: city, layers, live, scenarios, or none (default: live).
+    /// Panels to open at start, comma-separated: city, layers, live, scenarios, editor (a new
+    /// scenario), or none (default: live).
     #[arg(long, value_name = "PANELS", value_delimiter = ',')]
     pub open: Vec<String>,
 

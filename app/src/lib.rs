@@ -103,8 +103,8 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         open: {
             for p in &cli.open {
                 anyhow::ensure!(
-                    ["city", "layers", "live", "scenarios", "none"].contains(&p.as_str()),
-                    "--open {p:?}: expected city, layers, live, scenarios or none"
+                    ["city", "layers", "live", "scenarios", "editor", "none"].contains(&p.as_str()),
+                    "--open {p:?}: expected city, layers, live, scenarios, editor or none"
                 );
             }
             cli.open.clone()
@@ -160,6 +160,7 @@ pub fn add_view(app: &mut App, setup: &Setup, ui: bool) {
                 || setup.open.iter().any(|p| p == "layers"),
             city_open: setup.open.iter().any(|p| p == "city"),
             scenarios_open: setup.open.iter().any(|p| p == "scenarios"),
+            editor_open: setup.open.iter().any(|p| p == "editor"),
             live_open: setup.open.is_empty() || setup.open.iter().any(|p| p == "live"),
             ..default()
         })

@@ -12,6 +12,7 @@ pub mod layers;
 pub mod live;
 pub mod overlay;
 pub mod panels;
+pub mod scenario_editor;
 pub mod scenarios;
 pub mod summary;
 pub mod timeline;
@@ -29,6 +30,7 @@ pub struct PanelState {
     pub layers_open: bool,
     pub city_open: bool,
     pub scenarios_open: bool,
+    pub editor_open: bool,
 }
 
 impl Default for PanelState {
@@ -41,6 +43,7 @@ impl Default for PanelState {
             layers_open: false,
             city_open: false,
             scenarios_open: false,
+            editor_open: false,
         }
     }
 }
@@ -64,6 +67,10 @@ impl Plugin for UiPlugin {
             .init_resource::<i18n::Lang>()
             .init_resource::<city::CityPanel>()
             .init_resource::<scenarios::ScenarioChoice>()
+            .init_resource::<scenario_editor::EditorForm>()
+            .init_resource::<scenario_editor::DistrictNames>()
+            .add_message::<tvilling_twin::scenario::draft::DraftRequest>()
+            .add_message::<tvilling_twin::scenario::shown::ShowRequest>()
             .add_message::<tvilling_twin::history::ClockRequest>()
             .add_message::<tvilling_twin::history::SeriesRequest>()
             .add_systems(Update, city::sample_power)
@@ -80,6 +87,7 @@ impl Plugin for UiPlugin {
                     layers::layers_window,
                     city::city_window,
                     scenarios::scenarios_window,
+                    scenario_editor::scenario_editor,
                     panels::about_window,
                     overlay::compass_and_scale,
                 )

@@ -207,6 +207,12 @@ pub(crate) fn scenarios_window(
                     });
                 }
                 None => {
+                    if ui
+                        .selectable_label(panels.editor_open, tr(lang, "Make a new scenario"))
+                        .clicked()
+                    {
+                        panels.editor_open = !panels.editor_open;
+                    }
                     let run = ui.add_enabled(
                         from.is_some() && !names.is_empty(),
                         egui::Button::new(tr(lang, "Run the day")),

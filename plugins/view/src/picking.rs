@@ -13,6 +13,7 @@ use crate::devices::{MarkerSlot, marker_centre, marker_shape, pick_marker};
 use crate::gesture::PointerGesture;
 use crate::layers::Layers;
 pub use crate::selection::{EntityPicked, Selection};
+use tvilling_twin::scenario::draft::{DraftRequest, ScenarioDraft};
 
 /// Click picking and selection.
 #[derive(Default)]
@@ -21,6 +22,7 @@ pub struct PickingPlugin;
 impl Plugin for PickingPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<EntityPicked>()
+            .add_message::<DraftRequest>()
             .init_resource::<Selection>()
             .add_systems(
                 Update,
@@ -60,6 +62,8 @@ fn click_to_pick(
     layers: Res<Layers>,
     frame: Res<GeoFrame>,
     mut picked: MessageWriter<EntityPicked>,
+    draft: Option<Res<ScenarioDraft>>,
+    mut corners: MessageWriter<DraftRequest>,
 ) {
     if !buttons.just_released(MouseButton::Left) {
         return;
@@ -72,9 +76,16 @@ fn click_to_pick(
     let (Some(cursor), Ok((camera, cam_gt))) = (window.cursor_position(), cameras.single()) else {
         return;
     };
-    let Ok(ray) = camera.viewport_to_world(cam_gt, cursor) else {
+    let Ok(ray) = camera.viewport_to_world(cam_gt, in_viewport(camera, cursor)) else {
         return;
     };
+    // While a footprint is drawn, a click on the ground is its next corner.
+    if draft.as_ref().is_some_and(|d| d.drawing.is_some()) {
+        if let Some(p) = ground_point(ray, &frame) {
+            corners.write(DraftRequest::Corner(p.truncate()));
+        }
+        return;
+    }
     let building = if layers.buildings {
         pick_building(tiles.iter(), ray)
     } else {
@@ -96,6 +107,30 @@ fn click_to_pick(
         (b, m) => b.or(m),
     };
     picked.write(EntityPicked(nearest.map(|(e, _)| e)));
+}
+
+/// The cursor in the camera's viewport. In the split view both halves show the same view, so
+/// a click in the right half is taken at the same place in the left.
+pub fn in_viewport(camera: &Camera, cursor: Vec2) -> Vec2 {
+    match camera.logical_viewport_rect() {
+        Some(r) if r.width() > 0.0 => {
+            let x = (cursor.x - r.min.x).rem_euclid(r.width());
+            Vec2::new(x, cursor.y - r.min.y)
+        }
+        _ => cursor,
+    }
+}
+
+/// Where a render-space ray meets the ground (height 0 in the scene's CRS), world coordinates.
+pub fn ground_point(ray: Ray3d, frame: &GeoFrame) -> Option<bevy::math::DVec3> {
+    let ground_y = frame
+        .to_render(bevy::math::DVec3::new(frame.origin.x, frame.origin.y, 0.0))
+        .y;
+    if ray.direction.y >= -1e-6 {
+        return None;
+    }
+    let t = (ground_y - ray.origin.y) / ray.direction.y;
+    (t > 0.0).then(|| frame.to_world(ray.origin + *ray.direction * t))
 }
 
 fn apply_pick(mut picks: MessageReader<EntityPicked>, mut selection: ResMut<Selection>) {

@@ -28,6 +28,7 @@ use tvilling_sensors::simulate::SimLook;
 use tvilling_sensors::state::{
     AirQualityState, Health, LampState, Liveness, MeterState, SignalHeadState,
 };
+use tvilling_twin::scenario::draft::ScenarioDraft;
 use tvilling_twin::scenario::shown::{ShowMode, ShownScenarios};
 
 use crate::ViewSystems;
@@ -89,7 +90,13 @@ impl Plugin for ScenarioViewPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<ShownScenarios>().add_systems(
             Update,
-            (arrange_cameras, side_chunks, colour_sides, planned_tiles)
+            (
+                arrange_cameras,
+                side_chunks,
+                colour_sides,
+                planned_tiles,
+                draft_preview,
+            )
                 .chain()
                 .after(crate::camera::place_camera)
                 .after(crate::devices::place_markers)
@@ -499,6 +506,67 @@ fn planned_tiles(
             commands.entity(e).insert(RenderLayers::from_layers(&keep));
         }
     }
+}
+
+/// The footprint being drawn, in the planned colour: a post at each corner, and the
+/// footprint's slab once it has three.
+#[derive(Component, Debug)]
+pub struct DraftPreview {
+    pub corners: usize,
+}
+
+fn draft_preview(
+    mut commands: Commands,
+    draft: Option<Res<ScenarioDraft>>,
+    old: Query<Entity, With<DraftPreview>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+) {
+    let Some(draft) = draft else {
+        return;
+    };
+    if !draft.is_changed() {
+        return;
+    }
+    for e in &old {
+        commands.entity(e).despawn();
+    }
+    let Some(corners) = draft.drawing.as_ref().filter(|c| !c.is_empty()) else {
+        return;
+    };
+    let origin = DVec3::new(corners[0].x, corners[0].y, 0.0);
+    let mut mesh = MeshData::default();
+    for c in corners {
+        let post = Polygon2 {
+            outer: [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)]
+                .iter()
+                .map(|(x, y)| *c + DVec2::new(*x, *y))
+                .collect(),
+            holes: Vec::new(),
+        };
+        extrude(&[post], 0.0, 12.0, origin, 0, &mut mesh);
+    }
+    if corners.len() >= 3 {
+        let slab = Polygon2 {
+            outer: corners.clone(),
+            holes: Vec::new(),
+        };
+        extrude(&[slab], 0.0, 1.0, origin, 0, &mut mesh);
+    }
+    commands.spawn((
+        Name::new("footprint being drawn"),
+        DraftPreview {
+            corners: corners.len(),
+        },
+        WorldPosition(origin),
+        Mesh3d(meshes.add(to_bevy_mesh(&mesh))),
+        MeshMaterial3d(crate::tiles::palette_material(
+            &[PLANNED],
+            &mut images,
+            &mut materials,
+        )),
+    ));
 }
 
 /// Makes a colour texture hold at least `texels` texels (rows added, the old ones kept).

@@ -70,6 +70,11 @@ impl Districts {
         Districts::from_geojson(SHIPPED_DISTRICTS).unwrap_or_default()
     }
 
+    /// The districts' names, in the file's order.
+    pub fn names(&self) -> Vec<&str> {
+        self.districts.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
     /// Whether a district of that name (case ignored) exists.
     pub fn knows(&self, name: &str) -> bool {
         self.rings(name).is_some()
