@@ -664,3 +664,30 @@ fn split_view_shows_the_city_under_a_and_b_side_by_side() {
         assert!(pic.share(x0, 0.0, x1, 1.0, is_planned) < 0.0005);
     }
 }
+
+#[test]
+fn the_scenario_editor_offers_calendars_timings_buildings_and_saving() {
+    let pic = screenshot(
+        "editor",
+        "2026-11-23T12:00",
+        &["--open", "editor", "--frames", "3"],
+    );
+    let text = pic.text();
+    for want in [
+        "newscenario",
+        "dimmingcalendar",
+        "weekdays",
+        "00:0050,06:00100,22:0060",
+        "addthecalendar",
+        "signaltiming",
+        // Undo, redo and save are greyed until there is an edit (too faint to read).
+        "newbuilding",
+    ] {
+        assert!(text.contains(want), "{want:?} not on screen: {text}");
+    }
+    // Bottom left, over the city.
+    assert!(
+        pic.share(0.0, 0.55, 0.45, 0.9, is_panel) > 0.4,
+        "no editor window"
+    );
+}

@@ -128,7 +128,7 @@ pub(crate) fn scenario_editor(
         .id(egui::Id::new("scenario editor"))
         .open(&mut open)
         .default_width(420.0)
-        .anchor(egui::Align2::LEFT_BOTTOM, [8.0, -40.0])
+        .anchor(egui::Align2::LEFT_BOTTOM, [8.0, -48.0])
         .show(ctx, |ui| {
             let form = &mut *form;
             ui.horizontal(|ui| {
