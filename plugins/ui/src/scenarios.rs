@@ -197,41 +197,41 @@ pub(crate) fn scenarios_window(
                 ui.add(egui::TextEdit::singleline(&mut choice.day).desired_width(90.0));
                 ui.label(tr(lang, "Seed"));
                 ui.add(egui::DragValue::new(&mut choice.seed));
-            });
-            let from = local_midnight_ms(&choice.day);
-            match jobs.running() {
-                Some((what, secs)) => {
-                    ui.horizontal(|ui| {
+                let from = local_midnight_ms(&choice.day);
+                match jobs.running() {
+                    Some((what, secs)) => {
                         ui.spinner();
-                        ui.label(format!("{} {what}: {secs:.0} s", tr(lang, "Running")));
-                    });
-                }
-                None => {
-                    if ui
-                        .selectable_label(panels.editor_open, tr(lang, "Make a new scenario"))
-                        .clicked()
-                    {
-                        panels.editor_open = !panels.editor_open;
+                        ui.label(format!("{secs:.0} s"))
+                            .on_hover_text(format!("{} {what}", tr(lang, "Running")));
                     }
-                    let run = ui.add_enabled(
-                        from.is_some() && !names.is_empty(),
-                        egui::Button::new(tr(lang, "Run the day")),
-                    );
-                    if run.clicked()
-                        && let Some(from) = from
-                    {
-                        let to = tvilling_sensors::simulate::stockholm_local(from + 36 * 3_600_000)
-                            .midnight_ms;
-                        requests.write(CompareRequest {
-                            a: choice.a,
-                            b: choice.b,
-                            seed: choice.seed,
-                            from_ms: from,
-                            to_ms: to,
-                        });
+                    None => {
+                        let run = ui.add_enabled(
+                            from.is_some() && !names.is_empty(),
+                            egui::Button::new(tr(lang, "Run the day")),
+                        );
+                        if run.clicked()
+                            && let Some(from) = from
+                        {
+                            let to =
+                                tvilling_sensors::simulate::stockholm_local(from + 36 * 3_600_000)
+                                    .midnight_ms;
+                            requests.write(CompareRequest {
+                                a: choice.a,
+                                b: choice.b,
+                                seed: choice.seed,
+                                from_ms: from,
+                                to_ms: to,
+                            });
+                        }
                     }
                 }
-            }
+                if ui
+                    .selectable_label(panels.editor_open, tr(lang, "Make a new scenario"))
+                    .clicked()
+                {
+                    panels.editor_open = !panels.editor_open;
+                }
+            });
             let refused: Vec<String> = jobs
                 .files
                 .iter()
@@ -276,7 +276,7 @@ pub(crate) fn scenarios_window(
                         show_controls(ui, lang, &shown, &mut show, &mut colour_by);
                     }
                     egui::ScrollArea::vertical()
-                        .max_height(170.0)
+                        .max_height(150.0)
                         .show(ui, |ui| {
                             egui::Grid::new("scenario metrics")
                                 .striped(true)
