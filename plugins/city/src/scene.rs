@@ -147,15 +147,11 @@ mod tests {
 
     #[test]
     fn bad_scenes_say_why() {
-        let e = Scene::parse("name = 1", "bad.toml").err().expect("error");
+        let e = Scene::parse("name = 1", "bad.toml").expect_err("error");
         assert!(e.to_string().contains("bad.toml"), "{e}");
-        let e = Scene::parse("name = \"x\"\nsun_utc = \"noon\"", "bad.toml")
-            .err()
-            .expect("error");
+        let e = Scene::parse("name = \"x\"\nsun_utc = \"noon\"", "bad.toml").expect_err("error");
         assert!(e.to_string().contains("noon"), "{e}");
-        let e = Scene::parse("name = \"x\"\ncrs = \"WGS\"", "bad.toml")
-            .err()
-            .expect("error");
+        let e = Scene::parse("name = \"x\"\ncrs = \"WGS\"", "bad.toml").expect_err("error");
         assert!(e.to_string().contains("WGS"), "{e}");
     }
 }

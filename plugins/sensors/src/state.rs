@@ -351,7 +351,7 @@ mod tests {
             0,
             "beyond every block"
         );
-        assert_eq!(edge.samples(0).rev().next().map(|s| s.0), Some(99));
+        assert_eq!(edge.samples(0).next_back().map(|s| s.0), Some(99));
     }
 
     #[test]

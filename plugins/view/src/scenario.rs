@@ -291,7 +291,7 @@ fn side_chunks(
         }
     }
     for (chunk, marker, mesh, pos) in &chunks {
-        for side in 0..2 {
+        for (side, layer) in SIDE_LAYERS.into_iter().enumerate() {
             if have.contains_key(&(chunk, side)) {
                 continue;
             }
@@ -328,7 +328,7 @@ fn side_chunks(
                 *pos,
                 mesh.clone(),
                 MeshMaterial3d(material),
-                RenderLayers::layer(SIDE_LAYERS[side]),
+                RenderLayers::layer(layer),
             ));
         }
     }

@@ -465,7 +465,7 @@ mod tests {
         send(&mut app, DraftRequest::Undo);
         assert_eq!(
             app.world().resource::<ScenarioDraft>().edits,
-            [dimming.clone()]
+            std::slice::from_ref(&dimming)
         );
         send(&mut app, DraftRequest::Redo);
         assert_eq!(
@@ -474,7 +474,7 @@ mod tests {
         );
         send(&mut app, DraftRequest::Remove(0));
         let draft = app.world().resource::<ScenarioDraft>();
-        assert_eq!(draft.edits, [timing.clone()]);
+        assert_eq!(draft.edits, std::slice::from_ref(&timing));
         assert!(draft.can_undo() && !draft.can_redo());
         send(&mut app, DraftRequest::Undo);
         send(&mut app, DraftRequest::Redo);
