@@ -51,7 +51,8 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
         .unwrap_or_else(|| "scenes".into());
     let runner: tvilling_twin::scenario::jobs::Runner =
         std::sync::Arc::new(|a, b, seed, from, to| {
-            crate::scenario::compare(a, b, seed, from, to, false).map_err(|e| format!("{e:#}"))
+            crate::scenario::compare(a, b, seed, from, to, Default::default())
+                .map_err(|e| format!("{e:#}"))
         });
     let mut jobs = tvilling_twin::scenario::jobs::ScenarioJobs::new(runner, folder);
     if !cli.compare.is_empty() {

@@ -64,6 +64,10 @@ pub struct SpanArgs {
     /// The simulator's seed, one for both runs.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Add N simulated street lamps to both twins on a 30 m grid around the city (a
+    /// city-sized lighting load, for measurements).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub extra_lamps: usize,
 }
 
 /// Unix ms of a Stockholm local time written YYYY-MM-DDTHH:MM.
@@ -126,7 +130,17 @@ pub fn main(cli: ScenarioCli) -> Result<()> {
     };
     let (from, to) = span(args)?;
     let started = Instant::now();
-    let RunOutput { a: ra, b: rb, .. } = compare(&a, &b, args.seed, from, to, true)?;
+    let RunOutput { a: ra, b: rb, .. } = compare(
+        &a,
+        &b,
+        args.seed,
+        from,
+        to,
+        CompareOptions {
+            log: true,
+            extra_lamps: args.extra_lamps,
+        },
+    )?;
     let wall_s = started.elapsed().as_secs_f64();
     let ctx = ReportContext {
         a: &a,
@@ -185,13 +199,27 @@ struct Twin {
     last_edge_ms: Option<i64>,
 }
 
-fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, log: bool) -> Result<Twin> {
-    // The twin as `tvilling --headless --simulate SEED [--scene BASE]` would build it.
+/// How a comparison runs besides its scenarios and span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompareOptions {
+    /// A's twin logs to the terminal.
+    pub log: bool,
+    /// Simulated street lamps added to both twins on a 30 m grid (`--extra-lamps`: a
+    /// city-sized lighting load).
+    pub extra_lamps: usize,
+}
+
+fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, opts: CompareOptions) -> Result<Twin> {
+    // The twin as `tvilling --headless --simulate SEED [--scene BASE] [--extra-lamps N]`
+    // would build it.
+    let log = opts.log;
     let mut args: Vec<std::ffi::OsString> = vec![
         "tvilling".into(),
         "--headless".into(),
         "--simulate".into(),
         seed.to_string().into(),
+        "--extra-lamps".into(),
+        opts.extra_lamps.to_string().into(),
     ];
     if let Base::Scene(p) = &scenario.base {
         args.push("--scene".into());
@@ -380,19 +408,20 @@ fn add_run(a: &mut RunResult, b: &RunResult) {
     a.alarms_raised += b.alarms_raised;
 }
 
-/// Runs A and B on one seed and one clock, in lockstep, from `from` to `to` (with `log`, A's
-/// twin logs to the terminal): what each measured and ran, and each device's energy.
+/// Runs A and B on one seed and one clock, in lockstep, from `from` to `to`: what each
+/// measured and ran, and each device's energy.
 pub fn compare(
     a: &Scenario,
     b: &Scenario,
     seed: u64,
     from: i64,
     to: i64,
-    log: bool,
+    opts: CompareOptions,
 ) -> Result<RunOutput> {
+    let quiet = CompareOptions { log: false, ..opts };
     let mut twins = [
-        twin(a, seed, from, to, log)?,
-        twin(b, seed, from, to, false)?,
+        twin(a, seed, from, to, opts)?,
+        twin(b, seed, from, to, quiet)?,
     ];
     // Load both cities; a twin whose simulator has started waits for the other, so both
     // start from the same moment.

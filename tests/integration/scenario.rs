@@ -26,7 +26,7 @@ fn span() -> (i64, i64) {
 fn run(a: &str, b: &str) -> (RunResult, RunResult, Vec<Row>, HashMap<String, f64>) {
     let (sa, sb) = (load(&file(a)).expect("a"), load(&file(b)).expect("b"));
     let (from, to) = span();
-    let out = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let out = compare(&sa, &sb, 7, from, to, Default::default()).expect("compare");
     let changed = out.difference();
     let (ra, rb) = (out.a, out.b);
     let table = rows(&ra, &rb, &sa.assumptions, &sb.assumptions);
@@ -142,7 +142,7 @@ fn a_run_ending_at_midnight_keeps_its_figures_across_the_metrics_restart() {
     );
     let from = local_time_ms("2026-11-23T23:00").expect("from");
     let to = local_time_ms("2026-11-24T00:00").expect("to");
-    let out = compare(&sa, &sb, 7, from, to, false).expect("compare");
+    let out = compare(&sa, &sb, 7, from, to, Default::default()).expect("compare");
     let (a, b) = (out.a, out.b);
     let table = rows(&a, &b, &sa.assumptions, &sb.assumptions);
     let signals: Vec<&Row> = table
@@ -264,7 +264,7 @@ fn a_scenario_the_city_cannot_take_is_refused_before_it_runs() {
     .expect("write");
     let s = load(&bad).expect("the file itself is well formed");
     let (from, to) = span();
-    let e = compare(&s, &s, 7, from, to, false)
+    let e = compare(&s, &s, 7, from, to, Default::default())
         .expect_err("refused")
         .to_string();
     assert!(
