@@ -1,6 +1,7 @@
 //! `tvilling scenario run|compare`: what-if scenarios run headless, two twins in one process on
 //! one seed and one clock, stepped in lockstep as fast as the machine allows, and a report.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +11,9 @@ use bevy::prelude::*;
 use clap::{Parser, Subcommand};
 use tvilling_metrics::metrics::CityMetrics;
 use tvilling_sensors::clock::TwinClock;
-use tvilling_sensors::simulate::{DEFAULT_SEED, stockholm_local, stockholm_utc_offset_s};
+use tvilling_sensors::simulate::{
+    DEFAULT_SEED, Simulator, stockholm_local, stockholm_utc_offset_s,
+};
 use tvilling_twin::scenario::edits::{Districts, plan_edits};
 use tvilling_twin::scenario::file::Base;
 use tvilling_twin::scenario::jobs::RunOutput;
@@ -408,8 +411,48 @@ fn add_run(a: &mut RunResult, b: &RunResult) {
     a.alarms_raised += b.alarms_raised;
 }
 
-/// Runs A and B on one seed and one clock, in lockstep, from `from` to `to`: what each
-/// measured and ran, and each device's energy.
+/// What one side's run gives: its measurements, its simulated devices, each lamp's and
+/// meter's energy by id, and the clock's edge after every frame.
+type SideRun = (RunResult, Arc<Simulator>, HashMap<String, f64>, Vec<i64>);
+
+/// Runs one side to the end of the span (on the calling thread: a twin never leaves it).
+fn run_side(s: &Scenario, seed: u64, from: i64, to: i64, opts: CompareOptions) -> Result<SideRun> {
+    let mut t = twin(s, seed, from, to, opts)?;
+    let mut frames = 0u32;
+    while !t.started()? {
+        t.app.update();
+        frames += 1;
+        if frames > 20_000 {
+            bail!("the city did not load");
+        }
+    }
+    t.assign_districts(&Districts::shipped());
+    let mut edges = Vec::new();
+    while !t.finished() {
+        t.app.update();
+        t.observe();
+        edges.push(t.edge());
+    }
+    let mut r = t.total();
+    r.edits = t
+        .app
+        .world()
+        .get_resource::<PlanApplied>()
+        .map(|p| p.0.clone())
+        .unwrap_or_default();
+    let plan = Arc::new(t.app.world().resource::<SimulatorState>().run.sim.clone());
+    let kwh = t
+        .districts
+        .into_iter()
+        .flatten()
+        .map(|(_, id, _, kwh)| (id, kwh))
+        .collect();
+    Ok((r, plan, kwh, edges))
+}
+
+/// Runs A and B on one seed and one clock from `from` to `to`, each on a thread of its own,
+/// and checks that both stepped through the same clock edges (lockstep): what each measured
+/// and ran, and each device's energy.
 pub fn compare(
     a: &Scenario,
     b: &Scenario,
@@ -419,62 +462,27 @@ pub fn compare(
     opts: CompareOptions,
 ) -> Result<RunOutput> {
     let quiet = CompareOptions { log: false, ..opts };
-    let mut twins = [
-        twin(a, seed, from, to, opts)?,
-        twin(b, seed, from, to, quiet)?,
-    ];
-    // Load both cities; a twin whose simulator has started waits for the other, so both
-    // start from the same moment.
-    let mut frames = 0u32;
-    while !twins.iter().all(|t| t.started().unwrap_or(true)) {
-        for t in twins.iter_mut() {
-            if !t.started()? {
-                t.app.update();
-            }
-        }
-        frames += 1;
-        if frames > 20_000 {
-            bail!("the cities did not load");
-        }
+    let (ra, rb) = std::thread::scope(|scope| {
+        let ha = std::thread::Builder::new()
+            .name("scenario A".into())
+            .spawn_scoped(scope, || run_side(a, seed, from, to, opts))?;
+        let hb = std::thread::Builder::new()
+            .name("scenario B".into())
+            .spawn_scoped(scope, || run_side(b, seed, from, to, quiet))?;
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<SideRun>>| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a scenario's run stopped with an error"))?
+        };
+        anyhow::Ok((join(ha), join(hb)))
+    })?;
+    let ((ra, pa, ka, ea), (rb, pb, kb, eb)) = (ra?, rb?);
+    if let Some(k) = (0..ea.len().max(eb.len())).find(|&k| ea.get(k) != eb.get(k)) {
+        bail!(
+            "the runs left lockstep at frame {k}: A at {:?}, B at {:?}",
+            ea.get(k),
+            eb.get(k)
+        );
     }
-    let districts = Districts::shipped();
-    for t in twins.iter_mut() {
-        t.started()?;
-        t.assign_districts(&districts);
-    }
-    // Step both a frame at a time on the same clock.
-    loop {
-        for t in twins.iter_mut() {
-            t.app.update();
-            t.observe();
-        }
-        let (ea, eb) = (twins[0].edge(), twins[1].edge());
-        if ea != eb {
-            bail!("the runs left lockstep: A at {ea}, B at {eb}");
-        }
-        if twins.iter().all(Twin::finished) {
-            break;
-        }
-    }
-    let [ta, tb] = twins;
-    let result = |t: Twin| {
-        let mut r = t.total();
-        r.edits = t
-            .app
-            .world()
-            .get_resource::<PlanApplied>()
-            .map(|p| p.0.clone())
-            .unwrap_or_default();
-        let plan = Arc::new(t.app.world().resource::<SimulatorState>().run.sim.clone());
-        let kwh = t
-            .districts
-            .into_iter()
-            .flatten()
-            .map(|(_, id, _, kwh)| (id, kwh))
-            .collect();
-        (r, plan, kwh)
-    };
-    let ((ra, pa, ka), (rb, pb, kb)) = (result(ta), result(tb));
     Ok(RunOutput {
         a: ra,
         b: rb,
