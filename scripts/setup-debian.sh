@@ -15,6 +15,9 @@ packages=(
   openssl
   # screenshot tests read the panels' text with OCR
   tesseract-ocr
+  # traffic co-simulation: SUMO (TraCI server, netconvert, duarouter) and its tools
+  # (randomTrips.py), for scripts/sumo-network.sh and the TraCI tests
+  sumo sumo-tools
 )
 missing=()
 for p in "${packages[@]}"; do
