@@ -24,7 +24,7 @@ netconvert --osm-files "$osm" \
   --proj "+proj=utm +zone=33 +ellps=GRS80 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs" \
   --keep-edges.by-vclass passenger --remove-edges.isolated \
   --geometry.remove --roundabouts.guess --ramps.guess --junctions.join \
-  --tls.discard-simple --tls.join --tls.default-type static \
+  --tls.guess-signals --tls.join --tls.default-type static \
   --output.street-names --output.original-names \
   --seed "$seed" --no-warnings \
   --output-file stockholm.net.xml

@@ -9,6 +9,7 @@ pub mod modes;
 pub mod plot_png;
 pub mod scenario;
 pub mod settings;
+pub mod sumo;
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,11 @@ fn main() -> Result<()> {
         let cli = tvilling::scenario::ScenarioCli::parse_from(std::env::args().skip(1));
         return tvilling::scenario::main(cli);
     }
+    // `tvilling sumo ...`: SUMO co-simulation tools.
+    if std::env::args().nth(1).as_deref() == Some("sumo") {
+        let cli = tvilling::sumo::SumoCli::parse_from(std::env::args().skip(1));
+        return tvilling::sumo::main(cli);
+    }
     let cli = Cli::parse();
     if let (Some(device), Some(history), Some(csv)) = (&cli.export_history, &cli.history, &cli.csv)
     {

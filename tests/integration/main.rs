@@ -17,6 +17,8 @@
 //! - `simulator`: the built-in simulator on the shipped extract: generated registry, values
 //!   through the SenML decoder, health in simulated time, the Swedish signal sequence.
 //! - `snapshot`: `--headless --snapshot` writes valid RFC 7946 GeoJSON.
+//! - `sumo`: the SUMO network built from the shipped extract, its lights matched to the
+//!   twin's controllers.
 //! - `screenshot`: the real binary renders under Xvfb with Mesa's software Vulkan and the
 //!   picture shows the city (and the inspector when a building is selected).
 
@@ -34,3 +36,4 @@ mod scenario;
 mod screenshot;
 mod simulator;
 mod snapshot;
+mod sumo;

@@ -1,7 +1,9 @@
 //! A client of SUMO's TraCI protocol (sumo.dlr.de/docs/TraCI), written from its documented
-//! binary format: no TraCI crate exists. Render-free and std only.
+//! binary format: no TraCI crate exists. Render-free, no Bevy.
 //!
 //! - [`wire`]: the bytes: commands, messages, typed values.
+//! - [`net`]: a network file's location and traffic lights, and lights matched to the twin's
+//!   controllers by position.
 //! - [`Client`]: a TCP connection with the version checked at connect; stepping; variable
 //!   subscriptions (vehicles, traffic lights, the simulation), so a step costs one round trip
 //!   whatever the number of vehicles; plain gets for what is read once.
@@ -10,6 +12,7 @@
 //! speak, SUMO ended (the connection closed), a reply that is malformed, a command SUMO
 //! refused with its reason.
 
+pub mod net;
 pub mod wire;
 
 use std::io::{Read, Write};

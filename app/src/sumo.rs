@@ -1,0 +1,196 @@
+//! `tvilling sumo match CONFIG`: SUMO's traffic lights matched to the twin's signal controllers
+//! by position, with a report of what matched and what did not (nothing unmatched is dropped
+//! silently), and hand-written overrides from a small file next to the scene.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bevy::math::DVec2;
+use bevy::prelude::*;
+use clap::{Parser, Subcommand};
+use tvilling_sensors::state::{Device, DeviceInfo};
+use tvilling_traci::net::{MatchReport, Net, match_lights};
+
+use crate::{Cli, add_model, setup_from_cli};
+
+/// SUMO co-simulation tools.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "tvilling sumo")]
+pub struct SumoCli {
+    #[command(subcommand)]
+    pub command: SumoCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum SumoCommand {
+    /// Match the network's traffic lights to the twin's signal controllers by position.
+    Match {
+        /// The SUMO configuration (from scripts/sumo-network.sh).
+        config: PathBuf,
+        /// The twin's scene (default: the built-in Stockholm demo).
+        #[arg(long)]
+        scene: Option<PathBuf>,
+        /// Largest distance between a light and its controller, metres.
+        #[arg(long, default_value_t = MATCH_REACH_M)]
+        reach: f64,
+        /// Hand-written pairs, one `SUMO_LIGHT_ID CONTROLLER_ID` a line (# comments).
+        #[arg(long)]
+        overrides: Option<PathBuf>,
+        /// Write the report as CSV (sumo_light,controller,distance_m,status).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+}
+
+/// How far apart a SUMO light and its controller may stand, metres: SUMO places a light at its
+/// junction's centre, the twin at the mean of its heads on the corners.
+pub const MATCH_REACH_M: f64 = 40.0;
+
+/// The network file a SUMO configuration names.
+pub fn net_file(config: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let at = text
+        .find("<net-file")
+        .with_context(|| format!("{}: no <net-file>", config.display()))?;
+    let value = text[at..]
+        .split("value=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .with_context(|| format!("{}: <net-file> without a value", config.display()))?;
+    Ok(config.parent().unwrap_or(Path::new(".")).join(value))
+}
+
+/// Hand-written overrides: `SUMO_LIGHT_ID CONTROLLER_ID` a line.
+pub fn read_overrides(path: &Path) -> Result<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut w = line.split_whitespace();
+        match (w.next(), w.next(), w.next()) {
+            (Some(l), Some(c), None) => out.push((l.to_string(), c.to_string())),
+            _ => bail!(
+                "{}:{}: expected SUMO_LIGHT_ID CONTROLLER_ID",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The twin's signal controllers (the mean position of each controller's heads), once the
+/// scene has loaded and its devices are generated.
+pub fn twin_controllers(scene: Option<&Path>) -> Result<Vec<(String, (f64, f64))>> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "tvilling".into(),
+        "--headless".into(),
+        "--simulate".into(),
+        "1".into(),
+    ];
+    if let Some(s) = scene {
+        args.push("--scene".into());
+        args.push(s.into());
+    }
+    let cli = Cli::try_parse_from(args)?;
+    let setup = setup_from_cli(&cli)?;
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, TransformPlugin));
+    add_model(&mut app, &setup)?;
+    for _ in 0..20_000 {
+        app.update();
+        if app
+            .world()
+            .contains_resource::<tvilling_twin::simulation::SimulatorState>()
+        {
+            break;
+        }
+    }
+    let world = app.world_mut();
+    let mut q = world.query::<(&Device, &DeviceInfo, &tvilling_geo::WorldPosition)>();
+    let mut by: std::collections::BTreeMap<String, (DVec2, f64)> = Default::default();
+    for (_, info, pos) in q.iter(world) {
+        if let Some((_, c)) = info.attributes.iter().find(|(k, _)| k == "controller") {
+            let e = by.entry(c.clone()).or_insert((DVec2::ZERO, 0.0));
+            e.0 += pos.0.truncate();
+            e.1 += 1.0;
+        }
+    }
+    if by.is_empty() {
+        bail!("the twin has no signal controllers (did the scene load?)");
+    }
+    Ok(by
+        .into_iter()
+        .map(|(c, (sum, n))| (c, ((sum / n).x, (sum / n).y)))
+        .collect())
+}
+
+/// Matches a SUMO network's lights to the twin's controllers.
+pub fn match_report(
+    config: &Path,
+    scene: Option<&Path>,
+    reach: f64,
+    overrides: &[(String, String)],
+) -> Result<(Net, MatchReport)> {
+    let path = net_file(config)?;
+    let net = Net::load(&path)?;
+    let lights: Vec<(String, (f64, f64))> = net
+        .lights
+        .iter()
+        .map(|l| (l.id.clone(), net.to_projected(l.x, l.y)))
+        .collect();
+    let controllers = twin_controllers(scene)?;
+    let report = match_lights(&lights, &controllers, reach, overrides);
+    Ok((net, report))
+}
+
+/// Runs the command.
+pub fn main(cli: SumoCli) -> Result<()> {
+    let SumoCommand::Match {
+        config,
+        scene,
+        reach,
+        overrides,
+        csv,
+    } = cli.command;
+    let overrides = match &overrides {
+        Some(p) => read_overrides(p)?,
+        None => Vec::new(),
+    };
+    let (net, r) = match_report(&config, scene.as_deref(), reach, &overrides)?;
+    println!(
+        "{} SUMO traffic lights, {} matched to a twin controller within {reach} m; {} SUMO lights and {} twin controllers unmatched",
+        net.lights.len(),
+        r.matched.len(),
+        r.sumo_only.len(),
+        r.twin_only.len()
+    );
+    let mut rows = vec!["sumo_light,controller,distance_m,status".to_string()];
+    for (l, c, d) in &r.matched {
+        rows.push(format!("{l},{c},{d:.1},matched"));
+    }
+    for (l, nearest) in &r.sumo_only {
+        println!(
+            "  SUMO light {l}: no controller within {reach} m (nearest {})",
+            nearest.map_or("none".into(), |d| format!("{d:.0} m"))
+        );
+        rows.push(format!(
+            "{l},,{},sumo only",
+            nearest.map_or(String::new(), |d| format!("{d:.1}"))
+        ));
+    }
+    for c in &r.twin_only {
+        println!("  twin controller {c}: no SUMO light within {reach} m");
+        rows.push(format!(",{c},,twin only"));
+    }
+    if let Some(p) = csv {
+        std::fs::write(&p, rows.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
