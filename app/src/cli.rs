@@ -108,6 +108,16 @@ pub struct Cli {
     #[arg(long, value_name = "X|max", value_parser = parse_speed)]
     pub sim_speed: Option<SimSpeed>,
 
+    /// Co-simulate traffic with SUMO: start `sumo -c CONFIG` (from scripts/sumo-network.sh) on
+    /// a free loopback port and step it with the twin clock; its vehicles join the twin.
+    #[arg(long, value_name = "CONFIG")]
+    pub sumo: Option<PathBuf>,
+
+    /// With --sumo: attach to a SUMO already listening at HOST:PORT instead of starting one
+    /// (CONFIG then names its network).
+    #[arg(long, value_name = "HOST:PORT", requires = "sumo")]
+    pub sumo_attach: Option<std::net::SocketAddr>,
+
     /// With --simulate: stop the simulated clock here, UTC, YYYY-MM-DDTHH:MM; with --headless
     /// the snapshot is written when it is reached (a simulated day runs as fast as the machine
     /// allows unless --sim-speed says otherwise).

@@ -35,6 +35,8 @@ pub struct Setup {
     pub lang: tvilling_ui::i18n::Lang,
     /// Panels to open at start (`--open`).
     pub open: Vec<String>,
+    /// SUMO co-simulation (`--sumo`, `--sumo-attach`).
+    pub sumo: Option<tvilling_twin::sumo::SumoSetup>,
 }
 
 /// Resolves data sources, CRS and sun time from the command line and scene file.
@@ -87,6 +89,14 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         None => scene.as_ref().and_then(Scene::sun_unix),
     };
     Ok(Setup {
+        sumo: match (&cli.sumo, cli.sumo_attach) {
+            (None, _) => None,
+            (Some(c), None) => Some(tvilling_twin::sumo::SumoSetup::Start(c.clone())),
+            (Some(c), Some(addr)) => Some(tvilling_twin::sumo::SumoSetup::Attach {
+                addr,
+                config: c.clone(),
+            }),
+        },
         live: settings::live_settings(cli)?,
         sun_fixed: cli.sun.is_some(),
         colour_by: match cli.colour_by.as_str() {
@@ -137,6 +147,10 @@ pub fn add_model(app: &mut App, setup: &Setup) -> Result<()> {
             settings: setup.live.clone(),
         });
         tvilling_twin::start_live(app.world_mut())?;
+    }
+    if let Some(sumo) = &setup.sumo {
+        app.insert_resource(sumo.clone())
+            .add_plugins(tvilling_twin::sumo::SumoPlugin);
     }
     Ok(())
 }

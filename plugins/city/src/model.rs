@@ -18,6 +18,8 @@ pub enum TwinKind {
     Lamp,
     Meter,
     AirSensor,
+    /// A vehicle of a traffic simulation (SUMO).
+    Vehicle,
 }
 
 impl TwinKind {
@@ -30,6 +32,7 @@ impl TwinKind {
             TwinKind::Lamp => "lamp",
             TwinKind::Meter => "meter",
             TwinKind::AirSensor => "air_sensor",
+            TwinKind::Vehicle => "vehicle",
         }
     }
 }

@@ -255,12 +255,22 @@ impl Client {
             .collect();
         let reply = self.exchange(&commands)?;
         let mut r = In::new(&reply);
+        // Every object's answer is read, so that the stream stays in step when one is refused
+        // (its status comes alone); the first refusal is returned.
+        let mut refused = None;
         for _ in objects {
-            self.status(&mut r, cmd)?;
-            // The subscription's first values follow each status.
-            r.command()?;
+            match self.status(&mut r, cmd) {
+                // The subscription's first values follow each accepted one.
+                Ok(()) => {
+                    r.command()?;
+                }
+                Err(e @ TraciError::Refused { .. }) => {
+                    refused.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
     /// A variable of one object (`cmd`: the domain's get command).
@@ -445,6 +455,17 @@ mod sumo_tests {
             )
             .expect("subscribe vehicles");
         }
+        // Subscribing a vehicle that does not exist: refused, and the
+        // connection stays in step for the next command.
+        let e = c
+            .subscribe(
+                ids::SUBSCRIBE_VEHICLE_VARIABLE,
+                &["no such vehicle"],
+                &[ids::VAR_SPEED],
+            )
+            .expect_err("refused");
+        assert!(matches!(e, TraciError::Refused { .. }), "{e}");
+        c.step(0.0).expect("a step after the refusal");
         // A vehicle that does not exist: refused, with SUMO's reason.
         let e = c
             .get(ids::GET_VEHICLE_VARIABLE, ids::VAR_SPEED, "no such vehicle")

@@ -12,6 +12,7 @@
 //! - [`history`]: every applied value and alarm change recorded to one SQLite file on its own
 //!   thread, keyframes, and the state at any past moment for playback.
 //! - [`snapshot`]: the snapshot's live part (values, health, last seen, diagnostics).
+//! - [`sumo`]: SUMO stepped with the twin clock over TraCI, its vehicles as entities.
 //!
 //! Data flow: sources decode on their threads and hand observations to the sensors crate's
 //! ingest channel; [`tvilling_sensors::apply::SensorSystems`] applies them to device
@@ -25,6 +26,7 @@ pub mod settings;
 pub mod simulation;
 pub mod snapshot;
 pub mod sources;
+pub mod sumo;
 
 use std::collections::HashMap;
 

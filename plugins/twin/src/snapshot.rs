@@ -80,6 +80,20 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         }
         live.insert(twin.id.clone(), p);
     }
+    // SUMO's vehicles: speed, heading and waiting time, and where they come from.
+    let mut vq = world.query::<(&TwinEntity, &crate::sumo::Vehicle)>();
+    for (twin, v) in vq.iter(world) {
+        let mut p = Map::new();
+        p.insert("source".into(), json!("sumo"));
+        p.insert("vehicle_id".into(), json!(v.id));
+        p.insert("speed_ms".into(), json!((v.speed * 100.0).round() / 100.0));
+        p.insert(
+            "angle_deg".into(),
+            json!((v.angle_deg * 10.0).round() / 10.0),
+        );
+        p.insert("waiting_s".into(), json!(v.waiting_s));
+        live.insert(twin.id.clone(), p);
+    }
     if let Some(features) = doc.get_mut("features").and_then(Value::as_array_mut) {
         for f in features {
             let id = f["properties"]["id"].as_str().map(str::to_string);
@@ -188,4 +202,12 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         "applied": applied.applied,
         "out_of_order": applied.out_of_order,
     });
+    if let Some(s) = world.get_resource::<crate::sumo::SumoStatus>() {
+        doc["diagnostics"]["sumo"] = json!({
+            "time_s": s.time_s,
+            "steps": s.steps,
+            "vehicles": s.vehicles,
+            "ended": s.ended,
+        });
+    }
 }
