@@ -46,21 +46,6 @@ pub enum SumoCommand {
 /// junction's centre, the twin at the mean of its heads on the corners.
 pub const MATCH_REACH_M: f64 = 40.0;
 
-/// The network file a SUMO configuration names.
-pub fn net_file(config: &Path) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let at = text
-        .find("<net-file")
-        .with_context(|| format!("{}: no <net-file>", config.display()))?;
-    let value = text[at..]
-        .split("value=\"")
-        .nth(1)
-        .and_then(|v| v.split('"').next())
-        .with_context(|| format!("{}: <net-file> without a value", config.display()))?;
-    Ok(config.parent().unwrap_or(Path::new(".")).join(value))
-}
-
 /// Hand-written overrides: `SUMO_LIGHT_ID CONTROLLER_ID` a line.
 pub fn read_overrides(path: &Path) -> Result<Vec<(String, String)>> {
     let text =
@@ -137,7 +122,7 @@ pub fn match_report(
     reach: f64,
     overrides: &[(String, String)],
 ) -> Result<(Net, MatchReport)> {
-    let path = net_file(config)?;
+    let path = tvilling_twin::sumo::net_file(config).map_err(anyhow::Error::msg)?;
     let net = Net::load(&path)?;
     let lights: Vec<(String, (f64, f64))> = net
         .lights
