@@ -1,12 +1,12 @@
 //! A real Mosquitto broker for tests, on a free loopback port, with persistence so that a
 //! restart keeps its sessions. Stopped when dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::temp_dir;
+use crate::common::{free_port, temp_dir};
 
 pub struct Broker {
     pub port: u16,
@@ -103,13 +103,6 @@ fn make_pki(dir: &std::path::Path) {
             ],
         );
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Broker {

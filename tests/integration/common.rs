@@ -101,3 +101,11 @@ pub fn feature(doc: &serde_json::Value, id: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or_else(|| panic!("no feature {id}"))
 }
+
+/// A loopback port nobody listens on now (for a broker or SUMO the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

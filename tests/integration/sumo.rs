@@ -5,7 +5,7 @@ use std::process::Command;
 
 use tvilling::sumo::{match_report, read_overrides};
 
-use crate::common::temp_dir;
+use crate::common::{free_port, read_json, temp_dir};
 
 #[test]
 fn the_network_builds_from_the_shipped_extract_and_every_light_finds_its_controller() {
@@ -92,7 +92,7 @@ fn headless(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(&std::fs::read_to_string(&snap).expect("snapshot")).expect("json")
+    read_json(&snap)
 }
 
 #[test]
@@ -167,10 +167,7 @@ fn sumo_killed_mid_run_is_reported_and_the_twin_goes_on() {
     let dir = cfg.parent().expect("dir").to_path_buf();
     // A SUMO of our own, attached to, killed once the twin has connected and stepped a while;
     // the twin runs two simulated hours (about 7,200 SUMO steps, several seconds).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = free_port();
     let mut sumo = Command::new("sumo")
         .env("SUMO_HOME", "/usr/share/sumo")
         .arg("-c")
@@ -210,8 +207,7 @@ fn sumo_killed_mid_run_is_reported_and_the_twin_goes_on() {
     let _ = sumo.wait();
     assert!(killed, "the twin never connected: {}", log.join("\n"));
     assert!(twin.wait().expect("twin").success(), "{}", log.join("\n"));
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&snap).expect("snapshot")).expect("json");
+    let doc = read_json(&snap);
     let s = &doc["diagnostics"]["sumo"];
     assert!(
         s["ended"]

@@ -52,6 +52,8 @@ pub mod ids {
     pub const RTYPE_OK: u8 = 0x00;
     pub const RTYPE_NOT_IMPLEMENTED: u8 = 0x01;
     pub const RTYPE_ERR: u8 = 0xFF;
+    /// What the twin follows of every vehicle: position, heading, speed, waiting time.
+    pub const VEHICLE_STATE: [u8; 4] = [VAR_POSITION, VAR_ANGLE, VAR_SPEED, VAR_WAITING_TIME];
 }
 
 /// The TraCI API versions this client speaks (SUMO 1.15 answers 20).
@@ -443,17 +445,8 @@ mod sumo_tests {
                 states.extend(s.get(ids::TL_RED_YELLOW_GREEN_STATE).cloned());
             }
             let new: Vec<&str> = departed.iter().map(String::as_str).collect();
-            c.subscribe(
-                ids::SUBSCRIBE_VEHICLE_VARIABLE,
-                &new,
-                &[
-                    ids::VAR_POSITION,
-                    ids::VAR_ANGLE,
-                    ids::VAR_SPEED,
-                    ids::VAR_WAITING_TIME,
-                ],
-            )
-            .expect("subscribe vehicles");
+            c.subscribe(ids::SUBSCRIBE_VEHICLE_VARIABLE, &new, &ids::VEHICLE_STATE)
+                .expect("subscribe vehicles");
         }
         // Subscribing a vehicle that does not exist: refused, and the
         // connection stays in step for the next command.

@@ -245,16 +245,8 @@ pub fn step_sumo(
             }
         }
         let new: Vec<&str> = departed.iter().map(String::as_str).collect();
-        if let Err(e) = client.subscribe(
-            ids::SUBSCRIBE_VEHICLE_VARIABLE,
-            &new,
-            &[
-                ids::VAR_POSITION,
-                ids::VAR_ANGLE,
-                ids::VAR_SPEED,
-                ids::VAR_WAITING_TIME,
-            ],
-        ) {
+        if let Err(e) = client.subscribe(ids::SUBSCRIBE_VEHICLE_VARIABLE, &new, &ids::VEHICLE_STATE)
+        {
             // A vehicle gone within the step it departed: nothing to follow.
             warn!("SUMO: cannot follow vehicles {new:?}: {e}");
         }
