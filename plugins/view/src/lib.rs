@@ -14,6 +14,7 @@
 //! - [`selection`], [`gesture`], [`palette`]: leaf modules shared by the others (what is
 //!   selected, a press that may become a click or a drag, colour ramps and scales).
 //! - [`environment`]: sun from Stockholm's latitude and a chosen date/time, sky, ground.
+//! - [`vehicles`]: SUMO's vehicles as boxes along their headings, coloured by speed.
 //! - [`scenario`]: the city under scenario A, B, or both side by side (split view), with the
 //!   planned buildings re-meshed into their tiles.
 //!
@@ -32,6 +33,7 @@ pub mod picking;
 pub mod scenario;
 pub mod selection;
 pub mod tiles;
+pub mod vehicles;
 
 use bevy::prelude::*;
 
@@ -72,6 +74,7 @@ impl Plugin for ViewPlugin {
             picking::PickingPlugin,
             environment::EnvironmentPlugin,
             scenario::ScenarioViewPlugin,
+            vehicles::VehiclePlugin,
         ));
     }
 }
