@@ -118,6 +118,11 @@ pub struct Cli {
     #[arg(long, value_name = "HOST:PORT", requires = "sumo")]
     pub sumo_attach: Option<std::net::SocketAddr>,
 
+    /// With --sumo: hand-written SUMO light → controller pairs, one `SUMO_LIGHT_ID
+    /// CONTROLLER_ID` a line (as `tvilling sumo match --overrides` takes).
+    #[arg(long, value_name = "FILE", requires = "sumo")]
+    pub sumo_overrides: Option<PathBuf>,
+
     /// With --simulate: stop the simulated clock here, UTC, YYYY-MM-DDTHH:MM; with --headless
     /// the snapshot is written when it is reached (a simulated day runs as fast as the machine
     /// allows unless --sim-speed says otherwise).

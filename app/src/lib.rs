@@ -37,6 +37,8 @@ pub struct Setup {
     pub open: Vec<String>,
     /// SUMO co-simulation (`--sumo`, `--sumo-attach`).
     pub sumo: Option<tvilling_twin::sumo::SumoSetup>,
+    /// `--sumo-overrides`: hand-written light → controller pairs.
+    pub sumo_overrides: Vec<(String, String)>,
 }
 
 /// Resolves data sources, CRS and sun time from the command line and scene file.
@@ -89,6 +91,10 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         None => scene.as_ref().and_then(Scene::sun_unix),
     };
     Ok(Setup {
+        sumo_overrides: match &cli.sumo_overrides {
+            Some(p) => sumo::read_overrides(p)?,
+            None => Vec::new(),
+        },
         sumo: match (&cli.sumo, cli.sumo_attach) {
             (None, _) => None,
             (Some(c), None) => Some(tvilling_twin::sumo::SumoSetup::Start(c.clone())),
@@ -150,6 +156,9 @@ pub fn add_model(app: &mut App, setup: &Setup) -> Result<()> {
     }
     if let Some(sumo) = &setup.sumo {
         app.insert_resource(sumo.clone())
+            .insert_resource(tvilling_twin::sumo::SumoOverrides(
+                setup.sumo_overrides.clone(),
+            ))
             .add_plugins(tvilling_twin::sumo::SumoPlugin);
     }
     Ok(())

@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use bevy::math::DVec2;
 use bevy::prelude::*;
 use clap::{Parser, Subcommand};
 use tvilling_sensors::state::{Device, DeviceInfo};
-use tvilling_traci::net::{MatchReport, Net, match_lights};
+use tvilling_traci::net::{MatchReport, Net};
 
 use crate::{Cli, add_model, setup_from_cli};
 
@@ -42,9 +41,7 @@ pub enum SumoCommand {
     },
 }
 
-/// How far apart a SUMO light and its controller may stand, metres: SUMO places a light at its
-/// junction's centre, the twin at the mean of its heads on the corners.
-pub const MATCH_REACH_M: f64 = 40.0;
+pub use tvilling_twin::sumo::MATCH_REACH_M;
 
 /// Hand-written overrides: `SUMO_LIGHT_ID CONTROLLER_ID` a line.
 pub fn read_overrides(path: &Path) -> Result<Vec<(String, String)>> {
@@ -69,9 +66,9 @@ pub fn read_overrides(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The twin's signal controllers (the mean position of each controller's heads), once the
-/// scene has loaded and its devices are generated.
-pub fn twin_controllers(scene: Option<&Path>) -> Result<Vec<(String, (f64, f64))>> {
+/// The twin's signal heads (id, controller, position), once the scene has loaded and its
+/// devices are generated.
+pub fn twin_heads(scene: Option<&Path>) -> Result<Vec<(String, String, (f64, f64))>> {
     let mut args: Vec<std::ffi::OsString> = vec![
         "tvilling".into(),
         "--headless".into(),
@@ -98,21 +95,17 @@ pub fn twin_controllers(scene: Option<&Path>) -> Result<Vec<(String, (f64, f64))
     }
     let world = app.world_mut();
     let mut q = world.query::<(&Device, &DeviceInfo, &tvilling_geo::WorldPosition)>();
-    let mut by: std::collections::BTreeMap<String, (DVec2, f64)> = Default::default();
-    for (_, info, pos) in q.iter(world) {
-        if let Some((_, c)) = info.attributes.iter().find(|(k, _)| k == "controller") {
-            let e = by.entry(c.clone()).or_insert((DVec2::ZERO, 0.0));
-            e.0 += pos.0.truncate();
-            e.1 += 1.0;
-        }
-    }
-    if by.is_empty() {
+    let heads: Vec<(String, String, (f64, f64))> = q
+        .iter(world)
+        .filter_map(|(d, info, p)| {
+            let c = info.attributes.iter().find(|(k, _)| k == "controller")?;
+            Some((d.id.clone(), c.1.clone(), (p.0.x, p.0.y)))
+        })
+        .collect();
+    if heads.is_empty() {
         bail!("the twin has no signal controllers (did the scene load?)");
     }
-    Ok(by
-        .into_iter()
-        .map(|(c, (sum, n))| (c, ((sum / n).x, (sum / n).y)))
-        .collect())
+    Ok(heads)
 }
 
 /// Matches a SUMO network's lights to the twin's controllers.
@@ -124,13 +117,8 @@ pub fn match_report(
 ) -> Result<(Net, MatchReport)> {
     let path = tvilling_twin::sumo::net_file(config).map_err(anyhow::Error::msg)?;
     let net = Net::load(&path)?;
-    let lights: Vec<(String, (f64, f64))> = net
-        .lights
-        .iter()
-        .map(|l| (l.id.clone(), net.to_projected(l.x, l.y)))
-        .collect();
-    let controllers = twin_controllers(scene)?;
-    let report = match_lights(&lights, &controllers, reach, overrides);
+    let heads = twin_heads(scene)?;
+    let report = tvilling_twin::sumo::match_to_controllers(&net, &heads, reach, overrides);
     Ok((net, report))
 }
 

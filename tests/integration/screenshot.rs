@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::common::temp_dir;
 
 /// Decoded RGB picture.
-struct Picture {
+pub(crate) struct Picture {
     width: usize,
     height: usize,
     rgb: Vec<u8>,
@@ -115,7 +115,14 @@ impl Picture {
     }
 
     /// Share of pixels in a rectangle (fractions of the picture) that satisfy `f`.
-    fn share(&self, x0: f32, y0: f32, x1: f32, y1: f32, f: impl Fn([u8; 3]) -> bool) -> f32 {
+    pub(crate) fn share(
+        &self,
+        x0: f32,
+        y0: f32,
+        x1: f32,
+        y1: f32,
+        f: impl Fn([u8; 3]) -> bool,
+    ) -> f32 {
         let ((xa, xb), (ya, yb)) = self.rect(x0, y0, x1, y1);
         let mut n = 0;
         for y in ya..yb {
@@ -137,7 +144,7 @@ impl Picture {
 
 /// Runs `tvilling --screenshot` under xvfb-run with the sun and the simulator's clock at
 /// `clock` (UTC), and returns the picture.
-fn screenshot(name: &str, clock: &str, extra: &[&str]) -> Picture {
+pub(crate) fn screenshot(name: &str, clock: &str, extra: &[&str]) -> Picture {
     let out = temp_dir(name).join("shot.png");
     let result = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1024x768x24"])
@@ -172,7 +179,7 @@ fn is_lamp(p: [u8; 3]) -> bool {
 }
 
 /// A signal marker showing red or green.
-fn is_signal(p: [u8; 3]) -> bool {
+pub(crate) fn is_signal(p: [u8; 3]) -> bool {
     let [r, g, b] = p.map(i32::from);
     (r > 170 && g < 60 && b < 60) || (g > 150 && r < 80 && b < 120)
 }

@@ -98,12 +98,22 @@ fn headless(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn vehicles_from_sumo_join_the_snapshot_where_sumo_has_them() {
     let cfg = network("sumo-cosim");
-    // SUMO's own record of the same run, in longitude and latitude.
+    // SUMO's own record of the same run: vehicles in longitude and latitude, and every
+    // light's state at every step.
     let fcd = cfg.with_file_name("fcd.xml");
+    let tls = cfg.with_file_name("tls.xml");
+    std::fs::write(
+        cfg.with_file_name("tls.add.xml"),
+        format!(
+            "<additional>\n    <timedEvent type=\"SaveTLSStates\" dest=\"{}\"/>\n</additional>\n",
+            tls.display()
+        ),
+    )
+    .expect("additional");
     let text = std::fs::read_to_string(&cfg).expect("cfg").replace(
         "</configuration>",
         &format!(
-            "  <output>\n    <fcd-output value=\"{}\"/>\n    <fcd-output.geo value=\"true\"/>\n  </output>\n</configuration>",
+            "  <output>\n    <fcd-output value=\"{}\"/>\n    <fcd-output.geo value=\"true\"/>\n  </output>\n  <input>\n    <additional-files value=\"tls.add.xml\"/>\n  </input>\n</configuration>",
             fcd.display()
         ),
     );
@@ -158,6 +168,104 @@ fn vehicles_from_sumo_join_the_snapshot_where_sumo_has_them() {
             "{id}: twin {vlon},{vlat}, SUMO {lon},{lat}"
         );
         assert!(p["speed_ms"].as_f64().is_some() && p["waiting_s"].as_f64().is_some());
+    }
+    signal_heads_show_sumos_states(&doc, &tls);
+}
+
+/// Every head mirrored from SUMO shows its link's state after the last step, and began
+/// showing it when SUMO's `--tls` output says the link changed to it (SUMO labels a state by
+/// the step it holds through, the twin by the time reached: one second apart, as for FCD).
+fn signal_heads_show_sumos_states(doc: &serde_json::Value, tls: &std::path::Path) {
+    let text = std::fs::read_to_string(tls).expect("tls output");
+    let attr = |line: &str, name: &str| -> Option<String> {
+        let key = format!(" {name}=\"");
+        Some(line.split(&key).nth(1)?.split('"').next()?.to_string())
+    };
+    // (second of the day, light) → state string.
+    let mut states = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| l.contains("<tlsState ")) {
+        let (Some(t), Some(id), Some(state)) =
+            (attr(line, "time"), attr(line, "id"), attr(line, "state"))
+        else {
+            continue;
+        };
+        states.insert((t.parse::<f64>().expect("time") as i64, id), state);
+    }
+    let class = |letter: char| match letter {
+        'r' => "Red",
+        'u' => "RedAmber",
+        'y' | 'Y' => "Amber",
+        'G' | 'g' | 's' => "Green",
+        'o' => "FlashingAmber",
+        _ => "Dark",
+    };
+    let sumo = &doc["diagnostics"]["sumo"];
+    let end = sumo["time_s"].as_f64().expect("time") as i64;
+    let links = sumo["head_links"].as_object().expect("head links");
+    assert!(links.len() > 100, "{} heads mirrored", links.len());
+    assert_eq!(sumo["heads_mirrored"], links.len());
+    let heads: std::collections::HashMap<&str, &serde_json::Value> = doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "signal_head")
+        .map(|f| {
+            (
+                f["properties"]["device_id"].as_str().expect("id"),
+                &f["properties"],
+            )
+        })
+        .collect();
+    let letter = |t: i64, light: &str, i: usize| -> char {
+        let s = &states[&(t, light.to_string())];
+        s.chars().nth(i).expect("link index within the state")
+    };
+    let (mut changes, mut aspects) = (0, std::collections::BTreeSet::new());
+    for (head, link) in links {
+        let (light, i) = (
+            link[0].as_str().expect("light"),
+            link[1].as_u64().expect("index") as usize,
+        );
+        let p = heads[head.as_str()];
+        assert_eq!(p["source"], "sumo", "{head}");
+        let aspect = p["aspect"].as_str().expect("aspect");
+        assert_eq!(
+            aspect,
+            class(letter(end - 1, light, i)),
+            "{head} at the end"
+        );
+        aspects.insert(aspect.to_string());
+        // 2026-11-23 is in CET: local second of the day = UTC + 3600.
+        let since = p["aspect_since"].as_str().expect("since");
+        let hms: Vec<i64> = since[11..19]
+            .split(':')
+            .map(|x| x.parse().expect("hms"))
+            .collect();
+        let since_s = hms[0] * 3600 + hms[1] * 60 + hms[2] + 3600;
+        if since_s > 27_100 {
+            changes += 1;
+            assert_eq!(
+                aspect,
+                class(letter(since_s - 1, light, i)),
+                "{head} at {since}"
+            );
+            assert_ne!(
+                aspect,
+                class(letter(since_s - 2, light, i)),
+                "{head} changed at {since}"
+            );
+        }
+    }
+    assert!(changes > 50, "{changes} heads changed during the run");
+    assert!(
+        aspects.contains("Red") && aspects.contains("Green"),
+        "{aspects:?}"
+    );
+    // The heads left to the twin's simulator are listed, not dropped.
+    let unmatched = sumo["heads_unmatched"].as_array().expect("unmatched");
+    assert_eq!(unmatched.len() + links.len(), heads.len());
+    for h in unmatched {
+        assert_eq!(heads[h.as_str().expect("id")]["source"], "simulator");
     }
 }
 
@@ -228,4 +336,40 @@ fn sumo_killed_mid_run_is_reported_and_the_twin_goes_on() {
         log.iter()
             .any(|l| l.contains("the twin goes on without it"))
     );
+}
+
+/// A stopped vehicle's box (the speed ramp's red, lit or in shade): darker than a red signal.
+fn is_stopped_vehicle(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    (70..=200).contains(&r) && g < 50 && b < 50 && r > 2 * g + 40
+}
+
+#[test]
+fn a_screenshot_shows_vehicles_queued_at_red_lights() {
+    let cfg = network("sumo-screenshot");
+    // 07:30 in Stockholm, looking down on a junction of Sveavägen's north end that queues
+    // at the morning peak (found with SUMO's halting counts); SUMO warms up 15 minutes first.
+    let pic = crate::screenshot::screenshot(
+        "sumo-screenshot-shot",
+        "2026-11-23T06:30",
+        &[
+            "--simulate",
+            "1",
+            "--sumo",
+            &cfg.display().to_string(),
+            "--look-at",
+            "18.06597,59.34072,150",
+            "--open",
+            "none",
+            "--frames",
+            "4",
+        ],
+    );
+    let stopped = pic.share(0.0, 0.0, 1.0, 1.0, is_stopped_vehicle);
+    let signals = pic.share(0.0, 0.0, 1.0, 1.0, |p| {
+        let [r, g, b] = p.map(i32::from);
+        crate::screenshot::is_signal(p) && r > g && r > b
+    });
+    assert!(stopped > 0.02, "stopped vehicles cover {stopped}");
+    assert!(signals > 0.0005, "red signals cover {signals}");
 }

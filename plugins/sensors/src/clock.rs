@@ -51,6 +51,9 @@ pub struct TwinClock {
     pub step_ms: i64,
     /// The edge stops here (a simulated run `--until`).
     pub until_ms: Option<i64>,
+    /// The edge waits here for a coupled simulator (SUMO) that has not reached it yet: the
+    /// twin then runs as fast as that simulator does, never ahead of it.
+    pub gate_ms: Option<i64>,
     /// Frames the edge has moved.
     pub steps: u64,
     /// Sub-millisecond remainders of scaled frame times.
@@ -84,6 +87,7 @@ impl TwinClock {
             playback: None,
             step_ms: DEFAULT_STEP_MS,
             until_ms: None,
+            gate_ms: None,
             steps: 0,
             carry_edge: 0.0,
             carry_now: 0.0,
@@ -170,6 +174,9 @@ impl TwinClock {
         }
         if let Some(until) = self.until_ms {
             self.edge_ms = self.edge_ms.min(until.max(before));
+        }
+        if let Some(gate) = self.gate_ms {
+            self.edge_ms = self.edge_ms.min(gate.max(before));
         }
         if self.edge_ms != before {
             self.steps += 1;
@@ -281,6 +288,20 @@ mod tests {
         assert_eq!(c.now_ms, c.edge_ms);
         c.play_back(i64::MAX, 1.0, false);
         assert_eq!(c.now_ms, c.edge_ms, "never past the edge");
+    }
+
+    #[test]
+    fn a_gate_holds_the_edge_until_lifted() {
+        let mut c = TwinClock::simulated(0, Some(600.0));
+        c.gate_ms = Some(30_000);
+        c.advance(1.0, 0);
+        assert_eq!(c.edge_ms, 30_000, "a frame of 600 s stops at the gate");
+        c.advance(1.0, 0);
+        assert_eq!(c.edge_ms, 30_000, "and waits there");
+        assert_eq!(c.now_ms, 30_000);
+        c.gate_ms = None;
+        c.advance(1.0, 0);
+        assert_eq!(c.edge_ms, 630_000);
     }
 
     #[test]

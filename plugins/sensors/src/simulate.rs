@@ -716,6 +716,8 @@ pub struct SimulatorRun {
     first: bool,
     /// Simulated time reached, Unix ms.
     pub reached_ms: i64,
+    /// Devices another simulator now drives (SUMO's signal heads): no longer reported here.
+    handed_over: Vec<bool>,
 }
 
 impl SimulatorRun {
@@ -724,12 +726,27 @@ impl SimulatorRun {
         let due = (0..sim.devices.len())
             .map(|i| Reverse((start_ms, i)))
             .collect();
+        let n = sim.devices.len();
         SimulatorRun {
             sim,
             due,
             first: true,
             reached_ms: start_ms,
+            handed_over: vec![false; n],
         }
+    }
+
+    /// Stops reporting the devices `ids` (another simulator drives them from now); returns
+    /// how many of them this simulator had.
+    pub fn hand_over(&mut self, ids: &std::collections::HashSet<String>) -> usize {
+        let mut n = 0;
+        for (i, d) in self.sim.devices.iter().enumerate() {
+            if ids.contains(&d.id) && !self.handed_over[i] {
+                self.handed_over[i] = true;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Emits every report due at or before `to_ms`: `pack(payload, last report time)` per
@@ -748,6 +765,9 @@ impl SimulatorRun {
                 break;
             }
             self.due.pop();
+            if self.handed_over[i] {
+                continue;
+            }
             batch.push((i, t));
             if batch.len() == PACK_SIZE {
                 flush(&mut batch);
@@ -836,6 +856,38 @@ mod tests {
             }
         }
         assert!(lit > 0, "lamps are lit at night");
+    }
+
+    #[test]
+    fn devices_handed_over_are_no_longer_reported() {
+        let sim = Simulator {
+            seed: 5,
+            devices: whole_city(5).into_iter().step_by(997).collect(),
+        };
+        let head = sim
+            .devices
+            .iter()
+            .find(|d| d.kind == DeviceKind::SignalHead)
+            .expect("a head")
+            .id
+            .clone();
+        let start = ms(2026, 11, 23, 7, 0);
+        let mut run = SimulatorRun::new(sim, start);
+        let reported = |run: &mut SimulatorRun, to: i64| {
+            let mut ids = Vec::new();
+            run.step(to, |p, t| {
+                for o in SimulatorRun::decode(&p, t).expect("pack") {
+                    ids.push(o.device);
+                }
+            });
+            ids
+        };
+        assert!(reported(&mut run, start + 60_000).contains(&head));
+        let ids = std::collections::HashSet::from([head.clone(), "not a device".to_string()]);
+        assert_eq!(run.hand_over(&ids), 1);
+        assert_eq!(run.hand_over(&ids), 0, "once");
+        let later = reported(&mut run, start + 600_000);
+        assert!(!later.is_empty() && !later.contains(&head));
     }
 
     #[test]

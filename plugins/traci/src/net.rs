@@ -17,6 +17,23 @@ pub struct NetLight {
     pub y: f64,
     pub links: usize,
     pub junctions: Vec<String>,
+    /// Per link index: where its incoming lane meets the junction (the stop line, in SUMO's
+    /// coordinates) and SUMO's direction letter (`s` straight, `l`, `r`, `t` turn...).
+    pub link_stops: Vec<Option<LinkStop>>,
+    /// Its static program: (duration s, state string) per phase.
+    pub phases: Vec<(f64, String)>,
+    pub program_id: String,
+    pub offset_s: f64,
+}
+
+/// Where a signal link begins: the end of its incoming lane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkStop {
+    pub x: f64,
+    pub y: f64,
+    pub dir: char,
+    /// The incoming lane.
+    pub lane: String,
 }
 
 /// A network's location and lights.
@@ -73,6 +90,14 @@ impl Net {
         // Light id → (max link index + 1, junctions of its links).
         let mut lights: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
         let mut logics: Vec<String> = Vec::new();
+        // Lane id → its last shape point (non-internal edges).
+        let mut lane_ends: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        let mut internal = false;
+        // Light → (index, from lane, dir).
+        let mut link_lanes: BTreeMap<String, Vec<(usize, String, char)>> = BTreeMap::new();
+        // Light → (program id, offset, phases).
+        let mut programs: BTreeMap<String, (String, f64, Vec<(f64, String)>)> = BTreeMap::new();
+        let mut program: Option<String> = None;
         loop {
             let e = match reader.read_event() {
                 Ok(Event::Eof) => break,
@@ -106,7 +131,44 @@ impl Net {
                         junctions.insert(id, (x, y));
                     }
                 }
-                "tlLogic" => logics.extend(attr(&e, "id")),
+                "edge" => internal = attr(&e, "function").is_some_and(|f| f == "internal"),
+                "lane" if !internal => {
+                    let (Some(id), Some(shape)) = (attr(&e, "id"), attr(&e, "shape")) else {
+                        continue;
+                    };
+                    let end = shape.split_whitespace().next_back().and_then(|p| {
+                        let (x, y) = p.split_once(',')?;
+                        Some((x.parse().ok()?, y.parse().ok()?))
+                    });
+                    if let Some(end) = end {
+                        lane_ends.insert(id, end);
+                    }
+                }
+                "tlLogic" => {
+                    let Some(id) = attr(&e, "id") else { continue };
+                    let offset = attr(&e, "offset")
+                        .and_then(|o| o.parse().ok())
+                        .unwrap_or(0.0);
+                    let pid = attr(&e, "programID").unwrap_or_default();
+                    programs
+                        .entry(id.clone())
+                        .or_insert((pid, offset, Vec::new()));
+                    program = Some(id.clone());
+                    logics.push(id);
+                }
+                "phase" => {
+                    let (Some(id), Some(d), Some(state)) =
+                        (&program, attr(&e, "duration"), attr(&e, "state"))
+                    else {
+                        continue;
+                    };
+                    let d: f64 = d
+                        .parse()
+                        .map_err(|_| format!("light {id}: phase duration {d:?}"))?;
+                    if let Some(p) = programs.get_mut(id) {
+                        p.2.push((d, state));
+                    }
+                }
                 "connection" => {
                     let (Some(tl), Some(index)) = (attr(&e, "tl"), attr(&e, "linkIndex")) else {
                         continue;
@@ -114,6 +176,16 @@ impl Net {
                     let index: usize = index
                         .parse()
                         .map_err(|_| format!("connection of light {tl}: linkIndex {index:?}"))?;
+                    if let (Some(from), Some(lane)) = (attr(&e, "from"), attr(&e, "fromLane")) {
+                        let dir = attr(&e, "dir")
+                            .and_then(|d| d.chars().next())
+                            .unwrap_or('s');
+                        link_lanes.entry(tl.clone()).or_default().push((
+                            index,
+                            format!("{from}_{lane}"),
+                            dir,
+                        ));
+                    }
                     let entry = lights.entry(tl).or_default();
                     entry.0 = entry.0.max(index + 1);
                     // The internal lane it passes through names its junction (":J_0_0").
@@ -152,12 +224,23 @@ impl Net {
             let (x, y) = places
                 .iter()
                 .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+            let mut link_stops = vec![None; links];
+            for (i, lane, dir) in link_lanes.remove(&id).unwrap_or_default() {
+                if let (Some(slot), Some(&(x, y))) = (link_stops.get_mut(i), lane_ends.get(&lane)) {
+                    *slot = Some(LinkStop { x, y, dir, lane });
+                }
+            }
+            let (program_id, offset_s, phases) = programs.remove(&id).unwrap_or_default();
             net.lights.push(NetLight {
                 id,
                 x,
                 y,
                 links,
                 junctions: js,
+                link_stops,
+                phases,
+                program_id,
+                offset_s,
             });
         }
         Ok(net)
@@ -230,6 +313,82 @@ pub fn match_lights(
     report
 }
 
+/// A twin signal head mirrored from one of SUMO's signal links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadLink {
+    pub head: String,
+    pub light: String,
+    /// Link index into the light's state string.
+    pub index: usize,
+    /// From the head to the link's stop line, m.
+    pub distance_m: f64,
+}
+
+/// Gives each head (id, controller, position in the projection's coordinates) the signal link
+/// of its controller's SUMO lights whose stop line is nearest, within `reach_m`; among the
+/// links leaving that lane, the straight one (else the lowest index). Returns the pairs and the
+/// heads left without a link (their controller has no light, or none within reach).
+pub fn match_heads(
+    net: &Net,
+    report: &MatchReport,
+    heads: &[(String, String, (f64, f64))],
+    reach_m: f64,
+) -> (Vec<HeadLink>, Vec<String>) {
+    let mut links = Vec::new();
+    let mut unmatched = Vec::new();
+    for (head, controller, p) in heads {
+        let mut best: Option<(f64, &str, usize, &LinkStop)> = None;
+        for light in report
+            .matched
+            .iter()
+            .filter(|(_, c, _)| c == controller)
+            .filter_map(|(l, _, _)| net.lights.iter().find(|n| &n.id == l))
+        {
+            for (i, stop) in light.link_stops.iter().enumerate() {
+                let Some(stop) = stop else { continue };
+                let (x, y) = net.to_projected(stop.x, stop.y);
+                let d = (x - p.0).hypot(y - p.1);
+                let better = match best {
+                    None => true,
+                    Some((_, bl, _, bs)) if bl == light.id && bs.lane == stop.lane => {
+                        // The same lane: straight first, else the first index.
+                        stop.dir == 's' && bs.dir != 's'
+                    }
+                    Some((bd, ..)) => d < bd - 1e-9,
+                };
+                if better && d <= reach_m {
+                    best = Some((d, &light.id, i, stop));
+                }
+            }
+        }
+        match best {
+            Some((d, light, index, _)) => links.push(HeadLink {
+                head: head.clone(),
+                light: light.to_string(),
+                index,
+                distance_m: d,
+            }),
+            None => unmatched.push(head.clone()),
+        }
+    }
+    (links, unmatched)
+}
+
+/// The aspect letter of SUMO's state string as the twin's aspect name: `r` red, `u`
+/// red-amber, `y`/`Y` amber, `G`/`g`/`s` green, `o` flashing amber (off, blinking), `O`
+/// dark (off).
+pub fn aspect_of(state: char) -> Option<&'static str> {
+    Some(match state {
+        'r' => "red",
+        'u' => "red-amber",
+        'y' | 'Y' => "amber",
+        'G' | 'g' | 's' => "green",
+        'o' => "flashing-amber",
+        'O' => "dark",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,10 +398,24 @@ mod tests {
     <junction id="A" type="traffic_light" x="10.0" y="20.0"/>
     <junction id="B" type="traffic_light" x="30.0" y="20.0"/>
     <junction id="C" type="priority" x="50.0" y="50.0"/>
-    <tlLogic id="A" type="static" programID="0" offset="0"/>
+    <edge id=":A_0" function="internal">
+        <lane id=":A_0_0" shape="0,0 1,1"/>
+    </edge>
+    <edge id="e1" from="X" to="A">
+        <lane id="e1_0" shape="-50.0,20.0 5.0,20.0"/>
+    </edge>
+    <edge id="e8" from="Y" to="A">
+        <lane id="e8_0" shape="10.0,80.0 10.0,25.0"/>
+    </edge>
+    <tlLogic id="A" type="static" programID="0" offset="7">
+        <phase duration="30" state="GGr"/>
+        <phase duration="3" state="yyr"/>
+        <phase duration="27" state="rrG"/>
+    </tlLogic>
     <tlLogic id="joined" type="static" programID="0" offset="0"/>
-    <connection from="e1" to="e2" tl="A" linkIndex="0" via=":A_0_0"/>
-    <connection from="e1" to="e3" tl="A" linkIndex="2" via=":A_1_0"/>
+    <connection from="e1" to="e3" fromLane="0" toLane="0" tl="A" linkIndex="1" dir="r" via=":A_1_0"/>
+    <connection from="e1" to="e2" fromLane="0" toLane="0" tl="A" linkIndex="0" dir="s" via=":A_0_0"/>
+    <connection from="e8" to="e2" fromLane="0" toLane="0" tl="A" linkIndex="2" dir="l" via=":A_2_0"/>
     <connection from="e4" to="e5" tl="joined" linkIndex="0" via=":B_0_0"/>
     <connection from="e6" to="e7" tl="joined" linkIndex="1" via=":C_10_0"/>
 </net>"#;
@@ -258,8 +431,41 @@ mod tests {
         let j = &net.lights[1];
         assert_eq!((j.x, j.y, j.links), (40.0, 35.0, 2), "{j:?}");
         assert_eq!(j.junctions, ["B", "C"]);
+        assert_eq!(a.phases.len(), 3);
+        assert_eq!(a.phases[2], (27.0, "rrG".to_string()));
+        assert_eq!(a.offset_s, 7.0);
+        let stop = a.link_stops[2].as_ref().expect("link 2");
+        assert_eq!((stop.x, stop.y, stop.dir), (10.0, 25.0, 'l'));
+        assert_eq!(j.link_stops, [None, None], "no lanes given");
         assert!(Net::parse("<net/>").is_err_and(|e| e.contains("no <location>")));
         assert!(Net::parse("<net><location netOffset=\"x\"/></net>").is_err());
+    }
+
+    #[test]
+    fn each_head_takes_the_nearest_stop_line_of_its_controllers_lights() {
+        let net = Net::parse(NET).expect("net");
+        let report = MatchReport {
+            matched: vec![("A".into(), "c1".into(), 3.0)],
+            ..Default::default()
+        };
+        // Projected = SUMO - offset: lane e1 ends at (105, 220.5), e8 at (110, 225.5).
+        let heads = vec![
+            ("west".to_string(), "c1".to_string(), (103.0, 218.0)),
+            ("north".to_string(), "c1".to_string(), (111.0, 228.0)),
+            ("far".to_string(), "c1".to_string(), (400.0, 400.0)),
+            ("other".to_string(), "c2".to_string(), (105.0, 220.5)),
+        ];
+        let (links, unmatched) = match_heads(&net, &report, &heads, 40.0);
+        let pairs: Vec<(&str, usize)> = links.iter().map(|l| (l.head.as_str(), l.index)).collect();
+        assert_eq!(
+            pairs,
+            [("west", 0), ("north", 2)],
+            "straight first on lane e1"
+        );
+        assert_eq!(unmatched, ["far", "other"]);
+        assert_eq!(aspect_of('g'), Some("green"));
+        assert_eq!(aspect_of('u'), Some("red-amber"));
+        assert_eq!(aspect_of('x'), None);
     }
 
     #[test]

@@ -53,6 +53,13 @@ pub struct SimulatorState {
     recorder: Option<Recorder>,
 }
 
+impl SimulatorState {
+    /// A sender on the simulator's channel for another stepped source (SUMO).
+    pub fn sender_for(&self, name: &str) -> IngestSender {
+        self.sender.for_source(name)
+    }
+}
+
 /// Starts the simulator over `devices` at the twin clock's edge and sets the clock running at
 /// the simulator's speed.
 pub fn start(

@@ -208,6 +208,14 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             "steps": s.steps,
             "vehicles": s.vehicles,
             "ended": s.ended,
+            "behind_s": s.behind_s,
+            "lights_matched": s.lights_matched,
+            "lights_unmatched": s.lights_unmatched,
+            "heads_mirrored": s.heads_mirrored,
+            "heads_unmatched": s.heads_unmatched,
+            "head_links": s.head_links.iter()
+                .map(|(h, l, i)| (h.clone(), json!([l, i])))
+                .collect::<Map<String, Value>>(),
         });
     }
 }

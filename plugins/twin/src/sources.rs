@@ -134,9 +134,15 @@ fn row<'a>(rows: &'a mut Vec<SourceRow>, name: &str) -> Option<&'a mut SourceRow
 pub fn refresh_diagnostics(
     ingest: Option<Res<Ingest>>,
     live: Option<Res<LiveSources>>,
+    sumo: Option<Res<crate::sumo::SumoStatus>>,
     mut diagnostics: ResMut<SourceDiagnostics>,
 ) {
-    let next = SourceDiagnostics::collect(ingest.as_deref(), live.as_deref());
+    let mut next = SourceDiagnostics::collect(ingest.as_deref(), live.as_deref());
+    if let Some(s) = sumo
+        && let Some(r) = row(&mut next.sources, "sumo")
+    {
+        r.state = Some(s.describe());
+    }
     if *diagnostics != next {
         *diagnostics = next;
     }

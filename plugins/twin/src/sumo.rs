@@ -14,8 +14,14 @@ use bevy::math::DVec3;
 use bevy::prelude::*;
 use tvilling_city::model::{TwinEntity, TwinKind};
 use tvilling_geo::WorldPosition;
+use tvilling_sensors::apply::SteppedInput;
 use tvilling_sensors::clock::TwinClock;
-use tvilling_traci::net::Net;
+use tvilling_sensors::ingest::IngestSender;
+use tvilling_sensors::observation::{FieldValue, Observation};
+use tvilling_sensors::registry::DeviceKind;
+use tvilling_sensors::simulate::SIGNAL_HEARTBEAT_MS;
+use tvilling_sensors::state::{Device, DeviceInfo};
+use tvilling_traci::net::{MatchReport, Net, aspect_of, match_heads, match_lights};
 use tvilling_traci::{Client, TraciError, Value, ids};
 
 /// A SUMO vehicle in the twin.
@@ -48,6 +54,80 @@ pub struct SumoStatus {
     pub steps: u64,
     /// Why the link ended, when it has.
     pub ended: Option<String>,
+    /// How far SUMO is behind the clock's edge after this frame, s (the clock waits for it).
+    pub behind_s: f64,
+    /// SUMO's lights matched to the twin's controllers, and those left unmatched.
+    pub lights_matched: usize,
+    pub lights_unmatched: Vec<String>,
+    /// Signal heads showing SUMO's states, and heads left to the twin's own simulator (their
+    /// controller has no SUMO light, or no link stops near them).
+    pub heads_mirrored: usize,
+    pub heads_unmatched: Vec<String>,
+    /// Each mirrored head's SUMO light and link index.
+    pub head_links: Vec<(String, String, usize)>,
+}
+
+/// How far a SUMO light and its controller may stand apart, metres: SUMO places a light at its
+/// junction's centre, the twin at the mean of its heads on the corners.
+pub const MATCH_REACH_M: f64 = 40.0;
+
+/// How far a head may stand from the stop line of the link it shows, metres.
+pub const HEAD_REACH_M: f64 = 40.0;
+
+/// The twin's signal controllers from their heads (id, controller, position): each at the
+/// mean position of its heads, in controller order.
+pub fn controllers_of(heads: &[(String, String, (f64, f64))]) -> Vec<(String, (f64, f64))> {
+    let mut by: std::collections::BTreeMap<&str, (f64, f64, f64)> = Default::default();
+    for (_, c, (x, y)) in heads {
+        let e = by.entry(c).or_default();
+        *e = (e.0 + x, e.1 + y, e.2 + 1.0);
+    }
+    by.into_iter()
+        .map(|(c, (x, y, n))| (c.to_string(), (x / n, y / n)))
+        .collect()
+}
+
+/// A head showing one of SUMO's signal links.
+#[derive(Debug, Clone)]
+struct HeadMirror {
+    head: String,
+    light: String,
+    index: usize,
+    /// The letter last reported, and when (SUMO's s).
+    last: Option<(char, f64)>,
+}
+
+impl SumoStatus {
+    /// The link's state in words, for the Live panel.
+    pub fn describe(&self) -> String {
+        let clock = |t: f64| {
+            let t = t.max(0.0) as u64;
+            format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+        };
+        match &self.ended {
+            Some(reason) => format!("ended at {}: {reason}", clock(self.time_s)),
+            None if self.behind_s > 0.0 => format!(
+                "{} vehicles at {}, {:.0} s behind (the clock waits for SUMO)",
+                self.vehicles,
+                clock(self.time_s),
+                self.behind_s
+            ),
+            None => format!("{} vehicles at {}", self.vehicles, clock(self.time_s)),
+        }
+    }
+}
+
+/// How long SUMO may be stepped in one frame. When SUMO is slower than the clock, the frame
+/// goes on after this and the clock waits at SUMO's time ([`TwinClock::gate_ms`]): the window
+/// stays responsive and the twin never runs ahead of SUMO. The last frame of a run `--until`
+/// steps SUMO all the way.
+#[derive(Resource, Debug, Clone, Copy, PartialEq)]
+pub struct SumoFrameBudget(pub Duration);
+
+impl Default for SumoFrameBudget {
+    fn default() -> Self {
+        SumoFrameBudget(Duration::from_millis(50))
+    }
 }
 
 /// The running link.
@@ -59,7 +139,25 @@ pub struct SumoLink {
     /// Local midnight of the clock's day, Unix ms (SUMO's time 0).
     midnight_ms: i64,
     vehicles: HashMap<String, Entity>,
+    heads: Vec<HeadMirror>,
+    /// Each subscribed light's state string.
+    light_states: HashMap<String, String>,
+    /// The `sumo` source's sender (its counters in the Live panel).
+    sender: Option<IngestSender>,
+    /// SUMO's time at connect, s of the day.
+    begin_s: f64,
+    /// The clock's time at connect: heads show SUMO's states from then (not the warm-up's).
+    clock_s: f64,
+    /// Until the first frame has stepped SUMO to the clock (the warm-up, unlimited).
+    warming: bool,
 }
+
+/// Coordinates beyond this are SUMO's invalid value (-2^30), not a place.
+const INVALID_BEYOND: f64 = 1.0e9;
+
+/// How long a SUMO the twin starts runs before the clock's moment, s: queues and platoons
+/// are built up when the twin first shows the streets.
+pub const SUMO_WARMUP_S: f64 = 900.0;
 
 impl Drop for SumoLink {
     /// Closes the session; a SUMO the twin started is given ten seconds to write its outputs
@@ -105,10 +203,59 @@ pub fn net_file(config: &std::path::Path) -> Result<PathBuf, String> {
         .join(value))
 }
 
-/// Starts (or attaches to) SUMO at the clock's time of day and subscribes what a step needs.
-pub fn connect(setup: &SumoSetup, clock_ms: i64) -> Result<SumoLink, String> {
+/// Matches a network's lights to the controllers of `heads` (id, controller, position in the
+/// network's projection) within `reach_m`, overrides first.
+pub fn match_to_controllers(
+    net: &Net,
+    heads: &[(String, String, (f64, f64))],
+    reach_m: f64,
+    overrides: &[(String, String)],
+) -> MatchReport {
+    let lights: Vec<(String, (f64, f64))> = net
+        .lights
+        .iter()
+        .map(|l| (l.id.clone(), net.to_projected(l.x, l.y)))
+        .collect();
+    match_lights(&lights, &controllers_of(heads), reach_m, overrides)
+}
+
+/// Matches SUMO's lights to the twin's controllers and each head to a link.
+fn map_signals(
+    net: &Net,
+    heads: &[(String, String, (f64, f64))],
+    overrides: &[(String, String)],
+) -> (MatchReport, Vec<HeadMirror>, Vec<String>) {
+    let report = match_to_controllers(net, heads, MATCH_REACH_M, overrides);
+    let (links, unmatched) = match_heads(net, &report, heads, HEAD_REACH_M);
+    let mirrors = links
+        .into_iter()
+        .map(|l| HeadMirror {
+            head: l.head,
+            light: l.light,
+            index: l.index,
+            last: None,
+        })
+        .collect();
+    (report, mirrors, unmatched)
+}
+
+/// Starts (or attaches to) SUMO at the clock's time of day and subscribes what a step needs:
+/// the simulation's time and departures, and the states of the lights matched to the twin's
+/// controllers (`heads`: each signal head's id, controller and position).
+pub fn connect(
+    setup: &SumoSetup,
+    clock_ms: i64,
+    heads: &[(String, String, (f64, f64))],
+    overrides: &[(String, String)],
+) -> Result<(SumoLink, MatchReport, Vec<String>), String> {
     let local = tvilling_sensors::simulate::stockholm_local(clock_ms);
-    let begin = (local.hour * 3600.0).floor();
+    let now_s = (local.hour * 3600.0).floor();
+    // A SUMO the twin starts begins a warm-up before the clock, so the streets already carry
+    // traffic when the twin shows them; one attached to is taken where it is.
+    let begin = match setup {
+        SumoSetup::Start(_) => (now_s - SUMO_WARMUP_S).max(0.0),
+        SumoSetup::Attach { .. } => now_s,
+    };
     let (config, addr, child) = match setup {
         SumoSetup::Start(config) => {
             let port = free_port().map_err(|e| format!("no free port: {e}"))?;
@@ -147,25 +294,50 @@ pub fn connect(setup: &SumoSetup, clock_ms: i64) -> Result<SumoLink, String> {
             ],
         )
         .map_err(|e| e.to_string())?;
+    let (report, heads, unmatched) = map_signals(&net, heads, overrides);
+    let mut lights: Vec<&str> = heads.iter().map(|h| h.light.as_str()).collect();
+    lights.sort_unstable();
+    lights.dedup();
+    for light in lights {
+        client
+            .subscribe(
+                ids::SUBSCRIBE_TL_VARIABLE,
+                &[light],
+                &[ids::TL_RED_YELLOW_GREEN_STATE],
+            )
+            .map_err(|e| format!("light {light}: {e}"))?;
+    }
     info!(
-        "SUMO {} (TraCI {}) at {addr}: {} traffic lights, from {begin} s of the day",
+        "{} (TraCI {}) at {addr}: {} traffic lights, from {begin} s of the day",
         client.version.1,
         client.version.0,
         net.lights.len()
     );
-    Ok(SumoLink {
-        client: Some(client),
-        child,
-        net,
-        midnight_ms: local.midnight_ms,
-        vehicles: HashMap::new(),
-    })
+    Ok((
+        SumoLink {
+            client: Some(client),
+            child,
+            net,
+            midnight_ms: local.midnight_ms,
+            vehicles: HashMap::new(),
+            heads,
+            light_states: HashMap::new(),
+            sender: None,
+            begin_s: begin,
+            clock_s: now_s + 1.0,
+            warming: true,
+        },
+        report,
+        unmatched,
+    ))
 }
 
 /// Steps SUMO to the twin clock's edge, one SUMO step at a time, and mirrors its vehicles.
 pub fn step_sumo(
     mut commands: Commands,
-    clock: Res<TwinClock>,
+    mut input: ResMut<SteppedInput>,
+    mut clock: ResMut<TwinClock>,
+    budget: Res<SumoFrameBudget>,
     mut link: ResMut<SumoLink>,
     mut status: ResMut<SumoStatus>,
     mut vehicles: Query<(&mut Vehicle, &mut WorldPosition)>,
@@ -173,14 +345,21 @@ pub fn step_sumo(
     let link = &mut *link;
     let target_s = (clock.edge_ms - link.midnight_ms) as f64 / 1000.0;
     let Some(client) = link.client.as_mut() else {
+        clock.gate_ms = None;
         return;
     };
+    let began = std::time::Instant::now();
+    let unlimited = clock.finished() || link.warming;
+    link.warming = false;
     // Each vehicle's state after the frame's last step (spawned entities are only seen by
     // queries next frame, so the frame's steps are gathered first).
-    let mut latest: HashMap<String, (Vehicle, WorldPosition)> = HashMap::new();
-    // At most a simulated day a frame.
-    for _ in 0..86_400 {
+    // `None`: off the network at the frame's last step.
+    let mut latest: HashMap<String, Option<(Vehicle, WorldPosition)>> = HashMap::new();
+    loop {
         if status.time_s + 1.0 > target_s && status.steps > 0 {
+            break;
+        }
+        if !unlimited && began.elapsed() > budget.0 {
             break;
         }
         let results = match client.step(0.0) {
@@ -188,6 +367,8 @@ pub fn step_sumo(
             Err(e) => {
                 error!("SUMO: {e}; the twin goes on without it");
                 status.ended = Some(e.to_string());
+                status.behind_s = 0.0;
+                clock.gate_ms = None;
                 link.client = None;
                 for (_, e) in link.vehicles.drain() {
                     commands.entity(e).despawn();
@@ -229,6 +410,12 @@ pub fn step_sumo(
                     let Some(Value::Position(x, y)) = s.get(ids::VAR_POSITION) else {
                         continue;
                     };
+                    // SUMO's invalid value (-2^30): a vehicle off the network for the moment
+                    // (teleported past a jam); not on any street, so not drawn until back.
+                    if x.abs() > INVALID_BEYOND || y.abs() > INVALID_BEYOND {
+                        latest.insert(s.object.clone(), None);
+                        continue;
+                    }
                     let (e, n) = link.net.to_projected(*x, *y);
                     let v = Vehicle {
                         id: s.object.clone(),
@@ -239,10 +426,32 @@ pub fn step_sumo(
                             .and_then(Value::as_f64)
                             .unwrap_or(0.0),
                     };
-                    latest.insert(s.object.clone(), (v, WorldPosition(DVec3::new(e, n, 0.0))));
+                    latest.insert(
+                        s.object.clone(),
+                        Some((v, WorldPosition(DVec3::new(e, n, 0.0)))),
+                    );
+                }
+                ids::RESPONSE_TL_VARIABLE => {
+                    if let Some(state) = s
+                        .get(ids::TL_RED_YELLOW_GREEN_STATE)
+                        .and_then(Value::as_str)
+                    {
+                        link.light_states
+                            .insert(s.object.clone(), state.to_string());
+                    }
                 }
                 _ => {}
             }
+        }
+        if status.time_s >= link.clock_s {
+            mirror_heads(
+                &mut link.heads,
+                &link.light_states,
+                status.time_s,
+                link.midnight_ms,
+                link.sender.as_ref(),
+                &mut input.0,
+            );
         }
         let new: Vec<&str> = departed.iter().map(String::as_str).collect();
         if let Err(e) = client.subscribe(ids::SUBSCRIBE_VEHICLE_VARIABLE, &new, &ids::VEHICLE_STATE)
@@ -251,7 +460,13 @@ pub fn step_sumo(
             warn!("SUMO: cannot follow vehicles {new:?}: {e}");
         }
     }
-    for (id, (v, pos)) in latest {
+    for (id, state) in latest {
+        let Some((v, pos)) = state else {
+            if let Some(e) = link.vehicles.remove(&id) {
+                commands.entity(e).despawn();
+            }
+            continue;
+        };
         match link.vehicles.get(&id) {
             Some(&ent) => {
                 if let Ok((mut old, mut p)) = vehicles.get_mut(ent) {
@@ -276,28 +491,111 @@ pub fn step_sumo(
         }
     }
     status.vehicles = link.vehicles.len();
+    let behind = status.time_s + 1.0 <= target_s;
+    status.behind_s = if behind {
+        target_s - status.time_s
+    } else {
+        0.0
+    };
+    clock.gate_ms = behind.then(|| link.midnight_ms + (status.time_s * 1000.0).round() as i64);
 }
 
-/// Connects once the clock is running (the simulator has set its start).
+/// Reports each mirrored head whose link's letter changed, or whose last report is a
+/// heartbeat old, as an observation of the `sumo` source at SUMO's time.
+fn mirror_heads(
+    heads: &mut [HeadMirror],
+    states: &HashMap<String, String>,
+    time_s: f64,
+    midnight_ms: i64,
+    sender: Option<&IngestSender>,
+    out: &mut Vec<Observation>,
+) {
+    let heartbeat_s = SIGNAL_HEARTBEAT_MS as f64 / 1000.0;
+    for h in heads {
+        let Some(letter) = states.get(&h.light).and_then(|s| s.chars().nth(h.index)) else {
+            continue;
+        };
+        if h.last
+            .is_some_and(|(l, t)| l == letter && time_s - t < heartbeat_s)
+        {
+            continue;
+        }
+        h.last = Some((letter, time_s));
+        let o = Observation {
+            source: "sumo".into(),
+            device: h.head.clone(),
+            time_ms: Some(midnight_ms + (time_s * 1000.0).round() as i64),
+            fields: vec![(
+                "state".into(),
+                FieldValue::Text(aspect_of(letter).unwrap_or("unknown").into()),
+            )],
+            ..Default::default()
+        };
+        // An unknown letter is refused by the state rule with its reason, and counted.
+        out.push(match sender {
+            Some(s) => s.accept(o),
+            None => o,
+        });
+    }
+}
+
+/// Connects once the clock is running (the simulator has set its start); the heads SUMO
+/// drives are handed over from the twin's simulator.
+#[allow(clippy::too_many_arguments)]
 pub fn start_sumo(
     mut commands: Commands,
     setup: Option<Res<SumoSetup>>,
+    overrides: Option<Res<SumoOverrides>>,
     clock: Option<Res<TwinClock>>,
-    started: Option<Res<crate::simulation::SimulatorState>>,
+    started: Option<ResMut<crate::simulation::SimulatorState>>,
+    heads: Query<(&Device, &DeviceInfo, &WorldPosition)>,
     mut status: ResMut<SumoStatus>,
     mut tried: Local<bool>,
 ) {
     let (Some(setup), Some(clock)) = (setup, clock) else {
         return;
     };
-    if *tried || started.is_none() {
+    let Some(mut started) = started else {
+        return;
+    };
+    if *tried {
         return;
     }
     *tried = true;
-    match connect(&setup, clock.edge_ms) {
-        Ok(link) => {
-            let midnight = link.midnight_ms;
-            status.time_s = (clock.edge_ms - midnight) as f64 / 1000.0 - 1.0;
+    let heads: Vec<(String, String, (f64, f64))> = heads
+        .iter()
+        .filter(|(d, ..)| d.kind == DeviceKind::SignalHead)
+        .filter_map(|(d, info, p)| {
+            let c = info.attributes.iter().find(|(k, _)| k == "controller")?;
+            Some((d.id.clone(), c.1.clone(), (p.0.x, p.0.y)))
+        })
+        .collect();
+    let overrides = overrides.map(|o| o.0.clone()).unwrap_or_default();
+    match connect(&setup, clock.edge_ms, &heads, &overrides) {
+        Ok((mut link, report, unmatched)) => {
+            status.time_s = link.begin_s - 1.0;
+            let mirrored: std::collections::HashSet<String> =
+                link.heads.iter().map(|h| h.head.clone()).collect();
+            started.run.hand_over(&mirrored);
+            link.sender = Some(started.sender_for("sumo"));
+            status.lights_matched = report.matched.len();
+            status.lights_unmatched = report.sumo_only.iter().map(|(l, _)| l.clone()).collect();
+            status.heads_mirrored = mirrored.len();
+            status.heads_unmatched = unmatched;
+            status.head_links = link
+                .heads
+                .iter()
+                .map(|h| (h.head.clone(), h.light.clone(), h.index))
+                .collect();
+            info!(
+                "SUMO: {} of {} lights matched to controllers ({} not: {:?}); {} signal heads show SUMO's states, {} stay with the twin's simulator",
+                report.matched.len(),
+                link.net.lights.len(),
+                report.sumo_only.len(),
+                status.lights_unmatched,
+                status.heads_mirrored,
+                status.heads_unmatched.len()
+            );
             commands.insert_resource(link);
         }
         Err(e) => {
@@ -307,17 +605,26 @@ pub fn start_sumo(
     }
 }
 
+/// Hand-written light → controller pairs (`tvilling sumo match --overrides`).
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct SumoOverrides(pub Vec<(String, String)>);
+
 /// SUMO co-simulation (with [`SumoSetup`] inserted).
 #[derive(Default)]
 pub struct SumoPlugin;
 
 impl Plugin for SumoPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<SumoStatus>().add_systems(
-            Update,
-            (start_sumo, step_sumo.run_if(resource_exists::<SumoLink>))
-                .chain()
-                .after(tvilling_sensors::apply::SensorSystems::Health),
-        );
+        app.init_resource::<SumoStatus>()
+            .init_resource::<SumoFrameBudget>()
+            // Stepped like the simulator, before this frame's observations are applied: the
+            // heads show the states of the frame's last SUMO step in the same frame.
+            .add_systems(
+                PreUpdate,
+                (start_sumo, step_sumo.run_if(resource_exists::<SumoLink>))
+                    .chain()
+                    .after(crate::simulation::step_simulator)
+                    .in_set(tvilling_sensors::apply::SensorSystems::Step),
+            );
     }
 }

@@ -338,6 +338,14 @@ pub const PHRASES: &[(&str, &str)] = &[
     ("lighting energy in ", "belysningens energi i "),
     ("building electricity in ", "byggnadernas el i "),
     (" cycle", " cykel"),
+    // SUMO's link (tvilling_twin::sumo::SumoStatus::describe).
+    (" vehicles at ", " fordon kl. "),
+    (
+        " s behind (the clock waits for SUMO)",
+        " s efter (klockan väntar på SUMO)",
+    ),
+    ("ended at ", "slutade kl. "),
+    ("SUMO ended", "SUMO avslutades"),
     // Fault reasons (tvilling_sensors::health) and alarms (summary).
     ("the lamp reports a fault", "lampan rapporterar fel"),
     ("off while the sun is down", "släckt fast solen är nere"),
