@@ -20,6 +20,7 @@ use tvilling_twin::scenario::jobs::RunOutput;
 use tvilling_twin::scenario::report::{
     DistrictEnergy, ReportContext, Row, RunResult, write_report,
 };
+use tvilling_twin::scenario::traffic;
 use tvilling_twin::scenario::{Scenario, ScenarioError};
 use tvilling_twin::simulation::{PlanApplied, PlanRefused, SimulatorState};
 
@@ -71,6 +72,11 @@ pub struct SpanArgs {
     /// city-sized lighting load, for measurements).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub extra_lamps: usize,
+    /// Measure each side's signal timing in SUMO too (CONFIG from scripts/sumo-network.sh):
+    /// the same demand and seed, its retimed controllers as SUMO programs; delay, stops,
+    /// throughput, CO2 and fuel join the table. SUMO's files go under the report directory.
+    #[arg(long, value_name = "CONFIG")]
+    pub sumo: Option<PathBuf>,
 }
 
 /// Unix ms of a Stockholm local time written YYYY-MM-DDTHH:MM.
@@ -142,6 +148,8 @@ pub fn main(cli: ScenarioCli) -> Result<()> {
         CompareOptions {
             log: true,
             extra_lamps: args.extra_lamps,
+            sumo: args.sumo.clone(),
+            sumo_dir: Some(args.report.clone()),
         },
     )?;
     let wall_s = started.elapsed().as_secs_f64();
@@ -203,16 +211,20 @@ struct Twin {
 }
 
 /// How a comparison runs besides its scenarios and span.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompareOptions {
     /// A's twin logs to the terminal.
     pub log: bool,
     /// Simulated street lamps added to both twins on a 30 m grid (`--extra-lamps`: a
     /// city-sized lighting load).
     pub extra_lamps: usize,
+    /// A SUMO configuration to measure each side's signal timing in.
+    pub sumo: Option<PathBuf>,
+    /// Where SUMO's files go (`sumo-a`, `sumo-b` in it; default the temporary directory).
+    pub sumo_dir: Option<PathBuf>,
 }
 
-fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, opts: CompareOptions) -> Result<Twin> {
+fn twin(scenario: &Scenario, seed: u64, from: i64, to: i64, opts: &CompareOptions) -> Result<Twin> {
     // The twin as `tvilling --headless --simulate SEED [--scene BASE] [--extra-lamps N]`
     // would build it.
     let log = opts.log;
@@ -416,7 +428,14 @@ fn add_run(a: &mut RunResult, b: &RunResult) {
 type SideRun = (RunResult, Arc<Simulator>, HashMap<String, f64>, Vec<i64>);
 
 /// Runs one side to the end of the span (on the calling thread: a twin never leaves it).
-fn run_side(s: &Scenario, seed: u64, from: i64, to: i64, opts: CompareOptions) -> Result<SideRun> {
+fn run_side(
+    s: &Scenario,
+    side: &str,
+    seed: u64,
+    from: i64,
+    to: i64,
+    opts: &CompareOptions,
+) -> Result<SideRun> {
     let mut t = twin(s, seed, from, to, opts)?;
     let mut frames = 0u32;
     while !t.started()? {
@@ -441,6 +460,21 @@ fn run_side(s: &Scenario, seed: u64, from: i64, to: i64, opts: CompareOptions) -
         .map(|p| p.0.clone())
         .unwrap_or_default();
     let plan = Arc::new(t.app.world().resource::<SimulatorState>().run.sim.clone());
+    if let Some(config) = &opts.sumo {
+        let heads = traffic::head_plans(t.app.world_mut(), seed, &plan);
+        let dir = opts
+            .sumo_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("sumo-{}", side.to_lowercase()));
+        let from_s = (stockholm_local(from).hour * 3600.0).round();
+        let to_s = from_s + (to - from) as f64 / 1000.0;
+        let measured = traffic::run(config, &heads, from_s, to_s, &dir)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("SUMO for scenario {side}"))?;
+        r.edits.extend(measured.programs.iter().cloned());
+        r.traffic = Some(measured);
+    }
     let kwh = t
         .districts
         .into_iter()
@@ -461,14 +495,17 @@ pub fn compare(
     to: i64,
     opts: CompareOptions,
 ) -> Result<RunOutput> {
-    let quiet = CompareOptions { log: false, ..opts };
+    let quiet = CompareOptions {
+        log: false,
+        ..opts.clone()
+    };
     let (ra, rb) = std::thread::scope(|scope| {
         let ha = std::thread::Builder::new()
             .name("scenario A".into())
-            .spawn_scoped(scope, || run_side(a, seed, from, to, opts))?;
+            .spawn_scoped(scope, || run_side(a, "A", seed, from, to, &opts))?;
         let hb = std::thread::Builder::new()
             .name("scenario B".into())
-            .spawn_scoped(scope, || run_side(b, seed, from, to, quiet))?;
+            .spawn_scoped(scope, || run_side(b, "B", seed, from, to, &quiet))?;
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<SideRun>>| {
             h.join()
                 .map_err(|_| anyhow::anyhow!("a scenario's run stopped with an error"))?

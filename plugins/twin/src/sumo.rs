@@ -185,6 +185,18 @@ fn free_port() -> std::io::Result<u16> {
         .map(|a| a.port())
 }
 
+/// `sumo -c CONFIG` (Debian's package; SUMO_HOME as set, else the package's).
+pub fn sumo_command(config: &std::path::Path) -> Command {
+    let mut c = Command::new("sumo");
+    c.env(
+        "SUMO_HOME",
+        std::env::var("SUMO_HOME").unwrap_or_else(|_| "/usr/share/sumo".into()),
+    )
+    .arg("-c")
+    .arg(config);
+    c
+}
+
 /// The network file a SUMO configuration names.
 pub fn net_file(config: &std::path::Path) -> Result<PathBuf, String> {
     let text = std::fs::read_to_string(config)
@@ -259,13 +271,7 @@ pub fn connect(
     let (config, addr, child) = match setup {
         SumoSetup::Start(config) => {
             let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-            let child = Command::new("sumo")
-                .env(
-                    "SUMO_HOME",
-                    std::env::var("SUMO_HOME").unwrap_or_else(|_| "/usr/share/sumo".into()),
-                )
-                .arg("-c")
-                .arg(config)
+            let child = sumo_command(config)
                 .args(["--remote-port", &port.to_string()])
                 .args(["--begin", &begin.to_string()])
                 .args(["--no-step-log", "--no-warnings"])

@@ -338,6 +338,19 @@ pub const PHRASES: &[(&str, &str)] = &[
     ("lighting energy in ", "belysningens energi i "),
     ("building electricity in ", "byggnadernas el i "),
     (" cycle", " cykel"),
+    // Scenario metrics measured in SUMO (tvilling_twin::scenario::report), before the link's.
+    ("traffic: vehicles at ", "trafik: fordon vid "),
+    ("traffic: delay at ", "trafik: fördröjning vid "),
+    ("traffic: trips completed", "trafik: avslutade resor"),
+    ("traffic: trips departed", "trafik: påbörjade resor"),
+    (
+        "traffic: mean delay (SUMO timeLoss)",
+        "trafik: medelfördröjning (SUMO timeLoss)",
+    ),
+    ("traffic: mean waiting time", "trafik: medelväntetid"),
+    ("traffic: stops per trip", "trafik: stopp per resa"),
+    ("traffic: fuel ", "trafik: bränsle "),
+    ("traffic: CO2 ", "trafik: CO2 "),
     // SUMO's link (tvilling_twin::sumo::SumoStatus::describe).
     (" vehicles at ", " fordon kl. "),
     (

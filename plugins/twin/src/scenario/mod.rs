@@ -10,7 +10,9 @@
 //! - [`jobs`]: comparisons run for the window on a thread of their own;
 //! - [`shown`]: a comparison shown in the city (A, B or split) at a moment of its span;
 //! - [`draft`]: a scenario made in the window (calendars, timings, drawn buildings; undo,
-//!   redo) and saved as a file.
+//!   redo) and saved as a file;
+//! - [`traffic`]: a side's signal timing run in SUMO, measuring delay, stops, throughput and
+//!   emissions.
 
 pub mod draft;
 pub mod edits;
@@ -18,5 +20,6 @@ pub mod file;
 pub mod jobs;
 pub mod report;
 pub mod shown;
+pub mod traffic;
 
 pub use file::{Assumptions, Scenario, ScenarioError};

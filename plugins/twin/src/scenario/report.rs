@@ -29,6 +29,8 @@ pub struct RunResult {
     pub edits: Vec<String>,
     /// By district (of the shipped districts): lighting and building electricity, kWh.
     pub by_district: BTreeMap<String, DistrictEnergy>,
+    /// What SUMO measured under this side's signal timing (`--sumo`).
+    pub traffic: Option<super::traffic::TrafficResult>,
 }
 
 /// One district's energy over the run.
@@ -145,6 +147,7 @@ pub fn rows(a: &RunResult, b: &RunResult, aa: &Assumptions, ab: &Assumptions) ->
         a: Some(a.alarms_raised as f64),
         b: Some(b.alarms_raised as f64),
     });
+    traffic_rows(a, b, &mut out);
     let controllers: std::collections::BTreeSet<&String> =
         a.signals.keys().chain(b.signals.keys()).collect();
     for c in controllers {
@@ -167,6 +170,70 @@ pub fn rows(a: &RunResult, b: &RunResult, aa: &Assumptions, ab: &Assumptions) ->
         });
     }
     out
+}
+
+/// SUMO's measurements, when either side has them.
+fn traffic_rows(a: &RunResult, b: &RunResult, out: &mut Vec<Row>) {
+    use super::traffic::{EMISSION_MODEL, TrafficResult};
+    if a.traffic.is_none() && b.traffic.is_none() {
+        return;
+    }
+    type Of = fn(&TrafficResult) -> f64;
+    let totals: [(&str, &'static str, Of); 5] = [
+        ("traffic: trips completed", "", |t| t.arrived as f64),
+        ("traffic: mean delay (SUMO timeLoss)", "s", |t| {
+            t.mean_time_loss_s
+        }),
+        ("traffic: mean waiting time", "s", |t| t.mean_waiting_s),
+        ("traffic: stops per trip", "", |t| t.mean_stops),
+        ("traffic: trips departed", "", |t| t.trips as f64),
+    ];
+    for (metric, unit, f) in totals {
+        out.push(Row {
+            metric: metric.into(),
+            unit,
+            a: a.traffic.as_ref().map(f),
+            b: b.traffic.as_ref().map(f),
+        });
+    }
+    let emissions: [(&str, Of); 2] = [("CO2", |t| t.co2_kg), ("fuel", |t| t.fuel_kg)];
+    for (what, f) in emissions {
+        out.push(Row {
+            metric: format!("traffic: {what} ({EMISSION_MODEL})"),
+            unit: "kg",
+            a: a.traffic.as_ref().map(f),
+            b: b.traffic.as_ref().map(f),
+        });
+    }
+    let controllers: std::collections::BTreeSet<&String> = a
+        .traffic
+        .iter()
+        .chain(b.traffic.iter())
+        .flat_map(|t| t.controllers.keys())
+        .collect();
+    for c in controllers {
+        let get = |r: &RunResult| {
+            r.traffic
+                .as_ref()
+                .and_then(|t| t.controllers.get(c))
+                .copied()
+        };
+        if get(a).or(get(b)).is_none_or(|t| t.vehicles == 0.0) {
+            continue;
+        }
+        out.push(Row {
+            metric: format!("traffic: delay at {c}"),
+            unit: "s",
+            a: get(a).and_then(|t| t.mean_delay_s()),
+            b: get(b).and_then(|t| t.mean_delay_s()),
+        });
+        out.push(Row {
+            metric: format!("traffic: vehicles at {c}"),
+            unit: "",
+            a: get(a).map(|t| t.vehicles),
+            b: get(b).map(|t| t.vehicles),
+        });
+    }
 }
 
 fn num(v: Option<f64>) -> String {
