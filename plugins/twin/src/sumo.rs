@@ -65,6 +65,12 @@ pub struct SumoStatus {
     pub heads_unmatched: Vec<String>,
     /// Each mirrored head's SUMO light and link index.
     pub head_links: Vec<(String, String, usize)>,
+    /// The most vehicles in the network at once so far.
+    pub peak_vehicles: usize,
+    /// Wall time since the twin connected, s (steps / wall_s: the co-simulation's speed).
+    pub wall_s: f64,
+    /// Of that, the time spent stepping SUMO and reading its results over TraCI, s.
+    pub stepping_s: f64,
 }
 
 /// How far a SUMO light and its controller may stand apart, metres: SUMO places a light at its
@@ -150,6 +156,7 @@ pub struct SumoLink {
     clock_s: f64,
     /// Until the first frame has stepped SUMO to the clock (the warm-up, unlimited).
     warming: bool,
+    connected: std::time::Instant,
 }
 
 /// Coordinates beyond this are SUMO's invalid value (-2^30), not a place.
@@ -332,6 +339,7 @@ pub fn connect(
             begin_s: begin,
             clock_s: now_s + 1.0,
             warming: true,
+            connected: std::time::Instant::now(),
         },
         report,
         unmatched,
@@ -460,7 +468,9 @@ pub fn step_sumo(
             );
         }
         let new: Vec<&str> = departed.iter().map(String::as_str).collect();
-        if let Err(e) = client.subscribe(ids::SUBSCRIBE_VEHICLE_VARIABLE, &new, &ids::VEHICLE_STATE)
+        if !new.is_empty()
+            && let Err(e) =
+                client.subscribe(ids::SUBSCRIBE_VEHICLE_VARIABLE, &new, &ids::VEHICLE_STATE)
         {
             // A vehicle gone within the step it departed: nothing to follow.
             warn!("SUMO: cannot follow vehicles {new:?}: {e}");
@@ -497,6 +507,9 @@ pub fn step_sumo(
         }
     }
     status.vehicles = link.vehicles.len();
+    status.peak_vehicles = status.peak_vehicles.max(status.vehicles);
+    status.wall_s = link.connected.elapsed().as_secs_f64();
+    status.stepping_s += began.elapsed().as_secs_f64();
     let behind = status.time_s + 1.0 <= target_s;
     status.behind_s = if behind {
         target_s - status.time_s
