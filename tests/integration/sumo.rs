@@ -170,6 +170,70 @@ fn vehicles_from_sumo_join_the_snapshot_where_sumo_has_them() {
         assert!(p["speed_ms"].as_f64().is_some() && p["waiting_s"].as_f64().is_some());
     }
     signal_heads_show_sumos_states(&doc, &tls);
+    // Each intersection's queues are SUMO's halting vehicles (below 0.1 m/s) on the lanes of
+    // its approaches at the last step.
+    let mut halting: std::collections::HashMap<String, u64> = Default::default();
+    let mut lanes_seen = 0;
+    for line in last.lines().filter(|l| l.contains("<vehicle ")) {
+        let lane = line
+            .split(" lane=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next());
+        let (Some(lane), Some(speed)) = (lane, attr(line, "speed")) else {
+            continue;
+        };
+        lanes_seen += 1;
+        if speed < 0.1
+            && let Some((edge, _)) = lane.rsplit_once('_')
+        {
+            *halting.entry(edge.to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(lanes_seen, truth.len(), "FCD gives every vehicle's lane");
+    let intersections: Vec<&serde_json::Value> = doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "signal_controller")
+        .map(|f| &f["properties"])
+        .collect();
+    assert_eq!(
+        intersections.len(),
+        33,
+        "one per controller with a SUMO light"
+    );
+    let mut queued = 0;
+    for x in &intersections {
+        for a in x["approaches"].as_array().expect("approaches") {
+            let edge = a["edge"].as_str().expect("edge");
+            let q = a["queue"].as_u64().expect("queue");
+            assert_eq!(
+                q,
+                halting.get(edge).copied().unwrap_or(0),
+                "{} {edge}",
+                x["id"]
+            );
+            queued += q;
+        }
+        assert_eq!(
+            x["queue"].as_u64(),
+            Some(
+                x["approaches"]
+                    .as_array()
+                    .expect("a")
+                    .iter()
+                    .map(|a| a["queue"].as_u64().expect("q"))
+                    .sum()
+            )
+        );
+    }
+    assert!(queued > 0, "some vehicles queue at the lights");
+    assert!(
+        intersections
+            .iter()
+            .any(|x| x["phase_changes"].as_array().is_some_and(|p| p.len() > 3)),
+        "the lights' timelines"
+    );
 }
 
 /// Every head mirrored from SUMO shows its link's state after the last step, and began

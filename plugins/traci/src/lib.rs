@@ -52,8 +52,18 @@ pub mod ids {
     pub const RTYPE_OK: u8 = 0x00;
     pub const RTYPE_NOT_IMPLEMENTED: u8 = 0x01;
     pub const RTYPE_ERR: u8 = 0xFF;
-    /// What the twin follows of every vehicle: position, heading, speed, waiting time.
-    pub const VEHICLE_STATE: [u8; 4] = [VAR_POSITION, VAR_ANGLE, VAR_SPEED, VAR_WAITING_TIME];
+    pub const VAR_LANE_ID: u8 = 0x51;
+    /// What the twin follows of every vehicle: position, heading, speed, waiting time, lane,
+    /// type and route.
+    pub const VEHICLE_STATE: [u8; 7] = [
+        VAR_POSITION,
+        VAR_ANGLE,
+        VAR_SPEED,
+        VAR_WAITING_TIME,
+        VAR_LANE_ID,
+        VAR_TYPE,
+        VAR_ROUTE_ID,
+    ];
 }
 
 /// The TraCI API versions this client speaks (SUMO 1.15 answers 20).

@@ -92,6 +92,41 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             json!((v.angle_deg * 10.0).round() / 10.0),
         );
         p.insert("waiting_s".into(), json!(v.waiting_s));
+        p.insert("vehicle_type".into(), json!(v.vtype));
+        p.insert("route".into(), json!(v.route));
+        p.insert("lane".into(), json!(v.lane));
+        live.insert(twin.id.clone(), p);
+    }
+    // SUMO's intersections: each approach's queue, the lights' latest states.
+    let mut iq = world.query::<(&TwinEntity, &crate::sumo::Intersection)>();
+    for (twin, x) in iq.iter(world) {
+        let mut p = Map::new();
+        p.insert("source".into(), json!("sumo"));
+        p.insert("queue".into(), json!(x.queue()));
+        p.insert("sumo_lights".into(), json!(x.lights));
+        p.insert(
+            "approaches".into(),
+            json!(
+                x.approaches
+                    .iter()
+                    .map(|a| json!({
+                        "edge": a.edge,
+                        "vehicles": a.vehicles,
+                        "queue": a.queue,
+                        "mean_wait_s": (a.mean_wait_s * 10.0).round() / 10.0,
+                    }))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        p.insert(
+            "phase_changes".into(),
+            json!(
+                x.phases
+                    .iter()
+                    .map(|(t, l, s)| json!({"time": format_rfc3339(*t), "light": l, "state": s}))
+                    .collect::<Vec<_>>()
+            ),
+        );
         live.insert(twin.id.clone(), p);
     }
     if let Some(features) = doc.get_mut("features").and_then(Value::as_array_mut) {

@@ -34,6 +34,45 @@ pub struct Vehicle {
     pub angle_deg: f64,
     /// Seconds spent waiting (below 0.1 m/s) since it last moved.
     pub waiting_s: f64,
+    /// The lane it is on, its vehicle type and its route, as SUMO names them.
+    pub lane: String,
+    pub vtype: String,
+    pub route: String,
+}
+
+/// Below this speed a vehicle is queued (SUMO's halting threshold), m/s.
+pub const HALTING_SPEED: f64 = 0.1;
+
+/// How many light state changes an intersection keeps for its timeline.
+pub const PHASE_TIMELINE: usize = 48;
+
+/// A signalled intersection as SUMO runs it: a twin controller and the SUMO lights matched to
+/// it, each approach's queue, and the recent changes of the lights' states.
+#[derive(Component, Debug, Clone, PartialEq, Default)]
+pub struct Intersection {
+    pub controller: String,
+    pub lights: Vec<String>,
+    pub approaches: Vec<Approach>,
+    /// (time, light, state string) of each change, oldest first.
+    pub phases: std::collections::VecDeque<(i64, String, String)>,
+}
+
+impl Intersection {
+    /// Vehicles queued on all approaches.
+    pub fn queue(&self) -> usize {
+        self.approaches.iter().map(|a| a.queue).sum()
+    }
+}
+
+/// One approach (an incoming edge) of an intersection.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Approach {
+    pub edge: String,
+    /// Vehicles on the approach, and those of them queued (halting).
+    pub vehicles: usize,
+    pub queue: usize,
+    /// The queued vehicles' mean waiting time, s (their delay so far at the signal).
+    pub mean_wait_s: f64,
 }
 
 /// Where SUMO comes from.
@@ -150,6 +189,13 @@ pub struct SumoLink {
     light_states: HashMap<String, String>,
     /// The `sumo` source's sender (its counters in the Live panel).
     sender: Option<IngestSender>,
+    /// Each twin controller's intersection entity, the controller of each matched light, and
+    /// the controllers each approach edge leads to.
+    intersections: HashMap<String, Entity>,
+    light_controller: HashMap<String, String>,
+    approach_of: HashMap<String, Vec<String>>,
+    /// This frame's light state changes (time, light, state).
+    phase_changes: Vec<(i64, String, String)>,
     /// SUMO's time at connect, s of the day.
     begin_s: f64,
     /// The clock's time at connect: heads show SUMO's states from then (not the warm-up's).
@@ -336,6 +382,10 @@ pub fn connect(
             heads,
             light_states: HashMap::new(),
             sender: None,
+            intersections: HashMap::new(),
+            light_controller: HashMap::new(),
+            approach_of: HashMap::new(),
+            phase_changes: Vec::new(),
             begin_s: begin,
             clock_s: now_s + 1.0,
             warming: true,
@@ -355,6 +405,7 @@ pub fn step_sumo(
     mut link: ResMut<SumoLink>,
     mut status: ResMut<SumoStatus>,
     mut vehicles: Query<(&mut Vehicle, &mut WorldPosition)>,
+    mut intersections: Query<&mut Intersection>,
 ) {
     let link = &mut *link;
     let target_s = (clock.edge_ms - link.midnight_ms) as f64 / 1000.0;
@@ -364,6 +415,7 @@ pub fn step_sumo(
     };
     let began = std::time::Instant::now();
     let unlimited = clock.finished() || link.warming;
+    let steps_before = status.steps;
     link.warming = false;
     // Each vehicle's state after the frame's last step (spawned entities are only seen by
     // queries next frame, so the frame's steps are gathered first).
@@ -431,7 +483,16 @@ pub fn step_sumo(
                         continue;
                     }
                     let (e, n) = link.net.to_projected(*x, *y);
+                    let text = |var| {
+                        s.get(var)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    };
                     let v = Vehicle {
+                        lane: text(ids::VAR_LANE_ID),
+                        vtype: text(ids::VAR_TYPE),
+                        route: text(ids::VAR_ROUTE_ID),
                         id: s.object.clone(),
                         speed: s.get(ids::VAR_SPEED).and_then(Value::as_f64).unwrap_or(0.0),
                         angle_deg: s.get(ids::VAR_ANGLE).and_then(Value::as_f64).unwrap_or(0.0),
@@ -449,9 +510,16 @@ pub fn step_sumo(
                     if let Some(state) = s
                         .get(ids::TL_RED_YELLOW_GREEN_STATE)
                         .and_then(Value::as_str)
+                        && link
+                            .light_states
+                            .get(&s.object)
+                            .is_none_or(|old| old != state)
                     {
                         link.light_states
                             .insert(s.object.clone(), state.to_string());
+                        let t = link.midnight_ms + (status.time_s * 1000.0).round() as i64;
+                        link.phase_changes
+                            .push((t, s.object.clone(), state.to_string()));
                     }
                 }
                 _ => {}
@@ -475,6 +543,9 @@ pub fn step_sumo(
             // A vehicle gone within the step it departed: nothing to follow.
             warn!("SUMO: cannot follow vehicles {new:?}: {e}");
         }
+    }
+    if status.steps > steps_before {
+        update_intersections(link, &latest, &mut intersections);
     }
     for (id, state) in latest {
         let Some((v, pos)) = state else {
@@ -519,6 +590,57 @@ pub fn step_sumo(
     clock.gate_ms = behind.then(|| link.midnight_ms + (status.time_s * 1000.0).round() as i64);
 }
 
+/// Each intersection's approaches from the vehicles after the frame's last step (every
+/// vehicle reports each step), and the frame's light changes appended to its timeline.
+fn update_intersections(
+    link: &mut SumoLink,
+    latest: &HashMap<String, Option<(Vehicle, WorldPosition)>>,
+    intersections: &mut Query<&mut Intersection>,
+) {
+    // Edge → (vehicles, queued, summed waiting of the queued).
+    let mut on: HashMap<&str, (usize, usize, f64)> = HashMap::new();
+    for (v, _) in latest.values().flatten() {
+        let Some((edge, _)) = v.lane.rsplit_once('_') else {
+            continue;
+        };
+        if !link.approach_of.contains_key(edge) {
+            continue;
+        }
+        let e = on.entry(edge).or_default();
+        e.0 += 1;
+        if v.speed < HALTING_SPEED {
+            e.1 += 1;
+            e.2 += v.waiting_s;
+        }
+    }
+    for entity in link.intersections.values() {
+        let Ok(mut x) = intersections.get_mut(*entity) else {
+            continue;
+        };
+        for a in &mut x.approaches {
+            let (n, q, w) = on.get(a.edge.as_str()).copied().unwrap_or_default();
+            a.vehicles = n;
+            a.queue = q;
+            a.mean_wait_s = if q > 0 { w / q as f64 } else { 0.0 };
+        }
+    }
+    for (t, light, state) in link.phase_changes.drain(..) {
+        let Some(entity) = link
+            .light_controller
+            .get(&light)
+            .and_then(|c| link.intersections.get(c))
+        else {
+            continue;
+        };
+        if let Ok(mut x) = intersections.get_mut(*entity) {
+            if x.phases.len() == PHASE_TIMELINE {
+                x.phases.pop_front();
+            }
+            x.phases.push_back((t, light, state));
+        }
+    }
+}
+
 /// Reports each mirrored head whose link's letter changed, or whose last report is a
 /// heartbeat old, as an observation of the `sumo` source at SUMO's time.
 fn mirror_heads(
@@ -555,6 +677,61 @@ fn mirror_heads(
             Some(s) => s.accept(o),
             None => o,
         });
+    }
+}
+
+/// An intersection entity for every controller with a matched SUMO light, at the mean
+/// position of its heads, with its approaches (the edges its lights' links leave from).
+fn spawn_intersections(
+    commands: &mut Commands,
+    link: &mut SumoLink,
+    report: &MatchReport,
+    heads: &[(String, String, (f64, f64))],
+) {
+    let places: HashMap<String, (f64, f64)> = controllers_of(heads).into_iter().collect();
+    let mut by: std::collections::BTreeMap<&str, Intersection> = Default::default();
+    for (light_id, controller, _) in &report.matched {
+        let x = by.entry(controller).or_insert_with(|| Intersection {
+            controller: controller.clone(),
+            ..Default::default()
+        });
+        x.lights.push(light_id.clone());
+        link.light_controller
+            .insert(light_id.clone(), controller.clone());
+        let Some(light) = link.net.lights.iter().find(|l| &l.id == light_id) else {
+            continue;
+        };
+        for stop in light.link_stops.iter().flatten() {
+            let edge = stop
+                .lane
+                .rsplit_once('_')
+                .map_or(stop.lane.as_str(), |(e, _)| e);
+            if !x.approaches.iter().any(|a| a.edge == edge) {
+                x.approaches.push(Approach {
+                    edge: edge.to_string(),
+                    ..Default::default()
+                });
+                link.approach_of
+                    .entry(edge.to_string())
+                    .or_default()
+                    .push(controller.clone());
+            }
+        }
+    }
+    for (controller, x) in by {
+        let (e, n) = places.get(controller).copied().unwrap_or_default();
+        let entity = commands
+            .spawn((
+                Name::new(format!("intersection {controller}")),
+                TwinEntity {
+                    kind: TwinKind::SignalController,
+                    id: controller.to_string(),
+                },
+                WorldPosition(DVec3::new(e, n, 0.0)),
+                x,
+            ))
+            .id();
+        link.intersections.insert(controller.to_string(), entity);
     }
 }
 
@@ -615,6 +792,7 @@ pub fn start_sumo(
                 status.heads_mirrored,
                 status.heads_unmatched.len()
             );
+            spawn_intersections(&mut commands, &mut link, &report, &heads);
             commands.insert_resource(link);
         }
         Err(e) => {
