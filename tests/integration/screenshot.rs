@@ -203,7 +203,7 @@ fn is_park(p: [u8; 3]) -> bool {
 }
 
 /// egui's dark window background.
-fn is_panel(p: [u8; 3]) -> bool {
+pub(crate) fn is_panel(p: [u8; 3]) -> bool {
     p.iter().all(|&c| c < 40)
 }
 

@@ -447,6 +447,42 @@ fn a_screenshot_shows_vehicles_queued_at_red_lights() {
         red_signals(&with) > 0.0005,
         "red signals cover {}",
         red_signals(&with)
+    ); // The intersection selected: the inspector on the right lists its approaches and draws
+    // its lights' timeline as red and green squares.
+    let inspected = crate::screenshot::screenshot(
+        "sumo-screenshot-inspector",
+        "2026-11-23T07:00",
+        &[
+            "--simulate",
+            "1",
+            "--sumo",
+            &cfg_arg,
+            "--select",
+            "controller/node/1467953359",
+            "--open",
+            "none",
+            "--frames",
+            "8",
+        ],
+    );
+    let panel = inspected.share(0.6, 0.2, 1.0, 0.95, crate::screenshot::is_panel);
+    let (red, green) = (
+        inspected.share(0.6, 0.6, 1.0, 1.0, |p| {
+            let [r, g, b] = p.map(i32::from);
+            r > 180 && g < 80 && b < 80
+        }),
+        inspected.share(0.6, 0.6, 1.0, 1.0, |p| {
+            let [r, g, b] = p.map(i32::from);
+            g > 160 && r < 100 && b < 120
+        }),
+    );
+    assert!(
+        panel > 0.3,
+        "the inspector covers {panel} of the right side"
+    );
+    assert!(
+        red > 0.002 && green > 0.0002,
+        "timeline squares: red {red}, green {green}"
     );
 }
 

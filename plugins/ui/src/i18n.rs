@@ -293,6 +293,18 @@ pub const TEXTS: &[(&str, &str)] = &[
         "Välj en signallykta i vyn.",
     ),
     ("Controller", "Styrapparat"),
+    ("Queued vehicles", "Köande fordon"),
+    ("SUMO lights", "SUMO:s signaler"),
+    ("Speed", "Hastighet"),
+    ("Waiting", "Väntar"),
+    ("Vehicle type", "Fordonstyp"),
+    ("Route", "Rutt"),
+    ("Lane", "Körfält"),
+    ("Approaches", "Tillfarter"),
+    ("edge", "länk"),
+    ("vehicles", "fordon"),
+    ("queued", "i kö"),
+    ("mean wait", "medelväntan"),
     ("Cycle", "Omlopp"),
     ("Split", "Fördelning"),
     ("Add the timing", "Lägg till tiderna"),
@@ -508,6 +520,8 @@ mod tests {
 
     /// Literals that are not texts for people, and why.
     const NOT_TEXT: &[(&str, &str)] = &[
+        ("sumo", "the source's name, as the snapshot gives it"),
+        ("■", "a coloured square standing for a signal link"),
         ("Tvilling", "the product's name"),
         ("English", "a language's own name"),
         ("Svenska", "a language's own name"),

@@ -14,6 +14,7 @@ use tvilling_sensors::state::{
 };
 use tvilling_sensors::time::format_rfc3339;
 use tvilling_twin::history::{HistoryStatus, RecordedSeries, SeriesRequest};
+use tvilling_twin::sumo::{Intersection, Vehicle};
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::picking::{EntityPicked, Selection};
 
@@ -49,6 +50,71 @@ fn value(v: f64, q: Quantity) -> String {
 
 fn opt(v: Option<f64>, q: Quantity) -> String {
     v.map_or("-".into(), |v| value(v, q))
+}
+
+/// Rows for a SUMO vehicle: its source, speed, waiting time, type, route and lane.
+pub fn vehicle_rows(v: &Vehicle) -> Vec<(&'static str, String)> {
+    vec![
+        ("Source", "sumo".to_string()),
+        ("Speed", format!("{:.0} km/h", v.speed * 3.6)),
+        ("Waiting", format!("{:.0} s", v.waiting_s)),
+        ("Vehicle type", v.vtype.clone()),
+        ("Route", v.route.clone()),
+        ("Lane", v.lane.clone()),
+    ]
+}
+
+/// The colour a SUMO signal letter shows.
+fn letter_colour(c: char) -> egui::Color32 {
+    match c {
+        'G' | 'g' | 's' => egui::Color32::from_rgb(60, 200, 80),
+        'y' | 'Y' | 'u' | 'o' => egui::Color32::from_rgb(240, 190, 40),
+        'r' => egui::Color32::from_rgb(220, 50, 40),
+        _ => egui::Color32::from_gray(90),
+    }
+}
+
+/// An intersection's approaches (vehicles, queued, the queued vehicles' mean wait) and the
+/// timeline of its lights' changes, newest first, each link a coloured square.
+fn intersection_details(ui: &mut egui::Ui, x: &Intersection, lang: Lang) {
+    ui.separator();
+    ui.label(egui::RichText::new(tr(lang, "Approaches")).strong());
+    egui::Grid::new("approaches").striped(true).show(ui, |ui| {
+        for h in ["edge", "vehicles", "queued", "mean wait"] {
+            ui.label(egui::RichText::new(tr(lang, h)).strong());
+        }
+        ui.end_row();
+        for a in &x.approaches {
+            ui.label(&a.edge);
+            ui.label(a.vehicles.to_string());
+            ui.label(a.queue.to_string());
+            ui.label(format!("{:.0} s", a.mean_wait_s));
+            ui.end_row();
+        }
+    });
+    ui.separator();
+    ui.label(egui::RichText::new(tr(lang, "Phase timeline")).strong());
+    for (t, light, state) in x.phases.iter().rev().take(12) {
+        ui.horizontal(|ui| {
+            // Stockholm local time, to the second.
+            let l = tvilling_sensors::simulate::stockholm_local(*t);
+            let sec = (l.hour * 3600.0).round() as i64;
+            let hms = format!("{:02}:{:02}:{:02}", sec / 3600, sec / 60 % 60, sec % 60);
+            ui.label(egui::RichText::new(hms).monospace());
+            let mut job = egui::text::LayoutJob::default();
+            for c in state.chars() {
+                job.append(
+                    "■",
+                    0.0,
+                    egui::TextFormat {
+                        color: letter_colour(c),
+                        ..Default::default()
+                    },
+                );
+            }
+            ui.label(job).on_hover_text(format!("{light}: {state}"));
+        });
+    }
 }
 
 /// Rows for a device: id, health, last seen, source, fault, and its live values with units.
@@ -254,6 +320,7 @@ pub(crate) fn inspector(
     ),
     mut chart: Local<ChartState>,
     lang: Res<Lang>,
+    traffic: Query<(Option<&Vehicle>, Option<&Intersection>)>,
 ) -> Result {
     let lang = *lang;
     let (history_status, recorded, mut series_requests, edge) = recorded;
@@ -272,6 +339,17 @@ pub(crate) fn inspector(
         Some(b) => building_rows(twin, b),
         None => vec![("Id", twin.id.clone()), ("Kind", twin.kind.as_str().into())],
     };
+    let (vehicle, intersection) = traffic.get(e).unwrap_or_default();
+    if let Some(v) = vehicle {
+        rows.extend(vehicle_rows(v));
+    }
+    if let Some(x) = intersection {
+        rows.extend([
+            ("Source", "sumo".to_string()),
+            ("Queued vehicles", x.queue().to_string()),
+            ("SUMO lights", x.lights.join(", ")),
+        ]);
+    }
     if let (Some(d), Some(l)) = (device, live) {
         rows.extend(device_rows(
             d,
@@ -309,6 +387,9 @@ pub(crate) fn inspector(
                         ui.end_row();
                     }
                 });
+            if let Some(x) = intersection {
+                intersection_details(ui, x, lang);
+            }
             // With a history, the chart can span the last hour, day or week from the store.
             let recorded_span = history_status
                 .as_deref()

@@ -14,6 +14,7 @@ use crate::gesture::PointerGesture;
 use crate::layers::Layers;
 pub use crate::selection::{EntityPicked, Selection};
 use tvilling_twin::scenario::draft::{DraftRequest, ScenarioDraft};
+use tvilling_twin::sumo::{Intersection, Vehicle};
 
 /// Click picking and selection.
 #[derive(Default)]
@@ -64,6 +65,7 @@ fn click_to_pick(
     mut picked: MessageWriter<EntityPicked>,
     draft: Option<Res<ScenarioDraft>>,
     mut corners: MessageWriter<DraftRequest>,
+    traffic: Query<(Entity, &WorldPosition, Has<Vehicle>), Or<(With<Vehicle>, With<Intersection>)>>,
 ) {
     if !buttons.just_released(MouseButton::Left) {
         return;
@@ -92,14 +94,22 @@ fn click_to_pick(
         None
     };
     let marker = pick_marker(
-        markers.iter().filter_map(|(e, d, pos, b)| {
-            if !layers.shows(d.kind) {
-                return None;
-            }
-            let (r, _) = marker_shape(d.kind)?;
-            let centre = marker_centre(d.kind, pos.0, b)?;
-            Some((e, frame.to_render(centre), r))
-        }),
+        markers
+            .iter()
+            .filter_map(|(e, d, pos, b)| {
+                if !layers.shows(d.kind) {
+                    return None;
+                }
+                let (r, _) = marker_shape(d.kind)?;
+                let centre = marker_centre(d.kind, pos.0, b)?;
+                Some((e, frame.to_render(centre), r))
+            })
+            .chain(traffic.iter().map(|(e, pos, vehicle)| {
+                // A vehicle's box, or an intersection's queue column (its lower part).
+                let (up, r) = if vehicle { (1.25, 3.5) } else { (3.0, 4.0) };
+                let centre = bevy::math::DVec3::new(pos.0.x, pos.0.y, up);
+                (e, frame.to_render(centre), r)
+            })),
         ray,
     );
     let nearest = match (building, marker) {

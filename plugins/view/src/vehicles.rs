@@ -2,6 +2,8 @@
 //! through amber, to green at 50 km/h and above). All vehicles are one mesh, rebuilt when any of
 //! them moves: a few hundred boxes are cheaper to rebuild than to track one by one. Larger than
 //! life (7 x 3 m), like the device markers, so that traffic reads from across the city.
+//! Each signalled intersection SUMO runs stands as a column whose height is its queue (2.5 m
+//! a queued vehicle above a 3 m base), green when nothing waits and red from six vehicles.
 
 use bevy::camera::visibility::RenderLayers;
 use bevy::math::{DVec2, DVec3};
@@ -9,7 +11,7 @@ use bevy::prelude::*;
 use tvilling_city::import::Polygon2;
 use tvilling_city::mesh::{MeshData, extrude};
 use tvilling_geo::WorldPosition;
-use tvilling_twin::sumo::Vehicle;
+use tvilling_twin::sumo::{Intersection, Vehicle};
 
 use crate::ViewSystems;
 use crate::tiles::{CityMaterial, palette_material, to_bevy_mesh};
@@ -60,7 +62,10 @@ pub struct VehiclePlugin;
 
 impl Plugin for VehiclePlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, draw_vehicles.in_set(ViewSystems::Draw));
+        app.add_systems(
+            Update,
+            (draw_vehicles, draw_queues).in_set(ViewSystems::Draw),
+        );
     }
 }
 
@@ -112,6 +117,86 @@ fn draw_vehicles(
     ));
 }
 
+/// The one entity drawing every intersection's queue.
+#[derive(Component, Debug)]
+pub struct QueueBatch {
+    pub queued: usize,
+}
+
+/// A queue column's height, m.
+pub fn queue_height(queue: usize) -> f64 {
+    3.0 + 2.5 * queue as f64
+}
+
+/// A queue's colour class (index into [`speed_palette`]: red is long, green is none).
+pub fn queue_class(queue: usize) -> u32 {
+    match queue {
+        0 => 5,
+        1..=2 => 3,
+        3..=5 => 1,
+        _ => 0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_queues(
+    mut commands: Commands,
+    changed: Query<(), Changed<Intersection>>,
+    intersections: Query<(&Intersection, &WorldPosition)>,
+    batch: Query<Entity, With<QueueBatch>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<CityMaterial>>,
+    mut material: Local<Option<Handle<CityMaterial>>>,
+) {
+    if changed.is_empty() {
+        return;
+    }
+    for e in &batch {
+        commands.entity(e).despawn();
+    }
+    let Some((_, first)) = intersections.iter().next() else {
+        return;
+    };
+    let origin = DVec3::new(first.0.x, first.0.y, 0.0);
+    let mut mesh = MeshData::default();
+    let mut queued = 0;
+    for (x, p) in &intersections {
+        let q = x.queue();
+        queued += q;
+        let c = p.0.truncate();
+        let h = DVec2::splat(2.5);
+        let poly = Polygon2 {
+            outer: vec![
+                c - h,
+                c + DVec2::new(h.x, -h.y),
+                c + h,
+                c + DVec2::new(-h.x, h.y),
+            ],
+            holes: Vec::new(),
+        };
+        extrude(
+            &[poly],
+            0.0,
+            queue_height(q),
+            origin,
+            queue_class(q),
+            &mut mesh,
+        );
+    }
+    let material = material
+        .get_or_insert_with(|| palette_material(&speed_palette(), &mut images, &mut materials))
+        .clone();
+    commands.spawn((
+        Name::new("intersection queues"),
+        QueueBatch { queued },
+        WorldPosition(origin),
+        Mesh3d(meshes.add(to_bevy_mesh(&mesh))),
+        MeshMaterial3d(material),
+        RenderLayers::layer(crate::scenario::LIVE_LAYER),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +212,12 @@ mod tests {
         assert!((dx - 7.0).abs() < 1e-9 && dy.abs() < 1e-9, "{f:?}");
         let centre = f.iter().fold(DVec2::ZERO, |a, p| a + *p) / 4.0;
         assert!((centre - DVec2::new(10.0, 20.0)).length() < 1e-9);
+        // Queues: taller and redder with each queued vehicle.
+        assert!(queue_height(4) > queue_height(1));
+        assert_eq!(
+            [0, 2, 4, 9].map(queue_class),
+            [5, 3, 1, 0],
+            "green, yellow-green, orange, red"
+        );
     }
 }
