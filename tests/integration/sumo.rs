@@ -580,3 +580,81 @@ fn a_longer_cycle_measured_in_sumo_adds_delay_and_a_blank_scenario_changes_nothi
         .sum();
     assert_eq!(cycle, 180.0, "{program}");
 }
+
+#[test]
+fn a_recorded_co_simulation_plays_back_its_vehicles_from_the_history() {
+    let cfg = network("sumo-history");
+    let dir = cfg.parent().expect("dir").to_path_buf();
+    let db = dir.join("history.sqlite");
+    let live = headless(
+        &dir,
+        &[
+            "--sumo",
+            &cfg.display().to_string(),
+            "--history",
+            &db.display().to_string(),
+        ],
+    );
+    let vehicles = |doc: &serde_json::Value,
+                    source: &str|
+     -> std::collections::HashMap<String, (f64, f64)> {
+        doc["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .filter(|f| f["properties"]["kind"] == "vehicle" && f["properties"]["source"] == source)
+            .map(|f| {
+                let c = &f["geometry"]["coordinates"];
+                (
+                    f["properties"]["vehicle_id"]
+                        .as_str()
+                        .expect("id")
+                        .to_string(),
+                    (c[0].as_f64().expect("lon"), c[1].as_f64().expect("lat")),
+                )
+            })
+            .collect()
+    };
+    let at_end = vehicles(&live, "sumo");
+    assert!(at_end.len() > 20);
+    // Played back from the store alone (no SUMO).
+    let play = |at: &str| {
+        let snap = dir.join(format!("played-{}.geojson", at.replace(':', "")));
+        let out = Command::new(env!("CARGO_BIN_EXE_tvilling"))
+            .args(["--headless", "--at", at, "--history"])
+            .arg(&db)
+            .arg("--snapshot")
+            .arg(&snap)
+            .output()
+            .expect("tvilling");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        read_json(&snap)
+    };
+    // The moment recorded at the end.
+    let recorded = vehicles(&play("2026-11-23T06:40"), "history");
+    assert_eq!(
+        recorded.keys().collect::<std::collections::BTreeSet<_>>(),
+        at_end.keys().collect(),
+        "the same vehicles"
+    );
+    for (id, (lon, lat)) in &recorded {
+        let (a, b) = at_end[id];
+        // 1e-6 degrees: about 0.1 m.
+        assert!((lon - a).abs() < 1e-6 && (lat - b).abs() < 1e-6, "{id}");
+    }
+    // Five minutes earlier, other vehicles stood elsewhere.
+    let earlier = play("2026-11-23T06:35");
+    let before = vehicles(&earlier, "history");
+    assert!(!before.is_empty() && before != recorded);
+    let when = earlier["features"]
+        .as_array()
+        .expect("f")
+        .iter()
+        .find(|f| f["properties"]["source"] == "history")
+        .map(|f| f["properties"]["recorded"].clone());
+    assert_eq!(when, Some(serde_json::json!("2026-11-23T06:35:00.000Z")));
+}

@@ -129,6 +129,36 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         );
         live.insert(twin.id.clone(), p);
     }
+    // Playing back: the recorded moment's vehicles, as features of their own.
+    let shown = world
+        .get_resource::<crate::sumo::ShownTraffic>()
+        .and_then(|s| s.0.clone());
+    let to_wgs84 = world
+        .get_resource::<tvilling_geo::GeoFrame>()
+        .and_then(|f| tvilling_geo::Transformer::new(f.crs, tvilling_geo::Crs::WGS84).ok());
+    if let (Some(rec), Some(t)) = (&shown, &to_wgs84)
+        && let Some(features) = doc.get_mut("features").and_then(Value::as_array_mut)
+    {
+        for v in &rec.vehicles {
+            let Ok((lon, lat)) = t.convert(v.position.x, v.position.y) else {
+                continue;
+            };
+            features.push(json!({
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {
+                    "kind": "vehicle",
+                    "id": format!("vehicle/{}", v.id),
+                    "source": "history",
+                    "vehicle_id": v.id,
+                    "speed_ms": v.speed,
+                    "angle_deg": v.angle_deg,
+                    "waiting_s": v.waiting_s,
+                    "recorded": format_rfc3339(rec.t_ms),
+                },
+            }));
+        }
+    }
     if let Some(features) = doc.get_mut("features").and_then(Value::as_array_mut) {
         for f in features {
             let id = f["properties"]["id"].as_str().map(str::to_string);

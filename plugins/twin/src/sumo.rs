@@ -64,6 +64,90 @@ impl Intersection {
     }
 }
 
+/// How often the traffic is recorded for playback, twin ms.
+pub const TRAFFIC_RECORD_MS: i64 = 10_000;
+
+/// Traffic moments waiting for the history's writer: (twin time, JSON).
+#[derive(Resource, Debug, Default)]
+pub struct TrafficRecord(pub Vec<(i64, String)>);
+
+/// The traffic of a recorded moment: every vehicle's place and motion, each intersection's
+/// queue. What playback draws (the timeline needs no more).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordedTraffic {
+    pub t_ms: i64,
+    pub vehicles: Vec<RecordedVehicle>,
+    /// Queue by controller.
+    pub queues: std::collections::BTreeMap<String, usize>,
+}
+
+/// A vehicle as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedVehicle {
+    pub id: String,
+    /// Scene CRS.
+    pub position: bevy::math::DVec2,
+    pub angle_deg: f64,
+    pub speed: f64,
+    pub waiting_s: f64,
+}
+
+impl RecordedTraffic {
+    /// The stored form: `{"vehicles": [[id, x, y, angle, speed, waiting], ...], "queues":
+    /// {controller: n}}`, positions to the centimetre.
+    pub fn to_json(&self) -> String {
+        let r = |v: f64, k: f64| (v * k).round() / k;
+        let vehicles: Vec<serde_json::Value> = self
+            .vehicles
+            .iter()
+            .map(|v| {
+                serde_json::json!([
+                    v.id,
+                    r(v.position.x, 100.0),
+                    r(v.position.y, 100.0),
+                    r(v.angle_deg, 10.0),
+                    r(v.speed, 100.0),
+                    v.waiting_s
+                ])
+            })
+            .collect();
+        serde_json::json!({"vehicles": vehicles, "queues": self.queues}).to_string()
+    }
+
+    /// Reads the stored form (`None` when it is not that form).
+    pub fn from_json(t_ms: i64, text: &str) -> Option<RecordedTraffic> {
+        let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+        let vehicles = doc["vehicles"]
+            .as_array()?
+            .iter()
+            .map(|v| {
+                Some(RecordedVehicle {
+                    id: v[0].as_str()?.to_string(),
+                    position: bevy::math::DVec2::new(v[1].as_f64()?, v[2].as_f64()?),
+                    angle_deg: v[3].as_f64()?,
+                    speed: v[4].as_f64()?,
+                    waiting_s: v[5].as_f64()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let queues = doc["queues"]
+            .as_object()?
+            .iter()
+            .map(|(k, v)| Some((k.clone(), v.as_u64()? as usize)))
+            .collect::<Option<_>>()?;
+        Some(RecordedTraffic {
+            t_ms,
+            vehicles,
+            queues,
+        })
+    }
+}
+
+/// The traffic of the moment played back (`None` at the live edge): drawn instead of SUMO's
+/// live vehicles.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct ShownTraffic(pub Option<RecordedTraffic>);
+
 /// One approach (an incoming edge) of an intersection.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Approach {
@@ -196,6 +280,8 @@ pub struct SumoLink {
     approach_of: HashMap<String, Vec<String>>,
     /// This frame's light state changes (time, light, state).
     phase_changes: Vec<(i64, String, String)>,
+    /// The recording interval last recorded (twin ms / [`TRAFFIC_RECORD_MS`]).
+    recorded_bucket: i64,
     /// SUMO's time at connect, s of the day.
     begin_s: f64,
     /// The clock's time at connect: heads show SUMO's states from then (not the warm-up's).
@@ -386,6 +472,7 @@ pub fn connect(
             light_controller: HashMap::new(),
             approach_of: HashMap::new(),
             phase_changes: Vec::new(),
+            recorded_bucket: i64::MIN,
             begin_s: begin,
             clock_s: now_s + 1.0,
             warming: true,
@@ -406,6 +493,7 @@ pub fn step_sumo(
     mut status: ResMut<SumoStatus>,
     mut vehicles: Query<(&mut Vehicle, &mut WorldPosition)>,
     mut intersections: Query<&mut Intersection>,
+    mut record: ResMut<TrafficRecord>,
 ) {
     let link = &mut *link;
     let target_s = (clock.edge_ms - link.midnight_ms) as f64 / 1000.0;
@@ -546,6 +634,31 @@ pub fn step_sumo(
     }
     if status.steps > steps_before {
         update_intersections(link, &latest, &mut intersections);
+        let t = link.midnight_ms + (status.time_s * 1000.0).round() as i64;
+        if t.div_euclid(TRAFFIC_RECORD_MS) != link.recorded_bucket && status.time_s >= link.clock_s
+        {
+            link.recorded_bucket = t.div_euclid(TRAFFIC_RECORD_MS);
+            let moment = RecordedTraffic {
+                t_ms: t,
+                vehicles: latest
+                    .values()
+                    .flatten()
+                    .map(|(v, p)| RecordedVehicle {
+                        id: v.id.clone(),
+                        position: p.0.truncate(),
+                        angle_deg: v.angle_deg,
+                        speed: v.speed,
+                        waiting_s: v.waiting_s,
+                    })
+                    .collect(),
+                queues: link
+                    .intersections
+                    .iter()
+                    .filter_map(|(c, e)| Some((c.clone(), intersections.get(*e).ok()?.queue())))
+                    .collect(),
+            };
+            record.0.push((t, moment.to_json()));
+        }
     }
     for (id, state) in latest {
         let Some((v, pos)) = state else {
@@ -813,6 +926,8 @@ pub struct SumoPlugin;
 impl Plugin for SumoPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<SumoStatus>()
+            .init_resource::<TrafficRecord>()
+            .init_resource::<ShownTraffic>()
             .init_resource::<SumoFrameBudget>()
             // Stepped like the simulator, before this frame's observations are applied: the
             // heads show the states of the frame's last SUMO step in the same frame.

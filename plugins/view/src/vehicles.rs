@@ -11,7 +11,7 @@ use bevy::prelude::*;
 use tvilling_city::import::Polygon2;
 use tvilling_city::mesh::{MeshData, extrude};
 use tvilling_geo::WorldPosition;
-use tvilling_twin::sumo::{Intersection, Vehicle};
+use tvilling_twin::sumo::{Intersection, ShownTraffic, Vehicle};
 
 use crate::ViewSystems;
 use crate::tiles::{CityMaterial, palette_material, to_bevy_mesh};
@@ -75,6 +75,7 @@ fn draw_vehicles(
     changed: Query<(), Or<(Changed<Vehicle>, Changed<WorldPosition>)>>,
     mut removed: RemovedComponents<Vehicle>,
     vehicles: Query<(&Vehicle, &WorldPosition)>,
+    shown: Option<Res<ShownTraffic>>,
     batch: Query<Entity, With<VehicleBatch>>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut images: ResMut<Assets<Image>>,
@@ -82,27 +83,40 @@ fn draw_vehicles(
     mut material: Local<Option<Handle<CityMaterial>>>,
 ) {
     let gone = removed.read().count() > 0;
-    if changed.is_empty() && !gone {
+    if changed.is_empty() && !gone && !shown.as_ref().is_some_and(|s| s.is_changed()) {
         return;
     }
+    // Playing back: the recorded moment's vehicles; else SUMO's live ones.
+    let boxes: Vec<(bevy::math::DVec2, f64, f64)> = match shown.as_ref().and_then(|s| s.0.as_ref())
+    {
+        Some(rec) => rec
+            .vehicles
+            .iter()
+            .map(|v| (v.position, v.angle_deg, v.speed))
+            .collect(),
+        None => vehicles
+            .iter()
+            .map(|(v, p)| (p.0.truncate(), v.angle_deg, v.speed))
+            .collect(),
+    };
     for e in &batch {
         commands.entity(e).despawn();
     }
-    let n = vehicles.iter().count();
+    let n = boxes.len();
     if n == 0 {
         return;
     }
-    let origin = vehicles
+    let mean = boxes
         .iter()
-        .fold(DVec3::ZERO, |a, (_, p)| a + p.0 / n as f64);
-    let origin = DVec3::new(origin.x, origin.y, 0.0);
+        .fold(DVec2::ZERO, |a, (p, ..)| a + *p / n as f64);
+    let origin = DVec3::new(mean.x, mean.y, 0.0);
     let mut mesh = MeshData::default();
-    for (v, p) in &vehicles {
+    for (p, angle, speed) in &boxes {
         let poly = Polygon2 {
-            outer: vehicle_footprint(p.0.truncate(), v.angle_deg),
+            outer: vehicle_footprint(*p, *angle),
             holes: Vec::new(),
         };
-        extrude(&[poly], 0.0, 2.5, origin, speed_class(v.speed), &mut mesh);
+        extrude(&[poly], 0.0, 2.5, origin, speed_class(*speed), &mut mesh);
     }
     let material = material
         .get_or_insert_with(|| palette_material(&speed_palette(), &mut images, &mut materials))
@@ -143,13 +157,14 @@ fn draw_queues(
     mut commands: Commands,
     changed: Query<(), Changed<Intersection>>,
     intersections: Query<(&Intersection, &WorldPosition)>,
+    shown: Option<Res<ShownTraffic>>,
     batch: Query<Entity, With<QueueBatch>>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<CityMaterial>>,
     mut material: Local<Option<Handle<CityMaterial>>>,
 ) {
-    if changed.is_empty() {
+    if changed.is_empty() && !shown.as_ref().is_some_and(|s| s.is_changed()) {
         return;
     }
     for e in &batch {
@@ -162,7 +177,11 @@ fn draw_queues(
     let mut mesh = MeshData::default();
     let mut queued = 0;
     for (x, p) in &intersections {
-        let q = x.queue();
+        // Playing back: the recorded moment's queue.
+        let q = match shown.as_ref().and_then(|s| s.0.as_ref()) {
+            Some(rec) => rec.queues.get(&x.controller).copied().unwrap_or(0),
+            None => x.queue(),
+        };
         queued += q;
         let c = p.0.truncate();
         let h = DVec2::splat(2.5);

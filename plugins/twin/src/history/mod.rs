@@ -315,7 +315,12 @@ pub fn record(
     devices: Query<(&Device, &Liveness)>,
     metrics: Option<Res<CityMetrics>>,
     mut last_minute: Local<i64>,
+    mut traffic: Option<ResMut<crate::sumo::TrafficRecord>>,
 ) {
+    let traffic = traffic
+        .as_mut()
+        .map(|t| std::mem::take(&mut t.0))
+        .unwrap_or_default();
     let Some(mut recorder) = recorder else {
         applied.clear();
         alarms.clear();
@@ -366,6 +371,7 @@ pub fn record(
             .metrics
             .push((m.at_ms, metrics_to_json(m).to_string()));
     }
+    batch.traffic = traffic;
     for a in alarms.read() {
         batch.alarms.push(AlarmRow {
             t_ms: a.at_ms,
@@ -430,6 +436,7 @@ pub fn show_recorded_state(
     mut alarms: Option<ResMut<Alarms>>,
     mut series: ResMut<RecordedSeries>,
     mut shown_metrics: ResMut<ShownMetrics>,
+    mut shown_traffic: ResMut<crate::sumo::ShownTraffic>,
     mut devices: Query<DeviceState<'static>>,
 ) {
     let Some(mut recorder) = recorder else { return };
@@ -440,6 +447,9 @@ pub fn show_recorded_state(
     }
     if live && shown_metrics.0.is_some() {
         shown_metrics.0 = None;
+    }
+    if live && shown_traffic.0.is_some() {
+        shown_traffic.0 = None;
     }
     if live && !r.was_live {
         // Back to live: the values recorded during playback were not shown; rebuild.
@@ -535,6 +545,13 @@ pub fn show_recorded_state(
             .metrics
             .as_ref()
             .and_then(|(_, json)| metrics_from_json(json));
+        let traffic = state
+            .traffic
+            .as_ref()
+            .and_then(|(t, json)| crate::sumo::RecordedTraffic::from_json(*t, json));
+        if shown_traffic.0 != traffic {
+            shown_traffic.0 = traffic;
+        }
         r.shown = Some(state.t_ms);
         r.shown_devices = registry.len();
     }
@@ -649,6 +666,7 @@ impl Plugin for HistoryPlugin {
             .add_message::<SeriesRequest>()
             .init_resource::<RecordedSeries>()
             .init_resource::<ShownMetrics>()
+            .init_resource::<crate::sumo::ShownTraffic>()
             .add_message::<ValueApplied>()
             .add_message::<AlarmChanged>()
             .configure_sets(

@@ -74,7 +74,13 @@ pub struct StateAt {
     pub sources: Vec<String>,
     /// The city metrics last recorded at or before t (JSON), with their time.
     pub metrics: Option<(i64, String)>,
+    /// The traffic (SUMO's vehicles and queues) last recorded at or before t, if within
+    /// [`TRAFFIC_REACH_MS`] (JSON), with its time.
+    pub traffic: Option<(i64, String)>,
 }
+
+/// How far back a recorded traffic moment still stands for `t` (twice its recording interval).
+pub const TRAFFIC_REACH_MS: i64 = 20_000;
 
 /// The state being recorded: (device, quantity) -> held value.
 pub type Running = HashMap<(u32, u8), Held, std::hash::BuildHasherDefault<KeyHasher>>;
@@ -125,6 +131,8 @@ pub trait HistoryStore: Send {
     ) -> Result<(), StoreError>;
     /// Records the city metrics as they stood at `t_ms` (JSON).
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError>;
+    /// Records the traffic as it stood at `t_ms` (JSON).
+    fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError>;
     /// The state at `t_ms`.
     fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError>;
     /// One device's values between two times: (time, quantity index, value).
@@ -164,6 +172,7 @@ CREATE TABLE IF NOT EXISTS keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL)
 CREATE TABLE IF NOT EXISTS alarms(t INTEGER NOT NULL, device TEXT NOT NULL, severity TEXT NOT NULL, text TEXT NOT NULL, raised INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_t ON alarms(t);
 CREATE TABLE IF NOT EXISTS metrics(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS traffic(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
 ";
 
 /// The schema's version, kept in `meta`.
@@ -457,6 +466,13 @@ impl HistoryStore for SqliteStore {
         Ok(())
     }
 
+    fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO traffic(t, json) VALUES (?1, ?2)")?
+            .execute(params![t_ms, json])?;
+        Ok(())
+    }
+
     fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError> {
         let kf: Option<(i64, Vec<u8>)> = self
             .conn
@@ -564,9 +580,19 @@ impl HistoryStore for SqliteStore {
             .prepare_cached("SELECT t, json FROM metrics WHERE t <= ?1 ORDER BY t DESC LIMIT 1")?
             .query_row([t_ms], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        let traffic: Option<(i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT t, json FROM traffic WHERE t <= ?1 AND t > ?2 ORDER BY t DESC LIMIT 1",
+            )?
+            .query_row([t_ms, t_ms.saturating_sub(TRAFFIC_REACH_MS)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         Ok(StateAt {
             t_ms,
             metrics,
+            traffic,
             devices: self.names.clone(),
             values,
             alarms,
@@ -621,6 +647,8 @@ impl HistoryStore for SqliteStore {
             .execute("DELETE FROM alarms WHERE t < ?1", [cut])?;
         self.conn
             .execute("DELETE FROM metrics WHERE t < ?1", [cut])?;
+        self.conn
+            .execute("DELETE FROM traffic WHERE t < ?1", [cut])?;
         Ok(n as u64)
     }
 

@@ -39,6 +39,8 @@ pub struct Batch {
     pub alarms: Vec<AlarmRow>,
     /// City metrics as they stood: (twin time, JSON).
     pub metrics: Vec<(i64, String)>,
+    /// Traffic as it stood: (twin time, JSON).
+    pub traffic: Vec<(i64, String)>,
 }
 
 impl Batch {
@@ -48,6 +50,7 @@ impl Batch {
             && self.values.is_empty()
             && self.alarms.is_empty()
             && self.metrics.is_empty()
+            && self.traffic.is_empty()
     }
 }
 
@@ -116,6 +119,7 @@ impl Writer {
                 p.values.extend(batch.values);
                 p.alarms.extend(batch.alarms);
                 p.metrics.extend(batch.metrics);
+                p.traffic.extend(batch.traffic);
                 p
             }
             None => batch,
@@ -245,6 +249,9 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             }
             for (t, json) in &batch.metrics {
                 store.write_metrics(*t, json)?;
+            }
+            for (t, json) in &batch.traffic {
+                store.write_traffic(*t, json)?;
             }
             Ok::<(), super::store::StoreError>(())
         })();
