@@ -11,6 +11,7 @@ use clap::Parser;
 /// What-if scenarios run headless: `tvilling scenario --help`.
 #[derive(Parser, Debug, Clone, Default)]
 #[command(name = "tvilling", version, about, long_about = None)]
+#[command(group(clap::ArgGroup::new("export").args(["export_history", "export_alarm_log"])))]
 pub struct Cli {
     /// Load this file or folder instead of the default data (repeatable). Formats by name:
     /// .osm (OpenStreetMap XML), .geojson (GeoJSON), .city.json (CityJSON 1.1/2.0),
@@ -147,13 +148,23 @@ pub struct Cli {
     #[arg(long, value_name = "DEVICE_ID", requires_all = ["history", "csv"])]
     pub export_history: Option<String>,
 
-    /// Start of the exported series (UTC, YYYY-MM-DDTHH:MM; default: the first value).
-    #[arg(long, value_name = "TIME", requires = "export_history")]
+    /// Start of the exported series or alarm log (UTC, YYYY-MM-DDTHH:MM; default: the first).
+    #[arg(long, value_name = "TIME", requires = "export")]
     pub from: Option<String>,
 
-    /// End of the exported series (UTC, YYYY-MM-DDTHH:MM; default: the last value).
-    #[arg(long, value_name = "TIME", requires = "export_history")]
+    /// End of the exported series or alarm log (UTC, YYYY-MM-DDTHH:MM; default: the last).
+    #[arg(long, value_name = "TIME", requires = "export")]
     pub to: Option<String>,
+
+    /// Write the alarm audit log from --history as CSV (every transition: raised, acknowledged
+    /// with the operator, cleared, shelved with the reason, back to normal), with --from, --to
+    /// and --alarm-filter.
+    #[arg(long, value_name = "FILE.csv", requires = "history")]
+    pub export_alarm_log: Option<PathBuf>,
+
+    /// Only the audit rows whose device, priority, state, operator or note contain this text.
+    #[arg(long, value_name = "TEXT", requires = "export_alarm_log")]
+    pub alarm_filter: Option<String>,
 
     /// Where the exported series goes.
     #[arg(long, value_name = "FILE.csv", requires = "export_history")]

@@ -1,5 +1,6 @@
 //! `--export-history DEVICE --from .. --to .. --csv FILE`: one device's recorded series as CSV
-//! (time in RFC 3339 UTC, quantity with its unit, value).
+//! (time in RFC 3339 UTC, quantity with its unit, value); `--export-alarm-log FILE`: the alarm
+//! audit log as CSV.
 
 use std::io::Write;
 use std::path::Path;
@@ -36,6 +37,44 @@ pub fn export_csv(
     for (t, q, v) in &rows {
         let q = Quantity::from_index(*q).map_or("unknown", Quantity::key);
         writeln!(w, "{},{device},{q},{v}", format_rfc3339(*t))?;
+    }
+    w.flush()?;
+    Ok(rows.len())
+}
+
+/// Writes the alarm audit log between two times (optionally filtered) as CSV:
+/// `time,alarm,device,priority,from,to,operator,note`; returns the rows written.
+pub fn export_alarm_log(
+    history: &Path,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    filter: Option<&str>,
+    out: &Path,
+) -> Result<usize> {
+    let store = SqliteStore::open_read_only(history)?;
+    let rows = store.audit(
+        from_ms.unwrap_or(i64::MIN),
+        to_ms.unwrap_or(i64::MAX),
+        filter,
+    )?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "time,alarm,device,priority,from,to,operator,note")?;
+    let field = tvilling_twin::scenario::report::csv_field;
+    for r in &rows {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{}",
+            format_rfc3339(r.at_ms),
+            field(&r.key),
+            field(&r.device),
+            r.priority.as_str(),
+            field(r.from.as_deref().unwrap_or("normal")),
+            field(r.to.as_deref().unwrap_or("normal")),
+            field(r.operator.as_deref().unwrap_or("")),
+            field(&r.note),
+        )?;
     }
     w.flush()?;
     Ok(rows.len())

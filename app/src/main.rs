@@ -14,19 +14,28 @@ fn main() -> Result<()> {
         return tvilling::sumo::main(cli);
     }
     let cli = Cli::parse();
+    let time = |t: &Option<String>, what: &str| -> Result<Option<i64>> {
+        t.as_deref()
+            .map(|t| {
+                tvilling_city::scene::parse_utc_minute(t)
+                    .map(|s| s * 1000)
+                    .ok_or_else(|| anyhow::anyhow!("{what} {t:?}: expected YYYY-MM-DDTHH:MM (UTC)"))
+            })
+            .transpose()
+    };
+    if let (Some(out), Some(history)) = (&cli.export_alarm_log, &cli.history) {
+        let n = tvilling::export::export_alarm_log(
+            history,
+            time(&cli.from, "--from")?,
+            time(&cli.to, "--to")?,
+            cli.alarm_filter.as_deref(),
+            out,
+        )?;
+        println!("{n} alarm transitions written to {}", out.display());
+        return Ok(());
+    }
     if let (Some(device), Some(history), Some(csv)) = (&cli.export_history, &cli.history, &cli.csv)
     {
-        let time = |t: &Option<String>, what: &str| -> Result<Option<i64>> {
-            t.as_deref()
-                .map(|t| {
-                    tvilling_city::scene::parse_utc_minute(t)
-                        .map(|s| s * 1000)
-                        .ok_or_else(|| {
-                            anyhow::anyhow!("{what} {t:?}: expected YYYY-MM-DDTHH:MM (UTC)")
-                        })
-                })
-                .transpose()
-        };
         let n = tvilling::export::export_csv(
             history,
             device,

@@ -262,3 +262,90 @@ fn a_damaged_or_locked_history_leaves_the_live_twin_running_and_says_why() {
             .starts_with("not a database")
     );
 }
+
+#[test]
+fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
+    let dir = temp_dir("alarm-audit");
+    let db = dir.join("h.sqlite");
+    let db_s = db.to_str().expect("path");
+    // Two runs into one history: an evening, then (a new process) the night after it. The
+    // simulator's broken lamps are dark after sunset: alarms the desk annunciates.
+    for (start, until) in [
+        ("2026-11-23T15:00", "2026-11-23T16:00"),
+        ("2026-11-23T16:00", "2026-11-23T17:00"),
+    ] {
+        let snap = dir.join("snap.geojson");
+        let out = tvilling(&[
+            "--headless",
+            "--simulate",
+            "7",
+            "--history",
+            db_s,
+            "--sim-start",
+            start,
+            "--until",
+            until,
+            "--snapshot",
+            snap.to_str().expect("path"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let export = |args: &[&str]| -> Vec<Vec<String>> {
+        let csv = dir.join("audit.csv");
+        let mut all = vec![
+            "--history",
+            db_s,
+            "--export-alarm-log",
+            csv.to_str().expect("path"),
+        ];
+        all.extend_from_slice(args);
+        let out = tvilling(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&csv)
+            .expect("csv")
+            .lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let all = export(&[]);
+    assert_eq!(
+        all[0].join(","),
+        "time,alarm,device,priority,from,to,operator,note"
+    );
+    let rows = &all[1..];
+    assert!(rows.len() > 2, "{rows:?}");
+    let first_run = rows
+        .iter()
+        .filter(|r| r[0].as_str() < "2026-11-23T16:00")
+        .count();
+    let second_run = rows.len() - first_run;
+    assert!(
+        first_run > 0 && second_run > 0,
+        "both runs' transitions are kept: {rows:?}"
+    );
+    // Lamps dark at night are low priority; each alarm starts active and unacknowledged.
+    assert!(
+        rows.iter().any(|r| r[2].starts_with("lamp")
+            && r[3] == "low"
+            && r[4] == "normal"
+            && r[5] == "active unacknowledged"),
+        "{rows:?}"
+    );
+    // Filtered by text and time.
+    let lamps = export(&["--alarm-filter", "lamp", "--from", "2026-11-23T16:00"]);
+    assert!(lamps.len() > 1);
+    assert!(
+        lamps[1..]
+            .iter()
+            .all(|r| r.join(",").contains("lamp") && r[0].as_str() >= "2026-11-23T16:00")
+    );
+    assert!(lamps.len() - 1 <= second_run);
+}

@@ -4,6 +4,8 @@
 //! - [`limits`]: the Swedish limit values for outdoor air (SFS 2010:477), defined once.
 //! - [`alarms`]: [`alarms::Alarms`] (active alarms, the recent log) and
 //!   [`alarms::AlarmChanged`] messages, derived from health and the limits.
+//! - [`lifecycle`]: alarm management after ISA-18.2 (priorities by rule, acknowledgement,
+//!   shelving, flood and chatter, the audit's transitions), a pure model.
 //! - [`metrics`]: [`metrics::CityMetrics`], restarted at local midnight and on
 //!   [`metrics::ResetMetrics`].
 //!
@@ -12,6 +14,7 @@
 //! alarms and [`MetricsSystems::Integrate`] integrates the metrics, in `PreUpdate`.
 
 pub mod alarms;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 
@@ -37,6 +40,8 @@ impl Plugin for MetricsPlugin {
             .add_message::<metrics::ResetMetrics>()
             .add_message::<ValueApplied>()
             .init_resource::<alarms::Alarms>()
+            .init_resource::<lifecycle::AlarmDesk>()
+            .add_message::<lifecycle::AlarmAction>()
             .init_resource::<metrics::CityMetrics>()
             .init_resource::<metrics::SignalTrack>()
             .init_resource::<metrics::EdgeState>()
@@ -49,7 +54,9 @@ impl Plugin for MetricsPlugin {
             .add_systems(
                 PreUpdate,
                 (
-                    alarms::derive_alarms.in_set(MetricsSystems::Alarms),
+                    (alarms::derive_alarms, lifecycle::annunciate)
+                        .chain()
+                        .in_set(MetricsSystems::Alarms),
                     (
                         metrics::track_edge,
                         metrics::integrate_metrics,

@@ -23,6 +23,9 @@ use crate::i18n::{Lang, tr, tr_str};
 use crate::inspector::display_name as label;
 use crate::summary::{energy, intersections, lighting, search};
 use tvilling_metrics::alarms::{Alarms, Severity};
+use tvilling_metrics::lifecycle::{
+    AlarmAction, AlarmDesk, AlarmState, EEMUA_RATE_PER_HOUR, Priority,
+};
 use tvilling_metrics::limits::{LIMITS, exceedances};
 use tvilling_metrics::metrics::{CityMetrics, ResetMetrics};
 use tvilling_sensors::time::format_rfc3339;
@@ -74,6 +77,8 @@ pub struct CityPanel {
     pub power_history: VecDeque<(i64, f64)>,
     /// The controller whose phase timeline is shown.
     pub controller: Option<String>,
+    /// The reason typed for shelving an alarm.
+    pub shelve_reason: String,
 }
 
 /// Samples kept of the city total.
@@ -134,6 +139,8 @@ pub(crate) fn city_window(
         Option<Res<CityMetrics>>,
         Option<Res<tvilling_twin::history::ShownMetrics>>,
         Option<Res<LiveEdge>>,
+        Option<Res<AlarmDesk>>,
+        MessageWriter<AlarmAction>,
     ),
     mut resets: MessageWriter<ResetMetrics>,
     mut layers: ResMut<Layers>,
@@ -143,7 +150,7 @@ pub(crate) fn city_window(
 ) -> Result {
     let lang = *lang;
     let now_ms = clock.map_or(0, |c| c.now_ms);
-    let (alarms, live_metrics, shown_metrics, edge) = model;
+    let (alarms, live_metrics, shown_metrics, edge, desk, mut actions) = model;
     // In playback, the metrics of the moment shown; live, the edge's.
     let metrics: Option<CityMetrics> = shown_metrics
         .and_then(|s| s.0.clone())
@@ -160,6 +167,8 @@ pub(crate) fn city_window(
     let ctx = contexts.ctx_mut()?;
     let mut open = panels.city_open;
     let mut go_to: Option<Entity> = None;
+    // An alarm's device clicked in the desk's list.
+    let mut desk_pick: Option<Entity> = None;
     egui::Window::new(tr(lang, "City"))
         .id(egui::Id::new("city"))
         .open(&mut open)
@@ -188,6 +197,21 @@ pub(crate) fn city_window(
                         ui.label(tr(lang, "No live state."));
                         return;
                     };
+                    if let Some(desk) = desk.as_deref() {
+                        let mut shelve_reason = std::mem::take(&mut panel.shelve_reason);
+                        desk_section(
+                            ui,
+                            desk,
+                            now_ms,
+                            lang,
+                            &mut shelve_reason,
+                            &mut actions,
+                            |device| alarms.active.get(device).map(|a| a.entity),
+                            &mut desk_pick,
+                        );
+                        panel.shelve_reason = shelve_reason;
+                        ui.separator();
+                    }
                     let active = alarms.ordered();
                     ui.label(format!(
                         "{} {} · {} {}",
@@ -528,7 +552,7 @@ pub(crate) fn city_window(
                 }
             }
         });
-    if let Some(e) = go_to {
+    if let Some(e) = go_to.or(desk_pick) {
         picks.write(EntityPicked(Some(e)));
         camera.write(CameraCommand::FlyToEntity(e));
         // A lamp picked from the faulty list should be visible.
@@ -541,6 +565,130 @@ pub(crate) fn city_window(
 }
 
 /// The colour and word of a severity.
+/// The colour of an alarm priority.
+pub fn priority_colour(p: Priority) -> egui::Color32 {
+    match p {
+        Priority::High => egui::Color32::from_rgb(235, 50, 50),
+        Priority::Medium => egui::Color32::from_rgb(240, 160, 30),
+        Priority::Low => egui::Color32::from_rgb(120, 170, 230),
+    }
+}
+
+/// The operator's alarm list: flood banner, the rate against EEMUA 191, each annunciated alarm
+/// (priority, state, chatter) with acknowledge and shelve, and refusals with their reasons.
+#[allow(clippy::too_many_arguments)]
+fn desk_section(
+    ui: &mut egui::Ui,
+    desk: &AlarmDesk,
+    now_ms: i64,
+    lang: Lang,
+    reason: &mut String,
+    actions: &mut MessageWriter<AlarmAction>,
+    entity_of: impl Fn(&str) -> Option<Entity>,
+    go_to: &mut Option<Entity>,
+) {
+    let book = &desk.book;
+    if book.flood {
+        ui.colored_label(
+            egui::Color32::from_rgb(235, 50, 50),
+            egui::RichText::new(tr(lang, "ALARM FLOOD: more than 10 alarms in 10 minutes"))
+                .strong(),
+        );
+    }
+    let rate = book.rate_per_hour(now_ms);
+    ui.label(format!(
+        "{} {rate:.0} {} ({} {EEMUA_RATE_PER_HOUR:.0}) · {} {}",
+        tr(lang, "Alarm rate"),
+        tr(lang, "an hour"),
+        tr(lang, "EEMUA 191 benchmark"),
+        tr(lang, "operator"),
+        desk.operator
+    ));
+    let list = book.ordered();
+    let unacked: Vec<String> = list
+        .iter()
+        .filter(|a| a.state.needs_acknowledgement())
+        .map(|a| a.key.clone())
+        .collect();
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(
+                !unacked.is_empty(),
+                egui::Button::new(tr(lang, "Acknowledge all")),
+            )
+            .clicked()
+        {
+            actions.write(AlarmAction::Acknowledge(unacked.clone()));
+        }
+        ui.label(tr(lang, "Shelving reason"));
+        ui.text_edit_singleline(reason);
+    });
+    egui::ScrollArea::vertical()
+        .id_salt("desk")
+        .max_height(260.0)
+        .show(ui, |ui| {
+            for a in list.iter().take(200) {
+                ui.horizontal_wrapped(|ui| {
+                    ui.colored_label(priority_colour(a.priority), tr(lang, a.priority.as_str()));
+                    let state = tr(lang, a.state.as_str());
+                    if a.state.needs_acknowledgement() {
+                        ui.label(egui::RichText::new(state).strong());
+                    } else {
+                        ui.weak(state);
+                    }
+                    if a.chattering {
+                        ui.colored_label(
+                            egui::Color32::from_rgb(240, 160, 30),
+                            tr(lang, "chattering"),
+                        );
+                    }
+                    match entity_of(&a.device) {
+                        Some(e) => {
+                            if ui.link(&a.device).clicked() {
+                                *go_to = Some(e);
+                            }
+                        }
+                        None => {
+                            ui.label(&a.device);
+                        }
+                    }
+                    ui.label(tr_str(lang, &a.text));
+                    if a.state.needs_acknowledgement()
+                        && ui.small_button(tr(lang, "Acknowledge")).clicked()
+                    {
+                        actions.write(AlarmAction::Acknowledge(vec![a.key.clone()]));
+                    }
+                    match &a.state {
+                        AlarmState::Shelved { reason: why, .. } => {
+                            ui.weak(why);
+                            if ui.small_button(tr(lang, "Unshelve")).clicked() {
+                                actions.write(AlarmAction::Unshelve(a.key.clone()));
+                            }
+                        }
+                        _ => {
+                            if ui
+                                .add_enabled(
+                                    !reason.trim().is_empty(),
+                                    egui::Button::new(tr(lang, "Shelve 1 h")).small(),
+                                )
+                                .clicked()
+                            {
+                                actions.write(AlarmAction::Shelve {
+                                    key: a.key.clone(),
+                                    reason: reason.clone(),
+                                    until_ms: now_ms + 3_600_000,
+                                });
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    for why in desk.refused.iter().rev().take(3) {
+        ui.colored_label(egui::Color32::from_rgb(235, 50, 50), tr_str(lang, why));
+    }
+}
+
 fn severity_style(s: Severity) -> (egui::Color32, &'static str) {
     match s {
         Severity::Fault => (egui::Color32::from_rgb(230, 60, 200), "fault"),

@@ -316,10 +316,15 @@ pub fn record(
     metrics: Option<Res<CityMetrics>>,
     mut last_minute: Local<i64>,
     mut traffic: Option<ResMut<crate::sumo::TrafficRecord>>,
+    mut desk: Option<ResMut<tvilling_metrics::lifecycle::AlarmDesk>>,
 ) {
     let traffic = traffic
         .as_mut()
         .map(|t| std::mem::take(&mut t.0))
+        .unwrap_or_default();
+    let audit = desk
+        .as_mut()
+        .map(|d| d.book.take_transitions())
         .unwrap_or_default();
     let Some(mut recorder) = recorder else {
         applied.clear();
@@ -372,6 +377,7 @@ pub fn record(
             .push((m.at_ms, metrics_to_json(m).to_string()));
     }
     batch.traffic = traffic;
+    batch.audit = audit;
     for a in alarms.read() {
         batch.alarms.push(AlarmRow {
             t_ms: a.at_ms,

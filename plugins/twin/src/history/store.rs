@@ -133,6 +133,11 @@ pub trait HistoryStore: Send {
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError>;
     /// Records the traffic as it stood at `t_ms` (JSON).
     fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError>;
+    /// Appends alarm transitions to the audit log.
+    fn write_audit(
+        &mut self,
+        rows: &[tvilling_metrics::lifecycle::Transition],
+    ) -> Result<(), StoreError>;
     /// The state at `t_ms`.
     fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError>;
     /// One device's values between two times: (time, quantity index, value).
@@ -173,6 +178,8 @@ CREATE TABLE IF NOT EXISTS alarms(t INTEGER NOT NULL, device TEXT NOT NULL, seve
 CREATE INDEX IF NOT EXISTS alarms_t ON alarms(t);
 CREATE TABLE IF NOT EXISTS metrics(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS traffic(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarm_audit(t INTEGER NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, priority TEXT NOT NULL, from_state TEXT, to_state TEXT, operator TEXT, note TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alarm_audit_t ON alarm_audit(t);
 ";
 
 /// The schema's version, kept in `meta`.
@@ -278,6 +285,55 @@ impl SqliteStore {
     }
 
     /// Opens an existing store for reading only.
+    /// The alarm audit log between two times (inclusive), oldest first; with `filter`, only
+    /// the rows whose device, key, priority, states, operator or note contain it.
+    pub fn audit(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: Option<&str>,
+    ) -> Result<Vec<tvilling_metrics::lifecycle::Transition>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT t, key, device, priority, from_state, to_state, operator, note FROM alarm_audit WHERE t >= ?1 AND t <= ?2 ORDER BY t, rowid",
+        )?;
+        let rows = st.query_map([from_ms, to_ms], |r| {
+            Ok(tvilling_metrics::lifecycle::Transition {
+                at_ms: r.get(0)?,
+                key: r.get(1)?,
+                device: r.get(2)?,
+                priority: tvilling_metrics::lifecycle::Priority::parse(&r.get::<_, String>(3)?)
+                    .unwrap_or(tvilling_metrics::lifecycle::Priority::Medium),
+                from: r.get(4)?,
+                to: r.get(5)?,
+                operator: r.get(6)?,
+                note: r.get(7)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let r = r?;
+            let keep = filter.is_none_or(|f| {
+                let f = f.to_lowercase();
+                [
+                    Some(r.key.as_str()),
+                    Some(r.device.as_str()),
+                    Some(r.priority.as_str()),
+                    r.from.as_deref(),
+                    r.to.as_deref(),
+                    r.operator.as_deref(),
+                    Some(r.note.as_str()),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|v| v.to_lowercase().contains(&f))
+            });
+            if keep {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         let err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
@@ -466,6 +522,32 @@ impl HistoryStore for SqliteStore {
         Ok(())
     }
 
+    fn write_audit(
+        &mut self,
+        rows: &[tvilling_metrics::lifecycle::Transition],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO alarm_audit(t, key, device, priority, from_state, to_state, operator, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for r in rows {
+                st.execute(params![
+                    r.at_ms,
+                    r.key,
+                    r.device,
+                    r.priority.as_str(),
+                    r.from,
+                    r.to,
+                    r.operator,
+                    r.note
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO traffic(t, json) VALUES (?1, ?2)")?
@@ -649,6 +731,8 @@ impl HistoryStore for SqliteStore {
             .execute("DELETE FROM metrics WHERE t < ?1", [cut])?;
         self.conn
             .execute("DELETE FROM traffic WHERE t < ?1", [cut])?;
+        self.conn
+            .execute("DELETE FROM alarm_audit WHERE t < ?1", [cut])?;
         Ok(n as u64)
     }
 

@@ -41,6 +41,8 @@ pub struct Batch {
     pub metrics: Vec<(i64, String)>,
     /// Traffic as it stood: (twin time, JSON).
     pub traffic: Vec<(i64, String)>,
+    /// Alarm transitions for the audit log.
+    pub audit: Vec<tvilling_metrics::lifecycle::Transition>,
 }
 
 impl Batch {
@@ -51,6 +53,7 @@ impl Batch {
             && self.alarms.is_empty()
             && self.metrics.is_empty()
             && self.traffic.is_empty()
+            && self.audit.is_empty()
     }
 }
 
@@ -120,6 +123,7 @@ impl Writer {
                 p.alarms.extend(batch.alarms);
                 p.metrics.extend(batch.metrics);
                 p.traffic.extend(batch.traffic);
+                p.audit.extend(batch.audit);
                 p
             }
             None => batch,
@@ -252,6 +256,9 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             }
             for (t, json) in &batch.traffic {
                 store.write_traffic(*t, json)?;
+            }
+            if !batch.audit.is_empty() {
+                store.write_audit(&batch.audit)?;
             }
             Ok::<(), super::store::StoreError>(())
         })();
