@@ -166,6 +166,11 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT", requires = "export_alarm_log")]
     pub alarm_filter: Option<String>,
 
+    /// The operator at this screen: alarm acknowledgements and shelving are recorded as this
+    /// name (default: the configuration's `[alarms] operator`, else "operator").
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+
     /// Where the exported series goes.
     #[arg(long, value_name = "FILE.csv", requires = "export_history")]
     pub csv: Option<PathBuf>,

@@ -37,6 +37,31 @@ pub struct ConfigFile {
     pub history: Option<PathBuf>,
     /// Keep this many days of history (default 30).
     pub history_retention_days: Option<f64>,
+    /// The alarm desk: the operator at this screen and priority rules.
+    pub alarms: Option<AlarmsEntry>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsEntry {
+    /// Who acknowledgements and shelving at this screen are recorded as.
+    pub operator: Option<String>,
+    /// Priority rules, the first match wins (then the built-in ones).
+    #[serde(default)]
+    pub priority: Vec<PriorityEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityEntry {
+    /// A device kind (`signal_head`, `lamp`, `meter`, `air_sensor`); none: any.
+    pub kind: Option<String>,
+    /// `fault`, `stale` or `exceedance`; none: any.
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub night_only: bool,
+    /// `high`, `medium` or `low`.
+    pub priority: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +187,46 @@ pub struct LiveConfig {
     pub health: Option<HealthRules>,
     pub history: Option<PathBuf>,
     pub history_retention_days: Option<f64>,
+    pub operator: Option<String>,
+    pub alarm_rules: Vec<tvilling_metrics::lifecycle::PriorityRule>,
+}
+
+/// The configured alarm priority rules, each checked (a bad one says which and why).
+fn alarm_rules(entry: &AlarmsEntry) -> Result<Vec<tvilling_metrics::lifecycle::PriorityRule>> {
+    use tvilling_metrics::alarms::Severity;
+    use tvilling_metrics::lifecycle::{Priority, PriorityRule};
+    let kinds = ["signal_head", "lamp", "meter", "air_sensor"];
+    entry
+        .priority
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let what = format!("alarms.priority rule {}", i + 1);
+            if let Some(k) = &p.kind
+                && !kinds.contains(&k.as_str())
+            {
+                bail!("{what}: kind {k:?}: expected one of {}", kinds.join(", "));
+            }
+            let severity = match &p.severity {
+                Some(s) => Some(Severity::parse(s).with_context(|| {
+                    format!("{what}: severity {s:?}: expected fault, stale or exceedance")
+                })?),
+                None => None,
+            };
+            let priority = Priority::parse(&p.priority).with_context(|| {
+                format!(
+                    "{what}: priority {:?}: expected high, medium or low",
+                    p.priority
+                )
+            })?;
+            Ok(PriorityRule {
+                kind: p.kind.clone(),
+                severity,
+                night_only: p.night_only,
+                priority,
+            })
+        })
+        .collect()
 }
 
 /// Looks up an environment variable (tests pass their own).
@@ -203,6 +268,11 @@ pub fn parse(text: &str, dir: &Path, env: Env<'_>) -> Result<LiveConfig> {
             .map(|s| s.enabled.then(|| (s.seed, s.start.clone(), s.speed))),
         history: file.history.as_ref().map(at),
         history_retention_days: file.history_retention_days,
+        operator: file.alarms.as_ref().and_then(|a| a.operator.clone()),
+        alarm_rules: match &file.alarms {
+            Some(a) => alarm_rules(a)?,
+            None => Vec::new(),
+        },
         ..LiveConfig::default()
     };
     let mappings: BTreeMap<String, PlainMapping> = file

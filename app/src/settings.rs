@@ -136,5 +136,7 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
             None => None,
         },
         at_ms,
+        operator: cli.operator.clone().or(config.operator),
+        alarm_rules: config.alarm_rules,
     })
 }

@@ -46,6 +46,17 @@ fn the_example_config_parses_with_its_secrets_in_the_environment() {
     let h = c.health.expect("health");
     assert_eq!(h.stale_factor, 4.0);
     assert_eq!(h.interval_ms(DeviceKind::Lamp), 600_000);
+    assert_eq!(c.operator.as_deref(), Some("Trafikledning pass A"));
+    assert_eq!(c.alarm_rules.len(), 1);
+    assert_eq!(
+        tvilling_metrics::lifecycle::priority_of(
+            &c.alarm_rules,
+            "lamp",
+            tvilling_metrics::alarms::Severity::Fault,
+            true
+        ),
+        tvilling_metrics::lifecycle::Priority::Medium
+    );
 }
 
 #[test]
@@ -66,6 +77,17 @@ fn mistakes_are_reported_with_the_source_and_the_fix() {
     assert!(err("[[http]]\nurl = \"ftp://x\"\napi = \"sensorthings\"").contains("http://"));
     assert!(
         err("[[mqtt]]\nurl = \"mqtt://x\"\nmax_payload_bytes = 0").contains("max_payload_bytes")
+    );
+    assert!(
+        err("[[alarms.priority]]\npriority = \"urgent\"")
+            .contains("alarms.priority rule 1: priority \"urgent\": expected high, medium or low")
+    );
+    assert!(
+        err("[[alarms.priority]]\nkind = \"tram\"\npriority = \"high\"").contains("kind \"tram\"")
+    );
+    assert!(
+        err("[[alarms.priority]]\nseverity = \"dark\"\npriority = \"high\"")
+            .contains("expected fault, stale or exceedance")
     );
     assert!(
         err("colour = 1").contains("colour"),

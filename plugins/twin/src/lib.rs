@@ -96,6 +96,16 @@ impl Plugin for LivePlugin {
             tvilling_metrics::MetricsPlugin,
         ))
         .insert_resource(self.settings.clone())
+        .insert_resource({
+            let mut desk = tvilling_metrics::lifecycle::AlarmDesk::default();
+            if let Some(op) = &self.settings.operator {
+                desk.operator.clone_from(op);
+            }
+            let mut rules = self.settings.alarm_rules.clone();
+            rules.append(&mut desk.rules);
+            desk.rules = rules;
+            desk
+        })
         .init_resource::<LiveSources>()
         .init_resource::<SourceDiagnostics>()
         .configure_sets(

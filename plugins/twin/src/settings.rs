@@ -39,6 +39,10 @@ pub struct LiveSettings {
     pub history: Option<crate::history::HistorySettings>,
     /// Show the recorded twin as it was at this moment (`--at`, Unix ms): no source runs.
     pub at_ms: Option<i64>,
+    /// The operator at this screen (acknowledgements and shelving are recorded as them).
+    pub operator: Option<String>,
+    /// Alarm priority rules from the configuration, checked before the defaults.
+    pub alarm_rules: Vec<tvilling_metrics::lifecycle::PriorityRule>,
 }
 
 impl LiveSettings {
