@@ -13,6 +13,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/osm/stockholm-norrmalm-ostermalm.osm"),
     ),
     (
+        "../assets/water/vatten.geojson",
+        "vatten.geojson",
+        include_bytes!("../../assets/water/vatten.geojson"),
+    ),
+    (
         "../assets/models/obelisk.glb",
         "obelisk.glb",
         include_bytes!("../../assets/models/obelisk.glb"),

@@ -390,7 +390,8 @@ fn is_fault_magenta(p: [u8; 3]) -> bool {
 
 #[test]
 fn the_city_window_lists_the_lamp_faults_as_alarms() {
-    // Night: the simulator's broken lamps are dark, and the alarms tab lists them in magenta.
+    // Night: the simulator's broken lamps are dark; the alarms tab annunciates them on the desk
+    // (priority low) and lists them in magenta.
     let pic = screenshot(
         "city-window",
         "2026-11-23T17:00",
@@ -400,8 +401,15 @@ fn the_city_window_lists_the_lamp_faults_as_alarms() {
         pic.share(0.3, 0.03, 0.65, 0.1, is_panel) > 0.3,
         "city window missing"
     );
-    let faults = pic.share(0.28, 0.1, 0.75, 0.3, is_fault_magenta) * 800.0 * 500.0;
+    let faults = pic.share(0.28, 0.1, 0.75, 0.75, is_fault_magenta) * 800.0 * 500.0;
     assert!(faults > 20.0, "{faults} magenta alarm pixels");
+    // Above them, the operator's desk: each alarm's priority first (low: light blue).
+    let low = pic.share(0.455, 0.3, 0.495, 0.5, |p| {
+        let [r, g, b] = p.map(i32::from);
+        b > 170 && g > 130 && r > 80 && r < 160 && b - r > 60
+    }) * 800.0
+        * 500.0;
+    assert!(low > 10.0, "{low} low-priority label pixels");
 }
 
 #[test]
@@ -697,4 +705,30 @@ fn the_scenario_editor_offers_calendars_timings_buildings_and_saving() {
         pic.share(0.0, 0.55, 0.45, 0.9, is_panel) > 0.4,
         "no editor window"
     );
+}
+
+/// Water as the view draws it (lit by a high sun).
+fn is_water(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    b > 160 && b - r > 60 && g > r + 20
+}
+
+#[test]
+fn the_default_scene_has_stockholms_water() {
+    // Looking south from Norrmalm over Strömmen, Gamla stan and Skeppsholmen at midsummer:
+    // the water comes from the shipped Stadskarta polygons (the OSM extract has none).
+    let pic = screenshot(
+        "water",
+        "2026-06-21T10:00",
+        &[
+            "--look-at",
+            "18.072,59.328,1600",
+            "--open",
+            "none",
+            "--frames",
+            "3",
+        ],
+    );
+    let water = pic.share(0.0, 0.4, 1.0, 1.0, is_water);
+    assert!(water > 0.2, "water covers {water} of the lower picture");
 }

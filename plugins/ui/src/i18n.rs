@@ -200,6 +200,10 @@ pub const TEXTS: &[(&str, &str)] = &[
         "CityJSON-exempel: 3D BAG / Delfts kommun, Zürichs stad, Rotterdams kommun (via projektet cjio).",
     ),
     (
+        "Water and districts: Stadskarta, Stockholms stad (CC0).",
+        "Vatten och stadsdelar: Stadskarta, Stockholms stad (CC0).",
+    ),
+    (
         "Coordinate transformations: PROJ.",
         "Koordinattransformationer: PROJ.",
     ),

@@ -208,6 +208,10 @@ pub(crate) fn about_window(
                 lang,
                 "CityJSON samples: 3D BAG / City of Delft, City of Zurich, City of Rotterdam (via the cjio project).",
             ));
+            ui.label(tr(
+                lang,
+                "Water and districts: Stadskarta, Stockholms stad (CC0).",
+            ));
             ui.label(tr(lang, "Coordinate transformations: PROJ."));
         });
     panels.about_open = open;

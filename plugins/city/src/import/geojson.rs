@@ -9,8 +9,8 @@ use serde_json::Value;
 use tvilling_geo::{Crs, Transformer};
 
 use super::{
-    BuildingShape, ImportError, ImportErrorKind, ImportOptions, Imported, ImportedBuilding,
-    Polygon2, clean_ring, height_from_tags, parse_length,
+    AreaKind, BuildingShape, ImportError, ImportErrorKind, ImportOptions, Imported, ImportedArea,
+    ImportedBuilding, Polygon2, clean_ring, height_from_tags, parse_length,
 };
 
 fn value_text(v: &Value) -> Option<String> {
@@ -181,6 +181,20 @@ pub fn import_geojson(path: &Path, text: &str, options: &ImportOptions) -> Impor
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.as_str())
         };
+        // Ground cover, by OpenStreetMap's tags: water and parks lie flat on the ground.
+        let cover = match (get("natural"), get("leisure"), get("landuse")) {
+            (Some("water"), ..) | (_, _, Some("basin" | "reservoir")) => Some(AreaKind::Water),
+            (_, Some("park" | "garden"), _) => Some(AreaKind::Park),
+            _ => None,
+        };
+        if let Some(kind) = cover {
+            out.areas.push(ImportedArea {
+                id,
+                kind,
+                polygons: polys,
+            });
+            continue;
+        }
         let mut bad = Vec::new();
         let (height, height_source, levels) = height_from_tags(
             get("height"),
@@ -223,6 +237,23 @@ pub fn import_geojson(path: &Path, text: &str, options: &ImportOptions) -> Impor
 mod tests {
     use super::*;
     use crate::import::HeightSource;
+
+    #[test]
+    fn water_and_parks_are_ground_cover_not_buildings() {
+        let text = r#"{"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"natural": "water"}, "geometry": {"type": "MultiPolygon",
+             "coordinates": [[[[18.0, 59.0], [18.01, 59.0], [18.01, 59.01], [18.0, 59.01], [18.0, 59.0]]]]}},
+            {"type": "Feature", "properties": {"leisure": "park"}, "geometry": {"type": "Polygon",
+             "coordinates": [[[18.02, 59.0], [18.03, 59.0], [18.03, 59.01], [18.02, 59.0]]]}},
+            {"type": "Feature", "properties": {"height": 12}, "geometry": {"type": "Polygon",
+             "coordinates": [[[18.04, 59.0], [18.0401, 59.0], [18.0401, 59.0001], [18.04, 59.0]]]}}
+        ]}"#;
+        let out = import_geojson(Path::new("t.geojson"), text, &ImportOptions::default());
+        let kinds: Vec<AreaKind> = out.areas.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [AreaKind::Water, AreaKind::Park]);
+        assert_eq!(out.buildings.len(), 1, "the rest are buildings");
+        assert!(out.report.errors.is_empty(), "{:?}", out.report.errors);
+    }
 
     #[test]
     fn reads_polygons_multipolygons_and_reports_bad_features() {
