@@ -166,6 +166,11 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT", requires = "export_alarm_log")]
     pub alarm_filter: Option<String>,
 
+    /// Redraw every frame, as fast as the machine allows, instead of only when something
+    /// changes (for measuring; see scripts/bench-idle.sh).
+    #[arg(long)]
+    pub continuous: bool,
+
     /// The operator at this screen: alarm acknowledgements and shelving are recorded as this
     /// name (default: the configuration's `[alarms] operator`, else "operator").
     #[arg(long, value_name = "NAME")]

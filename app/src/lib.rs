@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod export;
+pub mod idle;
 pub mod modes;
 pub mod plot_png;
 pub mod scenario;

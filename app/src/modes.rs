@@ -168,6 +168,10 @@ fn start_comparison(
 /// Runs the window until it is closed.
 pub fn run_window(cli: &Cli, setup: &Setup) -> Result<()> {
     let mut app = windowed_app(cli, setup)?;
+    // Render on change unless asked to redraw continuously.
+    if !cli.continuous {
+        app.add_plugins(crate::idle::IdlePlugin { window: true });
+    }
     exit_result(app.run())
 }
 

@@ -89,13 +89,29 @@ enum OverflowKey {
     Unknown(String),
 }
 
+/// Wakes the app when a source hands something over while it sleeps (render on change).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
 /// What waits for the ECS: updates in arrival order up to the capacity, then one per device.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Mailbox {
     items: Vec<Handed>,
     overflow: HashMap<OverflowKey, Handed>,
     /// The receiver is gone: senders stop.
     closed: bool,
+    /// Called when the mailbox goes from empty to holding something.
+    waker: Option<Waker>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("items", &self.items.len())
+            .field("overflow", &self.overflow.len())
+            .field("closed", &self.closed)
+            .field("waker", &self.waker.is_some())
+            .finish()
+    }
 }
 
 type SharedMailbox = Arc<Mutex<Mailbox>>;
@@ -220,6 +236,13 @@ impl IngestSender {
         if m.closed {
             return false;
         }
+        // The first item since the ECS last drained: wake it if it sleeps.
+        if m.items.is_empty()
+            && m.overflow.is_empty()
+            && let Some(wake) = &m.waker
+        {
+            wake();
+        }
         if m.items.len() < self.capacity {
             m.items.push(handed);
             return true;
@@ -246,6 +269,11 @@ impl IngestSender {
 }
 
 impl IngestReceiver {
+    /// Wakes the app (`wake`) whenever a source hands something over to an empty mailbox.
+    pub fn set_waker(&self, wake: Waker) {
+        lock(&self.mailbox).waker = Some(wake);
+    }
+
     /// The counters of a source, by name.
     pub fn stats(&self, name: &str) -> Option<Arc<SourceStats>> {
         let table = self.sources.lock().unwrap_or_else(PoisonError::into_inner);

@@ -736,6 +736,11 @@ impl SimulatorRun {
         }
     }
 
+    /// When the next report is due (Unix ms), if any device reports at all.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        self.due.peek().map(|std::cmp::Reverse((t, _))| *t)
+    }
+
     /// Stops reporting the devices `ids` (another simulator drives them from now); returns
     /// how many of them this simulator had.
     pub fn hand_over(&mut self, ids: &std::collections::HashSet<String>) -> usize {

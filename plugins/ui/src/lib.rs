@@ -57,6 +57,10 @@ impl Plugin for UiPlugin {
         if !app.is_plugin_added::<EguiPlugin>() {
             app.add_plugins(EguiPlugin::default());
         }
+        // Messages the City window writes (the alarm desk's actions, metric resets), whether
+        // or not a live pipeline (and with it the metrics) runs: a still city has none.
+        app.add_message::<tvilling_metrics::lifecycle::AlarmAction>()
+            .add_message::<tvilling_metrics::metrics::ResetMetrics>();
         // The panels draw on a camera of their own over the whole window, so that the 3D view
         // may be split between cameras (scenario A | B) without splitting the panels.
         app.world_mut()
