@@ -30,6 +30,7 @@ mod data;
 mod fuzz_corpora;
 mod history;
 mod http;
+mod idle;
 mod mqtt;
 mod payloads;
 mod scenario;
