@@ -166,6 +166,12 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT", requires = "export_alarm_log")]
     pub alarm_filter: Option<String>,
 
+    /// How the screen is used: `normal`, or `control-room` (fullscreen; the alarm list always
+    /// on the left, a status strip, a grey HMI palette where only the abnormal has colour, a
+    /// steady daylight; keys N/P/A/F).
+    #[arg(long, default_value = "normal", value_name = "MODE")]
+    pub mode: String,
+
     /// Redraw every frame, as fast as the machine allows, instead of only when something
     /// changes (for measuring; see scripts/bench-idle.sh).
     #[arg(long)]

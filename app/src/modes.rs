@@ -25,10 +25,17 @@ fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
         synchronous_pipeline_compilation: cli.screenshot.is_some(),
         ..default()
     };
+    // The control room fills its screen (a screenshot keeps its size).
+    let mode = if cli.mode == "control-room" && cli.screenshot.is_none() {
+        bevy::window::WindowMode::BorderlessFullscreen(bevy::window::MonitorSelection::Primary)
+    } else {
+        bevy::window::WindowMode::Windowed
+    };
     Ok(DefaultPlugins.set(render).set(WindowPlugin {
         primary_window: Some(Window {
             title: "Tvilling: Stockholm digital twin".into(),
             resolution: WindowResolution::new(w, h),
+            mode,
             ..default()
         }),
         exit_condition: ExitCondition::OnPrimaryClosed,
@@ -38,10 +45,33 @@ fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
 
 /// Builds the interactive app (also used by `--screenshot`).
 pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
+    let control_room = match cli.mode.as_str() {
+        "normal" => false,
+        "control-room" => true,
+        other => anyhow::bail!("--mode {other:?}: expected normal or control-room"),
+    };
+    let mut setup = setup.clone();
+    if control_room {
+        // A steady daylight, whatever the hour: the HMI palette needs an even light.
+        setup.sun_unix = Some(tvilling_geo::sun::unix_seconds(2026, 6, 21, 11, 0));
+        setup.sun_fixed = true;
+    }
+    let setup = &setup;
     let mut app = App::new();
     app.add_plugins(window_plugins(cli)?);
     add_model(&mut app, setup)?;
     add_view(&mut app, setup, !cli.no_ui);
+    if control_room {
+        app.insert_resource(tvilling_view::devices::HmiPalette(true))
+            .insert_resource(tvilling_view::layers::ColourBy::Abnormal)
+            .insert_resource(tvilling_ui::control_room::ControlRoom::default());
+        if cli.open.is_empty() {
+            // The alarm list and the strip say what the Live window would.
+            app.world_mut()
+                .resource_mut::<tvilling_ui::PanelState>()
+                .live_open = false;
+        }
+    }
     // Scenarios in the window: the files beside the scene (or in scenes/), compared by two
     // headless twins on a thread of their own.
     let folder = cli

@@ -732,3 +732,41 @@ fn the_default_scene_has_stockholms_water() {
     let water = pic.share(0.0, 0.4, 1.0, 1.0, is_water);
     assert!(water > 0.2, "water covers {water} of the lower picture");
 }
+
+#[test]
+fn the_control_room_shows_the_alarm_list_a_status_strip_and_a_grey_city() {
+    // Night, the simulator's broken lamps dark: the list on the left annunciates them, the
+    // strip at the bottom says live, and lit lamps (normal) are no longer yellow.
+    let clock = "2026-11-23T17:00";
+    let room = screenshot(
+        "control-room",
+        clock,
+        &["--mode", "control-room", "--frames", "4"],
+    );
+    let normal = screenshot(
+        "control-room-normal",
+        clock,
+        &["--open", "none", "--frames", "4"],
+    );
+    let list = room.share(0.0, 0.1, 0.45, 0.85, is_panel);
+    assert!(list > 0.5, "the alarm list covers {list} of the left");
+    let strip = room.share(0.55, 0.955, 1.0, 1.0, is_panel);
+    assert!(strip > 0.5, "the status strip covers {strip} of the bottom");
+    let low = room.share(0.0, 0.35, 0.1, 0.8, |p| {
+        let [r, g, b] = p.map(i32::from);
+        b > 170 && g > 130 && r > 80 && r < 160 && b - r > 60
+    }) * 800.0
+        * 500.0;
+    assert!(low > 10.0, "{low} low-priority label pixels in the list");
+    // The view: lit lamps show yellow in the normal palette and grey in the control room.
+    let lamps_normal = normal.share(0.55, 0.1, 1.0, 0.9, is_lamp);
+    let lamps_room = room.share(0.55, 0.1, 1.0, 0.9, is_lamp);
+    assert!(
+        lamps_normal > 0.001,
+        "lit lamps in the normal view: {lamps_normal}"
+    );
+    assert!(
+        lamps_room < lamps_normal / 10.0,
+        "grey palette: lamp yellow {lamps_room} against {lamps_normal}"
+    );
+}

@@ -208,6 +208,7 @@ pub(crate) fn city_window(
                             &mut actions,
                             |device| alarms.active.get(device).map(|a| a.entity),
                             &mut desk_pick,
+                            None,
                         );
                         panel.shelve_reason = shelve_reason;
                         ui.separator();
@@ -577,7 +578,7 @@ pub fn priority_colour(p: Priority) -> egui::Color32 {
 /// The operator's alarm list: flood banner, the rate against EEMUA 191, each annunciated alarm
 /// (priority, state, chatter) with acknowledge and shelve, and refusals with their reasons.
 #[allow(clippy::too_many_arguments)]
-fn desk_section(
+pub(crate) fn desk_section(
     ui: &mut egui::Ui,
     desk: &AlarmDesk,
     now_ms: i64,
@@ -586,6 +587,7 @@ fn desk_section(
     actions: &mut MessageWriter<AlarmAction>,
     entity_of: impl Fn(&str) -> Option<Entity>,
     go_to: &mut Option<Entity>,
+    selected: Option<&str>,
 ) {
     let book = &desk.book;
     if book.flood {
@@ -629,6 +631,9 @@ fn desk_section(
         .show(ui, |ui| {
             for a in list.iter().take(200) {
                 ui.horizontal_wrapped(|ui| {
+                    if selected == Some(a.key.as_str()) {
+                        ui.label(egui::RichText::new("▶").strong());
+                    }
                     ui.colored_label(priority_colour(a.priority), tr(lang, a.priority.as_str()));
                     let state = tr(lang, a.state.as_str());
                     if a.state.needs_acknowledgement() {

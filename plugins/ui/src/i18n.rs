@@ -78,6 +78,7 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("air sensors", "luftsensorer"),
     ("live", "aktiv"),
     ("stale", "inaktuell"),
+    ("normal", "normalt"),
     ("fault", "fel"),
     ("never seen", "aldrig hörd"),
     ("source", "källa"),
@@ -107,6 +108,10 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("live power", "effekt nu"),
     ("energy intensity", "energiintensitet"),
     ("data freshness", "datans färskhet"),
+    (
+        "abnormal only (control room)",
+        "bara avvikelser (ledningscentral)",
+    ),
     ("Legend", "Teckenförklaring"),
     ("no data", "inga data"),
     ("Fly to (F)", "Flyg dit (F)"),
@@ -298,6 +303,12 @@ pub const TEXTS: &[(&str, &str)] = &[
     ),
     ("Controller", "Styrapparat"),
     ("Queued vehicles", "Köande fordon"),
+    ("LIVE", "LIVE"),
+    ("ALARM FLOOD", "LARMFLOD"),
+    (
+        "Keys: N next alarm, P previous, A acknowledge, F fly to.",
+        "Tangenter: N nästa larm, P föregående, A kvittera, F flyg dit.",
+    ),
     (
         "ALARM FLOOD: more than 10 alarms in 10 minutes",
         "LARMFLOD: fler än 10 larm på 10 minuter",
@@ -555,6 +566,12 @@ mod tests {
     /// Literals that are not texts for people, and why.
     const NOT_TEXT: &[(&str, &str)] = &[
         ("sumo", "the source's name, as the snapshot gives it"),
+        (
+            "disconnected",
+            "a source state's first word, matched, not shown",
+        ),
+        ("ended", "a source state's first word, matched, not shown"),
+        ("failed", "a word of a source state, matched, not shown"),
         ("■", "a coloured square standing for a signal link"),
         ("Tvilling", "the product's name"),
         ("English", "a language's own name"),

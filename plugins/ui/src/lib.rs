@@ -6,6 +6,7 @@
 //! edit model components.
 
 pub mod city;
+pub mod control_room;
 pub mod i18n;
 pub mod inspector;
 pub mod layers;
@@ -80,8 +81,15 @@ impl Plugin for UiPlugin {
             .add_systems(Update, city::sample_power)
             .add_message::<tvilling_twin::scenario::jobs::CompareRequest>()
             .add_systems(
+                Update,
+                control_room::control_room_keys
+                    .run_if(resource_exists::<control_room::ControlRoom>),
+            )
+            .add_systems(
                 EguiPrimaryContextPass,
                 (
+                    control_room::control_room_panels
+                        .run_if(resource_exists::<control_room::ControlRoom>),
                     timeline::timeline_bar,
                     panels::toolbar,
                     panels::progress_window,

@@ -26,9 +26,18 @@ pub fn length_label(m: f64) -> String {
     }
 }
 
-pub(crate) fn compass_and_scale(mut contexts: EguiContexts, info: Res<ViewInfo>) -> Result {
+pub(crate) fn compass_and_scale(
+    mut contexts: EguiContexts,
+    info: Res<ViewInfo>,
+    room: Option<Res<crate::control_room::ControlRoom>>,
+) -> Result {
     let ctx = contexts.ctx_mut()?;
-    let rect = ctx.content_rect();
+    let mut rect = ctx.content_rect();
+    // In the control room the view lies right of the alarm list and above the status strip.
+    if room.is_some() {
+        rect.min.x += 400.0;
+        rect.max.y -= 36.0;
+    }
     let painter = ctx.layer_painter(egui::LayerId::new(
         egui::Order::Foreground,
         egui::Id::new("overlay"),

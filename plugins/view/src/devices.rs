@@ -104,6 +104,35 @@ pub fn pick_marker(
     best
 }
 
+/// The high-performance HMI palette (ISA-101), for the control room: a grey scene, colour only
+/// for the abnormal.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Default)]
+pub struct HmiPalette(pub bool);
+
+/// A marker's colour under the HMI palette: normal states a muted grey (whatever the aspect,
+/// level or reading); a fault, a dark signal or an air limit exceeded red; a stale device
+/// amber (its value is old: not to be trusted); a device never heard from white.
+pub fn hmi_marker_color(
+    live: &Liveness,
+    signal: Option<&SignalHeadState>,
+    air: Option<&AirQualityState>,
+) -> Color {
+    let alarm = Color::srgb(0.90, 0.12, 0.10);
+    match live.health {
+        Health::NeverSeen => return Color::srgb(0.97, 0.97, 0.97),
+        Health::Stale => return Color::srgb(0.95, 0.62, 0.05),
+        Health::Fault => return alarm,
+        Health::Live => {}
+    }
+    if signal.is_some_and(|s| s.aspect == SignalAspect::Dark) {
+        return alarm;
+    }
+    if air.is_some_and(|a| a.no2.is_some_and(|v| v as f32 > NO2_HOURLY_LIMIT)) {
+        return alarm;
+    }
+    Color::srgb(0.42, 0.42, 0.44)
+}
+
 /// The colour a device's marker shows.
 pub fn marker_color(
     live: &Liveness,
@@ -319,13 +348,16 @@ fn color_markers(
     all: Query<Entity, With<MarkerSlot>>,
     by: Option<Res<ColourBy>>,
     shown: Option<Res<ShownScenarios>>,
+    hmi: Option<Res<HmiPalette>>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<CityMaterial>>,
 ) {
+    let grey = hmi.as_ref().is_some_and(|h| h.0);
     // Under the difference colouring, each marker shows its energy difference; a switch of
     // colouring, or a new comparison under it, recolours every marker.
     let difference = by.as_ref().is_some_and(|b| **b == ColourBy::Difference);
     let recolour = by.as_ref().is_some_and(|b| b.is_changed())
+        || hmi.as_ref().is_some_and(|h| h.is_changed())
         || (difference && shown.as_ref().is_some_and(|s| s.is_changed()));
     let scale = shown.as_ref().map_or(0.0, |s| s.largest_difference());
     let mut dirty: Vec<Entity> = if recolour {
@@ -350,6 +382,8 @@ fn color_markers(
             HIGHLIGHT
         } else if let (true, Some(s)) = (difference, &shown) {
             difference_colour(s.difference.get(&e).copied(), scale)
+        } else if grey {
+            hmi_marker_color(live, signal, air)
         } else {
             marker_color(live, signal, lamp, air, meter)
         };
@@ -367,6 +401,40 @@ fn color_markers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hmi_palette_greys_the_normal_and_marks_the_abnormal() {
+        let with = |health| Liveness {
+            health,
+            ..Default::default()
+        };
+        let head = |aspect| SignalHeadState {
+            aspect,
+            ..Default::default()
+        };
+        let normal = hmi_marker_color(&with(Health::Live), Some(&head(SignalAspect::Green)), None);
+        assert_eq!(
+            normal,
+            hmi_marker_color(&with(Health::Live), Some(&head(SignalAspect::Red)), None),
+            "aspects are normal states: one muted grey"
+        );
+        let stale = hmi_marker_color(&with(Health::Stale), Some(&head(SignalAspect::Green)), None);
+        let never = hmi_marker_color(&with(Health::NeverSeen), None, None);
+        let fault = hmi_marker_color(&with(Health::Fault), None, None);
+        let dark = hmi_marker_color(&with(Health::Live), Some(&head(SignalAspect::Dark)), None);
+        let all = [normal, stale, never, fault];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "stale, never seen, fault and live differ");
+            }
+        }
+        assert_eq!(dark, fault, "a dark signal is an alarm colour");
+        let s = normal.to_srgba();
+        assert!(
+            (s.red - s.green).abs() < 0.05 && (s.green - s.blue).abs() < 0.05,
+            "grey"
+        );
+    }
 
     #[test]
     fn colours_follow_state_and_health() {

@@ -120,8 +120,10 @@ fn follow_sun(
     mut lights: Query<&mut Transform, With<Sun>>,
     mut clear: ResMut<ClearColor>,
     new_materials: Query<(), Added<MeshMaterial3d<CityMaterial>>>,
+    hmi: Option<Res<crate::devices::HmiPalette>>,
 ) {
-    if !sun.is_changed() && new_materials.is_empty() {
+    let grey = hmi.as_ref().is_some_and(|h| h.0);
+    if !sun.is_changed() && new_materials.is_empty() && !hmi.is_some_and(|h| h.is_changed()) {
         return;
     }
     let params = sun.params();
@@ -132,7 +134,12 @@ fn follow_sun(
     for mut t in &mut lights {
         *t = Transform::from_translation(dir).looking_at(Vec3::ZERO, Vec3::Y);
     }
-    clear.0 = sun.sky();
+    // The HMI palette's background is a plain mid grey, whatever the hour.
+    clear.0 = if grey {
+        Color::srgb(0.36, 0.37, 0.39)
+    } else {
+        sun.sky()
+    };
 }
 
 fn spawn_ground(
@@ -178,9 +185,16 @@ fn upload_ground_cover(
     mut meshes: ResMut<Assets<Mesh>>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<CityMaterial>>,
+    hmi: Option<Res<crate::devices::HmiPalette>>,
 ) -> Result {
     let cover = covers.get(add.entity)?;
-    let material = palette_material(&[WATER, PARK], &mut images, &mut materials);
+    // Under the HMI palette, water and parks are greys a shade apart.
+    let colours = if hmi.is_some_and(|h| h.0) {
+        [Color::srgb(0.46, 0.48, 0.51), Color::srgb(0.52, 0.53, 0.51)]
+    } else {
+        [WATER, PARK]
+    };
+    let material = palette_material(&colours, &mut images, &mut materials);
     commands.entity(add.entity).insert((
         Mesh3d(meshes.add(to_bevy_mesh(&cover.mesh))),
         MeshMaterial3d(material),

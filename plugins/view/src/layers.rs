@@ -64,15 +64,24 @@ pub enum ColourBy {
     /// Scenario B's energy against A's over the compared span, for lamps and buildings that
     /// changed (the Scenarios window's last comparison).
     Difference,
+    /// The high-performance HMI palette (the control room): every building grey, colour only
+    /// where its meter is abnormal (amber stale, red in fault).
+    Abnormal,
 }
 
+/// The HMI palette's normal grey, and its colours for the abnormal.
+pub const HMI_GREY: Color = Color::srgb(0.66, 0.66, 0.67);
+pub const HMI_STALE: Color = Color::srgb(0.95, 0.62, 0.05);
+pub const HMI_FAULT: Color = Color::srgb(0.90, 0.12, 0.10);
+
 impl ColourBy {
-    pub const ALL: [ColourBy; 5] = [
+    pub const ALL: [ColourBy; 6] = [
         ColourBy::Type,
         ColourBy::Power,
         ColourBy::EnergyIntensity,
         ColourBy::Freshness,
         ColourBy::Difference,
+        ColourBy::Abnormal,
     ];
 
     /// The English name (translated by the UI).
@@ -83,6 +92,7 @@ impl ColourBy {
             ColourBy::EnergyIntensity => "energy intensity",
             ColourBy::Freshness => "data freshness",
             ColourBy::Difference => "difference between scenarios",
+            ColourBy::Abnormal => "abnormal only (control room)",
         }
     }
 }
@@ -125,6 +135,12 @@ pub fn building_colour(
 ) -> Color {
     match (by, meter) {
         (ColourBy::Type, _) => default_color(twin.kind, &twin.id, b),
+        (ColourBy::Abnormal, Some((_, live, _))) => match live.health {
+            Health::Stale => HMI_STALE,
+            Health::Fault => HMI_FAULT,
+            _ => HMI_GREY,
+        },
+        (ColourBy::Abnormal, None) => HMI_GREY,
         // Coloured from the comparison, not the meter (see `colour_buildings`).
         (ColourBy::Difference, _) => UNCHANGED,
         (_, None) => NO_DATA,
@@ -173,6 +189,11 @@ pub fn legend(by: ColourBy) -> Vec<(Color, String)> {
             (ramp(0.5), "half the stale limit".into()),
             (ramp(1.0), "stale".into()),
             (NO_DATA, "never heard".into()),
+        ],
+        ColourBy::Abnormal => vec![
+            (HMI_GREY, "normal".into()),
+            (HMI_STALE, "stale".into()),
+            (HMI_FAULT, "fault".into()),
         ],
         ColourBy::Difference => vec![
             (
