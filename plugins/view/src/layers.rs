@@ -72,6 +72,8 @@ pub enum ColourBy {
 /// The HMI palette's normal grey, and its colours for the abnormal.
 pub const HMI_GREY: Color = Color::srgb(0.66, 0.66, 0.67);
 pub const HMI_STALE: Color = Color::srgb(0.95, 0.62, 0.05);
+/// A meter never heard from: a lighter grey, so its building stands apart from the trusted.
+pub const HMI_NEVER: Color = Color::srgb(0.86, 0.86, 0.88);
 pub const HMI_FAULT: Color = Color::srgb(0.90, 0.12, 0.10);
 
 impl ColourBy {
@@ -138,7 +140,8 @@ pub fn building_colour(
         (ColourBy::Abnormal, Some((_, live, _))) => match live.health {
             Health::Stale => HMI_STALE,
             Health::Fault => HMI_FAULT,
-            _ => HMI_GREY,
+            Health::NeverSeen => HMI_NEVER,
+            Health::Live => HMI_GREY,
         },
         (ColourBy::Abnormal, None) => HMI_GREY,
         // Coloured from the comparison, not the meter (see `colour_buildings`).
@@ -192,6 +195,7 @@ pub fn legend(by: ColourBy) -> Vec<(Color, String)> {
         ],
         ColourBy::Abnormal => vec![
             (HMI_GREY, "normal".into()),
+            (HMI_NEVER, "never heard".into()),
             (HMI_STALE, "stale".into()),
             (HMI_FAULT, "fault".into()),
         ],
