@@ -109,3 +109,19 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Runs `tvilling ARGS` and requires it to succeed (its stderr in the failure message).
+pub fn tvilling_ok<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args(args)
+        .output()
+        .expect("run tvilling");
+    assert!(
+        out.status.success(),
+        "tvilling failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::temp_dir;
+use crate::common::{temp_dir, tvilling_ok};
 
 fn tvilling(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tvilling"))
@@ -275,7 +275,7 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
         ("2026-11-23T16:00", "2026-11-23T17:00"),
     ] {
         let snap = dir.join("snap.geojson");
-        let out = tvilling(&[
+        tvilling_ok([
             "--headless",
             "--simulate",
             "7",
@@ -288,11 +288,6 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
             "--snapshot",
             snap.to_str().expect("path"),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
     let export = |args: &[&str]| -> Vec<Vec<String>> {
         let csv = dir.join("audit.csv");
@@ -303,12 +298,7 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
             csv.to_str().expect("path"),
         ];
         all.extend_from_slice(args);
-        let out = tvilling(&all);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        tvilling_ok(all);
         std::fs::read_to_string(&csv)
             .expect("csv")
             .lines()

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use tvilling::sumo::{match_report, read_overrides};
 
-use crate::common::{free_port, read_json, temp_dir};
+use crate::common::{free_port, read_json, temp_dir, tvilling_ok};
 
 #[test]
 fn the_network_builds_from_the_shipped_extract_and_every_light_finds_its_controller() {
@@ -74,24 +74,20 @@ fn network(name: &str) -> std::path::PathBuf {
 /// snapshot.
 fn headless(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
     let snap = dir.join("snap.geojson");
-    let out = Command::new(env!("CARGO_BIN_EXE_tvilling"))
-        .args([
-            "--headless",
-            "--simulate",
-            "1",
-            "--sim-start",
-            "2026-11-23T06:30",
-        ])
-        .args(["--until", "2026-11-23T06:40", "--snapshot"])
-        .arg(&snap)
-        .args(extra)
-        .output()
-        .expect("tvilling");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let snap_s = snap.display().to_string();
+    let mut args = vec![
+        "--headless",
+        "--simulate",
+        "1",
+        "--sim-start",
+        "2026-11-23T06:30",
+        "--until",
+        "2026-11-23T06:40",
+        "--snapshot",
+        &snap_s,
+    ];
+    args.extend_from_slice(extra);
+    tvilling_ok(args);
     read_json(&snap)
 }
 
@@ -508,22 +504,22 @@ fn compare_in_sumo(
     let a = write("a.toml", "Baseline", "");
     let b = write("b.toml", name, b_edits);
     let report = dir.join("report");
-    let out = Command::new(env!("CARGO_BIN_EXE_tvilling"))
-        .arg("scenario")
-        .arg("compare")
-        .args([&a, &b])
-        .args(["--from", "2026-11-23T07:30", "--to", "2026-11-23T08:30"])
-        .arg("--report")
-        .arg(&report)
-        .arg("--sumo")
-        .arg(cfg)
-        .output()
-        .expect("tvilling scenario");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (a, b, report_s, cfg) = (path(&a), path(&b), path(&report), path(cfg));
+    tvilling_ok([
+        "scenario",
+        "compare",
+        &a,
+        &b,
+        "--from",
+        "2026-11-23T07:30",
+        "--to",
+        "2026-11-23T08:30",
+        "--report",
+        &report_s,
+        "--sumo",
+        &cfg,
+    ]);
     let csv = std::fs::read_to_string(report.join("metrics.csv")).expect("metrics.csv");
     csv.lines()
         .skip(1)
@@ -620,18 +616,16 @@ fn a_recorded_co_simulation_plays_back_its_vehicles_from_the_history() {
     // Played back from the store alone (no SUMO).
     let play = |at: &str| {
         let snap = dir.join(format!("played-{}.geojson", at.replace(':', "")));
-        let out = Command::new(env!("CARGO_BIN_EXE_tvilling"))
-            .args(["--headless", "--at", at, "--history"])
-            .arg(&db)
-            .arg("--snapshot")
-            .arg(&snap)
-            .output()
-            .expect("tvilling");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (db_s, snap_s) = (db.display().to_string(), snap.display().to_string());
+        tvilling_ok([
+            "--headless",
+            "--at",
+            at,
+            "--history",
+            &db_s,
+            "--snapshot",
+            &snap_s,
+        ]);
         read_json(&snap)
     };
     // The moment recorded at the end.

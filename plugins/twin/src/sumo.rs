@@ -274,10 +274,10 @@ pub struct SumoLink {
     /// The `sumo` source's sender (its counters in the Live panel).
     sender: Option<IngestSender>,
     /// Each twin controller's intersection entity, the controller of each matched light, and
-    /// the controllers each approach edge leads to.
+    /// every intersection's approach edges.
     intersections: HashMap<String, Entity>,
     light_controller: HashMap<String, String>,
-    approach_of: HashMap<String, Vec<String>>,
+    approach_edges: std::collections::HashSet<String>,
     /// This frame's light state changes (time, light, state).
     phase_changes: Vec<(i64, String, String)>,
     /// The recording interval last recorded (twin ms / [`TRAFFIC_RECORD_MS`]).
@@ -470,7 +470,7 @@ pub fn connect(
             sender: None,
             intersections: HashMap::new(),
             light_controller: HashMap::new(),
-            approach_of: HashMap::new(),
+            approach_edges: Default::default(),
             phase_changes: Vec::new(),
             recorded_bucket: i64::MIN,
             begin_s: begin,
@@ -716,7 +716,7 @@ fn update_intersections(
         let Some((edge, _)) = v.lane.rsplit_once('_') else {
             continue;
         };
-        if !link.approach_of.contains_key(edge) {
+        if !link.approach_edges.contains(edge) {
             continue;
         }
         let e = on.entry(edge).or_default();
@@ -824,10 +824,7 @@ fn spawn_intersections(
                     edge: edge.to_string(),
                     ..Default::default()
                 });
-                link.approach_of
-                    .entry(edge.to_string())
-                    .or_default()
-                    .push(controller.clone());
+                link.approach_edges.insert(edge.to_string());
             }
         }
     }

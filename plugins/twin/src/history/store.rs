@@ -334,6 +334,14 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Writes one moment's JSON (the metrics, the traffic) with `sql` (`t`, `json`).
+    fn write_moment(&mut self, sql: &str, t_ms: i64, json: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(sql)?
+            .execute(params![t_ms, json])?;
+        Ok(())
+    }
+
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         let err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
@@ -516,10 +524,11 @@ impl HistoryStore for SqliteStore {
     }
 
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO metrics(t, json) VALUES (?1, ?2)")?
-            .execute(params![t_ms, json])?;
-        Ok(())
+        self.write_moment(
+            "INSERT OR REPLACE INTO metrics(t, json) VALUES (?1, ?2)",
+            t_ms,
+            json,
+        )
     }
 
     fn write_audit(
@@ -549,10 +558,11 @@ impl HistoryStore for SqliteStore {
     }
 
     fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO traffic(t, json) VALUES (?1, ?2)")?
-            .execute(params![t_ms, json])?;
-        Ok(())
+        self.write_moment(
+            "INSERT OR REPLACE INTO traffic(t, json) VALUES (?1, ?2)",
+            t_ms,
+            json,
+        )
     }
 
     fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError> {
