@@ -43,7 +43,7 @@ pub fn export_csv(
 }
 
 /// Writes the alarm audit log between two times (optionally filtered) as CSV:
-/// `time,alarm,device,priority,from,to,operator,note`; returns the rows written.
+/// `time,alarm,device,priority,action,from,to,operator,note,until`; returns the rows written.
 pub fn export_alarm_log(
     history: &Path,
     from_ms: Option<i64>,
@@ -60,20 +60,25 @@ pub fn export_alarm_log(
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "time,alarm,device,priority,from,to,operator,note")?;
+    writeln!(
+        w,
+        "time,alarm,device,priority,action,from,to,operator,note,until"
+    )?;
     let field = tvilling_twin::scenario::report::csv_field;
     for r in &rows {
         writeln!(
             w,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             format_rfc3339(r.at_ms),
             field(&r.key),
             field(&r.device),
             r.priority.as_str(),
+            r.action.as_str(),
             field(r.from.as_deref().unwrap_or("normal")),
             field(r.to.as_deref().unwrap_or("normal")),
             field(r.operator.as_deref().unwrap_or("")),
             field(&r.note),
+            r.until_ms.map(format_rfc3339).unwrap_or_default(),
         )?;
     }
     w.flush()?;

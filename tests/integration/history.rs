@@ -270,6 +270,7 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
     let db_s = db.to_str().expect("path");
     // Two runs into one history: an evening, then (a new process) the night after it. The
     // simulator's broken lamps are dark after sunset: alarms the desk annunciates.
+    let mut desks = Vec::new();
     for (start, until) in [
         ("2026-11-23T15:00", "2026-11-23T16:00"),
         ("2026-11-23T16:00", "2026-11-23T17:00"),
@@ -288,6 +289,7 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
             "--snapshot",
             snap.to_str().expect("path"),
         ]);
+        desks.push(crate::common::read_json(&snap)["alarm_desk"].clone());
     }
     let export = |args: &[&str]| -> Vec<Vec<String>> {
         let csv = dir.join("audit.csv");
@@ -308,7 +310,7 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
     let all = export(&[]);
     assert_eq!(
         all[0].join(","),
-        "time,alarm,device,priority,from,to,operator,note"
+        "time,alarm,device,priority,action,from,to,operator,note,until"
     );
     let rows = &all[1..];
     assert!(rows.len() > 2, "{rows:?}");
@@ -325,9 +327,52 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
     assert!(
         rows.iter().any(|r| r[2].starts_with("lamp")
             && r[3] == "low"
-            && r[4] == "normal"
-            && r[5] == "active unacknowledged"),
+            && r[4] == "raise"
+            && r[5] == "normal"
+            && r[6] == "active unacknowledged"),
         "{rows:?}"
+    );
+    // The first run left alarms on its list: the second, starting from an empty desk, ends
+    // them in the log where it begins.
+    let left = desks[0]["alarms"].as_array().expect("list").len();
+    assert!(left > 0, "{}", desks[0]);
+    let restarts: Vec<&Vec<String>> = rows.iter().filter(|r| r[4] == "restart").collect();
+    assert_eq!(restarts.len(), left, "{restarts:?}");
+    assert!(
+        restarts
+            .iter()
+            .all(|r| r[0].starts_with("2026-11-23T16:00") && r[6] == "normal")
+    );
+    // Played back, the desk is the list as it stood: at the second run's end it equals that
+    // run's own list; an hour earlier (the first run's evening) it is another list.
+    let desk_at = |t: &str| {
+        let snap = dir.join("at.geojson");
+        tvilling_ok([
+            "--headless",
+            "--history",
+            db_s,
+            "--at",
+            t,
+            "--snapshot",
+            snap.to_str().expect("path"),
+        ]);
+        crate::common::read_json(&snap)["alarm_desk"].clone()
+    };
+    let end = desk_at("2026-11-23T17:00");
+    assert_eq!(end["from_history"], true);
+    assert_eq!(desks[1]["from_history"], false);
+    assert!(!end["alarms"].as_array().expect("list").is_empty());
+    assert_eq!(end["alarms"], desks[1]["alarms"]);
+    assert_eq!(end["rate_per_hour"], desks[1]["rate_per_hour"]);
+    let evening = desk_at("2026-11-23T15:30");
+    assert_ne!(evening["alarms"], end["alarms"]);
+    assert!(
+        evening["alarms"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|a| a["raised"].as_str() <= Some("2026-11-23T15:30:00.000Z")),
+        "nothing raised later shows: {evening}"
     );
     // Filtered by text and time.
     let lamps = export(&["--alarm-filter", "lamp", "--from", "2026-11-23T16:00"]);

@@ -155,11 +155,59 @@ pub struct ManagedAlarm {
     pub chattering: bool,
 }
 
+/// What made an alarm's state change (kept in the audit log, so that the desk can be rebuilt
+/// from it for any moment: [`AlarmBook::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The condition was raised.
+    Raise,
+    /// The condition went.
+    Clear,
+    Acknowledge,
+    Shelve,
+    /// Back from the shelf by an operator ...
+    Unshelve,
+    /// ... or at its expiry.
+    Expire,
+    /// The twin stopped with the alarm on its list: a new run starts from an empty desk and
+    /// raises it again if its condition still holds.
+    Restart,
+}
+
+impl Action {
+    pub const ALL: [Action; 7] = [
+        Action::Raise,
+        Action::Clear,
+        Action::Acknowledge,
+        Action::Shelve,
+        Action::Unshelve,
+        Action::Expire,
+        Action::Restart,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Raise => "raise",
+            Action::Clear => "clear",
+            Action::Acknowledge => "acknowledge",
+            Action::Shelve => "shelve",
+            Action::Unshelve => "unshelve",
+            Action::Expire => "expire",
+            Action::Restart => "restart",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
 /// A change of an alarm's state, for the audit log (`to: None`: back to normal, gone from the
 /// list).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     pub at_ms: i64,
+    pub action: Action,
     pub key: String,
     pub device: String,
     pub priority: Priority,
@@ -169,6 +217,8 @@ pub struct Transition {
     pub operator: Option<String>,
     /// What happened in words (the shelving reason, the alarm's text).
     pub note: String,
+    /// A shelving's expiry.
+    pub until_ms: Option<i64>,
 }
 
 /// Why an operator's action was refused.
@@ -206,16 +256,20 @@ impl AlarmBook {
         format!("{device}#{}", severity.as_str())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn log(
         &mut self,
         at_ms: i64,
+        action: Action,
         a: &ManagedAlarm,
         from: Option<&AlarmState>,
         operator: Option<&str>,
         note: &str,
+        until_ms: Option<i64>,
     ) {
         self.pending.push(Transition {
             at_ms,
+            action,
             key: a.key.clone(),
             device: a.device.clone(),
             priority: a.priority,
@@ -226,6 +280,7 @@ impl AlarmBook {
                 .map(|x| x.state.as_str().to_string()),
             operator: operator.map(str::to_string),
             note: note.to_string(),
+            until_ms,
         });
     }
 
@@ -240,6 +295,18 @@ impl AlarmBook {
         text: &str,
     ) {
         let key = Self::key(device, severity);
+        let old = self.alarms.get(&key).cloned();
+        if old.as_ref().is_some_and(|a| {
+            a.cleared_ms.is_none()
+                && matches!(
+                    a.state,
+                    AlarmState::ActiveAcknowledged | AlarmState::ActiveUnacknowledged
+                )
+        }) {
+            // Already active: nothing changes, nothing is counted (its text stays as raised,
+            // so that the book can be rebuilt from the log).
+            return;
+        }
         self.raises.push_back(at_ms);
         let recent = self.recent.entry(key.clone()).or_default();
         recent.push_back(at_ms);
@@ -250,7 +317,6 @@ impl AlarmBook {
             recent.pop_front();
         }
         let chattering = recent.len() >= CHATTER_RAISES;
-        let old = self.alarms.get(&key).cloned();
         let state = match &old.as_ref().map(|a| &a.state) {
             Some(AlarmState::Shelved {
                 reason, until_ms, ..
@@ -259,16 +325,6 @@ impl AlarmBook {
                 until_ms: *until_ms,
                 active: true,
             },
-            Some(AlarmState::ActiveAcknowledged) | Some(AlarmState::ActiveUnacknowledged)
-                if old.as_ref().is_some_and(|a| a.cleared_ms.is_none()) =>
-            {
-                // Already active: only its text and priority follow.
-                let a = self.alarms.get_mut(&key).expect("present");
-                a.text = text.to_string();
-                a.priority = priority;
-                a.chattering |= chattering;
-                return;
-            }
             _ => AlarmState::ActiveUnacknowledged,
         };
         let a = ManagedAlarm {
@@ -284,7 +340,15 @@ impl AlarmBook {
             chattering: chattering || old.as_ref().is_some_and(|a| a.chattering),
         };
         self.alarms.insert(key, a.clone());
-        self.log(at_ms, &a, old.as_ref().map(|o| &o.state), None, text);
+        self.log(
+            at_ms,
+            Action::Raise,
+            &a,
+            old.as_ref().map(|o| &o.state),
+            None,
+            text,
+            None,
+        );
         self.judge_flood(at_ms);
     }
 
@@ -318,7 +382,15 @@ impl AlarmBook {
                 x.cleared_ms = Some(at_ms);
             }
         }
-        self.log(at_ms, &a, Some(&before), None, "cleared");
+        self.log(
+            at_ms,
+            Action::Clear,
+            &a,
+            Some(&before),
+            None,
+            "cleared",
+            None,
+        );
     }
 
     /// The alarm of `key`, as it stands.
@@ -348,7 +420,15 @@ impl AlarmBook {
             }
             _ => return Err(ActionError::NothingToAcknowledge(key.into())),
         }
-        self.log(at_ms, &a, Some(&a.state), Some(operator), "acknowledged");
+        self.log(
+            at_ms,
+            Action::Acknowledge,
+            &a,
+            Some(&a.state),
+            Some(operator),
+            "acknowledged",
+            None,
+        );
         Ok(())
     }
 
@@ -386,7 +466,15 @@ impl AlarmBook {
             until_ms,
             active,
         };
-        self.log(at_ms, &a, Some(&a.state), Some(operator), reason.trim());
+        self.log(
+            at_ms,
+            Action::Shelve,
+            &a,
+            Some(&a.state),
+            Some(operator),
+            reason.trim(),
+            Some(until_ms),
+        );
         Ok(())
     }
 
@@ -409,12 +497,12 @@ impl AlarmBook {
         } else {
             self.alarms.remove(key);
         }
-        let note = if operator.is_some() {
-            "unshelved"
+        let (action, note) = if operator.is_some() {
+            (Action::Unshelve, "unshelved")
         } else {
-            "shelving expired"
+            (Action::Expire, "shelving expired")
         };
-        self.log(at_ms, &a, Some(&a.state), operator, note);
+        self.log(at_ms, action, &a, Some(&a.state), operator, note, None);
         Ok(())
     }
 
@@ -495,6 +583,90 @@ impl AlarmBook {
         v
     }
 
+    /// The book as it stood at `at_ms`, rebuilt from its audit log (every transition at or
+    /// before `at_ms`, oldest first): each transition is applied again through the same
+    /// methods that made it, so states, acknowledgements, shelving, chatter, flood and rate
+    /// come out as the live book had them. Transitions that no longer apply (a log cut by
+    /// retention) are skipped.
+    pub fn replay(log: &[Transition], at_ms: i64) -> AlarmBook {
+        let mut b = AlarmBook::default();
+        // The live book judges the flood every frame: between transitions the count only
+        // falls, as each raise leaves the window, so the flood is judged at those moments.
+        let mut judged = i64::MIN;
+        let mut judge_until = |b: &mut AlarmBook, to_ms: i64| {
+            let leaving: Vec<i64> = b
+                .raises
+                .iter()
+                .map(|r| r + FLOOD_WINDOW_MS)
+                .filter(|l| *l > judged && *l <= to_ms)
+                .collect();
+            for l in leaving {
+                b.judge_flood(l);
+            }
+            judged = judged.max(to_ms);
+        };
+        for t in log.iter().filter(|t| t.at_ms <= at_ms) {
+            judge_until(&mut b, t.at_ms);
+            let severity = t.key.rsplit_once('#').and_then(|(_, s)| Severity::parse(s));
+            let _ = match (t.action, severity) {
+                (Action::Raise, Some(s)) => {
+                    b.raise(t.at_ms, &t.device, s, t.priority, &t.note);
+                    Ok(())
+                }
+                (Action::Clear, Some(s)) => {
+                    b.clear(t.at_ms, &t.device, s);
+                    Ok(())
+                }
+                (Action::Acknowledge, _) => {
+                    b.acknowledge(t.at_ms, &t.key, t.operator.as_deref().unwrap_or(""))
+                }
+                (Action::Shelve, _) => b.shelve(
+                    t.at_ms,
+                    &t.key,
+                    &t.note,
+                    t.until_ms.unwrap_or(i64::MAX),
+                    t.operator.as_deref().unwrap_or(""),
+                ),
+                (Action::Unshelve, _) => b.unshelve(t.at_ms, &t.key, t.operator.as_deref()),
+                (Action::Expire, _) => {
+                    b.tick(t.at_ms);
+                    Ok(())
+                }
+                (Action::Restart, _) => {
+                    b.alarms.remove(&t.key);
+                    Ok(())
+                }
+                (Action::Raise | Action::Clear, None) => Ok(()),
+            };
+        }
+        judge_until(&mut b, at_ms);
+        b.tick(at_ms);
+        b.pending.clear();
+        b
+    }
+
+    /// Ends every alarm on the list at `at_ms` with a [`Action::Restart`] transition (a new
+    /// run of the twin starts from an empty desk); returns them for the audit log.
+    pub fn close_for_restart(&mut self, at_ms: i64) -> Vec<Transition> {
+        let keys: Vec<String> = self.alarms.keys().cloned().collect();
+        for k in keys {
+            let a = self.alarms.remove(&k).expect("present");
+            self.pending.push(Transition {
+                at_ms,
+                action: Action::Restart,
+                key: a.key.clone(),
+                device: a.device.clone(),
+                priority: a.priority,
+                from: Some(a.state.as_str().to_string()),
+                to: None,
+                operator: None,
+                note: "the twin restarted: raised again if the condition still holds".into(),
+                until_ms: None,
+            });
+        }
+        self.take_transitions()
+    }
+
     /// The transitions since last taken (for the audit log).
     pub fn take_transitions(&mut self) -> Vec<Transition> {
         std::mem::take(&mut self.pending)
@@ -567,8 +739,12 @@ pub fn annunciate(
         }
     }
     let operator = desk.operator.clone();
+    let live = clock.is_live();
     for a in actions.read() {
         let result = match a {
+            _ if !live => {
+                Err("the list shown is the past (playback): go live to act on alarms".to_string())
+            }
             AlarmAction::Acknowledge(keys) => {
                 let n = desk
                     .book
@@ -788,6 +964,85 @@ mod tests {
         let notes: Vec<String> = b.take_transitions().into_iter().map(|t| t.note).collect();
         assert!(notes.contains(&"roadworks on Hornsgatan".to_string()));
         assert!(notes.contains(&"shelving expired".to_string()));
+    }
+
+    #[test]
+    fn the_book_replayed_from_its_log_is_the_book_as_it_stood() {
+        // Two hours of a desk, a frame every 5 s: conditions raised and cleared (bursts that
+        // flood, one device that chatters), operators acknowledging, shelving and
+        // unshelving. At every minute, the book rebuilt from the log up to then equals the
+        // live book.
+        let mut live = AlarmBook::default();
+        let mut log: Vec<Transition> = Vec::new();
+        let mut seed: u64 = 12_345;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let devices: Vec<String> = (0..25).map(|i| format!("lamp/{i}")).collect();
+        let mut checked = 0;
+        let (mut shelved, mut acked, mut flooded) = (0, 0, false);
+        for frame in 0..(2 * 60 * 12) {
+            let t = frame * 5_000;
+            let burst = (1_800_000..1_900_000).contains(&t);
+            if burst || next(6) == 0 {
+                let d = &devices[next(25) as usize];
+                let s = [Severity::Fault, Severity::Stale][next(2) as usize];
+                live.raise(t, d, s, Priority::Low, &format!("{d} {}", s.as_str()));
+            }
+            if t % 15_000 == 0 && t < 300_000 {
+                live.raise(t, "head/9", Severity::Stale, Priority::Medium, "silent");
+            }
+            if next(5) == 0 {
+                let d = &devices[next(25) as usize];
+                live.clear(t, d, Severity::Fault);
+                live.clear(t, "head/9", Severity::Stale);
+            }
+            let keys: Vec<String> = live.alarms.keys().cloned().collect();
+            if !keys.is_empty() && next(8) == 0 {
+                let k = &keys[next(keys.len() as u64) as usize];
+                match next(3) {
+                    0 => acked += live.acknowledge(t, k, "Kari").is_ok() as usize,
+                    1 => {
+                        shelved += live
+                            .shelve(t, k, "lamp crew on site", t + 600_000, "Bo")
+                            .is_ok() as usize
+                    }
+                    _ => {
+                        let _ = live.unshelve(t, k, Some("Bo"));
+                    }
+                }
+            }
+            live.tick(t);
+            flooded |= live.flood;
+            log.extend(live.take_transitions());
+            if t % 60_000 == 0 {
+                let past = AlarmBook::replay(&log, t);
+                assert_eq!(past.alarms, live.alarms, "the list at {t}");
+                assert_eq!(past.flood, live.flood, "the flood at {t}");
+                assert_eq!(past.rate_per_hour(t), live.rate_per_hour(t), "rate at {t}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 120);
+        assert!(
+            acked > 5 && shelved > 5 && flooded,
+            "{acked} {shelved} {flooded}"
+        );
+        assert!(log.iter().any(|t| t.action == Action::Expire));
+        // An earlier moment is not the latest one.
+        assert_ne!(
+            AlarmBook::replay(&log, 30 * M).alarms,
+            AlarmBook::replay(&log, 90 * M).alarms
+        );
+        // A restart ends every alarm on the list; the replay after it starts empty.
+        let end = 2 * 60 * M;
+        let closing = live.close_for_restart(end);
+        assert!(!closing.is_empty() && live.alarms.is_empty());
+        log.extend(closing);
+        assert!(AlarmBook::replay(&log, end).alarms.is_empty());
     }
 
     #[test]

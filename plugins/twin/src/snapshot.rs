@@ -251,6 +251,46 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             .collect();
         doc["alarms"] = json!(active);
     }
+    // The alarm desk: in playback, as it stood at the moment shown.
+    let past = world
+        .get_resource::<crate::history::ShownDesk>()
+        .and_then(|s| s.0.as_ref());
+    let live = world.get_resource::<tvilling_metrics::lifecycle::AlarmDesk>();
+    if let Some(book) = past.or(live.map(|d| &d.book)) {
+        let at = world
+            .get_resource::<tvilling_sensors::clock::TwinClock>()
+            .map_or(0, |c| c.now_ms);
+        let list: Vec<Value> = book
+            .ordered()
+            .into_iter()
+            .map(|a| {
+                let shelved = match &a.state {
+                    tvilling_metrics::lifecycle::AlarmState::Shelved { reason, .. } => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                };
+                json!({
+                    "key": a.key,
+                    "device": a.device,
+                    "priority": a.priority.as_str(),
+                    "state": a.state.as_str(),
+                    "text": a.text,
+                    "raised": format_rfc3339(a.raised_ms),
+                    "acknowledged": a.acknowledged.as_ref()
+                        .map(|(t, who)| json!({"at": format_rfc3339(*t), "by": who})),
+                    "shelved": shelved,
+                    "chattering": a.chattering,
+                })
+            })
+            .collect();
+        doc["alarm_desk"] = json!({
+            "from_history": past.is_some(),
+            "flood": book.flood,
+            "rate_per_hour": book.rate_per_hour(at),
+            "alarms": list,
+        });
+    }
     if let Some(h) = world.get_resource::<HistoryStatus>() {
         doc["history"] = json!({
             "path": h.path.as_ref().map(|p| p.display().to_string()),

@@ -24,7 +24,7 @@ use crate::inspector::display_name as label;
 use crate::summary::{energy, intersections, lighting, search};
 use tvilling_metrics::alarms::{Alarms, Severity};
 use tvilling_metrics::lifecycle::{
-    AlarmAction, AlarmDesk, AlarmState, EEMUA_RATE_PER_HOUR, Priority,
+    AlarmAction, AlarmBook, AlarmDesk, AlarmState, EEMUA_RATE_PER_HOUR, Priority,
 };
 use tvilling_metrics::limits::{LIMITS, exceedances};
 use tvilling_metrics::metrics::{CityMetrics, ResetMetrics};
@@ -141,6 +141,7 @@ pub(crate) fn city_window(
         Option<Res<LiveEdge>>,
         Option<Res<AlarmDesk>>,
         MessageWriter<AlarmAction>,
+        Option<Res<tvilling_twin::history::ShownDesk>>,
     ),
     mut resets: MessageWriter<ResetMetrics>,
     mut layers: ResMut<Layers>,
@@ -150,7 +151,7 @@ pub(crate) fn city_window(
 ) -> Result {
     let lang = *lang;
     let now_ms = clock.map_or(0, |c| c.now_ms);
-    let (alarms, live_metrics, shown_metrics, edge, desk, mut actions) = model;
+    let (alarms, live_metrics, shown_metrics, edge, desk, mut actions, shown_desk) = model;
     // In playback, the metrics of the moment shown; live, the edge's.
     let metrics: Option<CityMetrics> = shown_metrics
         .and_then(|s| s.0.clone())
@@ -209,6 +210,7 @@ pub(crate) fn city_window(
                             |device| alarms.active.get(device).map(|a| a.entity),
                             &mut desk_pick,
                             None,
+                            shown_desk.as_ref().and_then(|s| s.0.as_ref()),
                         );
                         panel.shelve_reason = shelve_reason;
                         ui.separator();
@@ -588,8 +590,20 @@ pub(crate) fn desk_section(
     entity_of: impl Fn(&str) -> Option<Entity>,
     go_to: &mut Option<Entity>,
     selected: Option<&str>,
+    past: Option<&AlarmBook>,
 ) {
-    let book = &desk.book;
+    // In playback, the desk as it stood then (from the audit log): read, not acted on.
+    let book = past.unwrap_or(&desk.book);
+    let acting = past.is_none();
+    if !acting {
+        ui.colored_label(
+            egui::Color32::from_rgb(240, 160, 30),
+            tr(
+                lang,
+                "Playback: the alarm list as it stood then. Go live to act on alarms.",
+            ),
+        );
+    }
     if book.flood {
         ui.colored_label(
             egui::Color32::from_rgb(235, 50, 50),
@@ -615,7 +629,7 @@ pub(crate) fn desk_section(
     ui.horizontal(|ui| {
         if ui
             .add_enabled(
-                !unacked.is_empty(),
+                acting && !unacked.is_empty(),
                 egui::Button::new(tr(lang, "Acknowledge all")),
             )
             .clicked()
@@ -659,21 +673,29 @@ pub(crate) fn desk_section(
                     }
                     ui.label(tr_str(lang, &a.text));
                     if a.state.needs_acknowledgement()
-                        && ui.small_button(tr(lang, "Acknowledge")).clicked()
+                        && ui
+                            .add_enabled(acting, egui::Button::new(tr(lang, "Acknowledge")).small())
+                            .clicked()
                     {
                         actions.write(AlarmAction::Acknowledge(vec![a.key.clone()]));
                     }
                     match &a.state {
                         AlarmState::Shelved { reason: why, .. } => {
                             ui.weak(why);
-                            if ui.small_button(tr(lang, "Unshelve")).clicked() {
+                            if ui
+                                .add_enabled(
+                                    acting,
+                                    egui::Button::new(tr(lang, "Unshelve")).small(),
+                                )
+                                .clicked()
+                            {
                                 actions.write(AlarmAction::Unshelve(a.key.clone()));
                             }
                         }
                         _ => {
                             if ui
                                 .add_enabled(
-                                    !reason.trim().is_empty(),
+                                    acting && !reason.trim().is_empty(),
                                     egui::Button::new(tr(lang, "Shelve 1 h")).small(),
                                 )
                                 .clicked()

@@ -9,6 +9,7 @@ use tvilling_metrics::alarms::Alarms;
 use tvilling_metrics::lifecycle::{AlarmAction, AlarmDesk};
 use tvilling_sensors::clock::TwinClock;
 use tvilling_sensors::state::{Health, Liveness};
+use tvilling_twin::history::ShownDesk;
 use tvilling_twin::sources::SourceDiagnostics;
 use tvilling_view::camera::CameraCommand;
 use tvilling_view::picking::EntityPicked;
@@ -39,6 +40,7 @@ pub(crate) fn control_room_panels(
     mut contexts: EguiContexts,
     mut room: ResMut<ControlRoom>,
     desk: Option<Res<AlarmDesk>>,
+    shown_desk: Option<Res<ShownDesk>>,
     alarms: Option<Res<Alarms>>,
     clock: Option<Res<TwinClock>>,
     diagnostics: Option<Res<SourceDiagnostics>>,
@@ -102,7 +104,11 @@ pub(crate) fn control_room_panels(
                             tr(lang, "stale"),
                             tr(lang, "never seen")
                         ));
-                        if desk.as_ref().is_some_and(|d| d.book.flood) {
+                        let past = shown_desk.as_ref().and_then(|s| s.0.as_ref());
+                        if past
+                            .or(desk.as_ref().map(|d| &d.book))
+                            .is_some_and(|b| b.flood)
+                        {
                             ui.colored_label(
                                 egui::Color32::from_rgb(235, 50, 50),
                                 egui::RichText::new(tr(lang, "ALARM FLOOD")).strong(),
@@ -142,6 +148,7 @@ pub(crate) fn control_room_panels(
                         entity_of,
                         &mut go_to,
                         room.selected.as_deref(),
+                        shown_desk.as_ref().and_then(|s| s.0.as_ref()),
                     );
                     room.shelve_reason = reason;
                     ui.separator();
@@ -165,6 +172,7 @@ pub(crate) fn control_room_keys(
     keys: Res<ButtonInput<KeyCode>>,
     mut room: ResMut<ControlRoom>,
     desk: Option<Res<AlarmDesk>>,
+    shown_desk: Option<Res<ShownDesk>>,
     alarms: Option<Res<Alarms>>,
     mut actions: MessageWriter<AlarmAction>,
     mut picks: MessageWriter<EntityPicked>,
@@ -175,7 +183,12 @@ pub(crate) fn control_room_keys(
         return;
     }
     let Some(desk) = desk else { return };
-    let list: Vec<String> = desk.book.ordered().iter().map(|a| a.key.clone()).collect();
+    // In playback, the list as it stood then (an acknowledgement is refused by the desk).
+    let book = shown_desk
+        .as_ref()
+        .and_then(|s| s.0.as_ref())
+        .unwrap_or(&desk.book);
+    let list: Vec<String> = book.ordered().iter().map(|a| a.key.clone()).collect();
     let at = room
         .selected
         .as_ref()
@@ -209,7 +222,7 @@ pub(crate) fn control_room_keys(
     }
     if fly
         && let Some(k) = &room.selected
-        && let Some(device) = desk.book.alarms.get(k).map(|a| a.device.clone())
+        && let Some(device) = book.alarms.get(k).map(|a| a.device.clone())
         && let Some(e) = alarms.and_then(|a| a.active.get(&device).map(|x| x.entity))
     {
         picks.write(EntityPicked(Some(e)));

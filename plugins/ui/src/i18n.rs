@@ -318,6 +318,10 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("EEMUA 191 benchmark", "EEMUA 191:s riktvärde"),
     ("operator", "operatör"),
     ("Acknowledge all", "Kvittera alla"),
+    (
+        "Playback: the alarm list as it stood then. Go live to act on alarms.",
+        "Uppspelning: larmlistan som den var då. Gå till live för att hantera larm.",
+    ),
     ("Acknowledge", "Kvittera"),
     ("Shelving reason", "Skäl att parkera"),
     ("Shelve 1 h", "Parkera 1 h"),
@@ -404,6 +408,10 @@ pub const PHRASES: &[(&str, &str)] = &[
     (" is shelved already", " är redan parkerat"),
     (" needs no acknowledgement", " behöver ingen kvittering"),
     ("nothing to acknowledge among ", "inget att kvittera bland "),
+    (
+        "the list shown is the past (playback): go live to act on alarms",
+        "listan som visas är det förflutna (uppspelning): gå till live för att hantera larm",
+    ),
     (
         "shelving needs a reason and an expiry after now",
         "parkering kräver ett skäl och ett slut efter nu",

@@ -88,6 +88,11 @@ pub enum ClockRequest {
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct ShownMetrics(pub Option<CityMetrics>);
 
+/// The alarm desk as it stood at the moment played back, rebuilt from the audit log (`None`
+/// at the live edge): the alarm list shows it instead of the live desk's, and takes no action.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct ShownDesk(pub Option<tvilling_metrics::lifecycle::AlarmBook>);
+
 /// City metrics as stored.
 pub fn metrics_to_json(m: &CityMetrics) -> serde_json::Value {
     let signals: serde_json::Map<String, serde_json::Value> = m
@@ -213,6 +218,9 @@ pub struct HistoryRecorder {
     shown_devices: usize,
     /// A temporary store's file, deleted on drop.
     temporary: Option<PathBuf>,
+    /// The alarms an earlier run left on its list, to be ended in the audit log when this
+    /// run records its first moment (its desk starts empty).
+    left_by_last_run: Option<tvilling_metrics::lifecycle::AlarmBook>,
 }
 
 /// Deletes temporary stores beside `path` left by earlier demo runs that did not close (their
@@ -256,10 +264,18 @@ impl HistoryRecorder {
         if settings.temporary {
             remove_stale_temporaries(&settings.path);
         }
+        let mut left_by_last_run = None;
         let writer = if settings.read_only {
             None
         } else {
             let mut store = SqliteStore::open(&settings.path)?;
+            let log = store.audit(i64::MIN, i64::MAX, None)?;
+            if let Some(last) = log.last() {
+                let book = tvilling_metrics::lifecycle::AlarmBook::replay(&log, last.at_ms);
+                if !book.alarms.is_empty() {
+                    left_by_last_run = Some(book);
+                }
+            }
             let dropped = store::HistoryStore::retain_days(&mut store, settings.retention_days)?;
             if dropped > 0 {
                 info!(
@@ -287,6 +303,7 @@ impl HistoryRecorder {
             was_live: true,
             shown_devices: 0,
             temporary: settings.temporary.then(|| settings.path.clone()),
+            left_by_last_run,
         })
     }
 
@@ -309,6 +326,7 @@ pub enum HistorySystems {
 
 /// Hands this frame's applied values and alarm changes to the writer thread.
 pub fn record(
+    clock: Res<TwinClock>,
     recorder: Option<ResMut<HistoryRecorder>>,
     mut applied: MessageReader<ValueApplied>,
     mut alarms: MessageReader<AlarmChanged>,
@@ -322,7 +340,7 @@ pub fn record(
         .as_mut()
         .map(|t| std::mem::take(&mut t.0))
         .unwrap_or_default();
-    let audit = desk
+    let mut audit = desk
         .as_mut()
         .map(|d| d.book.take_transitions())
         .unwrap_or_default();
@@ -377,6 +395,15 @@ pub fn record(
             .push((m.at_ms, metrics_to_json(m).to_string()));
     }
     batch.traffic = traffic;
+    if let Some(mut old) = r.left_by_last_run.take() {
+        // The earlier run's alarms end where this run's record begins.
+        let at = audit
+            .first()
+            .map_or(clock.edge_ms, |t| t.at_ms.min(clock.edge_ms));
+        let mut closing = old.close_for_restart(at);
+        closing.append(&mut audit);
+        audit = closing;
+    }
     batch.audit = audit;
     for a in alarms.read() {
         batch.alarms.push(AlarmRow {
@@ -442,6 +469,7 @@ pub fn show_recorded_state(
     mut alarms: Option<ResMut<Alarms>>,
     mut series: ResMut<RecordedSeries>,
     mut shown_metrics: ResMut<ShownMetrics>,
+    mut shown_desk: ResMut<ShownDesk>,
     mut shown_traffic: ResMut<crate::sumo::ShownTraffic>,
     mut devices: Query<DeviceState<'static>>,
 ) {
@@ -456,6 +484,9 @@ pub fn show_recorded_state(
     }
     if live && shown_traffic.0.is_some() {
         shown_traffic.0 = None;
+    }
+    if live && shown_desk.0.is_some() {
+        shown_desk.0 = None;
     }
     if live && !r.was_live {
         // Back to live: the values recorded during playback were not shown; rebuild.
@@ -558,6 +589,7 @@ pub fn show_recorded_state(
         if shown_traffic.0 != traffic {
             shown_traffic.0 = traffic;
         }
+        shown_desk.0 = Some(state.desk);
         r.shown = Some(state.t_ms);
         r.shown_devices = registry.len();
     }
@@ -672,6 +704,7 @@ impl Plugin for HistoryPlugin {
             .add_message::<SeriesRequest>()
             .init_resource::<RecordedSeries>()
             .init_resource::<ShownMetrics>()
+            .init_resource::<ShownDesk>()
             .init_resource::<crate::sumo::ShownTraffic>()
             .add_message::<ValueApplied>()
             .add_message::<AlarmChanged>()

@@ -71,6 +71,8 @@ pub struct StateAt {
     pub values: Vec<(u32, u8, Held)>,
     /// Alarms active at t, as raised.
     pub alarms: Vec<AlarmRow>,
+    /// The alarm desk as it stood at t, rebuilt from the audit log.
+    pub desk: tvilling_metrics::lifecycle::AlarmBook,
     pub sources: Vec<String>,
     /// The city metrics last recorded at or before t (JSON), with their time.
     pub metrics: Option<(i64, String)>,
@@ -155,6 +157,18 @@ pub trait HistoryStore: Send {
     fn resume(&mut self) -> Result<(i64, Running), StoreError>;
 }
 
+/// Whether the audit log keeps each transition's action (logs from before it do not).
+fn audit_has_actions(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let mut q = conn.prepare("SELECT name FROM pragma_table_info('alarm_audit')")?;
+    let names = q.query_map([], |r| r.get::<_, String>(0))?;
+    for n in names {
+        if n? == "action" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -178,7 +192,7 @@ CREATE TABLE IF NOT EXISTS alarms(t INTEGER NOT NULL, device TEXT NOT NULL, seve
 CREATE INDEX IF NOT EXISTS alarms_t ON alarms(t);
 CREATE TABLE IF NOT EXISTS metrics(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS traffic(t INTEGER PRIMARY KEY, json TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alarm_audit(t INTEGER NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, priority TEXT NOT NULL, from_state TEXT, to_state TEXT, operator TEXT, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarm_audit(t INTEGER NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, priority TEXT NOT NULL, from_state TEXT, to_state TEXT, operator TEXT, note TEXT NOT NULL, action TEXT, until_ms INTEGER);
 CREATE INDEX IF NOT EXISTS alarm_audit_t ON alarm_audit(t);
 ";
 
@@ -284,7 +298,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Opens an existing store for reading only.
     /// The alarm audit log between two times (inclusive), oldest first; with `filter`, only
     /// the rows whose device, key, priority, states, operator or note contain it.
     pub fn audit(
@@ -293,20 +306,41 @@ impl SqliteStore {
         to_ms: i64,
         filter: Option<&str>,
     ) -> Result<Vec<tvilling_metrics::lifecycle::Transition>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT t, key, device, priority, from_state, to_state, operator, note FROM alarm_audit WHERE t >= ?1 AND t <= ?2 ORDER BY t, rowid",
-        )?;
+        use tvilling_metrics::lifecycle::Action;
+        let sql = if audit_has_actions(&self.conn)? {
+            "SELECT t, key, device, priority, from_state, to_state, operator, note, action, until_ms FROM alarm_audit WHERE t >= ?1 AND t <= ?2 ORDER BY t, rowid"
+        } else {
+            "SELECT t, key, device, priority, from_state, to_state, operator, note, NULL, NULL FROM alarm_audit WHERE t >= ?1 AND t <= ?2 ORDER BY t, rowid"
+        };
+        let mut st = self.conn.prepare_cached(sql)?;
         let rows = st.query_map([from_ms, to_ms], |r| {
+            let to: Option<String> = r.get(5)?;
+            let operator: Option<String> = r.get(6)?;
+            let note: String = r.get(7)?;
+            let action = r
+                .get::<_, Option<String>>(8)?
+                .and_then(|a| Action::parse(&a))
+                .unwrap_or(match note.as_str() {
+                    // A row from before the action was kept.
+                    "cleared" => Action::Clear,
+                    "acknowledged" => Action::Acknowledge,
+                    "unshelved" => Action::Unshelve,
+                    "shelving expired" => Action::Expire,
+                    _ if to.as_deref() == Some("shelved") && operator.is_some() => Action::Shelve,
+                    _ => Action::Raise,
+                });
             Ok(tvilling_metrics::lifecycle::Transition {
                 at_ms: r.get(0)?,
+                action,
+                until_ms: r.get(9)?,
                 key: r.get(1)?,
                 device: r.get(2)?,
                 priority: tvilling_metrics::lifecycle::Priority::parse(&r.get::<_, String>(3)?)
                     .unwrap_or(tvilling_metrics::lifecycle::Priority::Medium),
                 from: r.get(4)?,
-                to: r.get(5)?,
-                operator: r.get(6)?,
-                note: r.get(7)?,
+                to,
+                operator,
+                note,
             })
         })?;
         let mut out = Vec::new();
@@ -342,6 +376,7 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Opens an existing store for reading only.
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         let err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
@@ -377,6 +412,14 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        if !audit_has_actions(&conn)? {
+            // Logs written before the action was kept: the columns are added (old rows have
+            // none; their action is read from their states and note).
+            conn.execute_batch(
+                "ALTER TABLE alarm_audit ADD COLUMN action TEXT; \
+                 ALTER TABLE alarm_audit ADD COLUMN until_ms INTEGER;",
+            )?;
+        }
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?1)",
             [SCHEMA_VERSION],
@@ -538,7 +581,7 @@ impl HistoryStore for SqliteStore {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
-                "INSERT INTO alarm_audit(t, key, device, priority, from_state, to_state, operator, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO alarm_audit(t, key, device, priority, from_state, to_state, operator, note, action, until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for r in rows {
                 st.execute(params![
@@ -549,7 +592,9 @@ impl HistoryStore for SqliteStore {
                     r.from,
                     r.to,
                     r.operator,
-                    r.note
+                    r.note,
+                    r.action.as_str(),
+                    r.until_ms
                 ])?;
             }
         }
@@ -681,8 +726,13 @@ impl HistoryStore for SqliteStore {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
+        let desk = tvilling_metrics::lifecycle::AlarmBook::replay(
+            &self.audit(i64::MIN, t_ms, None)?,
+            t_ms,
+        );
         Ok(StateAt {
             t_ms,
+            desk,
             metrics,
             traffic,
             devices: self.names.clone(),
