@@ -1,7 +1,9 @@
 // City tiles: one batched mesh per tile. Each vertex carries a tag = building index (low 24 bits)
 // | surface class (high 8 bits: 0 wall, 1 roof, 2 ground, 3 other, 4 device marker, unlit). The building's colour is
 // read from the tile's colour texture at that index, so recolouring a building is a texel write,
-// never a re-mesh. Lighting is a Lambert sun plus a hemispheric ambient term.
+// never a re-mesh. Lighting is a Lambert sun plus a hemispheric ambient term. Device markers are
+// unlit; their colour's alpha is a pattern (1 solid, 0.5 hatched: stale, 0 outlined: never
+// seen), and their normals carry each triangle's barycentric corners, for the outline.
 
 #import bevy_pbr::mesh_functions::{get_world_from_local, mesh_position_local_to_clip, mesh_normal_local_to_world}
 #import bevy_pbr::mesh_view_bindings::view
@@ -30,6 +32,8 @@ struct VertexOutput {
     @location(0) world_position: vec3<f32>,
     @location(1) world_normal: vec3<f32>,
     @location(2) @interpolate(flat) tag: u32,
+    // Markers: the barycentric position within the triangle.
+    @location(3) bary: vec3<f32>,
 };
 
 @vertex
@@ -40,6 +44,7 @@ fn vertex(v: Vertex) -> VertexOutput {
     out.world_position = (world_from_local * vec4<f32>(v.position, 1.0)).xyz;
     out.world_normal = mesh_normal_local_to_world(v.normal, v.instance_index);
     out.tag = v.tag;
+    out.bary = v.normal;
     return out;
 }
 
@@ -49,9 +54,23 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     let surface = in.tag >> 24u;
     let width = textureDimensions(colors).x;
     let texel = vec2<i32>(i32(index % width), i32(index / width));
-    var base = textureLoad(colors, texel, 0).rgb;
+    let sample = textureLoad(colors, texel, 0);
+    var base = sample.rgb;
     if surface == 4u {
         // Device markers: their state colour, unlit, so lamps and signals read at night too.
+        if sample.a < 0.25 {
+            // Never seen: only the outline of each face.
+            let edge = min(min(in.bary.x, in.bary.y), in.bary.z);
+            if edge > 0.12 {
+                discard;
+            }
+        } else if sample.a < 0.75 {
+            // Stale: hatched with dark diagonal stripes, 4 px of 8, on screen.
+            let stripe = fract((in.clip_position.x + in.clip_position.y) / 8.0);
+            if stripe < 0.5 {
+                return vec4<f32>(base * 0.25, 1.0);
+            }
+        }
         return vec4<f32>(base, 1.0);
     }
     if surface == 1u {

@@ -145,14 +145,20 @@ impl Picture {
 /// Runs `tvilling --screenshot` under xvfb-run with the sun and the simulator's clock at
 /// `clock` (UTC), and returns the picture.
 pub(crate) fn screenshot(name: &str, clock: &str, extra: &[&str]) -> Picture {
-    let out = temp_dir(name).join("shot.png");
+    let mut args = vec!["--sun", clock, "--sim-start", clock];
+    args.extend_from_slice(extra);
+    shoot(&temp_dir(name).join("shot.png"), args)
+}
+
+/// Runs `tvilling --screenshot OUT --size 800x500 ARGS` under xvfb-run; the picture.
+fn shoot<S: AsRef<std::ffi::OsStr>>(out: &Path, args: impl IntoIterator<Item = S>) -> Picture {
     let result = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1024x768x24"])
         .arg(env!("CARGO_BIN_EXE_tvilling"))
         .arg("--screenshot")
-        .arg(&out)
-        .args(["--size", "800x500", "--sun", clock, "--sim-start", clock])
-        .args(extra)
+        .arg(out)
+        .args(["--size", "800x500"])
+        .args(args)
         .output()
         .expect("xvfb-run (Debian package xvfb) must be installed");
     assert!(
@@ -165,7 +171,7 @@ pub(crate) fn screenshot(name: &str, clock: &str, extra: &[&str]) -> Picture {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let pic = Picture::load(&out);
+    let pic = Picture::load(out);
     assert_eq!((pic.width, pic.height), (800, 500), "window size");
     pic
 }
@@ -768,5 +774,131 @@ fn the_control_room_shows_the_alarm_list_a_status_strip_and_a_grey_city() {
     assert!(
         lamps_room < lamps_normal / 10.0,
         "grey palette: lamp yellow {lamps_room} against {lamps_normal}"
+    );
+}
+
+impl Picture {
+    /// The pixels satisfying `f`: how many, and their bounding box (x0, y0, x1, y1).
+    fn bounds(&self, f: impl Fn([u8; 3]) -> bool) -> (usize, (usize, usize, usize, usize)) {
+        let mut n = 0;
+        let mut b = (usize::MAX, usize::MAX, 0, 0);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                if f(self.pixel(x, y)) {
+                    n += 1;
+                    b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+                }
+            }
+        }
+        (n, b)
+    }
+
+    /// Pixels satisfying `f` within a box (inclusive), and the box's area.
+    fn count_in(
+        &self,
+        (x0, y0, x1, y1): (usize, usize, usize, usize),
+        f: impl Fn([u8; 3]) -> bool,
+    ) -> (usize, usize) {
+        let mut n = 0;
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                n += usize::from(f(self.pixel(x, y)));
+            }
+        }
+        (n, (x1 + 1 - x0) * (y1 + 1 - y0))
+    }
+}
+
+#[test]
+fn stale_devices_are_hatched_and_never_seen_ones_outlined() {
+    // Three air sensors over Strömmen, 25 m apart, fed by a real Mosquitto: one heard 30 s
+    // ago (live), one last heard two hours ago (stale: its kind reports every 10 min), one
+    // never heard from. Close up, with nothing else in the view.
+    let broker = crate::broker::Broker::start("stale-shot");
+    let dir = temp_dir("stale-shot");
+    let registry = dir.join("registry.toml");
+    let mut text = String::new();
+    for (id, lon) in [
+        ("a1a1a1a1a1a1a1a1", 18.07560),
+        ("b2b2b2b2b2b2b2b2", 18.07604),
+        ("c3c3c3c3c3c3c3c3", 18.07648),
+    ] {
+        text += &format!(
+            "[[device]]\nid = \"{id}\"\nkind = \"air_sensor\"\nlon = {lon}\nlat = 59.3296\n\n"
+        );
+    }
+    std::fs::write(&registry, text).expect("registry");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    for (id, ago_ms) in [
+        ("a1a1a1a1a1a1a1a1", 30_000),
+        ("b2b2b2b2b2b2b2b2", 7_200_000),
+    ] {
+        let time = tvilling_sensors::time::format_rfc3339(now - ago_ms);
+        broker.publish_retained(
+            &format!("application/1/device/{id}/event/up"),
+            format!(r#"{{"time":"{time}","deviceInfo":{{"devEui":"{id}"}},"fPort":10,"object":{{"no2":20}}}}"#)
+                .as_bytes(),
+        );
+    }
+    let url = format!("mqtt://127.0.0.1:{}/application/#", broker.port);
+    let pic = shoot(
+        &dir.join("shot.png"),
+        [
+            "--sun",
+            "2026-06-21T10:00",
+            "--no-simulate",
+            "--registry",
+            registry.to_str().expect("path"),
+            "--mqtt",
+            &url,
+            "--mqtt-format",
+            "chirpstack",
+            "--no-ui",
+            "--frames",
+            "4",
+            "--look-at",
+            "18.07604,59.3296,90",
+        ],
+    );
+    // Live: solid green (NO2 low), no stripes.
+    let stripe = |p: [u8; 3]| {
+        let [r, g, b] = p.map(i32::from);
+        b > r + 15 && b > g + 10 && b < 110 && r < 70
+    };
+    let (green, live_box) = pic.bounds(|p| {
+        let [r, g, b] = p.map(i32::from);
+        g > r + 60 && g > b + 60
+    });
+    assert!(green > 500, "{green} live marker pixels");
+    let (solid, live_area) = pic.count_in(live_box, |p| p[1] > 150);
+    assert_eq!(pic.count_in(live_box, stripe).0, 0, "the live one is solid");
+    // Stale: blue-grey, hatched with dark stripes.
+    let (stale, stale_box) = pic.bounds(|p| {
+        let [r, g, b] = p.map(i32::from);
+        b > r + 30 && b > 120 && g > r
+    });
+    let stripes = pic.count_in(stale_box, stripe).0;
+    assert!(stale > 200, "{stale} stale marker pixels");
+    assert!(
+        stripes * 3 > stale,
+        "hatched: {stripes} stripe pixels against {stale}"
+    );
+    // Never seen: a grey outline, the water showing through its faces.
+    let (never, never_box) = pic.bounds(|p| {
+        let [r, g, b] = p.map(i32::from);
+        (r - g).abs() < 10 && (g - b).abs() < 10 && r > 145
+    });
+    assert!(never > 200, "{never} never-seen outline pixels");
+    let (_, never_area) = pic.count_in(never_box, |_| true);
+    let (outline_fill, live_fill) = (
+        never as f64 / never_area as f64,
+        solid as f64 / live_area as f64,
+    );
+    assert!(
+        outline_fill < 0.45 && live_fill > 0.45,
+        "outlined: {outline_fill} of its box drawn against {live_fill} for a solid marker"
     );
 }

@@ -63,6 +63,16 @@ impl MeshData {
         i
     }
 
+    /// Adds an unlit triangle as given (counter-clockwise seen from outside), whose vertices
+    /// carry their barycentric corners (1,0,0), (0,1,0), (0,0,1) in place of normals: the
+    /// shader draws device markers' outlines from them.
+    pub fn push_barycentric_triangle(&mut self, p: [Vec3; 3], tag: u32) {
+        for (k, corner) in [Vec3::X, Vec3::Y, Vec3::Z].into_iter().enumerate() {
+            let i = self.push_vertex(p[k], corner, tag);
+            self.indices.push(i);
+        }
+    }
+
     /// Adds a triangle facing `normal` (its winding is fixed to match).
     pub fn push_triangle(&mut self, p: [Vec3; 3], normal: Vec3, tag: u32) {
         let geometric = (p[1] - p[0]).cross(p[2] - p[0]);

@@ -70,6 +70,12 @@ pub fn lamp_fault(lamp: &LampState, sun_elevation_deg: f64, rules: &HealthRules)
     None
 }
 
+/// Sources that are down now, by name, with why (set from the sources' connection states).
+/// Every device a down source feeds is stale at once, with the reason, however recently it
+/// was heard: its value is no longer being kept current.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct SourcesDown(pub std::collections::BTreeMap<String, String>);
+
 /// Keeps [`Liveness::health`] up to date against [`TwinClock`].
 #[derive(Default)]
 pub struct HealthPlugin;
@@ -80,6 +86,7 @@ impl Plugin for HealthPlugin {
             app.add_plugins(ClockPlugin);
         }
         app.init_resource::<HealthRules>()
+            .init_resource::<SourcesDown>()
             .configure_sets(PreUpdate, SensorSystems::Health.after(SensorSystems::Apply))
             .add_systems(PreUpdate, judge_health.in_set(SensorSystems::Health));
     }
@@ -88,8 +95,11 @@ impl Plugin for HealthPlugin {
 fn judge_health(
     clock: Res<TwinClock>,
     rules: Res<HealthRules>,
+    down: Option<Res<SourcesDown>>,
     mut devices: Query<(&Device, &mut Liveness, Option<&LampState>)>,
 ) {
+    // A source's state is the live edge's: in playback the recorded values stand as they were.
+    let down = down.filter(|_| clock.is_live());
     let sun = sun_position(
         rules.lat_lon.0,
         rules.lat_lon.1,
@@ -97,8 +107,13 @@ fn judge_health(
     )
     .elevation_deg;
     for (device, mut live, lamp) in &mut devices {
+        let source_down = down
+            .as_ref()
+            .zip(live.source.as_ref())
+            .and_then(|(d, s)| d.0.get(s).cloned());
         let (health, fault) = match live.last_seen_ms {
             None => (Health::NeverSeen, None),
+            Some(_) if source_down.is_some() => (Health::Stale, None),
             Some(seen)
                 if clock.now_ms - seen
                     > ((rules.interval_ms(device.kind) as f64 * rules.stale_factor)
@@ -114,9 +129,10 @@ fn judge_health(
             },
         };
         // Write only on change, so change detection means "health changed".
-        if live.health != health || live.fault != fault {
+        if live.health != health || live.fault != fault || live.source_down != source_down {
             live.health = health;
             live.fault = fault;
+            live.source_down = source_down;
         }
     }
 }
@@ -161,6 +177,52 @@ mod tests {
             app.world().get::<Liveness>(head).expect("live").health,
             Health::Live
         );
+    }
+
+    #[test]
+    fn a_down_source_makes_every_device_it_feeds_stale_with_the_reason() {
+        let now = 1_000_000_000;
+        let mut app = app(now);
+        let fed = |app: &mut App, id: &str, source: &str| {
+            let e = app
+                .world_mut()
+                .spawn(device_bundle(id, DeviceKind::AirSensor))
+                .id();
+            let mut l = app.world_mut().get_mut::<Liveness>(e).expect("l");
+            l.last_seen_ms = Some(now - 1_000);
+            l.source = Some(source.into());
+            e
+        };
+        let a = fed(&mut app, "air/a", "mqtt-city");
+        let b = fed(&mut app, "air/b", "http-sta");
+        let state = |app: &App, e| {
+            let l = app.world().get::<Liveness>(e).expect("l");
+            (l.health, l.source_down.clone())
+        };
+        app.update();
+        assert_eq!(state(&app, a), (Health::Live, None));
+        app.world_mut()
+            .resource_mut::<SourcesDown>()
+            .0
+            .insert("mqtt-city".into(), "connection refused".into());
+        app.update();
+        assert_eq!(
+            state(&app, a),
+            (Health::Stale, Some("connection refused".into())),
+            "heard a second ago, but its source is down"
+        );
+        assert_eq!(state(&app, b), (Health::Live, None), "another source's");
+        // Played back, the recorded moment stands as it was.
+        app.world_mut()
+            .resource_mut::<TwinClock>()
+            .play_back(now - 500, 1.0, true);
+        app.update();
+        assert_eq!(state(&app, a), (Health::Live, None));
+        // Live again and the source back: live.
+        app.world_mut().insert_resource(TwinClock::held(now));
+        app.world_mut().resource_mut::<SourcesDown>().0.clear();
+        app.update();
+        assert_eq!(state(&app, a), (Health::Live, None));
     }
 
     #[test]

@@ -82,6 +82,16 @@ pub struct PollStatus {
     pub last_error: Option<String>,
     /// Unix ms of the last complete poll.
     pub last_poll_ms: Option<i64>,
+    /// Unix ms of the last failed request.
+    pub last_failure_ms: Option<i64>,
+}
+
+impl PollStatus {
+    /// Whether the source is down: its last request failed (no complete poll since).
+    pub fn is_failing(&self) -> bool {
+        self.last_failure_ms
+            .is_some_and(|f| self.last_poll_ms.is_none_or(|p| f >= p))
+    }
 }
 
 /// A running poller; dropping it stops the thread (after its current request).
@@ -304,6 +314,7 @@ pub fn start_http(
                 Err(e) => set(&|s| {
                     s.failed_requests += 1;
                     s.last_error = Some(e.clone());
+                    s.last_failure_ms = Some(now_ms());
                 }),
             }
             // Sleep out the interval in short steps, so a drop stops the thread promptly.

@@ -51,6 +51,9 @@ pub struct Liveness {
     pub health: Health,
     /// Why the device is in fault, when it is.
     pub fault: Option<String>,
+    /// Why the source that feeds it ([`Liveness::source`]) is down: its value is not being
+    /// kept current (the device is stale at once).
+    pub source_down: Option<String>,
     /// Field names the device reports that none of its rules map (newest message first, at
     /// most [`MAX_UNMAPPED_FIELDS`]), so a user sees which rule to add.
     pub unmapped_fields: Vec<String>,

@@ -49,6 +49,9 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         );
         p.insert("source".into(), json!(l.source));
         p.insert("fault".into(), json!(l.fault));
+        if let Some(why) = &l.source_down {
+            p.insert("source_down".into(), json!(why));
+        }
         if let Some(s) = lamp {
             p.extend([
                 ("on".into(), json!(s.on)),

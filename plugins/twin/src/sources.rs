@@ -35,6 +35,8 @@ pub struct SourceRow {
     pub connection: Option<String>,
     /// HTTP: polls, failed requests, the last error.
     pub polls: Option<(u64, u64, Option<String>)>,
+    /// Down, and why: an MQTT connection lost, an HTTP server whose last request failed.
+    pub down: Option<String>,
 }
 
 impl SourceRow {
@@ -77,15 +79,18 @@ impl SourceDiagnostics {
         for (name, m) in &live.mqtt {
             let c = m.connection();
             let debug = format!("{c:?}");
+            let mut down = None;
             let state = match c {
                 Connection::Connecting => "connecting".to_string(),
                 Connection::Connected => "connected".to_string(),
                 Connection::Disconnected { reason, attempts } => {
+                    down = Some(format!("disconnected: {reason}"));
                     format!("disconnected ({attempts} retries): {reason}")
                 }
             };
             if let Some(r) = row(&mut rows, name) {
                 r.state = Some(state);
+                r.down = down;
                 r.connection = Some(debug);
             }
         }
@@ -99,6 +104,12 @@ impl SourceDiagnostics {
             };
             if let Some(r) = row(&mut rows, name) {
                 r.state = Some(text);
+                r.down = st.is_failing().then(|| {
+                    format!(
+                        "the last request failed: {}",
+                        st.last_error.as_deref().unwrap_or("?")
+                    )
+                });
                 r.polls = Some((st.polls, st.failed_requests, st.last_error.clone()));
             }
         }
@@ -136,12 +147,22 @@ pub fn refresh_diagnostics(
     live: Option<Res<LiveSources>>,
     sumo: Option<Res<crate::sumo::SumoStatus>>,
     mut diagnostics: ResMut<SourceDiagnostics>,
+    mut down: ResMut<tvilling_sensors::health::SourcesDown>,
 ) {
     let mut next = SourceDiagnostics::collect(ingest.as_deref(), live.as_deref());
     if let Some(s) = sumo
         && let Some(r) = row(&mut next.sources, "sumo")
     {
         r.state = Some(s.describe());
+    }
+    let now_down = tvilling_sensors::health::SourcesDown(
+        next.sources
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), r.down.clone()?)))
+            .collect(),
+    );
+    if *down != now_down {
+        *down = now_down;
     }
     if *diagnostics != next {
         *diagnostics = next;

@@ -75,11 +75,7 @@ pub(crate) fn control_room_panels(
                         ui.colored_label(colour, egui::RichText::new(mode).strong());
                         ui.separator();
                         for row in diagnostics.iter().flat_map(|d| d.sources.iter()) {
-                            let down = row.state.as_deref().is_some_and(|s| {
-                                s.starts_with("disconnected")
-                                    || s.starts_with("ended")
-                                    || s.contains("failed")
-                            });
+                            let down = row.down.is_some();
                             let text = match &row.state {
                                 Some(s) => format!("{}: {}", row.name, tr_str(lang, s)),
                                 None => format!("{}: {}", row.name, tr(lang, "running")),

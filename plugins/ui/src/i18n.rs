@@ -149,6 +149,8 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("running", "körs"),
     ("City", "Staden"),
     ("Reported via", "Rapporterad via"),
+    ("Age", "Ålder"),
+    ("Source down", "Källan nere"),
     ("Reports, not mapped", "Rapporterar, ej mappat"),
     ("Messages with no known field", "Meddelanden utan känt fält"),
     ("msg/s", "medd./s"),
@@ -446,6 +448,8 @@ pub const PHRASES: &[(&str, &str)] = &[
     ("(default)", "(standard)"),
     ("(3D geometry)", "(3D-geometri)"),
     (" s ago)", " s sedan)"),
+    (" s (reports every ", " s (rapporterar var "),
+    (" s of ", " s av "),
     (" per year", " per år"),
 ];
 
@@ -762,6 +766,7 @@ mod tests {
             last_seen_ms: Some(0),
             source: Some("mqtt".into()),
             fault: Some("the lamp reports a fault".into()),
+            source_down: Some("disconnected: connection refused".into()),
             ..Default::default()
         };
         live.note_unmapped(&["lux".into()], true);
@@ -777,16 +782,29 @@ mod tests {
             id: "x".into(),
             kind: DeviceKind::Lamp,
         };
-        for (label, value) in crate::inspector::device_rows(&device, &live, state, 30_000) {
+        for (label, value) in crate::inspector::device_rows(
+            &device,
+            &live,
+            state,
+            30_000,
+            Some(&tvilling_sensors::health::HealthRules::default()),
+        ) {
             texts.push(label.to_string());
             // Ids, source names and field names are data, not words.
-            let data = ["Device", "Reported via", "Reports, not mapped"].contains(&label);
+            let data = [
+                "Device",
+                "Reported via",
+                "Reports, not mapped",
+                "Source down",
+            ]
+            .contains(&label);
             if !data && !units_only(&value) {
                 texts.push(value);
             }
         }
         let never = Liveness::default();
-        for (label, value) in crate::inspector::device_rows(&device, &never, Default::default(), 0)
+        for (label, value) in
+            crate::inspector::device_rows(&device, &never, Default::default(), 0, None)
         {
             texts.push(label.to_string());
             if !["Device", "Reported via"].contains(&label) && !units_only(&value) {

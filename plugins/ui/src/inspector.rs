@@ -7,6 +7,7 @@ use bevy_egui::{EguiContexts, egui};
 use egui_plot::{Legend, Line, Plot};
 use tvilling_city::model::{Building, StreetLamp, TrafficSignal, TwinEntity};
 use tvilling_sensors::clock::TwinClock;
+use tvilling_sensors::health::HealthRules;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::state::{
     AirQualityState, Device, DeviceInfo, DeviceSlot, LampState, LiveEdge, Liveness, MeterState,
@@ -123,6 +124,7 @@ pub fn device_rows(
     live: &Liveness,
     state: LiveState<'_>,
     now_ms: i64,
+    rules: Option<&HealthRules>,
 ) -> Vec<(&'static str, String)> {
     let mut rows = vec![
         ("Device", device.id.clone()),
@@ -138,8 +140,25 @@ pub fn device_rows(
             }),
         ),
     ];
+    // Its age against what is expected of its kind: a value to trust, or not.
+    if let (Some(t), Some(r)) = (live.last_seen_ms, rules) {
+        let every = r.interval_ms(device.kind);
+        let limit = (every as f64 * r.stale_factor) as i64;
+        rows.push((
+            "Age",
+            format!(
+                "{} s of {} s (reports every {} s)",
+                (now_ms - t).max(0) / 1000,
+                limit / 1000,
+                every / 1000
+            ),
+        ));
+    }
     if let Some(s) = &live.source {
         rows.push(("Reported via", s.clone()));
+    }
+    if let (Some(s), Some(why)) = (&live.source, &live.source_down) {
+        rows.push(("Source down", format!("{s}: {why}")));
     }
     if let Some(reason) = &live.fault {
         rows.push(("Fault", reason.clone()));
@@ -321,6 +340,7 @@ pub(crate) fn inspector(
     mut chart: Local<ChartState>,
     lang: Res<Lang>,
     traffic: Query<(Option<&Vehicle>, Option<&Intersection>)>,
+    rules: Option<Res<HealthRules>>,
 ) -> Result {
     let lang = *lang;
     let (history_status, recorded, mut series_requests, edge) = recorded;
@@ -361,6 +381,7 @@ pub(crate) fn inspector(
                 air,
             },
             now_ms,
+            rules.as_deref(),
         ));
     }
     let attributes: Vec<(String, String)> = building
@@ -536,8 +557,13 @@ mod tests {
                 ..Default::default()
             },
             90_000,
+            Some(&HealthRules::default()),
         );
         assert!(rows.contains(&("NO2", "41.3 µg/m³".into())));
+        assert!(
+            rows.contains(&("Age", "30 s of 1800 s (reports every 600 s)".into())),
+            "{rows:?}"
+        );
         assert!(rows.contains(&("PM10", "-".into())));
         assert!(rows.contains(&("Reported via", "simulator".into())));
         assert!(
@@ -562,7 +588,7 @@ mod tests {
         };
         let mut l = Liveness::default();
         l.note_unmapped(&["lux".into(), "battery_v".into()], true);
-        let rows = device_rows(&d, &l, LiveState::default(), 0);
+        let rows = device_rows(&d, &l, LiveState::default(), 0, None);
         assert!(
             rows.contains(&("Reports, not mapped", "lux, battery_v".into())),
             "{rows:?}"

@@ -36,6 +36,39 @@ pub const NO2_HOURLY_LIMIT: f32 = tvilling_metrics::limits::NO2_HOURLY.ugm3 as f
 /// Surface class of marker vertices (high 8 bits of the tag): drawn unlit.
 pub const MARKER_SURFACE: u32 = 4;
 
+/// How a marker is drawn, carried in its colour texel's alpha (read by the shader): solid,
+/// hatched (stale: its value is old, not to be trusted) or only outlined (never heard from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerPattern {
+    Solid,
+    Hatched,
+    Outlined,
+}
+
+impl MarkerPattern {
+    pub fn of(live: &Liveness) -> MarkerPattern {
+        match live.health {
+            Health::NeverSeen => MarkerPattern::Outlined,
+            Health::Stale => MarkerPattern::Hatched,
+            Health::Live | Health::Fault => MarkerPattern::Solid,
+        }
+    }
+
+    /// The texel alpha the shader reads: 1 solid, 0.5 hatched, 0 outlined.
+    pub fn alpha(self) -> f32 {
+        match self {
+            MarkerPattern::Solid => 1.0,
+            MarkerPattern::Hatched => 0.5,
+            MarkerPattern::Outlined => 0.0,
+        }
+    }
+
+    /// `color` carrying the pattern.
+    pub fn apply(self, color: Color) -> Color {
+        color.with_alpha(self.alpha())
+    }
+}
+
 /// One chunk of markers.
 #[derive(Component, Debug, Clone)]
 #[require(WorldPosition, Transform, Visibility)]
@@ -207,9 +240,7 @@ fn octahedron(c: Vec3, r: f32, tag: u32, out: &mut MeshData) {
     for (a, b) in [(x, z), (z, -x), (-x, -z), (-z, x)] {
         for top in [y, -y] {
             let (p, q) = if top.y > 0.0 { (b, a) } else { (a, b) };
-            let tri = [c + p, c + q, c + top];
-            let n = (tri[1] - tri[0]).cross(tri[2] - tri[0]).normalize_or_zero();
-            out.push_triangle(tri, n, tag);
+            out.push_barycentric_triangle([c + p, c + q, c + top], tag);
         }
     }
 }
@@ -298,8 +329,9 @@ pub(crate) fn place_markers(
                 index: i as u32,
             });
             if let (Some(data), Ok((_, _, _, live, _))) = (image.data.as_mut(), devices.get(*e)) {
-                data[i * 4..i * 4 + 4]
-                    .copy_from_slice(&texel(marker_color(live, None, None, None, None)));
+                let color =
+                    MarkerPattern::of(live).apply(marker_color(live, None, None, None, None));
+                data[i * 4..i * 4 + 4].copy_from_slice(&texel(color));
             }
         }
         let colors = images.add(image);
@@ -383,9 +415,9 @@ fn color_markers(
         } else if let (true, Some(s)) = (difference, &shown) {
             difference_colour(s.difference.get(&e).copied(), scale)
         } else if grey {
-            hmi_marker_color(live, signal, air)
+            MarkerPattern::of(live).apply(hmi_marker_color(live, signal, air))
         } else {
-            marker_color(live, signal, lamp, air, meter)
+            MarkerPattern::of(live).apply(marker_color(live, signal, lamp, air, meter))
         };
         writes.write(
             &mut images,
@@ -505,6 +537,29 @@ mod tests {
     }
 
     #[test]
+    fn stale_markers_are_hatched_and_never_seen_ones_outlined() {
+        let with = |health| Liveness {
+            health,
+            ..Default::default()
+        };
+        let pattern = |h| MarkerPattern::of(&with(h));
+        assert_eq!(pattern(Health::Live), MarkerPattern::Solid);
+        assert_eq!(pattern(Health::Fault), MarkerPattern::Solid);
+        assert_eq!(pattern(Health::Stale), MarkerPattern::Hatched);
+        assert_eq!(pattern(Health::NeverSeen), MarkerPattern::Outlined);
+        // The texel's alpha carries it to the shader: 255 solid, 128 hatched, 0 outlined.
+        let alpha = |p: MarkerPattern| texel(p.apply(Color::srgb(0.5, 0.5, 0.5)))[3];
+        assert_eq!(
+            [
+                alpha(MarkerPattern::Solid),
+                alpha(MarkerPattern::Hatched),
+                alpha(MarkerPattern::Outlined)
+            ],
+            [255, 128, 0]
+        );
+    }
+
+    #[test]
     fn an_octahedron_has_eight_outward_faces() {
         let mut m = MeshData::default();
         octahedron(Vec3::new(5.0, 8.0, -3.0), 1.0, 7, &mut m);
@@ -512,8 +567,11 @@ mod tests {
         for (i, t) in m.indices.chunks_exact(3).enumerate() {
             let p = |k: usize| Vec3::from_array(m.positions[t[k] as usize]);
             let centre = (p(0) + p(1) + p(2)) / 3.0 - Vec3::new(5.0, 8.0, -3.0);
-            let n = Vec3::from_array(m.normals[t[0] as usize]);
+            let n = (p(1) - p(0)).cross(p(2) - p(0));
             assert!(n.dot(centre) > 0.0, "face {i} faces outward");
+            // Its corners carry (1,0,0), (0,1,0), (0,0,1): the shader's outline.
+            let corners: Vec<[f32; 3]> = t.iter().map(|&k| m.normals[k as usize]).collect();
+            assert_eq!(corners, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
         }
         assert!(m.tags.iter().all(|&t| t == 7));
     }
