@@ -166,11 +166,22 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT", requires = "export_alarm_log")]
     pub alarm_filter: Option<String>,
 
-    /// How the screen is used: `normal`, or `control-room` (fullscreen; the alarm list always
+    /// How the screen is used: `normal`; `control-room` (fullscreen; the alarm list always
     /// on the left, a status strip, a grey HMI palette where only the abnormal has colour, a
-    /// steady daylight; keys N/P/A/F).
+    /// steady daylight; keys N/P/A/F); or `kiosk` (fullscreen, unattended: a tour over the
+    /// scene's viewpoints with captions in Swedish and English, tap to inspect, back to the
+    /// tour when idle; no panels; quit with Ctrl+Shift+Q only).
     #[arg(long, default_value = "normal", value_name = "MODE")]
     pub mode: String,
+
+    /// Kiosk: seconds at each viewpoint (the caption in --lang for the first half, then in the
+    /// other language).
+    #[arg(long, default_value_t = 20.0, value_name = "SECS")]
+    pub kiosk_dwell: f64,
+
+    /// Kiosk: seconds without a touch before the screen returns to the tour.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub kiosk_idle: f64,
 
     /// Redraw every frame, as fast as the machine allows, instead of only when something
     /// changes (for measuring; see scripts/bench-idle.sh).

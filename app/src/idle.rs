@@ -144,6 +144,11 @@ pub fn plan_wake(
     mut plan: ResMut<WakePlan>,
     mut redraw: MessageWriter<RequestRedraw>,
     mut frames: Local<u64>,
+    kiosk: (
+        Option<Res<tvilling_ui::kiosk::Kiosk>>,
+        Option<Res<tvilling_ui::kiosk::Tour>>,
+        Res<Time<Real>>,
+    ),
 ) {
     // Without a clock (a city with no live state) only loading and the camera move.
     let still = TwinClock::held(0);
@@ -190,6 +195,14 @@ pub fn plan_wake(
                 if w < wait {
                     (wait, reason) = (w, "a device would turn stale");
                 }
+            }
+        }
+        if let (Some(k), Some(tour), time) = kiosk
+            && let Some(s) = tour.next_change_in(time.elapsed_secs_f64(), k.dwell_s, k.idle_s)
+        {
+            let w = Duration::from_secs_f64(s + 0.01);
+            if w < wait {
+                (wait, reason) = (w, "the kiosk's tour moves on");
             }
         }
     }

@@ -40,6 +40,8 @@ pub struct Setup {
     pub sumo: Option<tvilling_twin::sumo::SumoSetup>,
     /// `--sumo-overrides`: hand-written light → controller pairs.
     pub sumo_overrides: Vec<(String, String)>,
+    /// The scene's viewpoints (the kiosk's tour).
+    pub viewpoints: Vec<tvilling_city::scene::Viewpoint>,
 }
 
 /// Resolves data sources, CRS and sun time from the command line and scene file.
@@ -92,6 +94,10 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         None => scene.as_ref().and_then(Scene::sun_unix),
     };
     Ok(Setup {
+        viewpoints: scene
+            .as_ref()
+            .map(|s| s.viewpoint.clone())
+            .unwrap_or_default(),
         sumo_overrides: match &cli.sumo_overrides {
             Some(p) => sumo::read_overrides(p)?,
             None => Vec::new(),

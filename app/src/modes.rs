@@ -25,8 +25,9 @@ fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
         synchronous_pipeline_compilation: cli.screenshot.is_some(),
         ..default()
     };
-    // The control room fills its screen (a screenshot keeps its size).
-    let mode = if cli.mode == "control-room" && cli.screenshot.is_none() {
+    // The control room and the kiosk fill their screen (a screenshot keeps its size).
+    let mode = if ["control-room", "kiosk"].contains(&cli.mode.as_str()) && cli.screenshot.is_none()
+    {
         bevy::window::WindowMode::BorderlessFullscreen(bevy::window::MonitorSelection::Primary)
     } else {
         bevy::window::WindowMode::Windowed
@@ -45,11 +46,24 @@ fn window_plugins(cli: &Cli) -> Result<impl PluginGroup> {
 
 /// Builds the interactive app (also used by `--screenshot`).
 pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
-    let control_room = match cli.mode.as_str() {
-        "normal" => false,
-        "control-room" => true,
-        other => anyhow::bail!("--mode {other:?}: expected normal or control-room"),
+    let (control_room, kiosk) = match cli.mode.as_str() {
+        "normal" => (false, false),
+        "control-room" => (true, false),
+        "kiosk" => (false, true),
+        other => anyhow::bail!("--mode {other:?}: expected normal, control-room or kiosk"),
     };
+    if kiosk {
+        anyhow::ensure!(
+            !setup.viewpoints.is_empty(),
+            "--mode kiosk: the scene has no [[viewpoint]] to tour (see scenes/stockholm.toml)"
+        );
+        anyhow::ensure!(
+            cli.kiosk_dwell >= 2.0 && cli.kiosk_idle >= 1.0,
+            "--kiosk-dwell {} --kiosk-idle {}: at least 2 s at a viewpoint and 1 s idle",
+            cli.kiosk_dwell,
+            cli.kiosk_idle
+        );
+    }
     let mut setup = setup.clone();
     if control_room {
         // A steady daylight, whatever the hour: the HMI palette needs an even light.
@@ -60,7 +74,22 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     let mut app = App::new();
     app.add_plugins(window_plugins(cli)?);
     add_model(&mut app, setup)?;
-    add_view(&mut app, setup, !cli.no_ui);
+    // The kiosk has its own few controls instead of the panels.
+    add_view(&mut app, setup, !cli.no_ui && !kiosk);
+    if kiosk {
+        use bevy_egui::input::egui_wants_any_pointer_input;
+        app.insert_resource(tvilling_ui::kiosk::Kiosk {
+            viewpoints: setup.viewpoints.clone(),
+            dwell_s: cli.kiosk_dwell,
+            idle_s: cli.kiosk_idle,
+            first: setup.lang,
+        })
+        .add_plugins(tvilling_ui::kiosk::KioskPlugin)
+        .configure_sets(
+            Update,
+            tvilling_view::ViewSystems::Pointer.run_if(not(egui_wants_any_pointer_input)),
+        );
+    }
     if control_room {
         app.insert_resource(tvilling_view::devices::HmiPalette(true))
             .insert_resource(tvilling_view::layers::ColourBy::Abnormal)

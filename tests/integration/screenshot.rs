@@ -902,3 +902,65 @@ fn stale_devices_are_hatched_and_never_seen_ones_outlined() {
         "outlined: {outline_fill} of its box drawn against {live_fill} for a solid marker"
     );
 }
+
+#[test]
+fn the_kiosk_tours_with_captions_in_both_languages_and_a_simple_inspector() {
+    // The tour's first viewpoint, its caption first in the language given (the dwell long
+    // enough that it does not turn): in Swedish with an air sensor tapped (the simple
+    // inspector, in Swedish, with its large way back), and in English.
+    let kiosk = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--mode", "kiosk", "--kiosk-dwell", "600", "--frames", "8"];
+        args.extend_from_slice(extra);
+        screenshot(name, "2026-11-23T15:00", &args)
+    };
+    let sv = kiosk("kiosk-sv", &["--lang", "sv", "--select", "air/1"]);
+    let en = kiosk("kiosk-en", &["--lang", "en"]);
+    let (sv_text, en_text) = (sv.text(), en.text());
+    for want in [
+        "norrmalmochostermalm",
+        "byggnader",
+        "gatlampor",
+        "signalhuvuden",
+        "luftsensor",
+        "tillbakatillrundturen",
+    ] {
+        assert!(sv_text.contains(want), "{want:?} not on screen: {sv_text}");
+    }
+    for want in [
+        "norrmalmandostermalm",
+        "buildings",
+        "streetlamps",
+        "signalheads",
+    ] {
+        assert!(en_text.contains(want), "{want:?} not on screen: {en_text}");
+        assert!(!sv_text.contains(want), "{want:?} in the Swedish caption");
+    }
+    // The counts are filled in: the district's buildings, lamps and heads, not zero.
+    let count_before = |text: &str, word: &str| -> Option<u32> {
+        let at = text.find(word)?;
+        let digits: String = text[..at]
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        digits.parse().ok()
+    };
+    assert!(
+        count_before(&en_text, "buildings").is_some_and(|n| n > 100),
+        "{en_text}"
+    );
+    assert!(
+        count_before(&en_text, "signalheads").is_some_and(|n| n > 100),
+        "{en_text}"
+    );
+    // No panels: no toolbar, no Live window.
+    for absent in ["layers", "scenarios"] {
+        assert!(
+            !en_text.contains(absent),
+            "{absent:?} on a kiosk: {en_text}"
+        );
+    }
+}

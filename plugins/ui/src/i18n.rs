@@ -149,6 +149,19 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("running", "körs"),
     ("City", "Staden"),
     ("Reported via", "Rapporterad via"),
+    // The kiosk.
+    ("Landmark", "Landmärke"),
+    ("Traffic signal", "Trafiksignal"),
+    ("Signalled intersection", "Signalreglerad korsning"),
+    ("Street lamp", "Gatlampa"),
+    ("Electricity meter", "Elmätare"),
+    ("Air sensor", "Luftsensor"),
+    ("Vehicle", "Fordon"),
+    ("Back to the tour", "Tillbaka till rundturen"),
+    (
+        "Tap a building, lamp or sensor",
+        "Tryck på en byggnad, lampa eller sensor",
+    ),
     ("Age", "Ålder"),
     ("Source down", "Källan nere"),
     ("Reports, not mapped", "Rapporterar, ej mappat"),
@@ -601,6 +614,24 @@ mod tests {
         (
             "A | B",
             "the scenarios' letters side by side, the same in Swedish",
+        ),
+        (
+            "air_sensors",
+            "a caption count's name, as scene files write it",
+        ),
+        ("signals", "a caption count's name, as scene files write it"),
+        ("lamps", "a caption count's name, as scene files write it"),
+        (
+            "lamps_lit",
+            "a caption count's name, as scene files write it",
+        ),
+        (
+            "kiosk: quit with Ctrl+Shift+Q",
+            "a log line (logs are in English)",
+        ),
+        (
+            "kiosk: viewpoint {:?} cannot be placed: {why}",
+            "a log line (logs are in English)",
         ),
         (
             "{} (SFS 2010:477): {}",

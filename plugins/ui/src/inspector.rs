@@ -238,7 +238,7 @@ pub fn quantity_name(q: Quantity) -> &'static str {
     }
 }
 
-type Inspected<'a> = (
+pub(crate) type Inspected<'a> = (
     &'a TwinEntity,
     Option<&'a Building>,
     Option<&'a Device>,
@@ -249,7 +249,32 @@ type Inspected<'a> = (
     Option<&'a StreetLamp>,
 );
 
-type States<'a> = (
+/// A device's rows, if the entity is one (its states as queried by [`States`]).
+pub(crate) fn rows_of_device(
+    device: Option<&Device>,
+    live: Option<&Liveness>,
+    (signal, lamp, meter, air): States<'_>,
+    now_ms: i64,
+    rules: Option<&HealthRules>,
+) -> Vec<(&'static str, String)> {
+    match (device, live) {
+        (Some(d), Some(l)) => device_rows(
+            d,
+            l,
+            LiveState {
+                signal,
+                lamp,
+                meter,
+                air,
+            },
+            now_ms,
+            rules,
+        ),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) type States<'a> = (
     Option<&'a SignalHeadState>,
     Option<&'a LampState>,
     Option<&'a MeterState>,
@@ -370,20 +395,13 @@ pub(crate) fn inspector(
             ("SUMO lights", x.lights.join(", ")),
         ]);
     }
-    if let (Some(d), Some(l)) = (device, live) {
-        rows.extend(device_rows(
-            d,
-            l,
-            LiveState {
-                signal,
-                lamp,
-                meter,
-                air,
-            },
-            now_ms,
-            rules.as_deref(),
-        ));
-    }
+    rows.extend(rows_of_device(
+        device,
+        live,
+        (signal, lamp, meter, air),
+        now_ms,
+        rules.as_deref(),
+    ));
     let attributes: Vec<(String, String)> = building
         .map(|b| b.attributes.clone())
         .or_else(|| signal_point.map(|s| s.attributes.clone()))

@@ -9,6 +9,7 @@ pub mod city;
 pub mod control_room;
 pub mod i18n;
 pub mod inspector;
+pub mod kiosk;
 pub mod layers;
 pub mod live;
 pub mod overlay;
@@ -110,7 +111,7 @@ impl Plugin for UiPlugin {
 
 /// The camera the panels are drawn with: nothing of the 3D scene, after every 3D camera,
 /// blended over what they drew.
-fn spawn_panel_camera(mut commands: Commands) {
+pub(crate) fn spawn_panel_camera(mut commands: Commands) {
     commands.spawn((
         Name::new("panel camera"),
         bevy_egui::PrimaryEguiContext,
