@@ -93,7 +93,9 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     if control_room {
         app.insert_resource(tvilling_view::devices::HmiPalette(true))
             .insert_resource(tvilling_view::layers::ColourBy::Abnormal)
-            .insert_resource(tvilling_ui::control_room::ControlRoom::default());
+            .insert_resource(tvilling_ui::control_room::ControlRoom::default())
+            // Two views of one twin: the overview, and a detail on the selected alarm.
+            .insert_resource(tvilling_view::detail::DetailView::default());
         if cli.open.is_empty() {
             // The alarm list and the strip say what the Live window would.
             app.world_mut()

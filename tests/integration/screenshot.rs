@@ -964,3 +964,41 @@ fn the_kiosk_tours_with_captions_in_both_languages_and_a_simple_inspector() {
         );
     }
 }
+
+#[test]
+fn the_control_room_has_a_detail_view_on_the_selection_beside_the_overview() {
+    // An air sensor selected: the detail view at the bottom left (under the alarm list) shows
+    // it close, in the selection's orange, while the overview keeps the city.
+    let room = screenshot(
+        "control-room-detail",
+        "2026-11-23T17:00",
+        &[
+            "--mode",
+            "control-room",
+            "--select",
+            "air/1",
+            "--frames",
+            "5",
+        ],
+    );
+    let selected = |p: [u8; 3]| {
+        let [r, g, b] = p.map(i32::from);
+        r > 220 && (110..=170).contains(&g) && b < 60
+    };
+    // The detail view: 396 px wide, a quarter of this small window's height (what the list
+    // leaves), above the 40 px strip.
+    let (top, bottom) = (1.0 - 0.25 - 40.0 / 500.0, 1.0 - 40.0 / 500.0);
+    let detail = room.share(0.0, top + 0.02, 396.0 / 800.0, bottom, selected) * 396.0 * 115.0;
+    assert!(detail > 80.0, "{detail} selected pixels in the detail view");
+    let text = room.text();
+    // "Detail: air/1" (the OCR reads the colon and the small i of air unevenly).
+    let flat = text.replace(':', "");
+    let title = flat.match_indices("detaila").any(|(i, _)| {
+        flat[i..]
+            .chars()
+            .take(12)
+            .collect::<String>()
+            .contains("r/1")
+    });
+    assert!(title, "the detail view's title: {text}");
+}

@@ -47,8 +47,10 @@ pub(crate) fn control_room_panels(
     devices: Query<&Liveness>,
     mut actions: MessageWriter<AlarmAction>,
     mut picks: MessageWriter<EntityPicked>,
-    mut camera: MessageWriter<CameraCommand>,
     lang: Res<Lang>,
+    selection: Res<tvilling_view::picking::Selection>,
+    twins: Query<&tvilling_city::model::TwinEntity>,
+    mut detail: Option<ResMut<tvilling_view::detail::DetailView>>,
 ) -> Result {
     let lang = *lang;
     let ctx = contexts.ctx_mut()?;
@@ -113,6 +115,53 @@ pub(crate) fn control_room_panels(
                     });
                 });
         });
+    // The detail view takes what the list leaves of the left column (a quarter to 36 % of the
+    // height), the list keeping 160 px where it can.
+    if let Some(d) = detail.as_mut() {
+        let room_left = screen.height() - LIST_TOP - 160.0 - 44.0 - d.bottom_px;
+        let share = (room_left / screen.height().max(1.0)).clamp(0.25, 0.36);
+        if (d.height - share).abs() > 0.001 {
+            d.height = share;
+        }
+    }
+    // The detail view's title, just above it: what it follows.
+    let above = detail
+        .as_ref()
+        .map_or(0.0, |d| screen.height() * d.height + d.bottom_px);
+    if let Some(d) = &detail {
+        // Its edge, so the two views read as two.
+        let rect = egui::Rect::from_min_max(
+            egui::pos2(0.0, screen.height() - above),
+            egui::pos2(d.width_px, screen.height() - d.bottom_px),
+        );
+        ctx.layer_painter(egui::LayerId::new(
+            egui::Order::Background,
+            egui::Id::new("detail-edge"),
+        ))
+        .rect_stroke(
+            rect,
+            0.0,
+            egui::Stroke::new(2.0, egui::Color32::from_gray(200)),
+            egui::StrokeKind::Inside,
+        );
+    }
+    egui::Area::new(egui::Id::new("detail-title"))
+        .anchor(egui::Align2::LEFT_BOTTOM, [0.0, -above])
+        .order(egui::Order::Foreground)
+        .show(ctx, |ui| {
+            egui::Frame::window(&style)
+                .corner_radius(0.0)
+                .show(ui, |ui| {
+                    let followed = selection
+                        .entity
+                        .and_then(|e| twins.get(e).ok())
+                        .map(|t| t.id.clone());
+                    match followed {
+                        Some(device) => ui.label(format!("{}: {device}", tr(lang, "Detail"))),
+                        None => ui.weak(tr(lang, "Detail: select an alarm (N)")),
+                    };
+                });
+        });
     // The alarm list down the left, below the toolbar and above the strip.
     egui::Area::new(egui::Id::new("alarm-list"))
         .anchor(egui::Align2::LEFT_TOP, [0.0, LIST_TOP])
@@ -121,7 +170,15 @@ pub(crate) fn control_room_panels(
                 .corner_radius(0.0)
                 .show(ui, |ui| {
                     ui.set_width(380.0);
-                    ui.set_min_height((screen.height() - LIST_TOP - 72.0).max(120.0));
+                    // Down to the strip, or to the detail view's title under it.
+                    let reserved = if above > 0.0 { above + 44.0 } else { 72.0 };
+                    let height = (screen.height() - LIST_TOP - reserved).max(100.0);
+                    ui.set_min_height(height);
+                    ui.set_max_height(height);
+                    egui::ScrollArea::vertical()
+                        .id_salt("alarm-list")
+                        .max_height(height)
+                        .show(ui, |ui| {
                     ui.heading(tr(lang, "Alarms"));
                     let Some(desk) = desk.as_deref() else {
                         ui.label(tr(lang, "No live state."));
@@ -150,12 +207,12 @@ pub(crate) fn control_room_panels(
                     ui.separator();
                     ui.weak(tr(
                         lang,
-                        "Keys: N next alarm, P previous, A acknowledge, F fly to.",
+                        "Keys: N next alarm, P previous (shown in the detail view), A acknowledge, F fly the overview to it.",
                     ));
                     if let Some(e) = go_to {
                         picks.write(EntityPicked(Some(e)));
-                        camera.write(CameraCommand::FlyToEntity(e));
                     }
+                        });
                 });
         });
     Ok(())
@@ -199,29 +256,30 @@ pub(crate) fn control_room_keys(
         });
         list.get(i as usize).cloned()
     };
-    let mut fly = false;
+    // N and P select (the detail view follows; the overview stays), F flies the overview.
+    let mut select = false;
     if keys.just_pressed(KeyCode::KeyN) {
         room.selected = step(1);
-        fly = true;
+        select = true;
     }
     if keys.just_pressed(KeyCode::KeyP) {
         room.selected = step(-1);
-        fly = true;
+        select = true;
     }
-    if keys.just_pressed(KeyCode::KeyF) {
-        fly = true;
-    }
+    let fly = keys.just_pressed(KeyCode::KeyF);
     if keys.just_pressed(KeyCode::KeyA)
         && let Some(k) = &room.selected
     {
         actions.write(AlarmAction::Acknowledge(vec![k.clone()]));
     }
-    if fly
+    if (select || fly)
         && let Some(k) = &room.selected
         && let Some(device) = book.alarms.get(k).map(|a| a.device.clone())
         && let Some(e) = alarms.and_then(|a| a.active.get(&device).map(|x| x.entity))
     {
         picks.write(EntityPicked(Some(e)));
-        camera.write(CameraCommand::FlyToEntity(e));
+        if fly {
+            camera.write(CameraCommand::FlyToEntity(e));
+        }
     }
 }

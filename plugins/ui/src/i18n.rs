@@ -158,6 +158,8 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("Air sensor", "Luftsensor"),
     ("Vehicle", "Fordon"),
     ("Back to the tour", "Tillbaka till rundturen"),
+    ("Detail", "Detalj"),
+    ("Detail: select an alarm (N)", "Detalj: välj ett larm (N)"),
     (
         "Tap a building, lamp or sensor",
         "Tryck på en byggnad, lampa eller sensor",
@@ -321,8 +323,8 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("LIVE", "LIVE"),
     ("ALARM FLOOD", "LARMFLOD"),
     (
-        "Keys: N next alarm, P previous, A acknowledge, F fly to.",
-        "Tangenter: N nästa larm, P föregående, A kvittera, F flyg dit.",
+        "Keys: N next alarm, P previous (shown in the detail view), A acknowledge, F fly the overview to it.",
+        "Tangenter: N nästa larm, P föregående (visas i detaljvyn), A kvittera, F flyg översikten dit.",
     ),
     (
         "ALARM FLOOD: more than 10 alarms in 10 minutes",

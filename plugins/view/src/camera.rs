@@ -161,6 +161,19 @@ fn spawn_camera(mut commands: Commands) {
     commands.spawn((
         Name::new("camera"),
         OrbitCamera::default(),
+        lens(),
+        crate::scenario::live_layers(),
+    ));
+}
+
+/// How every 3D view of the city sees: a 45° perspective to 60 km, no tonemapping (the
+/// colours are the palette's), 4x multisampling.
+pub(crate) fn lens() -> (
+    Projection,
+    bevy::core_pipeline::tonemapping::Tonemapping,
+    Msaa,
+) {
+    (
         Projection::Perspective(PerspectiveProjection {
             fov: 45f32.to_radians(),
             near: 1.0,
@@ -169,8 +182,7 @@ fn spawn_camera(mut commands: Commands) {
         }),
         bevy::core_pipeline::tonemapping::Tonemapping::None,
         Msaa::Sample4,
-        crate::scenario::live_layers(),
-    ));
+    )
 }
 
 pub(crate) fn mouse_input(

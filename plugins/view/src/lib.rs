@@ -24,6 +24,7 @@
 //! [`tiles::BuildingColor`].
 
 pub mod camera;
+pub mod detail;
 pub mod devices;
 pub mod environment;
 pub mod gesture;
@@ -75,6 +76,7 @@ impl Plugin for ViewPlugin {
             environment::EnvironmentPlugin,
             scenario::ScenarioViewPlugin,
             vehicles::VehiclePlugin,
+            detail::DetailViewPlugin,
         ));
     }
 }
