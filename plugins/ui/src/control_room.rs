@@ -152,6 +152,7 @@ pub(crate) fn control_room_panels(
             egui::Frame::window(&style)
                 .corner_radius(0.0)
                 .show(ui, |ui| {
+                    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
                     let followed = selection
                         .entity
                         .and_then(|e| twins.get(e).ok())
