@@ -147,7 +147,7 @@ pub fn plan_wake(
     kiosk: (
         Option<Res<tvilling_ui::kiosk::Kiosk>>,
         Option<Res<tvilling_ui::kiosk::Tour>>,
-        Res<Time<Real>>,
+        Option<Res<Time<Real>>>,
     ),
 ) {
     // Without a clock (a city with no live state) only loading and the camera move.
@@ -197,7 +197,7 @@ pub fn plan_wake(
                 }
             }
         }
-        if let (Some(k), Some(tour), time) = kiosk
+        if let (Some(k), Some(tour), Some(time)) = kiosk
             && let Some(s) = tour.next_change_in(time.elapsed_secs_f64(), k.dwell_s, k.idle_s)
         {
             let w = Duration::from_secs_f64(s + 0.01);

@@ -76,6 +76,12 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
     add_model(&mut app, setup)?;
     // The kiosk has its own few controls instead of the panels.
     add_view(&mut app, setup, !cli.no_ui && !kiosk);
+    anyhow::ensure!(
+        cli.marker_chunk_m >= 10.0,
+        "--marker-chunk-m {}: at least 10 m",
+        cli.marker_chunk_m
+    );
+    app.insert_resource(tvilling_view::devices::MarkerChunkSize(cli.marker_chunk_m));
     if kiosk {
         use bevy_egui::input::egui_wants_any_pointer_input;
         app.insert_resource(tvilling_ui::kiosk::Kiosk {

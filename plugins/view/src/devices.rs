@@ -143,8 +143,9 @@ pub fn pick_marker(
 pub struct HmiPalette(pub bool);
 
 /// A marker's colour under the HMI palette: normal states a muted grey (whatever the aspect,
-/// level or reading); a fault, a dark signal or an air limit exceeded red; a stale device
-/// amber (its value is old: not to be trusted); a device never heard from white.
+/// level or reading); a fault, a dark signal or an air limit exceeded red; a stale device a
+/// pale grey (its value is old, not to be trusted: greyed out, and hatched by its pattern);
+/// a device never heard from white (and only outlined).
 pub fn hmi_marker_color(
     live: &Liveness,
     signal: Option<&SignalHeadState>,
@@ -153,7 +154,7 @@ pub fn hmi_marker_color(
     let alarm = Color::srgb(0.90, 0.12, 0.10);
     match live.health {
         Health::NeverSeen => return Color::srgb(0.97, 0.97, 0.97),
-        Health::Stale => return Color::srgb(0.95, 0.62, 0.05),
+        Health::Stale => return Color::srgb(0.74, 0.74, 0.76),
         Health::Fault => return alarm,
         Health::Live => {}
     }
@@ -221,12 +222,25 @@ pub struct DeviceMarkerPlugin;
 
 impl Plugin for DeviceMarkerPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<MarkerChunks>().add_systems(
-            Update,
-            (place_markers, color_markers)
-                .chain()
-                .in_set(ViewSystems::Draw),
-        );
+        app.init_resource::<MarkerChunks>()
+            .init_resource::<MarkerChunkSize>()
+            .add_systems(
+                Update,
+                (place_markers, color_markers)
+                    .chain()
+                    .in_set(ViewSystems::Draw),
+            );
+    }
+}
+
+/// The side of a marker chunk (m): the tiles' 250 m by default. A size beyond the city merges
+/// each kind's markers into one mesh (`--marker-chunk-m`, for measuring the renderer's limit).
+#[derive(Resource, Debug, Clone, Copy, PartialEq)]
+pub struct MarkerChunkSize(pub f64);
+
+impl Default for MarkerChunkSize {
+    fn default() -> Self {
+        MarkerChunkSize(TILE_SIZE_M)
     }
 }
 
@@ -260,16 +274,13 @@ pub(crate) fn place_markers(
     mut meshes: ResMut<Assets<Mesh>>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<CityMaterial>>,
+    size: Res<MarkerChunkSize>,
 ) {
     if added.is_empty() {
         return;
     }
-    let key_of = |p: DVec3| {
-        IVec2::new(
-            (p.x / TILE_SIZE_M).floor() as i32,
-            (p.y / TILE_SIZE_M).floor() as i32,
-        )
-    };
+    let size = size.0.max(1.0);
+    let key_of = |p: DVec3| IVec2::new((p.x / size).floor() as i32, (p.y / size).floor() as i32);
     let mut by_chunk: HashMap<(IVec2, DeviceKind), Vec<(Entity, DeviceKind, DVec3)>> =
         HashMap::new();
     let mut touched: Vec<(IVec2, DeviceKind)> = Vec::new();
@@ -285,11 +296,14 @@ pub(crate) fn place_markers(
     }
     for key in touched {
         let members = by_chunk.remove(&key).unwrap_or_default();
-        let origin = DVec3::new(
-            f64::from(key.0.x) * TILE_SIZE_M,
-            f64::from(key.0.y) * TILE_SIZE_M,
-            0.0,
-        );
+        // A chunk's corner, or for a merged chunk its members' middle (to the metre), so that
+        // its vertices stay small numbers.
+        let origin = if size <= 10_000.0 {
+            DVec3::new(f64::from(key.0.x) * size, f64::from(key.0.y) * size, 0.0)
+        } else {
+            let sum = members.iter().fold(DVec3::ZERO, |s, m| s + m.2.with_z(0.0));
+            (sum / members.len().max(1) as f64).round()
+        };
         let mut mesh = MeshData::default();
         let height = (members.len() as u32).div_ceil(COLOR_TEXTURE_WIDTH).max(1);
         let mut image = Image::new_fill(
