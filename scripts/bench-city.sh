@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole city on one screen: a generated city of N buildings (a meter on each) plus L
 # simulated street lamps, live at dusk. Prints, side by side in one run:
-# - frame time (median, p95) with the markers in their 250 m chunks, and with each kind's
-#   markers merged into one mesh (the renderer's limit: fewest draw calls);
+# - frame time (median, p95) with the markers in 250 m chunks (the tiles' size), in 2 km
+#   chunks (the default), and with each kind's markers merged into one mesh (the renderer's
+#   limit: fewest draw calls);
 # - peak memory (headless, no meshes) of the shipped extract, of the generated city without
 #   devices, and with them: bytes per building (excluding its mesh) and per device.
 # Runs under Xvfb (software Vulkan where there is no GPU). Usage:
@@ -23,28 +24,37 @@ frames() {
     --size 960x540 --sim-start 2026-11-23T15:30 --extra-lamps "$lamps" --frames 12 --no-ui \
     --frame-stats "${@:2}" 2>/dev/null | grep "frame time"
 }
+tiles=$(frames tiles --marker-chunk-m 250)
 chunked=$(frames chunked)
 merged=$(frames merged --marker-chunk-m 100000000)
-echo "markers in 250 m chunks:        $chunked"
+echo "markers in 250 m chunks:        $tiles"
+echo "markers in 2 km chunks:         $chunked"
 echo "each kind's markers, one mesh:  $merged"
 median() { sed -E 's/.*median ([0-9.]+) ms.*/\1/'; }
-awk -v a="$(echo "$chunked" | median)" -v b="$(echo "$merged" | median)" \
-  'BEGIN { printf "ratio (chunks / merged, median): %.2fx\n", a / b }'
-# Peak resident memory (KiB) of a headless run of one simulated minute, and its devices.
-rss() {
+awk -v t="$(echo "$tiles" | median)" -v a="$(echo "$chunked" | median)" \
+  -v b="$(echo "$merged" | median)" 'BEGIN {
+  printf "ratio to one mesh per kind (median): 250 m %.2fx, 2 km %.2fx\n", t / b, a / b }'
+# Memory of a headless run of one simulated minute (no meshes): peak and final resident KiB
+# (glibc keeps much of what the import freed), the devices, and the bytes the buildings'
+# components hold (from the snapshot's diagnostics).
+mem() {
   local snap="/tmp/tvilling-city-mem.geojson"
   /usr/bin/time -f "%M" "$bin" --headless --sim-start 2026-11-23T15:30 \
     --until 2026-11-23T15:31 --snapshot "$snap" "$@" > /dev/null 2> /tmp/tvilling-city-mem.err
-  local kib devices
-  kib=$(tail -1 /tmp/tvilling-city-mem.err)
-  devices=$(python3 -c "import json,sys; d=json.load(open('$snap')); print(sum(1 for f in d['features'] if 'health' in f['properties']))")
-  echo "$kib $devices"
+  python3 - "$snap" "$(tail -1 /tmp/tvilling-city-mem.err)" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = d["diagnostics"]["memory"]
+devices = sum(1 for f in d["features"] if "health" in f["properties"])
+print(sys.argv[2], m["resident_kib"], devices, m["buildings"], m["building_bytes"])
+PY
 }
-read -r base _ < <(rss --data assets/osm/stockholm-norrmalm-ostermalm.osm --no-simulate)
-read -r bare _ < <(rss --data "$city" --no-simulate)
-read -r full devices < <(rss --data "$city" --extra-lamps "$lamps")
-echo "peak memory: shipped extract $((base / 1024)) MiB; $n buildings $((bare / 1024)) MiB; with $devices devices $((full / 1024)) MiB"
-awk -v a="$base" -v b="$bare" -v f="$full" -v n="$n" -v d="$devices" 'BEGIN {
-  printf "per building (excluding its mesh): %.0f bytes (goal 2048)\n", (b - a) * 1024 / n
-  printf "per device: %.0f bytes\n", (f - b) * 1024 / d
+read -r base_peak base_now _ _ _ < <(mem --data assets/osm/stockholm-norrmalm-ostermalm.osm --no-simulate)
+read -r bare_peak bare_now _ nb held < <(mem --data "$city" --no-simulate)
+read -r full_peak full_now devices _ _ < <(mem --data "$city" --extra-lamps "$lamps")
+echo "resident memory (peak / at the end), MiB: shipped extract $((base_peak / 1024)) / $((base_now / 1024)); $nb buildings $((bare_peak / 1024)) / $((bare_now / 1024)); with $devices devices $((full_peak / 1024)) / $((full_now / 1024))"
+awk -v a="$base_now" -v b="$bare_now" -v f="$full_now" -v n="$nb" -v d="$devices" -v h="$held" 'BEGIN {
+  printf "per building, held by its components (excluding its mesh): %.0f bytes (goal 2048)\n", h / n
+  printf "per building, resident at the end (excluding meshes; import leftovers included): %.0f bytes\n", (b - a) * 1024 / n
+  printf "per device, resident at the end: %.0f bytes\n", (f - b) * 1024 / d
 }'

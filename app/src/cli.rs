@@ -251,9 +251,9 @@ pub struct Cli {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub extra_lamps: usize,
 
-    /// Side of the device markers' chunks, metres (default 250, the tiles'); a size beyond the
-    /// city draws each kind's markers as one mesh (for measuring, scripts/bench-city.sh).
-    #[arg(long, default_value_t = 250.0, value_name = "M")]
+    /// Side of the device markers' chunks, metres; a size beyond the city draws each kind's
+    /// markers as one mesh (for measuring, scripts/bench-city.sh).
+    #[arg(long, default_value_t = tvilling_view::devices::MARKER_CHUNK_M, value_name = "M")]
     pub marker_chunk_m: f64,
 
     /// Language of the panels: en (English) or sv (Swedish); switchable in the toolbar.

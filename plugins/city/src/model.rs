@@ -64,6 +64,36 @@ pub struct Building {
     pub source_file: String,
 }
 
+impl Building {
+    /// Bytes this component holds: itself and what its strings, footprint and attributes
+    /// hold on the heap (by capacity). Its mesh is not counted: it lives in its tile's.
+    pub fn held_bytes(&self) -> usize {
+        let string = |s: &String| s.capacity();
+        let ring =
+            |r: &Vec<bevy::math::DVec2>| r.capacity() * std::mem::size_of::<bevy::math::DVec2>();
+        std::mem::size_of::<Building>()
+            + self.name.as_ref().map_or(0, string)
+            + self.address.as_ref().map_or(0, string)
+            + self.footprint.capacity() * std::mem::size_of::<crate::import::Polygon2>()
+            + self
+                .footprint
+                .iter()
+                .map(|p| {
+                    ring(&p.outer)
+                        + p.holes.capacity() * std::mem::size_of::<Vec<bevy::math::DVec2>>()
+                        + p.holes.iter().map(ring).sum::<usize>()
+                })
+                .sum::<usize>()
+            + self.attributes.capacity() * std::mem::size_of::<(String, String)>()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.capacity() + v.capacity())
+                .sum::<usize>()
+            + string(&self.source_file)
+    }
+}
+
 /// Where a building is drawn: its tile entity and its index in that tile's colour buffer and
 /// vertex tags. This is the building's pickable identity in the batched meshes.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +268,43 @@ pub fn lamp_bundle(id: String, lamp: StreetLamp, position: DVec3) -> impl Bundle
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_building_counts_what_it_holds() {
+        use bevy::math::DVec2;
+        let square = vec![DVec2::ZERO, DVec2::X, DVec2::ONE, DVec2::Y, DVec2::ZERO];
+        let mut b = Building {
+            name: None,
+            address: None,
+            levels: Some(4.0),
+            height: 12.0,
+            height_source: crate::import::HeightSource::FromLevels,
+            area_m2: 1.0,
+            footprint: vec![crate::import::Polygon2 {
+                outer: square,
+                holes: Vec::new(),
+            }],
+            attributes: Vec::new(),
+            source_file: String::new(),
+        };
+        let bare = b.held_bytes();
+        assert_eq!(
+            bare,
+            std::mem::size_of::<Building>()
+                + std::mem::size_of::<crate::import::Polygon2>()
+                + 5 * std::mem::size_of::<DVec2>()
+        );
+        b.name = Some(String::from("Tekniska högskolan"));
+        b.attributes.push(("building".into(), "university".into()));
+        b.attributes.shrink_to_fit();
+        assert_eq!(
+            b.held_bytes(),
+            bare + "Tekniska högskolan".len()
+                + std::mem::size_of::<(String, String)>()
+                + "building".len()
+                + "university".len()
+        );
+    }
 
     #[test]
     fn ray_hits_triangle_and_box() {

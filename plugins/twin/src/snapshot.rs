@@ -309,6 +309,7 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
         "unknown_devices": unknown,
         "applied": applied.applied,
         "out_of_order": applied.out_of_order,
+        "memory": memory(world),
     });
     if let Some(s) = world.get_resource::<crate::sumo::SumoStatus>() {
         doc["diagnostics"]["sumo"] = json!({
@@ -329,4 +330,31 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
                 .collect::<Map<String, Value>>(),
         });
     }
+}
+
+/// What the twin holds: the process's resident memory (Linux), and the bytes the buildings'
+/// components hold (each building, its identity and name, excluding the tiles' meshes).
+fn memory(world: &mut World) -> Value {
+    let resident_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+    let mut q = world.query::<(&tvilling_city::model::Building, &TwinEntity, &Name)>();
+    let (mut buildings, mut bytes) = (0usize, 0usize);
+    for (b, t, name) in q.iter(world) {
+        buildings += 1;
+        bytes += b.held_bytes()
+            + std::mem::size_of::<TwinEntity>()
+            + t.id.capacity()
+            + std::mem::size_of::<Name>()
+            + name.as_str().len();
+    }
+    json!({
+        "resident_kib": resident_kib,
+        "buildings": buildings,
+        "building_bytes": bytes,
+    })
 }
