@@ -35,18 +35,20 @@ awk -v t="$(echo "$tiles" | median)" -v a="$(echo "$chunked" | median)" \
   -v b="$(echo "$merged" | median)" 'BEGIN {
   printf "ratio to one mesh per kind (median): 250 m %.2fx, 2 km %.2fx\n", t / b, a / b }'
 # Memory of a headless run of one simulated minute (no meshes): peak and final resident KiB
-# (glibc keeps much of what the import freed), the devices, and the bytes the buildings'
-# components hold (from the snapshot's diagnostics).
+# (the run logs the latter), the devices, and the bytes the buildings' components hold (from
+# the snapshot's diagnostics).
 mem() {
   local snap="/tmp/tvilling-city-mem.geojson"
   /usr/bin/time -f "%M" "$bin" --headless --sim-start 2026-11-23T15:30 \
     --until 2026-11-23T15:31 --snapshot "$snap" "$@" > /dev/null 2> /tmp/tvilling-city-mem.err
-  python3 - "$snap" "$(tail -1 /tmp/tvilling-city-mem.err)" <<'PY'
+  local now
+  now=$(sed -nE 's/.*memory: ([0-9]+) KiB resident.*/\1/p' /tmp/tvilling-city-mem.err | tail -1)
+  python3 - "$snap" "$(tail -1 /tmp/tvilling-city-mem.err)" "$now" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 m = d["diagnostics"]["memory"]
 devices = sum(1 for f in d["features"] if "health" in f["properties"])
-print(sys.argv[2], m["resident_kib"], devices, m["buildings"], m["building_bytes"])
+print(sys.argv[2], sys.argv[3], devices, m["buildings"], m["building_bytes"])
 PY
 }
 read -r base_peak base_now _ _ _ < <(mem --data assets/osm/stockholm-norrmalm-ostermalm.osm --no-simulate)

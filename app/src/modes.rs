@@ -559,5 +559,8 @@ pub fn snapshot_to_file(world: &mut World, path: &std::path::Path) -> Result<()>
     std::fs::write(path, text)
         .with_context(|| format!("cannot write snapshot {}", path.display()))?;
     info!("snapshot written to {}", path.display());
+    if let Some(kib) = tvilling_twin::snapshot::resident_kib() {
+        info!("memory: {kib} KiB resident");
+    }
     Ok(())
 }

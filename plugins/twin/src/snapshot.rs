@@ -332,16 +332,21 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
     }
 }
 
-/// What the twin holds: the process's resident memory (Linux), and the bytes the buildings'
-/// components hold (each building, its identity and name, excluding the tiles' meshes).
-fn memory(world: &mut World) -> Value {
-    let resident_kib = std::fs::read_to_string("/proc/self/status")
+/// The process's resident memory now, KiB (Linux). Not in the snapshot, which is the same
+/// for the same run; the headless run logs it.
+pub fn resident_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        });
+        })
+}
+
+/// What the buildings hold: the bytes of their components (each building, its identity and
+/// name, excluding the tiles' meshes).
+fn memory(world: &mut World) -> Value {
     let mut q = world.query::<(&tvilling_city::model::Building, &TwinEntity, &Name)>();
     let (mut buildings, mut bytes) = (0usize, 0usize);
     for (b, t, name) in q.iter(world) {
@@ -353,7 +358,6 @@ fn memory(world: &mut World) -> Value {
             + name.as_str().len();
     }
     json!({
-        "resident_kib": resident_kib,
         "buildings": buildings,
         "building_bytes": bytes,
     })
