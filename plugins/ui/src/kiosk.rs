@@ -370,7 +370,7 @@ fn kiosk_panels(
     let Ok((twin, building, device, live, info, ..)) = shown.get(e) else {
         return Ok(());
     };
-    // The visitor's language: the caption's when they tapped.
+    // The screen's language (--lang), whatever the caption shows at that moment.
     let lang = kiosk.first;
     let mut rows: Vec<(&'static str, String)> = match building {
         Some(b) => building_rows(twin, b),
