@@ -286,10 +286,18 @@ fn a_recorded_live_run_replays_to_the_same_final_state() {
     assert_eq!(hist, live_hist, "same values at the same times");
 }
 
-#[test]
-fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
-    let broker = Broker::start("headless");
-    let dir = crate::common::temp_dir("headless-live");
+/// `tvilling --headless` for `secs` seconds against `broker` (ChirpStack payloads), with an
+/// air sensor and a lamp registered, a snapshot and a recording in `dir`: the command, and
+/// the snapshot's and the recording's paths.
+fn headless_against(
+    broker: &Broker,
+    dir: &std::path::Path,
+    secs: &str,
+) -> (
+    std::process::Command,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let registry = dir.join("registry.toml");
     std::fs::write(
         &registry,
@@ -297,6 +305,30 @@ fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
          [[device]]\nid = \"lamp-kungsgatan-1\"\nkind = \"lamp\"\nlon = 18.0660\nlat = 59.3360\n",
     )
     .expect("registry");
+    let (snapshot, recording) = (dir.join("twin.geojson"), dir.join("run.jsonl"));
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"));
+    run.args([
+        "--headless",
+        "--duration",
+        secs,
+        "--mqtt-format",
+        "chirpstack",
+    ])
+    .arg("--registry")
+    .arg(&registry)
+    .arg("--mqtt")
+    .arg(format!("mqtt://127.0.0.1:{}/application/#", broker.port))
+    .arg("--snapshot")
+    .arg(&snapshot)
+    .arg("--record")
+    .arg(&recording);
+    (run, snapshot, recording)
+}
+
+#[test]
+fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
+    let broker = Broker::start("headless");
+    let dir = crate::common::temp_dir("headless-live");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -315,26 +347,8 @@ fn headless_run_against_mosquitto_writes_live_values_health_and_diagnostics() {
         "application/7/device/0202020202020202/event/up",
         b"{truncated",
     );
-    let snapshot = dir.join("twin.geojson");
-    let recording = dir.join("run.jsonl");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"))
-        .args([
-            "--headless",
-            "--duration",
-            "3",
-            "--mqtt-format",
-            "chirpstack",
-        ])
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--mqtt")
-        .arg(format!("mqtt://127.0.0.1:{}/application/#", broker.port))
-        .arg("--snapshot")
-        .arg(&snapshot)
-        .arg("--record")
-        .arg(&recording)
-        .output()
-        .expect("run tvilling");
+    let (mut run, snapshot, recording) = headless_against(&broker, &dir, "3");
+    let out = run.output().expect("run tvilling");
     assert!(
         out.status.success(),
         "{}",
@@ -477,4 +491,53 @@ fn tls_with_a_client_certificate_delivers_and_a_wrong_ca_or_no_certificate_is_re
         "refusal without a client certificate",
     );
     assert_eq!(source.connection(), Connection::Connected);
+}
+
+#[test]
+fn a_broker_gone_makes_the_devices_it_fed_stale_with_the_reason() {
+    // The twin hears an air sensor, then its broker goes away: the sensor, heard seconds ago,
+    // is stale at once, and says why; a device no source ever fed stays never seen.
+    let mut broker = Broker::start("gone");
+    let dir = crate::common::temp_dir("broker-gone");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    broker.publish_retained(
+        "application/7/device/0101010101010101/event/up",
+        &chirpstack(21.0, &tvilling_sensors::time::format_rfc3339(now)),
+    );
+    let (mut run, snapshot, recording) = headless_against(&broker, &dir, "12");
+    let child = run
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tvilling");
+    // Once the value is in (the recording has it), the broker goes.
+    wait(
+        || std::fs::read_to_string(&recording).is_ok_and(|r| r.lines().count() == 1),
+        "the value to arrive",
+    );
+    broker.stop();
+    let out = child.wait_with_output().expect("tvilling");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = crate::common::read_json(&snapshot);
+    let air = crate::common::feature(&doc, "0101010101010101");
+    assert_eq!(air["properties"]["no2_ugm3"], 21.0, "its value is kept");
+    assert_eq!(
+        air["properties"]["health"], "stale",
+        "{}",
+        air["properties"]
+    );
+    let why = air["properties"]["source_down"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.starts_with("disconnected"), "{}", air["properties"]);
+    let lamp = crate::common::feature(&doc, "lamp-kungsgatan-1");
+    assert_eq!(lamp["properties"]["health"], "never seen");
+    assert!(lamp["properties"]["source_down"].is_null());
 }

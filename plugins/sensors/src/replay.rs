@@ -18,13 +18,22 @@ use crate::observation::DecodeError;
 /// Appends accepted messages to a JSON-lines file (cheap to clone, thread-safe).
 #[derive(Clone)]
 pub struct Recorder {
-    out: Arc<Mutex<BufWriter<File>>>,
+    /// The file, when it was last flushed, and whether lines wait in its buffer.
+    out: Arc<Mutex<(BufWriter<File>, std::time::Instant, bool)>>,
 }
+
+/// A recording is flushed this long after a line waits (on the next line, or by the app's
+/// [`Recorder::flush_if_due`] each frame): a crash loses at most about this much of it.
+pub const RECORDING_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Recorder {
     pub fn create(path: &Path) -> std::io::Result<Recorder> {
         Ok(Recorder {
-            out: Arc::new(Mutex::new(BufWriter::new(File::create(path)?))),
+            out: Arc::new(Mutex::new((
+                BufWriter::new(File::create(path)?),
+                std::time::Instant::now(),
+                false,
+            ))),
         })
     }
 
@@ -42,7 +51,21 @@ impl Recorder {
         };
         let line = json!({"t": t_ms, "source": source, "topic": topic, "format": format.name(), "payload": text});
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out.0, "{line}");
+        out.2 = true;
+        if out.1.elapsed() >= RECORDING_FLUSH {
+            let _ = out.0.flush();
+            (out.1, out.2) = (std::time::Instant::now(), false);
+        }
+    }
+
+    /// Flushes lines that have waited [`RECORDING_FLUSH`] or more since the last flush.
+    pub fn flush_if_due(&self) {
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        if out.2 && out.1.elapsed() >= RECORDING_FLUSH {
+            let _ = out.0.flush();
+            (out.1, out.2) = (std::time::Instant::now(), false);
+        }
     }
 
     pub fn flush(&self) {
@@ -50,6 +73,7 @@ impl Recorder {
             .out
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .flush();
     }
 }

@@ -118,7 +118,8 @@ impl Plugin for LivePlugin {
         )
         .add_systems(
             PreUpdate,
-            sources::refresh_diagnostics.in_set(LiveSystems::Diagnostics),
+            (sources::refresh_diagnostics, sources::flush_recording)
+                .in_set(LiveSystems::Diagnostics),
         )
         .add_systems(
             PreUpdate,
@@ -197,7 +198,10 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
     // The devices first: a source resolves what it receives against the registry.
     let to_scene = Transformer::new(Crs::WGS84, crs).map_err(LiveError::Crs)?;
     binding::spawn_devices(world, &live.devices, &to_scene)?;
-    let mut sources = LiveSources::default();
+    let mut sources = LiveSources {
+        recording: recorder.clone(),
+        ..Default::default()
+    };
     // One channel for every source; each sender is named after its source, so diagnostics
     // list exactly the sources that run. With no source (a registry alone), no channel.
     let mut names: Vec<String> = Vec::new();

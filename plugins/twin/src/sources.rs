@@ -17,6 +17,8 @@ pub struct LiveSources {
     pub mqtt: Vec<(String, MqttSource)>,
     pub http: Vec<(String, HttpSource)>,
     pub replay: Option<ReplaySource>,
+    /// The recording every source writes to (`--record`).
+    pub recording: Option<tvilling_sensors::replay::Recorder>,
 }
 
 /// One source's counters and state.
@@ -139,6 +141,14 @@ fn row<'a>(rows: &'a mut Vec<SourceRow>, name: &str) -> Option<&'a mut SourceRow
         ..default()
     });
     rows.last_mut()
+}
+
+/// Flushes the recording's waiting lines once they have waited long enough (each frame), so a
+/// quiet stream's last messages are on disk too.
+pub fn flush_recording(live: Option<Res<LiveSources>>) {
+    if let Some(r) = live.as_ref().and_then(|l| l.recording.as_ref()) {
+        r.flush_if_due();
+    }
 }
 
 /// Refreshes [`SourceDiagnostics`] (once a frame, after apply).
