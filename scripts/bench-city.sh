@@ -10,13 +10,9 @@
 #   scripts/bench-city.sh [PROFILE] [N] [L]   (PROFILE ci or release, default release;
 #                                              N default 100000, L default 150000)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tvilling-target}"
-profile="${1:-release}"
+source "$(dirname "$0")/bench-build.sh" "${1:-release}"
 n="${2:-100000}"
 lamps="${3:-150000}"
-cargo build --profile "$profile" -p tvilling
-bin="$CARGO_TARGET_DIR/$profile/tvilling"
 city="/tmp/tvilling-city-$n.osm"
 [ -s "$city" ] || python3 scripts/gen-city.py "$n" "$city"
 frames() {

@@ -4,12 +4,8 @@
 # Runs under Xvfb (software Vulkan without a GPU). Usage: scripts/bench-frames.sh [PROFILE] [N]
 # (PROFILE: ci or release, default release; N lamps, default 150000).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tvilling-target}"
-profile="${1:-release}"
+source "$(dirname "$0")/bench-build.sh" "${1:-release}"
 lamps="${2:-150000}"
-cargo build --profile "$profile" -p tvilling
-bin="$CARGO_TARGET_DIR/$profile/tvilling"
 run() {
   xvfb-run -a -s "-screen 0 1280x800x24" "$bin" --screenshot "/tmp/tvilling-frames-$1.png" \
     --size 960x540 --sim-start 2026-11-23T17:00 --extra-lamps "$lamps" --frames 16 \

@@ -7,12 +7,8 @@
 #   3. the still city with --continuous: every frame redrawn (the loop before render on change).
 # Usage: scripts/bench-idle.sh [PROFILE] [SECONDS] (ci or release, default release; default 60).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tvilling-target}"
-profile="${1:-release}"
+source "$(dirname "$0")/bench-build.sh" "${1:-release}"
 span="${2:-60}"
-cargo build --profile "$profile" -p tvilling
-bin="$CARGO_TARGET_DIR/$profile/tvilling"
 ticks=$(getconf CLK_TCK)
 # CPU seconds used so far by a process and its threads.
 cpu() { awk -v t="$ticks" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }

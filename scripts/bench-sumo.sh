@@ -13,12 +13,8 @@
 #      rendering here unless a GPU is present: the ratio is what carries over).
 # Usage: scripts/bench-sumo.sh [PROFILE] (ci or release, default release).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tvilling-target}"
+source "$(dirname "$0")/bench-build.sh" "${1:-release}"
 export SUMO_HOME="${SUMO_HOME:-/usr/share/sumo}"
-profile="${1:-release}"
-cargo build --profile "$profile" -p tvilling
-bin="$CARGO_TARGET_DIR/$profile/tvilling"
 net="$(mktemp -d)"
 trap 'rm -rf "$net"' EXIT
 scripts/sumo-network.sh "$net" >/dev/null

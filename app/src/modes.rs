@@ -101,7 +101,11 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
             .insert_resource(tvilling_view::layers::ColourBy::Abnormal)
             .insert_resource(tvilling_ui::control_room::ControlRoom::default())
             // Two views of one twin: the overview, and a detail on the selected alarm.
-            .insert_resource(tvilling_view::detail::DetailView::default());
+            .insert_resource(tvilling_view::detail::DetailView {
+                // The alarm list over it keeps 160 px (and its title row).
+                keep_above_px: tvilling_ui::control_room::LIST_KEEP_PX,
+                ..Default::default()
+            });
         if cli.open.is_empty() {
             // The alarm list and the strip say what the Live window would.
             app.world_mut()

@@ -27,6 +27,10 @@ pub struct ControlRoom {
 /// Where the alarm list begins: below the toolbar.
 const LIST_TOP: f32 = 184.0;
 
+/// What the alarm list keeps above the detail view: its top, 160 px of list, its margins and
+/// the detail view's title.
+pub const LIST_KEEP_PX: f32 = LIST_TOP + 160.0 + 44.0;
+
 /// Stockholm local time of `t_ms`, HH:MM:SS.
 fn local_hms(t_ms: i64) -> String {
     let l = tvilling_sensors::simulate::stockholm_local(t_ms);
@@ -50,7 +54,7 @@ pub(crate) fn control_room_panels(
     lang: Res<Lang>,
     selection: Res<tvilling_view::picking::Selection>,
     twins: Query<&tvilling_city::model::TwinEntity>,
-    mut detail: Option<ResMut<tvilling_view::detail::DetailView>>,
+    detail: Option<Res<tvilling_view::detail::DetailView>>,
 ) -> Result {
     let lang = *lang;
     let ctx = contexts.ctx_mut()?;
@@ -115,19 +119,10 @@ pub(crate) fn control_room_panels(
                     });
                 });
         });
-    // The detail view takes what the list leaves of the left column (a quarter to 36 % of the
-    // height), the list keeping 160 px where it can.
-    if let Some(d) = detail.as_mut() {
-        let room_left = screen.height() - LIST_TOP - 160.0 - 44.0 - d.bottom_px;
-        let share = (room_left / screen.height().max(1.0)).clamp(0.25, 0.36);
-        if (d.height - share).abs() > 0.001 {
-            d.height = share;
-        }
-    }
     // The detail view's title, just above it: what it follows.
     let above = detail
         .as_ref()
-        .map_or(0.0, |d| screen.height() * d.height + d.bottom_px);
+        .map_or(0.0, |d| d.height_in(screen.height(), 1.0) + d.bottom_px);
     if let Some(d) = &detail {
         // Its edge, so the two views read as two.
         let rect = egui::Rect::from_min_max(

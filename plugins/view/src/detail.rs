@@ -13,12 +13,17 @@ use crate::camera::OrbitCamera;
 use crate::selection::Selection;
 
 /// The detail view's place: at the window's bottom left (the control room's left column, under
-/// its alarm list), so wide (logical pixels) and a share of the window high.
+/// its alarm list), so wide, and as high as what is kept above it leaves, within a share of
+/// the window's height. Sizes in logical pixels.
 #[derive(Resource, Debug, Clone, Copy, PartialEq)]
 pub struct DetailView {
     pub width_px: f32,
-    pub height: f32,
-    /// Logical pixels kept free below it (for a status strip).
+    /// Its height: at least and at most these shares of the window's.
+    pub min_height: f32,
+    pub max_height: f32,
+    /// Kept free above it where the window allows (the panels over it, e.g. an alarm list).
+    pub keep_above_px: f32,
+    /// Kept free below it (for a status strip).
     pub bottom_px: f32,
 }
 
@@ -26,18 +31,26 @@ impl Default for DetailView {
     fn default() -> Self {
         DetailView {
             width_px: 396.0,
-            height: 0.36,
+            min_height: 0.25,
+            max_height: 0.36,
+            keep_above_px: 0.0,
             bottom_px: 40.0,
         }
     }
 }
 
 impl DetailView {
+    /// Its height in a window `window_h` high (both in the same pixels).
+    pub fn height_in(&self, window_h: f32, scale: f32) -> f32 {
+        let left = window_h - (self.keep_above_px + self.bottom_px) * scale;
+        (left / window_h.max(1.0)).clamp(self.min_height, self.max_height) * window_h
+    }
+
     /// Its viewport in a window of `size` physical pixels at `scale` physical pixels per
     /// logical one.
     pub fn viewport(&self, size: UVec2, scale: f32) -> Viewport {
         let w = ((self.width_px * scale) as u32).clamp(1, size.x.max(1));
-        let h = ((size.y as f32 * self.height) as u32).clamp(1, size.y.max(1));
+        let h = (self.height_in(size.y as f32, scale) as u32).clamp(1, size.y.max(1));
         let top = size.y.saturating_sub(h + (self.bottom_px * scale) as u32);
         Viewport {
             physical_position: UVec2::new(0, top),
@@ -151,6 +164,23 @@ mod tests {
         let v = DetailView::default().viewport(UVec2::new(2000, 1000), 2.0);
         assert_eq!(v.physical_size, UVec2::new(792, 360));
         assert_eq!(v.physical_position, UVec2::new(0, 560));
+        // What must stay free above it takes its height, down to a quarter of the window.
+        let list = DetailView {
+            keep_above_px: 388.0,
+            ..default()
+        };
+        assert_eq!(
+            list.viewport(UVec2::new(1000, 500), 1.0).physical_size.y,
+            125
+        );
+        assert_eq!(
+            list.viewport(UVec2::new(1000, 1000), 1.0).physical_size.y,
+            360
+        );
+        assert_eq!(
+            list.viewport(UVec2::new(1000, 600), 1.0).physical_size.y,
+            172
+        );
         // A tiny window still gets a view inside it.
         let v = DetailView::default().viewport(UVec2::new(10, 10), 1.0);
         assert!(v.physical_position.x + v.physical_size.x <= 10);
