@@ -450,6 +450,7 @@ fn poll_load(
                         kind: ImportErrorKind::Io("the loader thread stopped unexpectedly".into()),
                         feature_skipped: true,
                     }],
+                    cut: Vec::new(),
                 },
                 bounds: (DVec3::ZERO, DVec3::ZERO),
             }
@@ -597,6 +598,7 @@ fn spawn_batch(world: &mut World) {
     }
     let report = std::mem::take(&mut pending.city.report);
     let errors = report.errors.len();
+    let cut = report.cut.len();
     let (lo, hi) = pending.city.bounds;
     world.insert_resource(CityBounds { min: lo, max: hi });
     world.insert_resource(LoadReport(report));
@@ -619,7 +621,7 @@ fn spawn_batch(world: &mut World) {
         bounds: (lo, hi),
     });
     info!(
-        "city loaded: {n_buildings} buildings in {n_tiles} tiles, {n_signals} signals, {errors} import problems"
+        "city loaded: {n_buildings} buildings in {n_tiles} tiles, {n_signals} signals, {errors} import problems, {cut} features cut at the extract's edge"
     );
 }
 

@@ -95,13 +95,24 @@ pub fn snapshot(world: &mut World) -> Result<Value, GeoError> {
             json!({"type": "Feature", "id": entity.id, "geometry": geometry, "properties": props}),
         );
     }
-    let errors: Vec<String> = world
-        .get_resource::<LoadReport>()
-        .map(|r| r.0.errors.iter().map(ToString::to_string).collect())
+    let report = world.get_resource::<LoadReport>().map(|r| &r.0);
+    let errors: Vec<String> = report
+        .map(|r| r.errors.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
+    // The extract's edge is a note about the file, kept apart from the problems.
+    let cut: Vec<String> = report
+        .map(|r| r.cut.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let drawn = report.map_or(0, |r| r.cut_drawn());
     Ok(json!({
         "type": "FeatureCollection",
         "features": features,
         "import_problems": errors,
+        "extract_edge": {
+            "features_cut": cut.len(),
+            "drawn_from_parts_inside": drawn,
+            "not_drawn": cut.len() - drawn,
+            "features": cut,
+        },
     }))
 }

@@ -21,6 +21,26 @@ pub const TEXTS: &[(&str, &str)] = &[
     ("Frame city (Home)", "Visa hela staden (Home)"),
     ("North up (N)", "Norr uppåt (N)"),
     ("Import problems", "Importproblem"),
+    ("Cut at the extract's edge", "Avskurna vid utdragets kant"),
+    (
+        "Features whose members lie outside the file, drawn from the parts inside",
+        "Objekt vars delar ligger utanför filen, ritade av delarna innanför",
+    ),
+    ("The extract's edge", "Utdragets kant"),
+    (
+        "features reference members outside the file",
+        "objekt hänvisar till delar utanför filen",
+    ),
+    (
+        "drawn from their parts inside",
+        "ritade av delarna innanför",
+    ),
+    ("not drawn", "inte ritade"),
+    (
+        "Every extract cut from a larger map has them; they are not problems.",
+        "Varje utdrag ur en större karta har sådana; de är inga problem.",
+    ),
+    ("Features cut", "Avskurna objekt"),
     ("About", "Om"),
     ("Live", "Live"),
     ("Layers", "Lager"),

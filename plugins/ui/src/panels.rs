@@ -64,6 +64,19 @@ pub(crate) fn toolbar(
                 {
                     panels.problems_open = !panels.problems_open;
                 }
+                // A note about the extract, not a problem: apart from the count, and quieter.
+                let cut = report.0.cut.len();
+                if cut > 0
+                    && ui
+                        .small_button(format!("{}: {cut}", tr(l, "Cut at the extract's edge")))
+                        .on_hover_text(tr(
+                            l,
+                            "Features whose members lie outside the file, drawn from the parts inside",
+                        ))
+                        .clicked()
+                {
+                    panels.problems_open = !panels.problems_open;
+                }
                 if ui.button(tr(l, "About")).clicked() {
                     panels.about_open = !panels.about_open;
                 }
@@ -178,6 +191,36 @@ pub(crate) fn problems_window(
                         ui.label(e.to_string());
                     }
                 });
+            let cut = &report.0.cut;
+            if !cut.is_empty() {
+                ui.separator();
+                ui.strong(tr(lang, "The extract's edge"));
+                let drawn = report.0.cut_drawn();
+                ui.label(format!(
+                    "{} {}: {drawn} {}, {} {}. {}",
+                    cut.len(),
+                    tr(lang, "features reference members outside the file"),
+                    tr(lang, "drawn from their parts inside"),
+                    cut.len() - drawn,
+                    tr(lang, "not drawn"),
+                    tr(
+                        lang,
+                        "Every extract cut from a larger map has them; they are not problems."
+                    )
+                ));
+                egui::CollapsingHeader::new(tr(lang, "Features cut"))
+                    .id_salt("cut-features")
+                    .show(ui, |ui| {
+                        egui::ScrollArea::vertical()
+                            .id_salt("cut-list")
+                            .max_height(200.0)
+                            .show(ui, |ui| {
+                                for c in cut {
+                                    ui.label(c.to_string());
+                                }
+                            });
+                    });
+            }
         });
     panels.problems_open = open;
     Ok(())

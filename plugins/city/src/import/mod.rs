@@ -202,15 +202,61 @@ impl Imported {
         self.streets.extend(other.streets);
         self.lamps.extend(other.lamps);
         self.report.errors.extend(other.report.errors);
+        self.report.cut.extend(other.report.cut);
         self.report.files.extend(other.report.files);
     }
 }
 
-/// Features skipped (with reasons) and files read.
+/// Features skipped (with reasons), features cut at the extract's edge, and files read.
 #[derive(Debug, Default, Clone)]
 pub struct ImportReport {
     pub files: Vec<PathBuf>,
+    /// Problems: what is wrong in the data (a broken ring, a bad height, an unreadable file).
     pub errors: Vec<ImportError>,
+    /// Not problems: features whose members or nodes lie outside the file, as every extract cut
+    /// from a larger map has at its edge. Each is drawn from its parts inside, where it has any.
+    pub cut: Vec<CutFeature>,
+}
+
+impl ImportReport {
+    /// Features cut at the edge that are still drawn (from their parts inside the file).
+    pub fn cut_drawn(&self) -> usize {
+        self.cut.iter().filter(|c| c.drawn).count()
+    }
+}
+
+/// A feature the extract cut at its edge: it references members (ways of a relation, nodes of a
+/// way) that the file does not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutFeature {
+    pub file: PathBuf,
+    /// The feature's id, e.g. `relation/109895`.
+    pub feature: String,
+    /// What it references that is not in the file, e.g. `way/120023285`.
+    pub missing: Vec<String>,
+    /// True when it is drawn from the parts the file holds; false when nothing of it is inside.
+    pub drawn: bool,
+}
+
+impl fmt::Display for CutFeature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} outside the file ({}); {}",
+            self.feature,
+            if self.missing.len() == 1 {
+                "1 member".to_string()
+            } else {
+                format!("{} members", self.missing.len())
+            },
+            self.missing.join(", "),
+            if self.drawn {
+                "drawn from the parts inside"
+            } else {
+                "nothing of it inside, not drawn"
+            }
+        )
+    }
 }
 
 /// Why a file or a feature could not be imported.

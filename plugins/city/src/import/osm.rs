@@ -12,7 +12,7 @@ use quick_xml::{Reader, XmlVersion};
 use tvilling_geo::{Crs, Transformer};
 
 use super::{
-    AreaKind, BuildingShape, ImportError, ImportErrorKind, Imported, ImportedArea,
+    AreaKind, BuildingShape, CutFeature, ImportError, ImportErrorKind, Imported, ImportedArea,
     ImportedBuilding, ImportedPoint, ImportedSignal, ImportedStreet, Polygon2, SignalType,
     StreetClass, clean_ring, height_from_tags, parse_length, ring_signed_area,
 };
@@ -391,6 +391,22 @@ pub fn import_osm_with_progress(
             continue;
         }
         let feature = format!("way/{wid}");
+        // A building crossing the extract's edge: its nodes outside are not in the file.
+        let outside: Vec<String> = w
+            .nodes
+            .iter()
+            .filter(|n| !projected.contains_key(n))
+            .map(|n| format!("node/{n}"))
+            .collect();
+        if !outside.is_empty() {
+            out.report.cut.push(CutFeature {
+                file: path.to_path_buf(),
+                feature,
+                missing: outside,
+                drawn: false,
+            });
+            continue;
+        }
         let mut errs = Vec::new();
         let polygon = (|| {
             if w.nodes.len() < 4 || w.nodes.first() != w.nodes.last() {
@@ -427,21 +443,29 @@ pub fn import_osm_with_progress(
         let mut errs = Vec::new();
         let mut outer_pieces = Vec::new();
         let mut inner_pieces = Vec::new();
+        // Members the extract cut off at its edge, and which rings they belonged to: a ring left
+        // open where a piece is missing is the cut's doing, not a broken ring.
+        let mut outside = Vec::new();
+        let (mut outer_cut, mut inner_cut) = (false, false);
         for m in rel.members.iter().filter(|m| m.kind == "way") {
-            let Some(w) = doc.ways.get(&m.id) else {
-                errs.push((
-                    ImportErrorKind::MissingReference(format!("way/{}", m.id)),
-                    false,
-                ));
-                continue;
+            let cut = match doc.ways.get(&m.id) {
+                None => Some(format!("way/{}", m.id)),
+                Some(w) => w
+                    .nodes
+                    .iter()
+                    .find(|n| !projected.contains_key(n))
+                    .map(|n| format!("node/{n} of way/{}", m.id)),
             };
-            if let Some(n) = w.nodes.iter().find(|n| !projected.contains_key(n)) {
-                errs.push((
-                    ImportErrorKind::MissingReference(format!("node/{n} of way/{}", m.id)),
-                    false,
-                ));
+            if let Some(cut) = cut {
+                outside.push(cut);
+                if m.role == "inner" {
+                    inner_cut = true;
+                } else {
+                    outer_cut = true;
+                }
                 continue;
             }
+            let w = &doc.ways[&m.id];
             if m.role == "inner" {
                 inner_pieces.push(w.nodes.clone());
             } else {
@@ -450,7 +474,9 @@ pub fn import_osm_with_progress(
         }
         let (outer_rings, unclosed_o) = join_rings(outer_pieces);
         let (inner_rings, unclosed_i) = join_rings(inner_pieces);
-        for _ in 0..(unclosed_o + unclosed_i) {
+        let unclosed =
+            if outer_cut { 0 } else { unclosed_o } + if inner_cut { 0 } else { unclosed_i };
+        for _ in 0..unclosed {
             errs.push((ImportErrorKind::UnclosedRing, false));
         }
         let mut polygons: Vec<Polygon2> = Vec::new();
@@ -464,14 +490,29 @@ pub fn import_osm_with_progress(
                 Err(k) => errs.push((k, false)),
             }
         }
+        let mut note_cut = |out: &mut Imported, drawn: bool| {
+            if !outside.is_empty() {
+                out.report.cut.push(CutFeature {
+                    file: path.to_path_buf(),
+                    feature: feature.clone(),
+                    missing: std::mem::take(&mut outside),
+                    drawn,
+                });
+            }
+        };
         if polygons.is_empty() {
+            note_cut(&mut out, false);
             if area.is_some() {
                 continue;
             }
-            errs.push((ImportErrorKind::NoOuterRing, true));
+            // With its outer members outside the file, the cut is the whole story.
+            if !outer_cut {
+                errs.push((ImportErrorKind::NoOuterRing, true));
+            }
             push_errors(&mut out, path, &feature, errs);
             continue;
         }
+        note_cut(&mut out, true);
         for r in &inner_rings {
             let Ok(Some(hole)) = ring_points(r).map(clean_ring) else {
                 errs.push((ImportErrorKind::DegeneratePolygon, false));
@@ -496,8 +537,17 @@ pub fn import_osm_with_progress(
                 )),
             }
         }
-        out.buildings
-            .push(building(feature.clone(), &rel.tags, polygons, &mut errs));
+        match area {
+            // Water and parks are ground cover, not buildings.
+            Some(kind) => out.areas.push(ImportedArea {
+                id: feature.clone(),
+                kind,
+                polygons,
+            }),
+            None => out
+                .buildings
+                .push(building(feature.clone(), &rel.tags, polygons, &mut errs)),
+        }
         push_errors(&mut out, path, &feature, errs);
     }
     out
@@ -598,6 +648,12 @@ mod tests {
    <tag k="type" v="multipolygon"/><tag k="building" v="yes"/><tag k="height" v="21 m"/></relation>
  <relation id="21"><member type="way" ref="12" role="outer"/>
    <tag k="type" v="multipolygon"/><tag k="building" v="yes"/></relation>
+ <relation id="22"><member type="way" ref="12" role="outer"/><member type="way" ref="778" role="outer"/>
+   <tag k="type" v="multipolygon"/><tag k="building" v="yes"/></relation>
+ <relation id="23"><member type="way" ref="12" role="outer"/><member type="way" ref="779" role="inner"/>
+   <tag k="type" v="multipolygon"/><tag k="building" v="yes"/></relation>
+ <relation id="24"><member type="way" ref="12" role="outer"/><member type="way" ref="13" role="outer"/>
+   <member type="way" ref="14" role="inner"/><tag k="type" v="multipolygon"/><tag k="natural" v="water"/></relation>
 </osm>"#;
 
     #[test]
@@ -619,6 +675,21 @@ mod tests {
         assert_eq!((r.height, r.height_source), (21.0, HeightSource::Measured));
         assert_eq!(r.footprint.len(), 1);
         assert_eq!(r.footprint[0].holes.len(), 1, "inner ring assigned");
+
+        // A water multipolygon is ground cover with its hole, not a building.
+        let water: Vec<_> = out
+            .areas
+            .iter()
+            .map(|a| {
+                (
+                    a.id.as_str(),
+                    a.kind,
+                    a.polygons.len(),
+                    a.polygons[0].holes.len(),
+                )
+            })
+            .collect();
+        assert_eq!(water, [("relation/24", AreaKind::Water, 1, 1)]);
 
         assert_eq!(out.signals.len(), 2);
         assert_eq!(out.signals[0].signal_type, SignalType::Junction);
@@ -647,18 +718,36 @@ mod tests {
             errs.contains(&("way/11", ImportErrorKind::UnclosedRing, true)),
             "{errs:?}"
         );
-        assert!(errs.contains(&(
-            "way/15",
-            ImportErrorKind::MissingReference("node/99".into()),
-            true
-        )));
-        assert!(errs.contains(&(
-            "relation/20",
-            ImportErrorKind::MissingReference("way/777".into()),
-            false
-        )));
+        // A ring that does not close is a problem; so is a relation with nothing to draw,
+        // where no member is missing (21) or only an inner one is (23).
         assert!(errs.contains(&("relation/21", ImportErrorKind::UnclosedRing, false)));
         assert!(errs.contains(&("relation/21", ImportErrorKind::NoOuterRing, true)));
+        assert!(errs.contains(&("relation/23", ImportErrorKind::UnclosedRing, false)));
+        assert!(errs.contains(&("relation/23", ImportErrorKind::NoOuterRing, true)));
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        // What lies outside the extract is a note, not a problem: the way with a node outside
+        // (not drawn), relation 20 drawn from its parts inside, relation 22 whose open outer ring
+        // is the cut's doing (not drawn, and no unclosed-ring problem), 23's inner member.
+        let cut: Vec<_> = out
+            .report
+            .cut
+            .iter()
+            .map(|c| (c.feature.as_str(), c.missing.clone(), c.drawn))
+            .collect();
+        assert_eq!(
+            cut,
+            [
+                ("way/15", vec!["node/99".to_string()], false),
+                ("relation/20", vec!["way/777".to_string()], true),
+                ("relation/22", vec!["way/778".to_string()], false),
+                ("relation/23", vec!["way/779".to_string()], false),
+            ]
+        );
+        assert_eq!(out.report.cut_drawn(), 1);
+        assert_eq!(
+            out.report.cut[1].to_string(),
+            "relation/20: 1 member outside the file (way/777); drawn from the parts inside"
+        );
     }
 
     #[test]
