@@ -11,6 +11,8 @@
 //!   paging, bearer token, broken pages and HTTP errors counted, good state kept.
 //! - `mqtt`: real payloads published to a real Mosquitto (started on a free loopback port)
 //!   reach components; bad input is counted per reason; a broker restart loses nothing.
+//! - `ocr`: reading the screenshots' text, tolerant of OCR's known confusions, strict on
+//!   numbers; each reading can paint its words over to show a check fails without them.
 //! - `scenario`: what-if scenarios as `tvilling scenario` runs them: fairness (no edits and an
 //!   edit undone give the baseline exactly, repeated runs are identical, lighting edits move no
 //!   building number), golden reports in `tests/golden/`, refusals with file, line and edit.
@@ -32,6 +34,7 @@ mod history;
 mod http;
 mod idle;
 mod mqtt;
+mod ocr;
 mod payloads;
 mod scenario;
 mod screenshot;

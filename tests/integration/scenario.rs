@@ -218,16 +218,8 @@ fn golden(scenario: &str, name: &str) {
         count([31, 119, 180]) > 100 && count([214, 39, 40]) > 100,
         "lines of A and B"
     );
-    let ocr = std::process::Command::new("tesseract")
-        .arg(dir.join("lighting.png"))
-        .arg("-")
-        .output()
-        .expect("tesseract");
-    let text = String::from_utf8_lossy(&ocr.stdout).to_lowercase();
-    assert!(
-        text.contains("street lighting: mean power per hour"),
-        "{text}"
-    );
+    crate::screenshot::Picture::load(&dir.join("lighting.png"))
+        .assert_shows(&["street lighting: mean power per hour"]);
     let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
     assert!(html.contains(&sb.name) && html.contains("<svg") && !html.contains("<script"));
     assert_eq!(
