@@ -1,8 +1,6 @@
 //! The live pipeline against a real Mosquitto broker: real payload formats published with
 //! `mosquitto_pub`, decoded by the MQTT source, applied to components.
 
-use std::time::Duration;
-
 use bevy::prelude::*;
 use tvilling_sensors::apply::{ApplyStats, Ingest, SensorApplyPlugin, connect_ingest};
 use tvilling_sensors::codec::PayloadFormat;
@@ -65,9 +63,9 @@ fn twin_recording(
         .expect("url")
     };
     let source = MqttSource::start_recording(config, tx, recorder);
-    wait(|| source.connection() == Connection::Connected, "connect");
-    // Let the subscription land before publishing.
-    std::thread::sleep(Duration::from_millis(300));
+    // Publish only once the broker holds the subscriptions (its SUBACK), however busy the
+    // machine is.
+    wait(|| source.subscribed(), "connect and subscribe");
     app.update();
     Twin {
         app,
@@ -205,8 +203,9 @@ fn a_broker_restart_mid_stream_reconnects_and_loses_no_state() {
         || t.source.connection() == Connection::Connected,
         "reconnection",
     );
-    // The restarted broker restored the twin's session (subscriptions) from its store.
-    std::thread::sleep(Duration::from_millis(300));
+    // The restarted broker restored the twin's session (subscriptions) from its store, or the
+    // twin subscribed again: either way the source says so.
+    wait(|| t.source.subscribed(), "subscriptions after reconnection");
     broker.publish(
         "application/7/device/0101010101010101/event/up",
         &chirpstack(25.0, "2026-11-23T08:05:00Z"),
@@ -442,10 +441,9 @@ fn tls_with_a_client_certificate_delivers_and_a_wrong_ca_or_no_certificate_is_re
     let (mut app, lamp, _) = devices_app();
     let source = tls_source(&broker, "tvilling-test-tls", &tls.ca, true, app.world_mut());
     wait(
-        || source.connection() == Connection::Connected,
-        "TLS connect",
+        || source.connection() == Connection::Connected && source.subscribed(),
+        "TLS connect and subscribe",
     );
-    std::thread::sleep(Duration::from_millis(300));
     broker.publish(
         "city/lighting/kungsgatan",
         br#"[{"bn":"lamp-kungsgatan-1:","n":"on","vb":true},{"n":"dim","v":70}]"#,

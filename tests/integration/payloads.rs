@@ -3,7 +3,7 @@
 //! field spellings of real decoders, SenML units, payloads without a time, fields the twin does
 //! not know, and a payload larger than the limit between good ones at QoS 0.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use tvilling_sensors::apply::{Ingest, SensorApplyPlugin, connect_ingest};
@@ -100,8 +100,7 @@ fn twin(broker: &Broker, client_id: &str, max_payload_bytes: usize) -> (App, Mqt
         .expect("url")
     };
     let source = MqttSource::start(config, tx);
-    wait(|| source.connection() == Connection::Connected, "connect");
-    std::thread::sleep(Duration::from_millis(300));
+    wait(|| source.subscribed(), "connect and subscribe");
     (app, source)
 }
 

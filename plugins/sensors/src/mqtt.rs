@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rumqttc::{
-    Client, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+    Client, ConnectionError, Event, MqttOptions, Packet, QoS, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 
 use crate::codec::{DecodeContext, PayloadFormat, decode};
@@ -193,6 +194,9 @@ pub struct MqttSource {
     pub state: Arc<Mutex<Connection>>,
     /// Connections made (CONNACKs received): 1 while the first connection holds.
     connects: Arc<std::sync::atomic::AtomicU64>,
+    /// True once the broker holds every subscription of the current connection: at once for a
+    /// kept session, else when the last SUBACK granted them. False while disconnected.
+    subscribed: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     client: Client,
     thread: Option<JoinHandle<()>>,
@@ -234,11 +238,13 @@ impl MqttSource {
         let state = Arc::new(Mutex::new(Connection::Connecting));
         let stop = Arc::new(AtomicBool::new(false));
         let connects = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (thread_state, thread_stop, thread_client, thread_connects) = (
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let (thread_state, thread_stop, thread_client, thread_connects, thread_subscribed) = (
             state.clone(),
             stop.clone(),
             client.clone(),
             connects.clone(),
+            subscribed.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("tvilling-mqtt".into())
@@ -247,6 +253,8 @@ impl MqttSource {
                     *thread_state.lock().unwrap_or_else(PoisonError::into_inner) = c
                 };
                 let mut attempts = 0u32;
+                // SUBACKs still awaited on this connection, and whether a filter was refused.
+                let (mut pending, mut refused) = (0usize, false);
                 for event in connection.iter() {
                     if thread_stop.load(Ordering::Relaxed) {
                         break;
@@ -257,6 +265,7 @@ impl MqttSource {
                             thread_connects.fetch_add(1, Ordering::Relaxed);
                             set(Connection::Connected);
                             // A kept session keeps its subscriptions; a new one needs them.
+                            (pending, refused) = (0, false);
                             if !ack.session_present {
                                 for s in &config.subscriptions {
                                     let qos = if s.qos == 0 {
@@ -264,8 +273,22 @@ impl MqttSource {
                                     } else {
                                         QoS::AtLeastOnce
                                     };
-                                    let _ = thread_client.try_subscribe(s.filter.clone(), qos);
+                                    if thread_client.try_subscribe(s.filter.clone(), qos).is_ok() {
+                                        pending += 1;
+                                    }
                                 }
+                            }
+                            thread_subscribed.store(pending == 0, Ordering::Relaxed);
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                            // A refused filter (return code 0x80) is not held by the broker.
+                            refused |= ack
+                                .return_codes
+                                .iter()
+                                .any(|c| !matches!(c, SubscribeReasonCode::Success(_)));
+                            pending = pending.saturating_sub(1);
+                            if pending == 0 && !refused {
+                                thread_subscribed.store(true, Ordering::Relaxed);
                             }
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -310,6 +333,7 @@ impl MqttSource {
                         }
                         Ok(_) => {}
                         Err(e) => {
+                            thread_subscribed.store(false, Ordering::Relaxed);
                             attempts += 1;
                             let reason = match &e {
                                 ConnectionError::Io(io) => io.to_string(),
@@ -329,6 +353,7 @@ impl MqttSource {
         MqttSource {
             state,
             connects,
+            subscribed,
             stop,
             client,
             thread,
@@ -338,6 +363,12 @@ impl MqttSource {
     /// How many times a connection was made (reconnections included).
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
+    }
+
+    /// Whether the broker holds every subscription of the current connection, so that what is
+    /// published from now on is delivered.
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
 
     pub fn connection(&self) -> Connection {
