@@ -207,7 +207,8 @@ pub struct Cli {
     pub colour_by: String,
 
     /// Panels to open at start, comma-separated: city, layers, live, scenarios, editor (a new
-    /// scenario), or none (default: live).
+    /// scenario), problems (the import problems and the extract's edge), or none (default:
+    /// live).
     #[arg(long, value_name = "PANELS", value_delimiter = ',')]
     pub open: Vec<String>,
 

@@ -127,8 +127,17 @@ pub fn setup_from_cli(cli: &Cli) -> Result<Setup> {
         open: {
             for p in &cli.open {
                 anyhow::ensure!(
-                    ["city", "layers", "live", "scenarios", "editor", "none"].contains(&p.as_str()),
-                    "--open {p:?}: expected city, layers, live, scenarios, editor or none"
+                    [
+                        "city",
+                        "layers",
+                        "live",
+                        "scenarios",
+                        "editor",
+                        "problems",
+                        "none"
+                    ]
+                    .contains(&p.as_str()),
+                    "--open {p:?}: expected city, layers, live, scenarios, editor, problems or none"
                 );
             }
             cli.open.clone()
@@ -192,6 +201,7 @@ pub fn add_view(app: &mut App, setup: &Setup, ui: bool) {
             city_open: setup.open.iter().any(|p| p == "city"),
             scenarios_open: setup.open.iter().any(|p| p == "scenarios"),
             editor_open: setup.open.iter().any(|p| p == "editor"),
+            problems_open: setup.open.iter().any(|p| p == "problems"),
             live_open: setup.open.is_empty() || setup.open.iter().any(|p| p == "live"),
             ..default()
         })

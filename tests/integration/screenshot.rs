@@ -96,19 +96,29 @@ impl Picture {
         }
     }
 
-    /// A part of the picture (fractions of width and height), scaled up twice and made black
-    /// on white for the OCR (dark text on a coloured banner reads poorly otherwise); with
-    /// `light_ink`, for light text on a dark panel, the light pixels become the black ink.
+    /// A part of the picture (fractions of width and height), scaled up twice and made
+    /// black on white for the OCR (dark text on a coloured banner reads poorly otherwise); with
+    /// `light_ink`, for light text on a dark panel, the light pixels become the ink, ramping
+    /// with brightness to keep the glyphs' anti-aliased edges (a hard threshold broke the grey
+    /// text's thin strokes: 0 read as c).
     fn crop_for_ocr(&self, x0: f32, y0: f32, x1: f32, y1: f32, light_ink: bool) -> Picture {
+        const SCALE: usize = 2;
         let ((xa, xb), (ya, yb)) = self.rect(x0, y0, x1, y1);
-        let (w, h) = ((xb - xa) * 2, (yb - ya) * 2);
+        let (w, h) = ((xb - xa) * SCALE, (yb - ya) * SCALE);
         let mut data = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
-                let p = self.pixel(xa + x / 2, ya + y / 2);
-                let sum = p.iter().map(|c| u32::from(*c)).sum::<u32>();
-                let ink = if light_ink { sum > 300 } else { sum < 200 };
-                let v = if ink { 0 } else { 255 };
+                let p = self.pixel(xa + x / SCALE, ya + y / SCALE);
+                let sum = p.iter().map(|c| i32::from(*c)).sum::<i32>();
+                // 0: no ink, 300: full ink.
+                let ink = if light_ink {
+                    (sum - 150).clamp(0, 300)
+                } else if sum < 200 {
+                    300
+                } else {
+                    0
+                };
+                let v = (255 - ink * 255 / 300) as u8;
                 data.extend_from_slice(&[v, v, v]);
             }
         }
@@ -1004,4 +1014,25 @@ fn the_control_room_has_a_detail_view_on_the_selection_beside_the_overview() {
     // Its title, "Detail: air/1" (once read as "detail:ait/1": a letter may be misread, the
     // number may not).
     room.assert_shows(&["detail:air/1"]);
+}
+
+#[test]
+fn the_extracts_edge_is_a_note_apart_from_the_import_problems() {
+    // The shipped extract: no import problem, and the relations cut at its edge counted apart,
+    // in the toolbar and in the problems window's own section.
+    let pic = screenshot(
+        "problems",
+        MIDSUMMER_NOON,
+        &["--open", "problems", "--frames", "3"],
+    );
+    pic.assert_shows(&["importproblems0", "cutattheextractsedge15"]);
+    // The window below the toolbar, its grey text read from a crop scaled up.
+    pic.crop_for_ocr(0.0, 0.34, 0.72, 0.62, true)
+        .assert_shows(&[
+            "0problemsin",
+            "theextractsedge",
+            "15featuresreferencemembersoutsidethefile",
+            "15drawnfromtheirpartsinside",
+            "0notdrawn",
+        ]);
 }

@@ -174,6 +174,9 @@ pub(crate) fn problems_window(
     egui::Window::new(tr(lang, "Import problems"))
         .open(&mut open)
         .default_width(520.0)
+        // Below the toolbar, whose buttons open it.
+        .default_pos([10.0, 180.0])
+        .constrain(false)
         .show(ctx, |ui| {
             let skipped = report.0.errors.iter().filter(|e| e.feature_skipped).count();
             ui.label(format!(
