@@ -382,6 +382,7 @@ fn take_screenshot(
     time: Res<Time<Real>>,
     mut exit: MessageWriter<AppExit>,
     jobs: Option<Res<tvilling_twin::scenario::jobs::ScenarioJobs>>,
+    clock: Option<Res<TwinClock>>,
 ) {
     plan.budget = plan.budget.saturating_sub(1);
     if plan.budget == 0 {
@@ -408,6 +409,12 @@ fn take_screenshot(
         && let Some(t) = plan.frame_times.as_mut()
     {
         t.push(dt);
+    }
+    // A simulated clock run to an end (`--until`) is shown at that moment, however long the
+    // machine takes to get there: what the picture shows does not depend on its speed.
+    if clock.is_some_and(|c| c.until_ms.is_some() && !c.finished()) {
+        plan.budget = plan.budget.max(2);
+        return;
     }
     if plan.seen < plan.frames_after_load {
         return;

@@ -419,6 +419,12 @@ fn a_screenshot_shows_vehicles_queued_at_red_lights() {
             "none",
             "--frames",
             "4",
+            // Shown at 07:01 whatever the machine's speed: the queues are those of that
+            // moment's signal phases, not of however many seconds the machine took to load.
+            "--until",
+            "2026-11-23T07:01",
+            "--sim-speed",
+            "10",
         ];
         args.extend_from_slice(sumo);
         crate::screenshot::screenshot(name, "2026-11-23T07:00", &args)
