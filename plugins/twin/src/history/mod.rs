@@ -9,6 +9,7 @@
 //! health (so health and alarms judge the state shown); clock requests from panels
 //! ([`ClockRequest`]) are applied in `First`, after the clock has advanced.
 
+pub mod chunk;
 pub mod reader;
 pub mod store;
 pub mod writer;
