@@ -1,22 +1,46 @@
 //! The history store behind one small interface ([`HistoryStore`]), with SQLite (bundled, one
 //! file, no server) as its implementation.
 //!
-//! Tables: `devices` (id, kind), `sources`, `obs` (time, device, quantity, value, source:
-//! every applied value, clustered by time), `keyframes` (the full state every
-//! [`KEYFRAME_EVERY_MS`] of twin time: per device and quantity the value, since when it has
-//! held and when it was last reported) and `alarms` (raised and cleared, with their times).
-//! The state at any time t is the keyframe at or before t plus the values after it up to t.
+//! Tables: `devices` (id, kind), `sources`, `chunks` (each series' values, a series being one
+//! quantity of one device, in hour segments of twin time: one compressed column chunk per
+//! series and segment, see [`super::chunk`]), `keyframes` (the full state every ten minutes:
+//! per device and quantity the value, since when it has held and when it was last reported,
+//! compactly coded), `alarms` (raised and cleared, with their times),
+//! `alarm_audit`, `metrics` and `traffic`. The state at any time t is the keyframe at or
+//! before t plus the values after it up to t, read from the chunks of the segments between.
+//!
+//! Schema 1 stored one row per value (84 bytes a value with its two indexes); such a file is
+//! converted in place when it is opened for recording or with `--migrate-history`, and refused
+//! with that advice when it is only read.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-/// Full state is written at least this often (twin time)...
+use super::chunk::{self, BitReader, BitWriter, ChunkWriter, Point, ValueState};
+
+/// Values are kept in segments of this much twin time (aligned to the epoch), one chunk per
+/// series and segment: long enough that a series reporting every minute fills its chunk with
+/// 60 values, so a chunk's row costs little per value.
+pub const SEGMENT_MS: i64 = 60 * 60_000;
+/// The full state is written at the start of every ten minutes (:00, :10, ...) that holds
+/// values, so a moment is rebuilt from one keyframe and the part of one segment after it.
 pub const KEYFRAME_EVERY_MS: i64 = 10 * 60_000;
-/// ...and after at most this many values (a whole city reports this many in about two
-/// minutes), so rebuilding any moment reads one keyframe and at most this many values.
-pub const KEYFRAME_EVERY_ROWS: usize = 1_500_000;
+
+/// The segment a moment falls in.
+pub fn segment_of(t_ms: i64) -> i64 {
+    t_ms.div_euclid(SEGMENT_MS)
+}
+
+/// A series (one quantity of one device) as the chunks table numbers it.
+fn series_of(device: u32, quantity: u8) -> i64 {
+    (i64::from(device) << 8) | i64::from(quantity)
+}
+
+fn series_parts(series: i64) -> (u32, u8) {
+    ((series >> 8) as u32, (series & 0xff) as u8)
+}
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +51,15 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("history: keyframe at {0} is damaged")]
     Keyframe(i64),
+    #[error(
+        "history: the values of {device} (quantity {quantity}) in the hour from {at_ms} ms: {damaged}"
+    )]
+    Chunk {
+        device: String,
+        quantity: u8,
+        at_ms: i64,
+        damaged: chunk::Damaged,
+    },
 }
 
 /// One applied value.
@@ -79,6 +112,9 @@ pub struct StateAt {
     /// The traffic (SUMO's vehicles and queues) last recorded at or before t, if within
     /// [`TRAFFIC_REACH_MS`] (JSON), with its time.
     pub traffic: Option<(i64, String)>,
+    /// Chunks that could not be read (device, quantity, the hour, why); the rest of the
+    /// state is read without them.
+    pub damaged: Vec<String>,
 }
 
 /// How far back a recorded traffic moment still stands for `t` (twice its recording interval).
@@ -123,14 +159,15 @@ pub trait HistoryStore: Send {
     fn device_index(&mut self, id: &str, kind: &str) -> Result<u32, StoreError>;
     /// The number of a source (added on first use).
     fn source_index(&mut self, name: &str) -> Result<u16, StoreError>;
-    /// Writes applied values and alarm changes in one transaction; a keyframe of `running`
-    /// when one is due.
-    fn write(
-        &mut self,
-        rows: &[Row],
-        alarms: &[AlarmRow],
-        keyframe: Option<(i64, &Running)>,
-    ) -> Result<(), StoreError>;
+    /// Takes applied values (into the current segment's chunks, written by [`Self::persist`]
+    /// and [`Self::keyframe`]) and writes alarm changes.
+    fn write(&mut self, rows: &[Row], alarms: &[AlarmRow]) -> Result<(), StoreError>;
+    /// Writes the values taken and `running`, the state as it stood at `t_ms` (the last
+    /// moment before a keyframe interval begins), as a keyframe; a segment that ends there is
+    /// closed.
+    fn keyframe(&mut self, t_ms: i64, running: &Running) -> Result<(), StoreError>;
+    /// Writes the values taken since the last call (the current segment's chunks that grew).
+    fn persist(&mut self) -> Result<(), StoreError>;
     /// Records the city metrics as they stood at `t_ms` (JSON).
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError>;
     /// Records the traffic as it stood at `t_ms` (JSON).
@@ -151,7 +188,8 @@ pub trait HistoryStore: Send {
     ) -> Result<Vec<(i64, u8, f64)>, StoreError>;
     /// Times of the first and last recorded values.
     fn range(&mut self) -> Result<Option<(i64, i64)>, StoreError>;
-    /// Deletes everything older than `days` before the newest value; returns the rows deleted.
+    /// Deletes everything older than `days` before the newest value; returns the values
+    /// deleted.
     fn retain_days(&mut self, days: f64) -> Result<u64, StoreError>;
     /// The last keyframe's state and time (to continue recording after a restart).
     fn resume(&mut self) -> Result<(i64, Running), StoreError>;
@@ -169,6 +207,36 @@ fn audit_has_actions(conn: &Connection) -> Result<bool, rusqlite::Error> {
     Ok(false)
 }
 
+/// A segment's chunk of one series, being written.
+#[derive(Debug, Clone)]
+struct Open {
+    chunk: ChunkWriter,
+    /// Grown since it was last written.
+    dirty: bool,
+}
+
+type OpenChunks = HashMap<i64, Open, std::hash::BuildHasherDefault<SeriesHasher>>;
+
+/// A hasher for series numbers (dense numbers the store gives out).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SeriesHasher(u64);
+
+impl std::hash::Hasher for SeriesHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i64(&mut self, i: i64) {
+        self.0 = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -178,15 +246,16 @@ pub struct SqliteStore {
     _lock: Option<std::fs::File>,
     devices: HashMap<String, u32>,
     sources: HashMap<String, u16>,
+    /// The segment being written (`i64::MIN` before the first value).
+    segment: i64,
+    /// Its chunks, by series.
+    open: OpenChunks,
 }
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices(id INTEGER PRIMARY KEY, device TEXT UNIQUE NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
-CREATE TABLE IF NOT EXISTS obs(t INTEGER NOT NULL, device INTEGER NOT NULL, q INTEGER NOT NULL, v REAL NOT NULL, src INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS obs_t ON obs(t);
-CREATE INDEX IF NOT EXISTS obs_device ON obs(device, t);
 CREATE TABLE IF NOT EXISTS keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alarms(t INTEGER NOT NULL, device TEXT NOT NULL, severity TEXT NOT NULL, text TEXT NOT NULL, raised INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_t ON alarms(t);
@@ -196,25 +265,95 @@ CREATE TABLE IF NOT EXISTS alarm_audit(t INTEGER NOT NULL, key TEXT NOT NULL, de
 CREATE INDEX IF NOT EXISTS alarm_audit_t ON alarm_audit(t);
 ";
 
-/// The schema's version, kept in `meta`.
-pub const SCHEMA_VERSION: &str = "1";
+/// The chunks (schema 2).
+const CHUNKS: &str = "
+CREATE TABLE IF NOT EXISTS chunks(seg INTEGER NOT NULL, series INTEGER NOT NULL, n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(seg, series)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_series ON chunks(series, seg);
+";
 
-const HELD_BYTES: usize = 4 + 1 + 8 + 8 + 8 + 2;
+/// The schema's version, kept in `meta`: 2 is the compressed layout (chunks).
+pub const SCHEMA_VERSION: &str = "2";
 
-fn encode(running: &Running) -> Vec<u8> {
-    let mut out = Vec::with_capacity(running.len() * HELD_BYTES);
-    for (k, h) in running {
-        out.extend_from_slice(&k.0.to_le_bytes());
-        out.push(k.1);
-        out.extend_from_slice(&h.since_ms.to_le_bytes());
-        out.extend_from_slice(&h.last_ms.to_le_bytes());
-        out.extend_from_slice(&h.value.to_le_bytes());
-        out.extend_from_slice(&h.source.to_le_bytes());
+/// The bytes of a keyframe's state: a format byte and a count, then the entries ordered by
+/// quantity and device, each as differences from the one before (device), from the
+/// keyframe's time (since, last), the value coded as in a chunk, and the source when it
+/// changes.
+fn encode(t_ms: i64, running: &Running) -> Vec<u8> {
+    let mut entries: Vec<(&(u32, u8), &Held)> = running.iter().collect();
+    entries.sort_unstable_by_key(|(k, _)| (k.1, k.0));
+    let mut w = BitWriter::default();
+    w.put(2, 8);
+    w.put(entries.len() as u64, 32);
+    let (mut device, mut quantity, mut source) = (-1i64, 0u8, 0u16);
+    let mut value = ValueState::default();
+    for ((d, q), h) in entries {
+        if *q != quantity {
+            w.put(1, 1);
+            w.put(u64::from(*q), 8);
+            quantity = *q;
+            device = -1;
+        } else {
+            w.put(0, 1);
+        }
+        chunk::put_signed(&mut w, i64::from(*d) - device - 1);
+        device = i64::from(*d);
+        chunk::put_signed(&mut w, t_ms.wrapping_sub(h.since_ms));
+        chunk::put_signed(&mut w, t_ms.wrapping_sub(h.last_ms));
+        chunk::put_value(&mut w, &mut value, h.value.to_bits());
+        if h.source == source {
+            w.put(0, 1);
+        } else {
+            w.put(1, 1);
+            w.put(u64::from(h.source), 16);
+            source = h.source;
+        }
     }
-    out
+    w.bytes().to_vec()
 }
 
 fn decode(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
+    if bytes.first() != Some(&2) {
+        return Err(StoreError::Keyframe(t));
+    }
+    let mut r = BitReader::new(&bytes[1..]);
+    (|| {
+        let n = r.get(32)? as usize;
+        let mut out = Running::with_capacity_and_hasher(n.min(1 << 24), Default::default());
+        let (mut device, mut quantity, mut source) = (-1i64, 0u8, 0u16);
+        let mut value = ValueState::default();
+        for _ in 0..n {
+            if r.get(1)? == 1 {
+                quantity = r.get(8)? as u8;
+                device = -1;
+            }
+            device = device
+                .checked_add(chunk::get_signed(&mut r)?)?
+                .checked_add(1)?;
+            let since_ms = t.wrapping_sub(chunk::get_signed(&mut r)?);
+            let last_ms = t.wrapping_sub(chunk::get_signed(&mut r)?);
+            chunk::get_value(&mut r, &mut value)?;
+            if r.get(1)? == 1 {
+                source = r.get(16)? as u16;
+            }
+            out.insert(
+                (u32::try_from(device).ok()?, quantity),
+                Held {
+                    since_ms,
+                    last_ms,
+                    value: f64::from_bits(value.bits),
+                    source,
+                },
+            );
+        }
+        Some(out)
+    })()
+    .ok_or(StoreError::Keyframe(t))
+}
+
+const HELD_BYTES: usize = 4 + 1 + 8 + 8 + 8 + 2;
+
+/// A schema 1 keyframe: fixed-size entries.
+fn decode_v1(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
     if !bytes.len().is_multiple_of(HELD_BYTES) {
         return Err(StoreError::Keyframe(t));
     }
@@ -226,17 +365,12 @@ fn decode(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
             b.copy_from_slice(&c[i..i + 8]);
             i64::from_le_bytes(b)
         };
-        let f64_at = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&c[i..i + 8]);
-            f64::from_le_bytes(b)
-        };
         out.insert(
             (u32_at(0), c[4]),
             Held {
                 since_ms: i64_at(5),
                 last_ms: i64_at(13),
-                value: f64_at(21),
+                value: f64::from_bits(i64_at(21) as u64),
                 source: u16::from_le_bytes([c[29], c[30]]),
             },
         );
@@ -398,6 +532,8 @@ impl SqliteStore {
             names: std::sync::Arc::new(Vec::new()),
             devices: HashMap::new(),
             sources: HashMap::new(),
+            segment: i64::MIN,
+            open: OpenChunks::default(),
         };
         store.check_version().map_err(|e| match e {
             StoreError::Sqlite(e) => err(describe(&e)),
@@ -420,16 +556,33 @@ impl SqliteStore {
                  ALTER TABLE alarm_audit ADD COLUMN until_ms INTEGER;",
             )?;
         }
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?1)",
-            [SCHEMA_VERSION],
-        )?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let mut conn = conn;
+        match version.as_deref() {
+            Some("1") => {
+                migrate_v1(&mut conn)?;
+            }
+            Some(_) => {}
+            None => {
+                conn.execute_batch(CHUNKS)?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?1)",
+                    [SCHEMA_VERSION],
+                )?;
+            }
+        }
         let mut store = SqliteStore {
             conn,
             _lock: None,
             names: std::sync::Arc::new(Vec::new()),
             devices: HashMap::new(),
             sources: HashMap::new(),
+            segment: i64::MIN,
+            open: OpenChunks::default(),
         };
         store.check_version()?;
         {
@@ -458,6 +611,15 @@ impl SqliteStore {
             .optional()?;
         match v.as_deref() {
             Some(SCHEMA_VERSION) => Ok(()),
+            Some("1") => Err(StoreError::Open {
+                path: self.conn.path().unwrap_or("?").to_string(),
+                reason: format!(
+                    "schema version 1 (a row per value), this build reads {SCHEMA_VERSION} \
+                     (compressed chunks); convert it in place with `tvilling --history {} \
+                     --migrate-history`, or record to it once",
+                    self.conn.path().unwrap_or("FILE")
+                ),
+            }),
             Some(other) => Err(StoreError::Open {
                 path: self.conn.path().unwrap_or("?").to_string(),
                 reason: format!("schema version {other}, this build reads {SCHEMA_VERSION}"),
@@ -478,20 +640,151 @@ impl SqliteStore {
 
     /// The time of the recorded value just after (`forward`) or before `t_ms`.
     pub fn neighbour(&self, t_ms: i64, forward: bool) -> Result<Option<i64>, StoreError> {
+        let seg = segment_of(t_ms);
+        // First within t's own segment...
         let sql = if forward {
-            "SELECT min(t) FROM obs WHERE t > ?1"
+            "SELECT seg, n, data FROM chunks WHERE seg = ?1 AND t_last > ?2"
         } else {
-            "SELECT max(t) FROM obs WHERE t < ?1"
+            "SELECT seg, n, data FROM chunks WHERE seg = ?1 AND t_first < ?2"
         };
-        Ok(self.conn.query_row(sql, [t_ms], |r| r.get(0))?)
+        let mut best: Option<i64> = None;
+        let mut q = self.conn.prepare_cached(sql)?;
+        let mut rows = q.query(params![seg, t_ms])?;
+        while let Some(r) = rows.next()? {
+            let (s, n, data): (i64, u32, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            // A damaged chunk has no neighbour to give; the others still do.
+            let _ = chunk::decode_each(s * SEGMENT_MS, n, &data, |p| {
+                if forward && p.t_ms > t_ms {
+                    best = Some(best.map_or(p.t_ms, |b| b.min(p.t_ms)));
+                } else if !forward && p.t_ms < t_ms {
+                    best = Some(best.map_or(p.t_ms, |b| b.max(p.t_ms)));
+                }
+            });
+        }
+        if best.is_some() {
+            return Ok(best);
+        }
+        // ...then the nearest segment that holds values.
+        let sql = if forward {
+            "SELECT min(t_first) FROM chunks WHERE seg = (SELECT min(seg) FROM chunks WHERE seg > ?1)"
+        } else {
+            "SELECT max(t_last) FROM chunks WHERE seg = (SELECT max(seg) FROM chunks WHERE seg < ?1)"
+        };
+        Ok(self.conn.query_row(sql, [seg], |r| r.get(0))?)
     }
 
     /// The number of stored values.
     pub fn count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT count(*) FROM obs", [], |r| r.get::<_, i64>(0))? as u64)
+            .query_row("SELECT coalesce(sum(n), 0) FROM chunks", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
+
+    /// Writes the current segment's chunks that grew.
+    fn write_open(&mut self) -> Result<(), StoreError> {
+        if self.open.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        write_chunks(&tx, self.segment, &mut self.open, false)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A chunk's bytes as SQLite holds them (not copied).
+fn blob<'a>(r: &'a rusqlite::Row, i: usize) -> Result<&'a [u8], StoreError> {
+    r.get_ref(i)?.as_blob().map_err(|e| {
+        StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Blob,
+            Box::new(e),
+        ))
+    })
+}
+
+/// Writes a segment's chunks (those that grew, or all) and marks them written.
+fn write_chunks(
+    conn: &Connection,
+    segment: i64,
+    open: &mut OpenChunks,
+    all: bool,
+) -> Result<(), StoreError> {
+    let mut st = conn.prepare_cached(
+        "INSERT OR REPLACE INTO chunks(seg, series, n, t_first, t_last, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (series, o) in open.iter_mut() {
+        if !(o.dirty || all) || o.chunk.n == 0 {
+            continue;
+        }
+        st.execute(params![
+            segment,
+            series,
+            o.chunk.n,
+            o.chunk.first_ms,
+            o.chunk.last_ms,
+            o.chunk.bytes()
+        ])?;
+        o.dirty = false;
+    }
+    Ok(())
+}
+
+/// Converts a schema 1 file (a row per value) in place: its values into chunks, its keyframes
+/// into the compact coding; the rows are dropped and the file compacted. Returns the values
+/// converted.
+fn migrate_v1(conn: &mut Connection) -> Result<u64, StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(CHUNKS)?;
+    {
+        let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut q = tx.prepare("SELECT t, state FROM keyframes")?;
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for r in rows {
+            let (t, bytes): (i64, Vec<u8>) = r?;
+            frames.push((t, encode(t, &decode_v1(t, &bytes)?)));
+        }
+        let mut up = tx.prepare("UPDATE keyframes SET state = ?2 WHERE t = ?1")?;
+        for (t, bytes) in frames {
+            up.execute(params![t, bytes])?;
+        }
+    }
+    let mut n = 0u64;
+    {
+        let mut open = OpenChunks::default();
+        let mut segment = i64::MIN;
+        let mut q = tx.prepare("SELECT t, device, q, v, src FROM obs ORDER BY t, rowid")?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let (t, device, quantity, value, source): (i64, u32, u8, f64, u16) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            let s = segment_of(t);
+            if s != segment {
+                write_chunks(&tx, segment, &mut open, true)?;
+                open.clear();
+                segment = s;
+            }
+            open.entry(series_of(device, quantity))
+                .or_insert_with(|| Open {
+                    chunk: ChunkWriter::new(s * SEGMENT_MS),
+                    dirty: true,
+                })
+                .chunk
+                .push(Point {
+                    t_ms: t,
+                    value,
+                    source,
+                });
+            n += 1;
+        }
+        write_chunks(&tx, segment, &mut open, true)?;
+    }
+    tx.execute_batch("DROP TABLE obs; UPDATE meta SET value = '2' WHERE key = 'schema';")?;
+    tx.commit()?;
+    conn.execute_batch("VACUUM")?;
+    Ok(n)
 }
 
 /// An SQLite error in words a user can act on.
@@ -535,35 +828,66 @@ impl HistoryStore for SqliteStore {
         Ok(i)
     }
 
-    fn write(
-        &mut self,
-        rows: &[Row],
-        alarms: &[AlarmRow],
-        keyframe: Option<(i64, &Running)>,
-    ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO obs(t, device, q, v, src) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for r in rows {
-                ins.execute(params![r.t_ms, r.device, r.quantity, r.value, r.source])?;
+    fn write(&mut self, rows: &[Row], alarms: &[AlarmRow]) -> Result<(), StoreError> {
+        for r in rows {
+            let s = segment_of(r.t_ms);
+            if self.segment == i64::MIN {
+                self.segment = s;
+            } else if s > self.segment {
+                // A new segment: the one before is written and closed.
+                self.write_open()?;
+                self.open.clear();
+                self.segment = s;
             }
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO alarms(t, device, severity, text, raised) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for a in alarms {
-                ins.execute(params![a.t_ms, a.device, a.severity, a.text, a.raised])?;
-            }
-            if let Some((t, running)) = keyframe {
-                tx.execute(
-                    "INSERT OR REPLACE INTO keyframes(t, state) VALUES (?1, ?2)",
-                    params![t, encode(running)],
-                )?;
-            }
+            // A value older than the segment being written is kept with it.
+            let base = self.segment * SEGMENT_MS;
+            let o = self
+                .open
+                .entry(series_of(r.device, r.quantity))
+                .or_insert_with(|| Open {
+                    chunk: ChunkWriter::new(base),
+                    dirty: false,
+                });
+            o.chunk.push(Point {
+                t_ms: r.t_ms,
+                value: r.value,
+                source: r.source,
+            });
+            o.dirty = true;
         }
-        tx.commit()?;
+        if !alarms.is_empty() {
+            let tx = self.conn.transaction()?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO alarms(t, device, severity, text, raised) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for a in alarms {
+                    ins.execute(params![a.t_ms, a.device, a.severity, a.text, a.raised])?;
+                }
+            }
+            tx.commit()?;
+        }
         Ok(())
+    }
+
+    fn keyframe(&mut self, t_ms: i64, running: &Running) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        write_chunks(&tx, self.segment, &mut self.open, false)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO keyframes(t, state) VALUES (?1, ?2)",
+            params![t_ms, encode(t_ms, running)],
+        )?;
+        tx.commit()?;
+        let next = segment_of(t_ms.saturating_add(1));
+        if next > self.segment {
+            self.open.clear();
+            self.segment = next;
+        }
+        Ok(())
+    }
+
+    fn persist(&mut self) -> Result<(), StoreError> {
+        self.write_open()
     }
 
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
@@ -619,25 +943,37 @@ impl HistoryStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let (from, mut running) = match kf {
-            Some((t, bytes)) => (t, decode(t, &bytes)?),
-            None => (i64::MIN, Running::default()),
+        let (from, mut running, first_seg) = match kf {
+            Some((t, bytes)) => (t, decode(t, &bytes)?, segment_of(t.saturating_add(1))),
+            None => (i64::MIN, Running::default(), i64::MIN),
         };
+        let mut damaged = Vec::new();
         {
             let mut q = self.conn.prepare_cached(
-                "SELECT t, device, q, v, src FROM obs WHERE t > ?1 AND t <= ?2 ORDER BY t, rowid",
+                "SELECT seg, series, n, data FROM chunks WHERE seg >= ?1 AND seg <= ?2 ORDER BY seg, series",
             )?;
-            let rows = q.query_map(params![from, t_ms], |r| {
-                Ok(Row {
-                    t_ms: r.get(0)?,
-                    device: r.get(1)?,
-                    quantity: r.get(2)?,
-                    value: r.get(3)?,
-                    source: r.get(4)?,
-                })
-            })?;
-            for r in rows {
-                fold(&mut running, &r?);
+            let mut rows = q.query(params![first_seg, segment_of(t_ms)])?;
+            while let Some(r) = rows.next()? {
+                let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let data = blob(r, 3)?;
+                let (device, quantity) = series_parts(series);
+                let result = chunk::decode_each(seg * SEGMENT_MS, n, data, |p| {
+                    if p.t_ms > from && p.t_ms <= t_ms {
+                        fold(
+                            &mut running,
+                            &Row {
+                                t_ms: p.t_ms,
+                                device,
+                                quantity,
+                                value: p.value,
+                                source: p.source,
+                            },
+                        );
+                    }
+                });
+                if let Err(e) = result {
+                    damaged.push((device, quantity, seg, e));
+                }
             }
         }
         // Device names: only those added since the last read.
@@ -730,8 +1066,21 @@ impl HistoryStore for SqliteStore {
             &self.audit(i64::MIN, t_ms, None)?,
             t_ms,
         );
+        let damaged = damaged
+            .into_iter()
+            .map(|(d, q, seg, e)| {
+                let device = self.names.get(d as usize).map_or("?", |n| n.0.as_str());
+                let quantity = tvilling_sensors::registry::Quantity::from_index(q)
+                    .map_or("?", tvilling_sensors::registry::Quantity::key);
+                format!(
+                    "{device} {quantity}, the hour from {}: {e}",
+                    tvilling_sensors::time::format_rfc3339(seg * SEGMENT_MS)
+                )
+            })
+            .collect();
         Ok(StateAt {
             t_ms,
+            damaged,
             desk,
             metrics,
             traffic,
@@ -748,26 +1097,58 @@ impl HistoryStore for SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(i64, u8, f64)>, StoreError> {
+        let id: Option<u32> = self
+            .conn
+            .prepare_cached("SELECT id FROM devices WHERE device = ?1")?
+            .query_row([device], |r| r.get(0))
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(i64, u8, f64)> = Vec::new();
         let mut q = self.conn.prepare_cached(
-            "SELECT o.t, o.q, o.v FROM obs o JOIN devices d ON d.id = o.device \
-             WHERE d.device = ?1 AND o.t >= ?2 AND o.t <= ?3 ORDER BY o.t, o.rowid",
+            "SELECT seg, series, n, data FROM chunks WHERE series >= ?1 AND series < ?2 \
+             AND seg >= ?3 AND seg <= ?4 AND t_last >= ?5 AND t_first <= ?6",
         )?;
-        let rows = q.query_map(params![device, from_ms, to_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = q.query(params![
+            series_of(id, 0),
+            series_of(id, 0) + 256,
+            segment_of(from_ms),
+            segment_of(to_ms),
+            from_ms,
+            to_ms
+        ])?;
+        while let Some(r) = rows.next()? {
+            let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let quantity = series_parts(series).1;
+            chunk::decode_each(seg * SEGMENT_MS, n, blob(r, 3)?, |p| {
+                if p.t_ms >= from_ms && p.t_ms <= to_ms {
+                    out.push((p.t_ms, quantity, p.value));
+                }
+            })
+            .map_err(|e| StoreError::Chunk {
+                device: device.to_string(),
+                quantity,
+                at_ms: seg * SEGMENT_MS,
+                damaged: e,
+            })?;
+        }
+        out.sort_by_key(|p| p.0);
+        Ok(out)
     }
 
     fn range(&mut self) -> Result<Option<(i64, i64)>, StoreError> {
-        let r: (Option<i64>, Option<i64>) =
-            self.conn
-                .query_row("SELECT min(t), max(t) FROM obs", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-        Ok(match r {
-            (Some(a), Some(b)) => Some((a, b)),
-            _ => None,
-        })
+        let first: Option<i64> = self.conn.query_row(
+            "SELECT min(t_first) FROM chunks WHERE seg = (SELECT min(seg) FROM chunks)",
+            [],
+            |r| r.get(0),
+        )?;
+        let last: Option<i64> = self.conn.query_row(
+            "SELECT max(t_last) FROM chunks WHERE seg = (SELECT max(seg) FROM chunks)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(first.zip(last))
     }
 
     fn retain_days(&mut self, days: f64) -> Result<u64, StoreError> {
@@ -782,17 +1163,18 @@ impl HistoryStore for SqliteStore {
                     r.get(0)
                 })?;
         let cut = keep.map_or(cut, |k| k.min(cut));
-        let n = self.conn.execute("DELETE FROM obs WHERE t < ?1", [cut])?;
-        self.conn
-            .execute("DELETE FROM keyframes WHERE t < ?1", [cut])?;
-        self.conn
-            .execute("DELETE FROM alarms WHERE t < ?1", [cut])?;
-        self.conn
-            .execute("DELETE FROM metrics WHERE t < ?1", [cut])?;
-        self.conn
-            .execute("DELETE FROM traffic WHERE t < ?1", [cut])?;
-        self.conn
-            .execute("DELETE FROM alarm_audit WHERE t < ?1", [cut])?;
+        let first_kept = segment_of(cut.saturating_add(1));
+        let tx = self.conn.transaction()?;
+        let n: i64 = tx.query_row(
+            "SELECT coalesce(sum(n), 0) FROM chunks WHERE seg < ?1",
+            [first_kept],
+            |r| r.get(0),
+        )?;
+        tx.execute("DELETE FROM chunks WHERE seg < ?1", [first_kept])?;
+        for table in ["keyframes", "alarms", "metrics", "traffic", "alarm_audit"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE t < ?1"), [cut])?;
+        }
+        tx.commit()?;
         Ok(n as u64)
     }
 
@@ -802,6 +1184,31 @@ impl HistoryStore for SqliteStore {
         let mut running = Running::default();
         for (d, q, h) in state.values {
             running.insert((d, q), h);
+        }
+        // The newest segment goes on being written: its chunks are taken up again.
+        self.open.clear();
+        if newest != i64::MIN {
+            let seg = segment_of(newest);
+            let mut q = self
+                .conn
+                .prepare("SELECT series, n, data FROM chunks WHERE seg = ?1")?;
+            let mut rows = q.query([seg])?;
+            while let Some(r) = rows.next()? {
+                let (series, n): (i64, u32) = (r.get(0)?, r.get(1)?);
+                let mut chunk = ChunkWriter::new(seg * SEGMENT_MS);
+                // A damaged chunk cannot be taken up: a new value of its series in this
+                // segment starts the chunk afresh (what could not be read was lost already).
+                if chunk::decode_each(seg * SEGMENT_MS, n, blob(r, 2)?, |p| chunk.push(p)).is_ok() {
+                    self.open.insert(
+                        series,
+                        Open {
+                            chunk,
+                            dirty: false,
+                        },
+                    );
+                }
+            }
+            self.segment = seg;
         }
         Ok((newest, running))
     }
@@ -846,7 +1253,8 @@ mod tests {
                 fold(&mut running, r);
             }
             let t = chunk.last().expect("row").t_ms;
-            store.write(chunk, &[], Some((t, &running))).expect("write");
+            store.write(chunk, &[]).expect("write");
+            store.keyframe(t, &running).expect("keyframe");
         }
         for t in [0, 59_999, 60_000, 1_234_567, 3_540_000, 9_999_999] {
             let s = store.state_at(t).expect("state");
@@ -877,7 +1285,8 @@ mod tests {
                 fold(&mut running, r);
             }
             let t = chunk.last().expect("row").t_ms;
-            store.write(chunk, &[], Some((t, &running))).expect("write");
+            store.write(chunk, &[]).expect("write");
+            store.keyframe(t, &running).expect("keyframe");
         }
         let before = store.count().expect("count");
         let dropped = store.retain_days(3.0).expect("retain");
@@ -910,7 +1319,6 @@ mod tests {
             .write(
                 &[],
                 &[a(10, "x", true), a(20, "y", true), a(30, "x", false)],
-                None,
             )
             .expect("write");
         let active = |t| -> Vec<String> {
@@ -948,5 +1356,198 @@ mod tests {
             .expect("refused")
             .to_string();
         assert!(e.contains("no such file"), "{e}");
+    }
+
+    /// A schema 1 file as earlier builds wrote it: a row per value, fixed-size keyframes.
+    fn v1_file(path: &Path, rows: &[Row], keyframes: &[(i64, Running)]) {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema', '1');
+             CREATE TABLE devices(id INTEGER PRIMARY KEY, device TEXT UNIQUE NOT NULL, kind TEXT NOT NULL);
+             INSERT INTO devices VALUES (1, 'lamp-1', 'lamp'), (2, 'meter-1', 'meter');
+             CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+             INSERT INTO sources VALUES (1, 'simulator');
+             CREATE TABLE obs(t INTEGER NOT NULL, device INTEGER NOT NULL, q INTEGER NOT NULL, v REAL NOT NULL, src INTEGER NOT NULL);
+             CREATE INDEX obs_t ON obs(t);
+             CREATE INDEX obs_device ON obs(device, t);
+             CREATE TABLE keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL);",
+        )
+        .expect("schema 1");
+        for r in rows {
+            conn.execute(
+                "INSERT INTO obs VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.t_ms, r.device, r.quantity, r.value, r.source],
+            )
+            .expect("row");
+        }
+        for (t, running) in keyframes {
+            let mut bytes = Vec::new();
+            for (k, h) in running {
+                bytes.extend_from_slice(&k.0.to_le_bytes());
+                bytes.push(k.1);
+                bytes.extend_from_slice(&h.since_ms.to_le_bytes());
+                bytes.extend_from_slice(&h.last_ms.to_le_bytes());
+                bytes.extend_from_slice(&h.value.to_le_bytes());
+                bytes.extend_from_slice(&h.source.to_le_bytes());
+            }
+            conn.execute("INSERT INTO keyframes VALUES (?1, ?2)", params![t, bytes])
+                .expect("keyframe");
+        }
+    }
+
+    #[test]
+    fn a_row_per_value_file_is_converted_in_place_and_reads_the_same() {
+        let path = temp("v1");
+        // Two devices over three hours: a lamp every minute (on and off), a meter's power in
+        // tenths every 5 minutes; keyframes every 25 minutes at odd times, as schema 1 had.
+        let mut rows = Vec::new();
+        for m in 0..180 {
+            rows.push(Row {
+                t_ms: m * 60_000 + 17,
+                device: 1,
+                quantity: 1,
+                value: f64::from(u8::from((m / 30) % 2 == 0)),
+                source: 1,
+            });
+            if m % 5 == 0 {
+                rows.push(Row {
+                    t_ms: m * 60_000 + 1_000,
+                    device: 2,
+                    quantity: 7,
+                    value: f64::from((m * 37 % 500) as i32) / 10.0,
+                    source: 1,
+                });
+            }
+        }
+        let mut keyframes = Vec::new();
+        let mut running = Running::default();
+        for r in &rows {
+            fold(&mut running, r);
+            if r.t_ms % (25 * 60_000) == 17 {
+                keyframes.push((r.t_ms, running.clone()));
+            }
+        }
+        v1_file(&path, &rows, &keyframes);
+        let expect = |t: i64| -> Vec<(u32, u8, Held)> {
+            let mut running = Running::default();
+            for r in rows.iter().filter(|r| r.t_ms <= t) {
+                fold(&mut running, r);
+            }
+            let mut v: Vec<_> = running.into_iter().map(|((d, q), h)| (d, q, h)).collect();
+            v.sort_unstable_by_key(|v| (v.0, v.1));
+            v
+        };
+
+        // Read only: refused, with the way to convert it.
+        let e = SqliteStore::open_read_only(&path)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("schema version 1") && e.contains("--migrate-history"),
+            "{e}"
+        );
+
+        // Opened for writing: converted.
+        let mut store = SqliteStore::open(&path).expect("converted");
+        assert_eq!(store.count().expect("count"), rows.len() as u64);
+        let has_obs: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'obs'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("tables");
+        assert_eq!(has_obs, 0, "the rows are gone");
+        for t in [
+            0, 17, 1_500_017, 1_500_018, 3_600_000, 7_777_777, 10_800_000, 99_999_999,
+        ] {
+            let s = store.state_at(t).expect("state");
+            assert_eq!(s.values, expect(t), "at {t}");
+            assert!(s.damaged.is_empty());
+        }
+        let meter = store.series("meter-1", 0, i64::MAX).expect("series");
+        let want: Vec<(i64, u8, f64)> = rows
+            .iter()
+            .filter(|r| r.device == 2)
+            .map(|r| (r.t_ms, r.quantity, r.value))
+            .collect();
+        assert_eq!(meter, want);
+        assert_eq!(store.range().expect("range"), Some((17, 179 * 60_000 + 17)));
+        drop(store);
+        assert!(SqliteStore::open_read_only(&path).is_ok(), "now schema 2");
+    }
+
+    #[test]
+    fn recording_again_into_the_same_ten_minutes_keeps_what_was_there() {
+        let path = temp("resume");
+        let mut store = SqliteStore::open(&path).expect("open");
+        let first = rows(&mut store, 0, 300_000, 10_000);
+        store.write(&first, &[]).expect("write");
+        store.persist().expect("persist");
+        drop(store);
+        let mut store = SqliteStore::open(&path).expect("again");
+        let (newest, running) = store.resume().expect("resume");
+        assert_eq!(newest, 290_000);
+        assert_eq!(running.len(), 1);
+        let more = rows(&mut store, 300_000, 500_000, 10_000);
+        store.write(&more, &[]).expect("write");
+        store.persist().expect("persist");
+        assert_eq!(store.count().expect("count"), 50);
+        let series = store.series("lamp-1", 0, i64::MAX).expect("series");
+        assert_eq!(series.len(), 50);
+        assert!(series.windows(2).all(|w| w[1].0 - w[0].0 == 10_000));
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_reported_with_its_series_and_time_and_the_rest_still_reads() {
+        let path = temp("damaged");
+        let mut store = SqliteStore::open(&path).expect("open");
+        let lamp = store.device_index("lamp-1", "lamp").expect("device");
+        let meter = store.device_index("meter-1", "meter").expect("device");
+        let all: Vec<Row> = (0..40)
+            .flat_map(|i| {
+                [lamp, meter].map(|device| Row {
+                    t_ms: i * 180_000,
+                    device,
+                    quantity: 5,
+                    value: f64::from(i as i32) * 1.37,
+                    source: 0,
+                })
+            })
+            .collect();
+        store.write(&all, &[]).expect("write");
+        store.persist().expect("persist");
+        store
+            .conn
+            .execute(
+                "UPDATE chunks SET data = substr(data, 1, 3) WHERE series = ?1 AND seg = 1",
+                [series_of(meter, 5)],
+            )
+            .expect("damage");
+        let mut reader = SqliteStore::open_read_only(&path).expect("read");
+        let s = reader.state_at(6_000_000).expect("state");
+        assert_eq!(s.damaged.len(), 1, "{:?}", s.damaged);
+        assert!(
+            s.damaged[0].starts_with("meter-1 power_kw, the hour from 1970-01-01T01:00:00"),
+            "{}",
+            s.damaged[0]
+        );
+        assert!(s.damaged[0].contains("damaged"), "{}", s.damaged[0]);
+        let lamp_value = s.values.iter().find(|v| v.0 == lamp).expect("lamp read");
+        assert_eq!(lamp_value.2.last_ms, 5_940_000);
+        let meter_value = s.values.iter().find(|v| v.0 == meter).expect("meter kept");
+        assert_eq!(
+            meter_value.2.last_ms, 3_420_000,
+            "what the first hour holds"
+        );
+        let e = reader.series("meter-1", 0, i64::MAX).expect_err("damaged");
+        assert!(e.to_string().contains("meter-1"), "{e}");
+        assert_eq!(
+            reader.series("lamp-1", 0, i64::MAX).expect("whole").len(),
+            40
+        );
     }
 }

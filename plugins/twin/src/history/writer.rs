@@ -1,9 +1,10 @@
 //! Recording on its own thread: the ECS hands each frame's applied values and alarm changes
 //! over a channel and never waits on disk; the thread writes them in one transaction per
-//! batch, keeps the running state, and writes a keyframe every
-//! [`super::store::KEYFRAME_EVERY_MS`] of twin time or [`super::store::KEYFRAME_EVERY_ROWS`]
-//! values, whichever comes first (so a rebuild never reads more than that many values). A write that fails stops the recording,
-//! says why and counts every value not recorded.
+//! batch into the current segment's chunks, keeps the running state, and at the start of each
+//! segment ([`super::store::SEGMENT_MS`] of twin time) writes the segment before it and a
+//! keyframe. What was taken is written whenever the queue is empty, and at least once a second
+//! while it is not. A write that fails stops the recording, says why and counts every value
+//! not recorded.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,9 +12,11 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use super::store::{
-    AlarmRow, HistoryStore, KEYFRAME_EVERY_MS, KEYFRAME_EVERY_ROWS, Row, Running, fold,
-};
+use super::store::{AlarmRow, HistoryStore, Row, Running, SEGMENT_MS, fold, segment_of};
+
+/// Values taken are written at least this often while batches keep coming (or, when writing
+/// them takes longer, after four times as long as the last write took).
+const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Values written per transaction at most.
 const PART: usize = 100_000;
@@ -43,6 +46,8 @@ pub struct Batch {
     pub traffic: Vec<(i64, String)>,
     /// Alarm transitions for the audit log.
     pub audit: Vec<tvilling_metrics::lifecycle::Transition>,
+    /// Everything taken so far is written before this batch counts as committed.
+    pub sync: bool,
 }
 
 impl Batch {
@@ -54,6 +59,7 @@ impl Batch {
             && self.metrics.is_empty()
             && self.traffic.is_empty()
             && self.audit.is_empty()
+            && !self.sync
     }
 }
 
@@ -124,6 +130,7 @@ impl Writer {
                 p.metrics.extend(batch.metrics);
                 p.traffic.extend(batch.traffic);
                 p.audit.extend(batch.audit);
+                p.sync |= batch.sync;
                 p
             }
             None => batch,
@@ -145,9 +152,10 @@ impl Writer {
 
     /// Waits until every batch sent so far is written (tests, exit).
     pub fn flush(&mut self) {
-        if let Some(p) = self.pending.take()
-            && let Some(tx) = &self.tx
-            && tx.send(p).is_ok()
+        let mut last = self.pending.take().unwrap_or_default();
+        last.sync = true;
+        if let Some(tx) = &self.tx
+            && tx.send(last).is_ok()
         {
             self.sent += 1;
         }
@@ -174,14 +182,20 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
     let fail = |e: String| {
         *status.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
     };
-    let (mut last_kf, mut running): (i64, Running) = match store.resume() {
+    let (newest, mut running): (i64, Running) = match store.resume() {
         Ok((t, r)) => (t, r),
         Err(e) => {
             fail(e.to_string());
             (i64::MIN, Running::default())
         }
     };
-    let mut rows_since_keyframe: usize = 0;
+    let mut segment = if newest == i64::MIN {
+        i64::MIN
+    } else {
+        segment_of(newest)
+    };
+    let mut persisted = std::time::Instant::now();
+    let mut persist_cost = std::time::Duration::ZERO;
     let mut devices: Vec<u32> = Vec::new();
     let mut sources: Vec<u16> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
@@ -211,12 +225,9 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
                 }
                 sources[i] = s;
             }
-            // A batch that waited in a full channel can be large: written in parts, each in
-            // its own transaction, so keyframes keep their spacing.
             let mut alarms = batch.alarms.as_slice();
             for part in batch.values.chunks(PART) {
                 rows.clear();
-                let mut newest = i64::MIN;
                 for v in part {
                     let Some(&device) = devices.get(v.device as usize).filter(|d| **d != u32::MAX)
                     else {
@@ -229,27 +240,29 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
                         value: v.value,
                         source: sources.get(v.source as usize).copied().unwrap_or(0),
                     };
+                    let s = segment_of(r.t_ms);
+                    if segment == i64::MIN {
+                        segment = s;
+                    } else if s > segment {
+                        // A new segment: the one before is written, with the state at its end
+                        // as the new one's keyframe.
+                        store.write(&rows, alarms)?;
+                        alarms = &[];
+                        written += rows.len();
+                        rows.clear();
+                        store.keyframe(s * SEGMENT_MS - 1, &running)?;
+                        status.keyframes.fetch_add(1, Ordering::Relaxed);
+                        segment = s;
+                    }
                     fold(&mut running, &r);
-                    newest = newest.max(r.t_ms);
                     rows.push(r);
                 }
-                rows_since_keyframe += rows.len();
-                let keyframe = (newest != i64::MIN
-                    && (last_kf == i64::MIN
-                        || newest - last_kf >= KEYFRAME_EVERY_MS
-                        || rows_since_keyframe >= KEYFRAME_EVERY_ROWS))
-                    .then_some((newest, &running));
-                store.write(&rows, alarms, keyframe)?;
+                store.write(&rows, alarms)?;
                 alarms = &[];
                 written += rows.len();
-                if keyframe.is_some() {
-                    last_kf = newest;
-                    rows_since_keyframe = 0;
-                    status.keyframes.fetch_add(1, Ordering::Relaxed);
-                }
             }
             if !alarms.is_empty() {
-                store.write(&[], alarms, None)?;
+                store.write(&[], alarms)?;
             }
             for (t, json) in &batch.metrics {
                 store.write_metrics(*t, json)?;
@@ -259,6 +272,19 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             }
             if !batch.audit.is_empty() {
                 store.write_audit(&batch.audit)?;
+            }
+            // Writing the chunks being filled costs a row per series that grew, however
+            // many values it took: when batches keep coming it is done at most a fifth of
+            // the time.
+            let since = persisted.elapsed();
+            if batch.sync
+                || since >= PERSIST_EVERY.max(persist_cost * 4)
+                || (rx.is_empty() && since >= persist_cost * 4)
+            {
+                let t = std::time::Instant::now();
+                store.persist()?;
+                persist_cost = t.elapsed();
+                persisted = std::time::Instant::now();
             }
             Ok::<(), super::store::StoreError>(())
         })();
