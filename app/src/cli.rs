@@ -144,6 +144,11 @@ pub struct Cli {
     #[arg(long, value_name = "TIME", requires = "history")]
     pub at: Option<String>,
 
+    /// Convert --history from the old layout (schema 1, a row per value) to the compressed
+    /// one in place, print what was done, and exit. A file already converted is left as it is.
+    #[arg(long, requires = "history")]
+    pub migrate_history: bool,
+
     /// Write one device's recorded series from --history as CSV (with --from, --to, --csv).
     #[arg(long, value_name = "DEVICE_ID", requires_all = ["history", "csv"])]
     pub export_history: Option<String>,

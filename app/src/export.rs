@@ -10,6 +10,29 @@ use tvilling_sensors::registry::{Quantity, canonical_id};
 use tvilling_sensors::time::format_rfc3339;
 use tvilling_twin::history::store::{HistoryStore, SqliteStore};
 
+/// `--migrate-history`: converts a history to the current layout in place (opening it for
+/// writing does); says what it holds now.
+pub fn migrate(history: &Path) -> Result<String> {
+    anyhow::ensure!(
+        history.exists(),
+        "history {}: no such file",
+        history.display()
+    );
+    let before = std::fs::metadata(history).map_or(0, |m| m.len());
+    let store = SqliteStore::open(history)?;
+    let values = store.count()?;
+    let bytes = store.bytes()?;
+    drop(store);
+    Ok(format!(
+        "history {}: schema {}, {values} values in {:.1} MB ({:.2} bytes a value; the file was {:.1} MB)",
+        history.display(),
+        tvilling_twin::history::store::SCHEMA_VERSION,
+        bytes as f64 / 1e6,
+        bytes as f64 / values.max(1) as f64,
+        before as f64 / 1e6
+    ))
+}
+
 /// Writes the series; returns the number of rows.
 pub fn export_csv(
     history: &Path,

@@ -23,6 +23,10 @@ fn main() -> Result<()> {
             })
             .transpose()
     };
+    if let (true, Some(history)) = (cli.migrate_history, &cli.history) {
+        println!("{}", tvilling::export::migrate(history)?);
+        return Ok(());
+    }
     if let (Some(out), Some(history)) = (&cli.export_alarm_log, &cli.history) {
         let n = tvilling::export::export_alarm_log(
             history,
