@@ -6,6 +6,7 @@
 //!   (its own thread, batches, keyframes) against a bare `rusqlite` batched insert of the same
 //!   rows into the same table layout, in the same run; bytes per stored value;
 //! - the state of the whole city rebuilt at random moments (keyframe plus values after it);
+//! - one device's year recorded, then read back whole and a day of it;
 //! - simulated time through the ECS (stepped simulator, SenML decode, apply, health, alarms,
 //!   metrics, and recording): wall time and speed-up over real time for the whole city
 //!   (`TVILLING_BENCH_ONLY=sim` measures only this).
@@ -197,6 +198,7 @@ fn main() {
         times[times.len() - 1]
     );
     drop(reader);
+    device_year();
     for p in [&path, &bare_path] {
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
@@ -204,6 +206,82 @@ fn main() {
     }
 
     simulated_time(sim.devices);
+}
+
+/// One device's year: a lamp reporting its four quantities every minute, recorded through the
+/// writer, then its whole year and one day of it read back.
+fn device_year() {
+    let path = temp("year.sqlite");
+    let mut writer =
+        Writer::start(Box::new(SqliteStore::open(&path).expect("open"))).expect("writer");
+    let minutes = 365 * 24 * 60;
+    let mut batch = Batch {
+        new_devices: vec![(0, "lamp-year".into(), "lamp".into())],
+        new_sources: vec![(0, "simulator".into())],
+        ..Batch::default()
+    };
+    for m in 0..minutes {
+        let t = START_MS + m * 60_000;
+        // Lit from 15:00 to 07:00 UTC, dimmed to 50 % after midnight.
+        let hour = (m / 60) % 24;
+        let on = !(7..15).contains(&hour);
+        let dim = if hour < 7 { 50.0 } else { 100.0 };
+        for (q, v) in [
+            (Quantity::LampOn, f64::from(u8::from(on))),
+            (Quantity::LampDimPct, dim),
+            (Quantity::LampPowerW, if on { 0.4 * dim } else { 0.0 }),
+            (Quantity::LampFault, 0.0),
+        ] {
+            batch.values.push(Value {
+                t_ms: t,
+                device: 0,
+                quantity: q.index(),
+                value: v,
+                source: 0,
+            });
+        }
+        if batch.values.len() >= 40_000 {
+            writer.send(std::mem::take(&mut batch));
+        }
+    }
+    writer.send(batch);
+    writer.flush();
+    drop(writer);
+    let n = minutes * 4;
+    let mut reader = SqliteStore::open_read_only(&path).expect("read");
+    let bytes = reader.bytes().expect("bytes");
+    let mut took = Vec::new();
+    let mut got = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        got = reader
+            .series("lamp-year", START_MS, START_MS + minutes * 60_000)
+            .expect("year")
+            .len();
+        took.push(t.elapsed().as_secs_f64());
+    }
+    took.sort_by(f64::total_cmp);
+    let t = Instant::now();
+    let day = reader
+        .series(
+            "lamp-year",
+            START_MS + 200 * 86_400_000,
+            START_MS + 201 * 86_400_000,
+        )
+        .expect("day")
+        .len();
+    let day_s = t.elapsed().as_secs_f64();
+    assert_eq!(got as i64, n, "every value of the year read back");
+    println!(
+        "one device's year: {n} values ({:.2} bytes a value, keyframes included) read in {:.1} ms median of 5 (goal <= 50 ms); one day of it ({day} values) in {:.2} ms",
+        bytes as f64 / n as f64,
+        took[2] * 1000.0,
+        day_s * 1000.0
+    );
+    drop(reader);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
 }
 
 /// A bare `rusqlite` batched insert of the same rows into the same table layout and indexes,
