@@ -18,6 +18,8 @@ packages=(
   # traffic co-simulation: SUMO (TraCI server, netconvert, duarouter) and its tools
   # (randomTrips.py), for scripts/sumo-network.sh and the TraCI tests
   sumo sumo-tools
+  # the Parquet export is read back by an independent reader (pyarrow, from PyPI, in a venv)
+  python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -30,3 +32,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 with rustup first" >&2; exit 1; }
+# pyarrow reads the Parquet exports in the tests (an independent reader of the format).
+py="${TVILLING_PYTHON_ENV:-$HOME/.cache/tvilling-py}"
+if ! "$py/bin/python" -c "import pyarrow.parquet" 2>/dev/null; then
+  python3 -m venv "$py"
+  "$py/bin/pip" install -q --disable-pip-version-check "pyarrow>=14"
+fi

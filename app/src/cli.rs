@@ -149,8 +149,9 @@ pub struct Cli {
     #[arg(long, requires = "history")]
     pub migrate_history: bool,
 
-    /// Write one device's recorded series from --history as CSV (with --from, --to, --csv).
-    #[arg(long, value_name = "DEVICE_ID", requires_all = ["history", "csv"])]
+    /// Write one device's recorded series from --history as CSV (--csv) or Parquet
+    /// (--parquet), or both, with --from and --to.
+    #[arg(long, value_name = "DEVICE_ID", requires = "history")]
     pub export_history: Option<String>,
 
     /// Start of the exported series or alarm log (UTC, YYYY-MM-DDTHH:MM; default: the first).
@@ -201,6 +202,11 @@ pub struct Cli {
     /// Where the exported series goes.
     #[arg(long, value_name = "FILE.csv", requires = "export_history")]
     pub csv: Option<PathBuf>,
+
+    /// Where the exported series goes as Parquet (columns time as a UTC timestamp in
+    /// milliseconds, device, quantity, value), for pandas, DuckDB, Arrow or Spark.
+    #[arg(long, value_name = "FILE.parquet", requires = "export_history")]
+    pub parquet: Option<PathBuf>,
 
     /// With --headless: run the live pipeline this many seconds after loading, then snapshot.
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]

@@ -33,14 +33,13 @@ pub fn migrate(history: &Path) -> Result<String> {
     ))
 }
 
-/// Writes the series; returns the number of rows.
-pub fn export_csv(
+/// One device's series between two times, refused when it holds nothing there.
+fn device_series(
     history: &Path,
     device: &str,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
-    out: &Path,
-) -> Result<usize> {
+) -> Result<(String, Vec<(i64, u8, f64)>)> {
     let mut store = SqliteStore::open_read_only(history)?;
     let device = canonical_id(device);
     let rows = store.series(
@@ -53,15 +52,79 @@ pub fn export_csv(
         "history {}: no values of {device} in that span",
         history.display()
     );
-    let file =
-        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut w = std::io::BufWriter::new(file);
+    Ok((device.into_owned(), rows))
+}
+
+/// Writes the series; returns the number of rows.
+pub fn export_csv(
+    history: &Path,
+    device: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    out: &Path,
+) -> Result<usize> {
+    let (device, rows) = device_series(history, device, from_ms, to_ms)?;
+    let mut w = create(out)?;
     writeln!(w, "time,device,quantity,value")?;
     for (t, q, v) in &rows {
         let q = Quantity::from_index(*q).map_or("unknown", Quantity::key);
         writeln!(w, "{},{device},{q},{v}", format_rfc3339(*t))?;
     }
     w.flush()?;
+    Ok(rows.len())
+}
+
+/// A new file for an export, buffered.
+fn create(out: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(std::io::BufWriter::new(file))
+}
+
+/// The columns of a series export (the CSV's header, Parquet's schema).
+pub const SERIES_COLUMNS: [(&str, tvilling_twin::history::parquet::Kind); 4] = {
+    use tvilling_twin::history::parquet::Kind;
+    [
+        ("time", Kind::TimestampMs),
+        ("device", Kind::Utf8),
+        ("quantity", Kind::Utf8),
+        ("value", Kind::Double),
+    ]
+};
+
+/// Rows in a Parquet row group of the export.
+const PARQUET_ROW_GROUP: usize = 1 << 20;
+
+/// Writes the series as Parquet, the same columns as the CSV (`time` a UTC timestamp in
+/// milliseconds); returns the number of rows.
+pub fn export_parquet(
+    history: &Path,
+    device: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    out: &Path,
+) -> Result<usize> {
+    use tvilling_twin::history::parquet::{ColumnData, ParquetWriter};
+    let (device, rows) = device_series(history, device, from_ms, to_ms)?;
+    let mut w = ParquetWriter::new(create(out)?, &SERIES_COLUMNS)?;
+    for group in rows.chunks(PARQUET_ROW_GROUP) {
+        let times: Vec<i64> = group.iter().map(|r| r.0).collect();
+        let devices = vec![device.as_str(); group.len()];
+        let quantities: Vec<&str> = group
+            .iter()
+            .map(|r| Quantity::from_index(r.1).map_or("unknown", Quantity::key))
+            .collect();
+        let values: Vec<f64> = group.iter().map(|r| r.2).collect();
+        w.write_row_group(&[
+            ColumnData::TimestampMs(&times),
+            ColumnData::Utf8(&devices),
+            ColumnData::Utf8(&quantities),
+            ColumnData::Double(&values),
+        ])
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    w.finish()
+        .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(rows.len())
 }
 
@@ -80,9 +143,7 @@ pub fn export_alarm_log(
         to_ms.unwrap_or(i64::MAX),
         filter,
     )?;
-    let file =
-        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut w = std::io::BufWriter::new(file);
+    let mut w = create(out)?;
     writeln!(
         w,
         "time,alarm,device,priority,action,from,to,operator,note,until"

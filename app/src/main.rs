@@ -38,16 +38,20 @@ fn main() -> Result<()> {
         println!("{n} alarm transitions written to {}", out.display());
         return Ok(());
     }
-    if let (Some(device), Some(history), Some(csv)) = (&cli.export_history, &cli.history, &cli.csv)
-    {
-        let n = tvilling::export::export_csv(
-            history,
-            device,
-            time(&cli.from, "--from")?,
-            time(&cli.to, "--to")?,
-            csv,
-        )?;
-        println!("{n} values of {device} written to {}", csv.display());
+    if let (Some(device), Some(history)) = (&cli.export_history, &cli.history) {
+        anyhow::ensure!(
+            cli.csv.is_some() || cli.parquet.is_some(),
+            "--export-history needs --csv FILE or --parquet FILE (or both): where the series goes"
+        );
+        let (from, to) = (time(&cli.from, "--from")?, time(&cli.to, "--to")?);
+        if let Some(csv) = &cli.csv {
+            let n = tvilling::export::export_csv(history, device, from, to, csv)?;
+            println!("{n} values of {device} written to {}", csv.display());
+        }
+        if let Some(parquet) = &cli.parquet {
+            let n = tvilling::export::export_parquet(history, device, from, to, parquet)?;
+            println!("{n} values of {device} written to {}", parquet.display());
+        }
         return Ok(());
     }
     let setup = setup_from_cli(&cli)?;

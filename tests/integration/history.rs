@@ -181,7 +181,9 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
         .and_then(|f| f["properties"]["device_id"].as_str())
         .expect("device id")
         .to_string();
+    // Both files in one run: the CSV and the Parquet export of the same span.
     let csv = dir.join("lamp.csv");
+    let parquet = dir.join("lamp.parquet");
     let out = tvilling(&[
         "--history",
         db_s,
@@ -193,6 +195,8 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
         "2026-11-23T14:15",
         "--csv",
         csv.to_str().expect("path"),
+        "--parquet",
+        parquet.to_str().expect("path"),
     ]);
     assert!(
         out.status.success(),
@@ -207,6 +211,135 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
     assert!(lines[1].starts_with("2026-11-23T12:4"), "{}", lines[1]);
     assert!(lines.last().expect("last").starts_with("2026-11-23T14:1"));
     assert!(lines.iter().any(|l| l.contains(",on,1")) && lines.iter().any(|l| l.contains(",on,0")));
+    // The Parquet file read back by pyarrow: the same rows as the CSV.
+    let read = pyarrow_rows(&parquet);
+    let mut read_lines = read.lines();
+    assert_eq!(
+        read_lines.next(),
+        Some("time: timestamp[ms, tz=UTC]; device: string; quantity: string; value: double")
+    );
+    let from_parquet: Vec<(i64, String, String, f64)> = read_lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().expect("ms"),
+                f[1].into(),
+                f[2].into(),
+                f[3].parse().expect("value"),
+            )
+        })
+        .collect();
+    let from_csv: Vec<(i64, String, String, f64)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                tvilling_sensors::time::parse_rfc3339(f[0]).expect("time"),
+                f[1].into(),
+                f[2].into(),
+                f[3].parse().expect("value"),
+            )
+        })
+        .collect();
+    assert_eq!(from_parquet, from_csv);
+    // Neither file named: a clear refusal.
+    let out = tvilling(&["--history", db_s, "--export-history", &device_id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --csv FILE or --parquet FILE"));
+}
+
+#[test]
+fn a_parquet_file_of_several_row_groups_and_wide_dictionaries_reads_back_in_pyarrow() {
+    use tvilling_twin::history::parquet::{ColumnData, ParquetWriter};
+    let dir = temp_dir("parquet-groups");
+    let path = dir.join("groups.parquet");
+    let file = std::fs::File::create(&path).expect("create");
+    let mut w = ParquetWriter::new(
+        std::io::BufWriter::new(file),
+        &tvilling::export::SERIES_COLUMNS,
+    )
+    .expect("writer");
+    // Three row groups of different lengths; the second has 37 devices (a 6-bit dictionary),
+    // Swedish letters and an empty string among them; values of every kind.
+    let names: Vec<String> = (0..37)
+        .map(|i| match i {
+            0 => String::new(),
+            1 => "mätare/Hötorget".into(),
+            _ => format!("lamp/{i}"),
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (g, len) in [5usize, 1_000, 9].into_iter().enumerate() {
+        let times: Vec<i64> = (0..len)
+            .map(|i| 1_795_000_000_000 + (g * 10_000 + i) as i64 * 1_000)
+            .collect();
+        let devices: Vec<&str> = (0..len)
+            .map(|i| names[if g == 1 { i % 37 } else { 2 }].as_str())
+            .collect();
+        let quantities: Vec<&str> = (0..len)
+            .map(|i| ["on", "dim_pct", "power_w"][i % 3])
+            .collect();
+        let values: Vec<f64> = (0..len)
+            .map(|i| [0.0, -1.5, 1e-300, 12345.678, f64::MAX][i % 5])
+            .collect();
+        w.write_row_group(&[
+            ColumnData::TimestampMs(&times),
+            ColumnData::Utf8(&devices),
+            ColumnData::Utf8(&quantities),
+            ColumnData::Double(&values),
+        ])
+        .expect("row group");
+        for i in 0..len {
+            want.push(format!(
+                "{},{},{},{:?}",
+                times[i], devices[i], quantities[i], values[i]
+            ));
+        }
+    }
+    let (rows, _) = w.finish().expect("finish");
+    assert_eq!(rows, 1_014);
+    let read = pyarrow_rows(&path);
+    let got: Vec<&str> = read.lines().skip(1).collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        // The same row; the value the same double (Python writes 1e308 as 1e+308).
+        let (g_head, g_value) = g.rsplit_once(',').expect("row");
+        let (w_head, w_value) = w.rsplit_once(',').expect("row");
+        assert_eq!(g_head, w_head);
+        assert_eq!(
+            g_value.parse::<f64>().expect("value").to_bits(),
+            w_value.parse::<f64>().expect("value").to_bits(),
+            "{g}"
+        );
+    }
+}
+
+/// A Parquet file read by pyarrow (installed by `scripts/setup-debian.sh`): its schema on the
+/// first line, then `ms,device,quantity,value` a row.
+fn pyarrow_rows(path: &std::path::Path) -> String {
+    let env = std::env::var("TVILLING_PYTHON_ENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/tvilling-py",
+            std::env::var("HOME").expect("HOME")
+        )
+    });
+    let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
+        t = pq.read_table(sys.argv[1])\n\
+        print('; '.join(f'{f.name}: {f.type}' for f in t.schema))\n\
+        ms = t.column('time').cast(pa.int64()).to_pylist()\n\
+        for m, d, q, v in zip(ms, *(t.column(c).to_pylist() for c in ('device', 'quantity', 'value'))):\n\
+        \x20   print(f'{m},{d},{q},{v!r}')\n";
+    let out = Command::new(format!("{env}/bin/python"))
+        .args(["-c", script, path.to_str().expect("path")])
+        .output()
+        .unwrap_or_else(|e| panic!("{env}/bin/python: {e} (run scripts/setup-debian.sh)"));
+    assert!(
+        out.status.success(),
+        "pyarrow could not read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 #[test]

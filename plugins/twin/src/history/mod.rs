@@ -10,6 +10,7 @@
 //! ([`ClockRequest`]) are applied in `First`, after the clock has advanced.
 
 pub mod chunk;
+pub mod parquet;
 pub mod reader;
 pub mod store;
 pub mod writer;
