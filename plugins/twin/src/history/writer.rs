@@ -1,8 +1,9 @@
 //! Recording on its own thread: the ECS hands each frame's applied values and alarm changes
 //! over a channel and never waits on disk; the thread writes them in one transaction per
-//! batch into the current segment's chunks, keeps the running state, and at the start of each
-//! segment ([`super::store::SEGMENT_MS`] of twin time) writes the segment before it and a
-//! keyframe. What was taken is written whenever the queue is empty, and at least once a second
+//! batch into the current segment's chunks ([`super::store::SEGMENT_MS`] of twin time a
+//! segment), keeps the running state, and at the start of every ten minutes of twin time
+//! ([`super::store::KEYFRAME_EVERY_MS`]) that holds values writes what came before and the
+//! state as they ended as a keyframe. What was taken is written whenever the queue is empty, and at least once a second
 //! while it is not. A write that fails stops the recording, says why and counts every value
 //! not recorded.
 
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use super::store::{AlarmRow, HistoryStore, Row, Running, SEGMENT_MS, fold, segment_of};
+use super::store::{AlarmRow, HistoryStore, KEYFRAME_EVERY_MS, Row, Running, fold};
 
 /// Values taken are written at least this often while batches keep coming (or, when writing
 /// them takes longer, after four times as long as the last write took).
@@ -189,10 +190,11 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             (i64::MIN, Running::default())
         }
     };
-    let mut segment = if newest == i64::MIN {
+    // The ten minutes (keyframe slot) being written.
+    let mut slot = if newest == i64::MIN {
         i64::MIN
     } else {
-        segment_of(newest)
+        newest.div_euclid(KEYFRAME_EVERY_MS)
     };
     let mut persisted = std::time::Instant::now();
     let mut persist_cost = std::time::Duration::ZERO;
@@ -240,19 +242,19 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
                         value: v.value,
                         source: sources.get(v.source as usize).copied().unwrap_or(0),
                     };
-                    let s = segment_of(r.t_ms);
-                    if segment == i64::MIN {
-                        segment = s;
-                    } else if s > segment {
-                        // A new segment: the one before is written, with the state at its end
-                        // as the new one's keyframe.
+                    let s = r.t_ms.div_euclid(KEYFRAME_EVERY_MS);
+                    if slot == i64::MIN {
+                        slot = s;
+                    } else if s > slot {
+                        // New ten minutes: what came before is written, with the state as
+                        // they ended as their keyframe (a new segment starts on one too).
                         store.write(&rows, alarms)?;
                         alarms = &[];
                         written += rows.len();
                         rows.clear();
-                        store.keyframe(s * SEGMENT_MS - 1, &running)?;
+                        store.keyframe(s * KEYFRAME_EVERY_MS - 1, &running)?;
                         status.keyframes.fetch_add(1, Ordering::Relaxed);
-                        segment = s;
+                        slot = s;
                     }
                     fold(&mut running, &r);
                     rows.push(r);
