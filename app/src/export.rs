@@ -47,11 +47,19 @@ fn device_series(
         from_ms.unwrap_or(i64::MIN),
         to_ms.unwrap_or(i64::MAX),
     )?;
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "history {}: no values of {device} in that span",
-        history.display()
-    );
+    if rows.is_empty() {
+        let span = |t: Option<i64>, none: &str| t.map_or(none.to_string(), format_rfc3339);
+        let held = match tvilling_twin::history::store::HistoryStore::range(&mut store)? {
+            Some((a, b)) => format!("holds {} to {}", format_rfc3339(a), format_rfc3339(b)),
+            None => "holds no recorded values".into(),
+        };
+        anyhow::bail!(
+            "history {} {held}; no values of {device} from {} to {}",
+            history.display(),
+            span(from_ms, "the first"),
+            span(to_ms, "the last")
+        );
+    }
     Ok((device.into_owned(), rows))
 }
 

@@ -2,7 +2,19 @@ use anyhow::Result;
 use clap::Parser;
 use tvilling::{Cli, modes, setup_from_cli};
 
-fn main() -> Result<()> {
+/// Runs the command; an error is one line on standard error (its causes joined with `: `)
+/// and a non-zero exit, whatever RUST_BACKTRACE says.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tvilling: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     // `tvilling scenario ...`: what-if scenarios, headless.
     if std::env::args().nth(1).as_deref() == Some("scenario") {
         let cli = tvilling::scenario::ScenarioCli::parse_from(std::env::args().skip(1));
@@ -55,6 +67,13 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let setup = setup_from_cli(&cli)?;
+    // A script asking for the city at a moment gets that moment or a non-zero exit with the
+    // reason, never a picture of another moment (the window shows the reason on screen).
+    if let (Some(at), Some(history)) = (setup.live.at_ms, &setup.live.history)
+        && (cli.headless || cli.screenshot.is_some())
+    {
+        tvilling_twin::history::check_moment(&history.path, at).map_err(anyhow::Error::msg)?;
+    }
     if cli.headless {
         return modes::run_headless(&setup, cli.snapshot.clone(), cli.duration);
     }

@@ -249,6 +249,9 @@ pub fn run_window(cli: &Cli, setup: &Setup) -> Result<()> {
 fn exit_result(exit: AppExit) -> Result<()> {
     match exit {
         AppExit::Success => Ok(()),
+        AppExit::Error(code) if code.get() == 130 => {
+            anyhow::bail!("interrupted (Ctrl+C); what was recorded is written and closed")
+        }
         AppExit::Error(code) => anyhow::bail!("tvilling exited with error code {code}"),
     }
 }
@@ -457,6 +460,8 @@ pub fn headless_app(setup: &Setup) -> Result<App> {
         MinimalPlugins,
         bevy::log::LogPlugin::default(),
         TransformPlugin,
+        // Ctrl+C ends the run as a clean exit (the history written and closed), as in the window.
+        bevy::app::TerminalCtrlCHandlerPlugin,
     ));
     add_model(&mut app, setup)?;
     Ok(app)

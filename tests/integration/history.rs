@@ -128,8 +128,13 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
     };
     // Dusk: lamps switch on between the two moments.
     let live_a = run("2026-11-23T12:45", "2026-11-23T13:15", "live-1315.geojson");
-    assert!(live_a["history"]["recorded"].as_u64().expect("recorded") > 10_000);
-    assert_eq!(live_a["history"]["lost"], 0);
+    assert!(
+        live_a["history"]["this_run"]["values_written"]
+            .as_u64()
+            .expect("values written")
+            > 10_000
+    );
+    assert_eq!(live_a["history"]["this_run"]["values_lost"], 0);
     same(
         &live_a,
         &at("2026-11-23T13:15", "at-1315.geojson"),
@@ -516,4 +521,256 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
             .all(|r| r.join(",").contains("lamp") && r[0].as_str() >= "2026-11-23T16:00")
     );
     assert!(lamps.len() - 1 <= second_run);
+}
+
+/// Counts in a history file read with Python's own sqlite3 (an independent reader): values
+/// in the chunks, metric rows, keyframe times.
+fn sqlite_counts(path: &std::path::Path) -> Value {
+    let script = "import sys, json, sqlite3\n\
+        c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+        print(json.dumps({'values': c.execute('SELECT coalesce(sum(n), 0) FROM chunks').fetchone()[0], \
+        'metrics': c.execute('SELECT count(*) FROM metrics').fetchone()[0], \
+        'keyframes': [r[0] for r in c.execute('SELECT t FROM keyframes ORDER BY t')]}))\n";
+    let out = Command::new("python3")
+        .args(["-c", script, path.to_str().expect("path")])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The simulated demo (seed 7) from 16:00 on 23 November to `until`, recorded to `db`.
+fn record_from_16(db: &std::path::Path, until: &str, extra: &[&str]) {
+    let db = db.to_str().expect("path");
+    let args = [
+        "--headless",
+        "--simulate",
+        "7",
+        "--sim-start",
+        "2026-11-23T16:00",
+        "--until",
+        until,
+        "--history",
+        db,
+    ];
+    tvilling_ok(args.iter().chain(extra));
+}
+
+fn wal_files(path: &std::path::Path) -> Vec<String> {
+    ["-wal", "-shm"]
+        .iter()
+        .map(|e| format!("{}{e}", path.display()))
+        .filter(|p| std::path::Path::new(p).exists())
+        .collect()
+}
+
+#[test]
+fn a_clean_exit_leaves_one_whole_file_and_the_snapshot_counts_what_it_holds() {
+    let dir = temp_dir("history-whole");
+    let db = dir.join("city.sqlite");
+    let snap = dir.join("twin.geojson");
+    record_from_16(
+        &db,
+        "2026-11-23T18:00",
+        &["--snapshot", snap.to_str().expect("path")],
+    );
+    // Nothing beside the file: a copy of it alone is the whole history.
+    assert_eq!(wal_files(&db), Vec::<String>::new());
+    let copy = dir.join("archive");
+    std::fs::create_dir_all(&copy).expect("dir");
+    let copy = copy.join("city.sqlite");
+    std::fs::copy(&db, &copy).expect("copy");
+    let counts = sqlite_counts(&copy);
+    // Every minute's metrics from 16:00 to 18:00 inclusive.
+    assert_eq!(counts["metrics"], 121, "{counts}");
+    // The snapshot's counters: what this run wrote, and what the file holds, the same here.
+    let doc = snapshot(&snap);
+    let h = &doc["history"];
+    assert_eq!(h["this_run"]["values_written"], counts["values"], "{h}");
+    assert_eq!(h["file"]["values"], counts["values"], "{h}");
+    assert_eq!(h["this_run"]["values_lost"], 0);
+    assert!(counts["values"].as_u64().expect("values") > 100_000);
+    // A keyframe at the start of every ten minutes of twin time that holds values (the state
+    // as the ten minutes before ended), from 16:10 to 18:00.
+    let keyframes: Vec<i64> = counts["keyframes"]
+        .as_array()
+        .expect("keyframes")
+        .iter()
+        .map(|t| t.as_i64().expect("t"))
+        .collect();
+    let first = tvilling_sensors::time::parse_rfc3339("2026-11-23T16:10:00Z").expect("time");
+    let want: Vec<i64> = (0..12).map(|i| first + i * 600_000 - 1).collect();
+    assert_eq!(keyframes, want);
+    assert_eq!(h["this_run"]["keyframes_written"], 12);
+    assert_eq!(h["file"]["keyframes"], 12);
+}
+
+#[test]
+fn ctrl_c_ends_a_recording_run_with_the_file_whole() {
+    let dir = temp_dir("history-ctrl-c");
+    let db = dir.join("city.sqlite");
+    let child = Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args([
+            "--headless",
+            "--simulate",
+            "7",
+            "--sim-start",
+            "2026-11-23T16:00",
+            "--until",
+            "2026-11-30T16:00",
+            "--history",
+            db.to_str().expect("path"),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tvilling");
+    // Recording: the write-ahead log has grown.
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 1_000_000 {
+        assert!(
+            started.elapsed().as_secs() < 180,
+            "no recording after 180 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("interrupted (Ctrl+C)"), "{stderr}");
+    assert_eq!(wal_files(&db), Vec::<String>::new(), "{stderr}");
+    let counts = sqlite_counts(&db);
+    assert!(
+        counts["values"].as_u64().expect("values") > 10_000,
+        "{counts}"
+    );
+}
+
+#[test]
+fn a_history_read_that_cannot_be_answered_exits_non_zero_with_one_line_saying_why() {
+    let dir = temp_dir("history-refused");
+    let db = dir.join("city.sqlite");
+    record_from_16(&db, "2026-11-23T16:30", &[]);
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    };
+    let whole = std::fs::read(&db).expect("read");
+    let empty = file("empty.sqlite", b"");
+    let cut = file("cut.sqlite", &whole[..whole.len() / 3]);
+    let text = file("text.sqlite", "not a database\n".repeat(300).as_bytes());
+    let other = dir.join("other.sqlite");
+    let newer = file("newer.sqlite", &whole);
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1]); c.execute('CREATE TABLE x(a)'); c.commit(); c.close()\n\
+             c = sqlite3.connect(sys.argv[2]); c.execute(\"UPDATE meta SET value = '99' WHERE key = 'schema'\"); c.commit(); c.close()\n",
+            other.to_str().expect("path"),
+            newer.to_str().expect("path"),
+        ])
+        .status()
+        .expect("python3");
+    assert!(py.success());
+    let missing = dir.join("missing.sqlite");
+    let s = |p: &std::path::PathBuf| p.to_str().expect("path").to_string();
+    let bad_files = [
+        (s(&missing), "no such file"),
+        (
+            s(&empty),
+            "the file is empty (0 bytes): not a Tvilling history",
+        ),
+        (s(&cut), "damaged"),
+        (s(&text), "not an SQLite file, or damaged"),
+        (s(&other), "an SQLite file, but not a Tvilling history"),
+        (s(&newer), "schema version 99, this build reads 2"),
+    ];
+    let snap = dir.join("at.geojson");
+    let refused = |args: &[&str], reason: &str| {
+        let out = tvilling(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("tvilling: error:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(lines[0].contains(reason), "{args:?}: {}", lines[0]);
+        assert!(!snap.exists(), "{args:?} wrote a snapshot");
+    };
+    let csv = s(&dir.join("out.csv"));
+    for (path, reason) in &bad_files {
+        let at = ["--headless", "--history", path, "--at", "2026-11-23T16:10"];
+        refused(&[&at[..], &["--snapshot", &s(&snap)]].concat(), reason);
+        refused(
+            &[
+                "--history",
+                path,
+                "--export-history",
+                "lamp/way/110655211/0",
+                "--csv",
+                &csv,
+            ],
+            reason,
+        );
+        refused(&["--history", path, "--export-alarm-log", &csv], reason);
+    }
+    // Moments outside what the file holds: the span it holds is said.
+    for (at, said) in [
+        ("2026-11-22T16:10", "2026-11-22T16:10 is outside it"),
+        ("2020-01-01T00:00", "2020-01-01T00:00 is outside it"),
+        ("2026-11-23T15:59", "15:59 is outside it"),
+        ("2026-11-23T17:00", "17:00 is outside it"),
+    ] {
+        refused(
+            &[
+                "--headless",
+                "--history",
+                &s(&db),
+                "--at",
+                at,
+                "--snapshot",
+                &s(&snap),
+            ],
+            &format!("history {} holds 2026-11-23T16:00 to 16:30; {said}", s(&db)),
+        );
+    }
+    refused(
+        &[
+            "--history",
+            &s(&db),
+            "--export-history",
+            "lamp/way/110655211/0",
+            "--from",
+            "2026-11-24T00:00",
+            "--csv",
+            &csv,
+        ],
+        "holds 2026-11-23T16:00:00.000Z to 2026-11-23T16:30:00.000Z; no values of",
+    );
+    // And a moment it holds is shown.
+    tvilling_ok([
+        "--headless",
+        "--history",
+        &s(&db),
+        "--at",
+        "2026-11-23T16:20",
+        "--snapshot",
+        &s(&snap),
+    ]);
+    assert_eq!(
+        snapshot(&snap)["history"]["shown"],
+        "2026-11-23T16:20:00.000Z"
+    );
 }

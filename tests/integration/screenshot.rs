@@ -1036,3 +1036,40 @@ fn the_extracts_edge_is_a_note_apart_from_the_import_problems() {
             "0notdrawn",
         ]);
 }
+
+#[test]
+fn a_recording_run_whose_history_cannot_be_used_says_so_in_a_banner() {
+    // Told to record to a file that is not a history: the live twin runs on, and a red banner
+    // at the top says why there is no history (not only the log).
+    let dir = temp_dir("history-banner");
+    let bad = dir.join("bad.sqlite");
+    std::fs::write(&bad, "not a database at all\n".repeat(200)).expect("write");
+    let pic = shoot(
+        &dir.join("shot.png"),
+        [
+            "--sun",
+            "2026-11-23T17:00",
+            "--sim-start",
+            "2026-11-23T17:00",
+            "--history",
+            bad.to_str().expect("path"),
+            "--frames",
+            "3",
+        ],
+    );
+    let red = |p: [u8; 3]| {
+        let [r, g, b] = p.map(i32::from);
+        r > 160 && g < 60 && b < 60
+    };
+    assert!(
+        pic.share(0.05, 0.1, 0.95, 0.2, red) > 0.2,
+        "no red banner: {}",
+        pic.share(0.05, 0.1, 0.95, 0.2, red)
+    );
+    pic.crop_for_ocr(0.05, 0.105, 0.95, 0.215, true)
+        .assert_shows(&[
+            "history:history",
+            "notansqlitefile",
+            "runningwithouthistory",
+        ]);
+}

@@ -140,6 +140,22 @@ impl Plugin for LivePlugin {
             settings: self.settings.history.clone(),
         });
         if let Some(at) = self.settings.at_ms {
+            // A moment the history cannot show is not pretended: the clock stays live and the
+            // reason is the history's error (on screen, in the snapshot).
+            let checked = match &self.settings.history {
+                Some(h) => history::check_moment(&h.path, at),
+                None => Err("--at needs a history (--history FILE)".into()),
+            };
+            if let Err(e) = checked {
+                error!("{e}");
+                if let Some(mut status) =
+                    app.world_mut().get_resource_mut::<history::HistoryStatus>()
+                {
+                    status.error = Some(e);
+                    status.range = None;
+                }
+                return;
+            }
             // The recorded twin at a moment: the clock plays back there, paused, with the
             // newest recorded moment as its edge.
             let newest = app

@@ -294,12 +294,33 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             "alarms": list,
         });
     }
+    // What this run wrote, once everything handed over is written, and what the file holds.
+    let written = world
+        .get_resource_mut::<crate::history::HistoryRecorder>()
+        .and_then(|mut r| r.written());
     if let Some(h) = world.get_resource::<HistoryStatus>() {
+        let file = h.path.as_deref().filter(|_| h.error.is_none()).map(|p| {
+            match crate::history::file_summary(p) {
+                Ok(f) => json!({
+                    "values": f.values,
+                    "keyframes": f.keyframes,
+                    "first": f.range.map(|r| format_rfc3339(r.0)),
+                    "last": f.range.map(|r| format_rfc3339(r.1)),
+                    "bytes": f.bytes,
+                }),
+                Err(e) => json!({ "error": e.to_string() }),
+            }
+        });
         doc["history"] = json!({
             "path": h.path.as_ref().map(|p| p.display().to_string()),
             "recording": h.recording,
-            "recorded": h.recorded,
-            "lost": h.lost,
+            "this_run": written.map(|w| json!({
+                "values_written": w.values,
+                "alarm_changes_written": w.alarm_changes,
+                "keyframes_written": w.keyframes,
+                "values_lost": w.values_lost,
+            })),
+            "file": file,
             "error": h.error,
             "shown": h.shown_ms.map(format_rfc3339),
         });

@@ -47,6 +47,24 @@ pub fn banner(lang: Lang, clock: &TwinClock) -> Option<String> {
     })
 }
 
+/// A banner at the top centre, `y` px down, above every window (wrapping within the screen).
+fn top_banner(ctx: &egui::Context, id: &str, y: f32, fill: egui::Color32, text: egui::RichText) {
+    let width = (ctx.content_rect().width() - 40.0).max(200.0);
+    egui::Area::new(egui::Id::new(id))
+        .order(egui::Order::Foreground)
+        .anchor(egui::Align2::CENTER_TOP, [0.0, y])
+        .show(ctx, |ui| {
+            egui::Frame::new()
+                .fill(fill)
+                .stroke(egui::Stroke::new(2.0, egui::Color32::BLACK))
+                .inner_margin(egui::Margin::symmetric(14, 6))
+                .show(ui, |ui| {
+                    ui.set_max_width(width);
+                    ui.label(text);
+                });
+        });
+}
+
 /// The playback banner (whenever the view is not live) and the timeline bar (when the twin
 /// records a history, or says why it cannot).
 pub(crate) fn timeline_bar(
@@ -61,27 +79,33 @@ pub(crate) fn timeline_bar(
     let ctx = contexts.ctx_mut()?;
     // The banner: top centre, above every window.
     if let Some(text) = banner(lang, &clock) {
-        egui::Area::new(egui::Id::new("playback-banner"))
-            .order(egui::Order::Foreground)
-            .anchor(egui::Align2::CENTER_TOP, [0.0, 6.0])
-            .show(ctx, |ui| {
-                egui::Frame::new()
-                    .fill(egui::Color32::from_rgb(250, 180, 20))
-                    .stroke(egui::Stroke::new(2.0, egui::Color32::BLACK))
-                    .inner_margin(egui::Margin::symmetric(14, 6))
-                    .show(ui, |ui| {
-                        ui.label(
-                            egui::RichText::new(text)
-                                .size(22.0)
-                                .strong()
-                                .color(egui::Color32::BLACK),
-                        );
-                    });
-            });
+        top_banner(
+            ctx,
+            "playback-banner",
+            6.0,
+            egui::Color32::from_rgb(250, 180, 20),
+            egui::RichText::new(text)
+                .size(22.0)
+                .strong()
+                .color(egui::Color32::BLACK),
+        );
     }
     let Some(history) = status.as_deref() else {
         return Ok(());
     };
+    // A history that cannot be used says so above everything, below the playback banner.
+    if let Some(e) = &history.error {
+        top_banner(
+            ctx,
+            "history-banner",
+            52.0,
+            egui::Color32::from_rgb(190, 30, 30),
+            egui::RichText::new(format!("{}: {e}", tr(lang, "History")))
+                .size(18.0)
+                .strong()
+                .color(egui::Color32::WHITE),
+        );
+    }
     // Between the scale bar (bottom left) and the compass (bottom right).
     let width = (ctx.content_rect().width() - 400.0).clamp(360.0, 900.0);
     egui::Area::new(egui::Id::new("timeline"))

@@ -249,9 +249,11 @@ fn remove_stale_temporaries(path: &std::path::Path) {
 
 impl Drop for HistoryRecorder {
     fn drop(&mut self) {
-        // Write what is queued and stop both threads before a temporary file goes.
-        self.writer = None;
+        // Stop the reader first, so the writer's connection is the last one and closing it
+        // leaves one self-contained file (no `-wal` beside it); then write what is queued and
+        // stop the writer, before a temporary file goes.
         self.reader = None;
+        self.writer = None;
         if let Some(path) = &self.temporary {
             for ext in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
@@ -315,6 +317,101 @@ impl HistoryRecorder {
             w.flush();
         }
     }
+
+    /// What this run has written (after waiting for everything handed over to be written).
+    pub fn written(&mut self) -> Option<Written> {
+        self.flush();
+        self.writer.as_ref().map(|w| Written {
+            values: w.status.recorded.load(Ordering::Relaxed),
+            alarm_changes: w.status.alarms.load(Ordering::Relaxed),
+            keyframes: w.status.keyframes.load(Ordering::Relaxed),
+            values_lost: w.status.lost.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// What one run has written to its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Values written to the file by this run (each value applied to a device once).
+    pub values: u64,
+    /// Alarm raises and clears written.
+    pub alarm_changes: u64,
+    /// Keyframes (the state of every device at the start of ten minutes) written.
+    pub keyframes: u64,
+    /// Values that could not be written (after a write error; the reason is the error).
+    pub values_lost: u64,
+}
+
+/// What a history file holds, whoever wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    pub values: u64,
+    pub keyframes: u64,
+    /// The first and last recorded values' times.
+    pub range: Option<(i64, i64)>,
+    /// Bytes in use in the file.
+    pub bytes: u64,
+}
+
+/// What the history at `path` holds (read through a reader's connection).
+pub fn file_summary(path: &std::path::Path) -> Result<FileSummary, StoreError> {
+    let mut store = SqliteStore::open_read_only(path)?;
+    let summary = (|| {
+        Ok::<_, StoreError>(FileSummary {
+            values: store.count()?,
+            keyframes: store.keyframe_times()?.len() as u64,
+            range: store::HistoryStore::range(&mut store)?,
+            bytes: store.bytes()?,
+        })
+    })();
+    // A file damaged past its first pages fails here, not when opened: said with its name.
+    summary.map_err(|e| match e {
+        StoreError::Sqlite(e) => StoreError::Open {
+            path: path.display().to_string(),
+            reason: store::describe(&e),
+        },
+        other => other,
+    })
+}
+
+/// A minute as the messages name it: `2026-11-23T14:40`, or `14:40` on the same day as `day`.
+fn minute_text(t_ms: i64, day: Option<i64>) -> String {
+    let full = tvilling_sensors::time::format_rfc3339(t_ms);
+    let minute = full.get(..16).unwrap_or(&full);
+    match day {
+        Some(d) if d.div_euclid(86_400_000) == t_ms.div_euclid(86_400_000) => {
+            minute.get(11..).unwrap_or(minute).to_string()
+        }
+        _ => minute.to_string(),
+    }
+}
+
+/// Checks that the history at `path` can show the moment `at_ms`: the file can be read as a
+/// Tvilling history of this schema and holds values around it. Returns the span it holds, or
+/// one line saying why not (naming the span it does hold).
+pub fn check_moment(path: &std::path::Path, at_ms: i64) -> Result<(i64, i64), String> {
+    let summary = file_summary(path).map_err(|e| e.to_string())?;
+    let Some((first, last)) = summary.range else {
+        return Err(format!(
+            "history {} holds no recorded values; nothing to show at {}",
+            path.display(),
+            minute_text(at_ms, None)
+        ));
+    };
+    // A moment from the start of the first recorded minute to the end of the last one.
+    if at_ms < first.div_euclid(60_000) * 60_000
+        || at_ms > (last + 59_999).div_euclid(60_000) * 60_000
+    {
+        return Err(format!(
+            "history {} holds {} to {}; {} is outside it",
+            path.display(),
+            minute_text(first, None),
+            minute_text(last, Some(first)),
+            minute_text(at_ms, Some(first))
+        ));
+    }
+    Ok((first, last))
 }
 
 /// System sets of the history.
@@ -861,6 +958,73 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         panic!("timed out waiting for {what}");
+    }
+
+    /// `--at` in the window: a moment the file holds is played back; one outside it, or a
+    /// file that is not a history, leaves the clock live and the reason in the status (which
+    /// the timeline shows as a banner), with the span the file holds.
+    #[test]
+    fn a_moment_the_history_cannot_show_is_not_pretended_in_the_window() {
+        use store::HistoryStore;
+        let dir = std::env::temp_dir().join(format!("tvilling-history-at-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("h.sqlite");
+        {
+            let mut store = SqliteStore::open(&path).expect("open");
+            let device = store.device_index("lamp-1", "lamp").expect("device");
+            let rows: Vec<store::Row> = (0..=30)
+                .map(|m| store::Row {
+                    t_ms: T0 + m * 60_000,
+                    device,
+                    quantity: Quantity::LampOn.index(),
+                    value: (m % 2) as f64,
+                    source: 0,
+                })
+                .collect();
+            store.write(&rows, &[]).expect("write");
+            store.persist().expect("persist");
+        }
+        let not_history = dir.join("text.sqlite");
+        std::fs::write(&not_history, "not a database\n".repeat(300)).expect("write");
+        let twin = |file: &std::path::Path, at: i64| {
+            let mut app = App::new();
+            app.add_plugins(MinimalPlugins)
+                .add_plugins(crate::LivePlugin {
+                    settings: crate::LiveSettings {
+                        history: Some(HistorySettings {
+                            path: file.to_path_buf(),
+                            retention_days: 30.0,
+                            read_only: true,
+                            temporary: false,
+                        }),
+                        at_ms: Some(at),
+                        ..default()
+                    },
+                });
+            let clock = app.world().resource::<TwinClock>().clone();
+            let status = app.world().resource::<HistoryStatus>().clone();
+            (clock, status)
+        };
+        let (clock, status) = twin(&path, T0 + 10 * 60_000);
+        assert!(!clock.is_live());
+        assert_eq!(clock.now_ms, T0 + 10 * 60_000);
+        assert_eq!(status.error, None);
+        for at in [T0 - 86_400_000, T0 + 3_600_000] {
+            let (clock, status) = twin(&path, at);
+            assert!(clock.is_live(), "playing back {at}, outside the file");
+            let e = status.error.expect("the reason");
+            assert!(e.contains(" holds ") && e.contains("is outside it"), "{e}");
+            assert_eq!(status.range, None, "the timeline offers no span");
+        }
+        let (clock, status) = twin(&not_history, T0);
+        assert!(clock.is_live());
+        assert!(
+            status
+                .error
+                .expect("the reason")
+                .contains("not an SQLite file")
+        );
     }
 
     /// A lamp that is on at even minutes and off at odd ones, recorded for an hour through the

@@ -397,6 +397,56 @@ pub fn fold(running: &mut Running, r: &Row) {
     e.source = r.source;
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // The writer leaves one self-contained file: everything in the write-ahead log is
+        // copied into the file and the log emptied (SQLite deletes it when the last
+        // connection closes, as this one is once the readers have gone).
+        if self._lock.is_some()
+            && let Err(e) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+        {
+            bevy::log::warn!("history: the final checkpoint failed: {e}");
+        }
+        if self._lock.is_none() {
+            // A reader's connection cannot remove the `-wal` and `-shm` files SQLite makes
+            // beside the file; when no Tvilling records to it, a moment's read-write
+            // connection, closed as the last one, lets SQLite tidy them away (it keeps them
+            // while any other connection is open).
+            let Some(path) = self.conn.path().map(std::path::PathBuf::from) else {
+                return;
+            };
+            let Ok(memory) = Connection::open_in_memory() else {
+                return;
+            };
+            drop(std::mem::replace(&mut self.conn, memory));
+            let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+            if !wal.exists() {
+                return;
+            }
+            let Ok(file) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+            else {
+                return;
+            };
+            if file.try_lock().is_ok()
+                && let Ok(conn) = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+            {
+                let _ = conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0));
+                drop(conn);
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the store at `path`. A file that is not a Tvilling history, is
     /// damaged, or is locked by another writer is an error with the reason.
@@ -537,9 +587,17 @@ impl SqliteStore {
         };
         store.check_version().map_err(|e| match e {
             StoreError::Sqlite(e) => err(describe(&e)),
+            StoreError::Open { reason, .. } => err(reason),
             other => other,
         })?;
         Ok(store)
+    }
+
+    /// The times of the keyframes, oldest first.
+    pub fn keyframe_times(&self) -> Result<Vec<i64>, StoreError> {
+        let mut q = self.conn.prepare("SELECT t FROM keyframes ORDER BY t")?;
+        let times = q.query_map([], |r| r.get(0))?;
+        Ok(times.collect::<Result<_, _>>()?)
     }
 
     fn setup(conn: Connection) -> Result<SqliteStore, StoreError> {
@@ -603,6 +661,23 @@ impl SqliteStore {
     }
 
     fn check_version(&mut self) -> Result<(), StoreError> {
+        let tables: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables == 0 {
+            let path = self.conn.path().unwrap_or("?").to_string();
+            let empty = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+            return Err(StoreError::Open {
+                path,
+                reason: if empty {
+                    "the file is empty (0 bytes): not a Tvilling history".into()
+                } else {
+                    "an SQLite file, but not a Tvilling history (it has no meta table)".into()
+                },
+            });
+        }
         let v: Option<String> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
@@ -622,7 +697,10 @@ impl SqliteStore {
             }),
             Some(other) => Err(StoreError::Open {
                 path: self.conn.path().unwrap_or("?").to_string(),
-                reason: format!("schema version {other}, this build reads {SCHEMA_VERSION}"),
+                reason: format!(
+                    "schema version {other}, this build reads {SCHEMA_VERSION} (written by \
+                     another Tvilling: read it with the build that wrote it)"
+                ),
             }),
             None => Err(StoreError::Open {
                 path: self.conn.path().unwrap_or("?").to_string(),
@@ -788,7 +866,7 @@ fn migrate_v1(conn: &mut Connection) -> Result<u64, StoreError> {
 }
 
 /// An SQLite error in words a user can act on.
-fn describe(e: &rusqlite::Error) -> String {
+pub(crate) fn describe(e: &rusqlite::Error) -> String {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => "not an SQLite file, or damaged".into(),
