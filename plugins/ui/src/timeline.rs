@@ -48,9 +48,15 @@ pub fn banner(lang: Lang, clock: &TwinClock) -> Option<String> {
 }
 
 /// A banner at the top centre, `y` px down, above every window (wrapping within the screen).
-fn top_banner(ctx: &egui::Context, id: &str, y: f32, fill: egui::Color32, text: egui::RichText) {
+fn top_banner(
+    ctx: &egui::Context,
+    id: egui::Id,
+    y: f32,
+    fill: egui::Color32,
+    text: egui::RichText,
+) {
     let width = (ctx.content_rect().width() - 40.0).max(200.0);
-    egui::Area::new(egui::Id::new(id))
+    egui::Area::new(id)
         .order(egui::Order::Foreground)
         .anchor(egui::Align2::CENTER_TOP, [0.0, y])
         .show(ctx, |ui| {
@@ -81,7 +87,7 @@ pub(crate) fn timeline_bar(
     if let Some(text) = banner(lang, &clock) {
         top_banner(
             ctx,
-            "playback-banner",
+            egui::Id::new("playback-banner"),
             6.0,
             egui::Color32::from_rgb(250, 180, 20),
             egui::RichText::new(text)
@@ -97,7 +103,7 @@ pub(crate) fn timeline_bar(
     if let Some(e) = &history.error {
         top_banner(
             ctx,
-            "history-banner",
+            egui::Id::new("history-banner"),
             52.0,
             egui::Color32::from_rgb(190, 30, 30),
             egui::RichText::new(format!("{}: {e}", tr(lang, "History")))
