@@ -9,7 +9,7 @@
 //! - one device's year recorded, then read back whole and a day of it;
 //! - simulated time through the ECS (stepped simulator, SenML decode, apply, health, alarms,
 //!   metrics, and recording): wall time and speed-up over real time for the whole city
-//!   (`TVILLING_BENCH_ONLY=sim` measures only this).
+//!   (`TVILLING_BENCH_ONLY=sim` measures only this; `year` only one device's year).
 
 use std::time::Instant;
 
@@ -70,6 +70,10 @@ fn file_bytes(p: &std::path::Path) -> u64 {
 fn main() {
     let seed = 1;
     let devices = whole_city(seed);
+    if std::env::var("TVILLING_BENCH_ONLY").as_deref() == Ok("year") {
+        device_year();
+        return;
+    }
     if std::env::var("TVILLING_BENCH_ONLY").as_deref() == Ok("sim") {
         // Only the simulated time through the ECS.
         simulated_time(devices);

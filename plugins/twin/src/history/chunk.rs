@@ -107,6 +107,15 @@ impl<'a> BitReader<'a> {
         if self.at + n > self.bytes.len() * 8 {
             return None;
         }
+        let (byte, off) = (self.at / 8, self.at % 8);
+        // The common case: the bits lie in the 8 bytes from the current one.
+        if n > 0 && n + off <= 64 && byte + 8 <= self.bytes.len() {
+            let mut window = [0u8; 8];
+            window.copy_from_slice(&self.bytes[byte..byte + 8]);
+            let w = u64::from_be_bytes(window);
+            self.at += n;
+            return Some((w << off) >> (64 - n));
+        }
         let mut v: u64 = 0;
         let mut left = n;
         while left > 0 {

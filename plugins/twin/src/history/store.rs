@@ -772,6 +772,43 @@ impl SqliteStore {
     }
 }
 
+/// Series each in time order merged into one by time; ties in the order of the series.
+fn merge_by_time(series: &[(u8, Vec<(i64, f64)>)]) -> Vec<(i64, u8, f64)> {
+    let total = series.iter().map(|(_, v)| v.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut at = vec![0usize; series.len()];
+    loop {
+        // The series whose next value comes first (the lowest on a tie).
+        let mut best: Option<(usize, i64)> = None;
+        for (i, (_, v)) in series.iter().enumerate() {
+            if let Some(&(t, _)) = v.get(at[i])
+                && best.is_none_or(|(_, b)| t < b)
+            {
+                best = Some((i, t));
+            }
+        }
+        let Some((i, _)) = best else { break };
+        // Its run up to where another series comes first: before a lower series' next time,
+        // up to and including a higher one's.
+        let limit = series
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(j, (_, w))| w.get(at[j]).map(|p| if j < i { p.0 - 1 } else { p.0 }))
+            .min()
+            .unwrap_or(i64::MAX);
+        let (q, v) = &series[i];
+        while let Some(&(t, value)) = v.get(at[i]) {
+            if t > limit {
+                break;
+            }
+            out.push((t, *q, value));
+            at[i] += 1;
+        }
+    }
+    out
+}
+
 /// A chunk's bytes as SQLite holds them (not copied).
 fn blob<'a>(r: &'a rusqlite::Row, i: usize) -> Result<&'a [u8], StoreError> {
     r.get_ref(i)?.as_blob().map_err(|e| {
@@ -1183,36 +1220,60 @@ impl HistoryStore for SqliteStore {
         let Some(id) = id else {
             return Ok(Vec::new());
         };
-        let mut out: Vec<(i64, u8, f64)> = Vec::new();
+        // Each series' values gathered in time order (a series' chunks come by segment from
+        // the index; checked below), then the device's few series merged by time.
+        let mut per_series: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
         let mut q = self.conn.prepare_cached(
             "SELECT seg, series, n, data FROM chunks WHERE series >= ?1 AND series < ?2 \
              AND seg >= ?3 AND seg <= ?4 AND t_last >= ?5 AND t_first <= ?6",
         )?;
-        let mut rows = q.query(params![
-            series_of(id, 0),
-            series_of(id, 0) + 256,
-            segment_of(from_ms),
-            segment_of(to_ms),
-            from_ms,
-            to_ms
-        ])?;
-        while let Some(r) = rows.next()? {
-            let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let quantity = series_parts(series).1;
-            chunk::decode_each(seg * SEGMENT_MS, n, blob(r, 3)?, |p| {
-                if p.t_ms >= from_ms && p.t_ms <= to_ms {
-                    out.push((p.t_ms, quantity, p.value));
-                }
-            })
-            .map_err(|e| StoreError::Chunk {
-                device: device.to_string(),
-                quantity,
-                at_ms: seg * SEGMENT_MS,
-                damaged: e,
-            })?;
+        // One index seek per quantity the twin knows (series, then segment: both columns of
+        // the index used), then the rest of the device's series numbers in one range.
+        let known = tvilling_sensors::registry::Quantity::ALL.len() as i64;
+        let ranges = (0..known)
+            .map(|q| (series_of(id, 0) + q, series_of(id, 0) + q + 1))
+            .chain([(series_of(id, 0) + known, series_of(id, 0) + 256)]);
+        for (lo, hi) in ranges {
+            let mut rows = q.query(params![
+                lo,
+                hi,
+                segment_of(from_ms),
+                segment_of(to_ms),
+                from_ms,
+                to_ms
+            ])?;
+            while let Some(r) = rows.next()? {
+                let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let quantity = series_parts(series).1;
+                let i = match per_series.iter().position(|(q, _)| *q == quantity) {
+                    Some(i) => i,
+                    None => {
+                        per_series.push((quantity, Vec::new()));
+                        per_series.len() - 1
+                    }
+                };
+                let values = &mut per_series[i].1;
+                values.reserve(n as usize);
+                chunk::decode_each(seg * SEGMENT_MS, n, blob(r, 3)?, |p| {
+                    if p.t_ms >= from_ms && p.t_ms <= to_ms {
+                        values.push((p.t_ms, p.value));
+                    }
+                })
+                .map_err(|e| StoreError::Chunk {
+                    device: device.to_string(),
+                    quantity,
+                    at_ms: seg * SEGMENT_MS,
+                    damaged: e,
+                })?;
+            }
         }
-        out.sort_by_key(|p| p.0);
-        Ok(out)
+        per_series.sort_by_key(|(q, _)| *q);
+        for (_, v) in &mut per_series {
+            if !v.is_sorted_by_key(|p| p.0) {
+                v.sort_by_key(|p| p.0);
+            }
+        }
+        Ok(merge_by_time(&per_series))
     }
 
     fn range(&mut self) -> Result<Option<(i64, i64)>, StoreError> {
@@ -1317,6 +1378,24 @@ mod tests {
                 source: s,
             })
             .collect()
+    }
+
+    #[test]
+    fn series_merged_by_time_equal_a_stable_sort() {
+        // Four quantities at their own rates, with ties, and one empty.
+        let series: Vec<(u8, Vec<(i64, f64)>)> = vec![
+            (1, (0..50).map(|i| (i * 60, i as f64)).collect()),
+            (2, (0..300).map(|i| (i * 10, -(i as f64))).collect()),
+            (3, Vec::new()),
+            (7, (0..20).map(|i| (i * 150 + 5, 0.5)).collect()),
+        ];
+        let mut want: Vec<(i64, u8, f64)> = series
+            .iter()
+            .flat_map(|(q, v)| v.iter().map(|(t, x)| (*t, *q, *x)))
+            .collect();
+        want.sort_by_key(|p| p.0);
+        assert_eq!(merge_by_time(&series), want);
+        assert!(merge_by_time(&[]).is_empty());
     }
 
     #[test]
