@@ -37,22 +37,25 @@ mem() {
   local snap="/tmp/tvilling-city-mem.geojson"
   /usr/bin/time -f "%M" "$bin" --headless --sim-start 2026-11-23T15:30 \
     --until 2026-11-23T15:31 --snapshot "$snap" "$@" > /dev/null 2> /tmp/tvilling-city-mem.err
-  local now
+  local now twin
   now=$(sed -nE 's/.*memory: ([0-9]+) KiB resident.*/\1/p' /tmp/tvilling-city-mem.err | tail -1)
-  python3 - "$snap" "$(tail -1 /tmp/tvilling-city-mem.err)" "$now" <<'PY'
+  # The twin's own memory: logged before the snapshot's JSON document is built.
+  twin=$(sed -nE 's/.*memory before the snapshot: ([0-9]+) KiB resident.*/\1/p' /tmp/tvilling-city-mem.err | tail -1)
+  python3 - "$snap" "$(tail -1 /tmp/tvilling-city-mem.err)" "$now" "$twin" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 m = d["diagnostics"]["memory"]
 devices = sum(1 for f in d["features"] if "health" in f["properties"])
-print(sys.argv[2], sys.argv[3], devices, m["buildings"], m["building_bytes"])
+print(sys.argv[2], sys.argv[3], devices, m["buildings"], m["building_bytes"], sys.argv[4])
 PY
 }
-read -r base_peak base_now _ _ _ < <(mem --data assets/osm/stockholm-norrmalm-ostermalm.osm --no-simulate)
-read -r bare_peak bare_now _ nb held < <(mem --data "$city" --no-simulate)
-read -r full_peak full_now devices _ _ < <(mem --data "$city" --extra-lamps "$lamps")
-echo "resident memory (peak / at the end), MiB: shipped extract $((base_peak / 1024)) / $((base_now / 1024)); $nb buildings $((bare_peak / 1024)) / $((bare_now / 1024)); with $devices devices $((full_peak / 1024)) / $((full_now / 1024))"
-awk -v a="$base_now" -v b="$bare_now" -v f="$full_now" -v n="$nb" -v d="$devices" -v h="$held" 'BEGIN {
+read -r base_peak base_now _ _ _ base_twin < <(mem --data assets/osm/stockholm-norrmalm-ostermalm.osm --no-simulate)
+read -r bare_peak bare_now _ nb held bare_twin < <(mem --data "$city" --no-simulate)
+read -r full_peak full_now devices _ _ full_twin < <(mem --data "$city" --extra-lamps "$lamps")
+echo "resident memory (peak / at the end, after the snapshot), MiB: shipped extract $((base_peak / 1024)) / $((base_now / 1024)); $nb buildings $((bare_peak / 1024)) / $((bare_now / 1024)); with $devices devices $((full_peak / 1024)) / $((full_now / 1024))"
+echo "the twin's own resident memory (before the snapshot), MiB: shipped extract $((base_twin / 1024)); $nb buildings $((bare_twin / 1024)); with $devices devices $((full_twin / 1024)) (goal 1024)"
+awk -v a="$base_twin" -v b="$bare_twin" -v f="$full_twin" -v n="$nb" -v d="$devices" -v h="$held" 'BEGIN {
   printf "per building, held by its components (excluding its mesh): %.0f bytes (goal 2048)\n", h / n
-  printf "per building, resident at the end (excluding meshes; import leftovers included): %.0f bytes\n", (b - a) * 1024 / n
-  printf "per device, resident at the end: %.0f bytes\n", (f - b) * 1024 / d
+  printf "per building, the twin resident (excluding meshes; import leftovers included): %.0f bytes\n", (b - a) * 1024 / n
+  printf "per device, the twin resident: %.0f bytes\n", (f - b) * 1024 / d
 }'

@@ -552,6 +552,11 @@ fn write_snapshot(world: &mut World) {
         return;
     }
     let path = plan.path.take();
+    // The twin's own memory, before the snapshot's document (a JSON tree of every feature,
+    // as large again as the twin for a whole city) is built.
+    if let Some(kib) = tvilling_twin::snapshot::resident_kib() {
+        info!("memory before the snapshot: {kib} KiB resident");
+    }
     let result = match path {
         Some(path) => snapshot_to_file(world, &path),
         None => Ok(()),
