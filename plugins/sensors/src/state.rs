@@ -196,10 +196,14 @@ pub struct LiveEdge {
     blocks: Vec<Option<Box<EdgeBlock>>>,
 }
 
+/// A block's samples as three arrays (times, quantities, values: 17 bytes a sample, where a
+/// `Sample` tuple takes 24 with its padding).
 #[derive(Debug)]
 struct EdgeBlock {
-    /// Sample `n` of column `c` at `(n % HISTORY_CAPACITY) * EDGE_BLOCK + c`.
-    samples: Vec<Sample>,
+    /// Sample `n` of column `c` at `(n % HISTORY_CAPACITY) * EDGE_BLOCK + c` in each.
+    times: Vec<i64>,
+    quantities: Vec<Quantity>,
+    values: Vec<f64>,
     /// Samples pushed per column, ever.
     pushed: Vec<u64>,
 }
@@ -218,12 +222,17 @@ impl LiveEdge {
         }
         let block = self.blocks[b].get_or_insert_with(|| {
             Box::new(EdgeBlock {
-                samples: vec![(0, Quantity::SignalAspect, 0.0); HISTORY_CAPACITY * EDGE_BLOCK],
+                times: vec![0; HISTORY_CAPACITY * EDGE_BLOCK],
+                quantities: vec![Quantity::SignalAspect; HISTORY_CAPACITY * EDGE_BLOCK],
+                values: vec![0.0; HISTORY_CAPACITY * EDGE_BLOCK],
                 pushed: vec![0; EDGE_BLOCK],
             })
         });
         let n = block.pushed[c];
-        block.samples[(n % HISTORY_CAPACITY as u64) as usize * EDGE_BLOCK + c] = (t, q, v);
+        let i = (n % HISTORY_CAPACITY as u64) as usize * EDGE_BLOCK + c;
+        block.times[i] = t;
+        block.quantities[i] = q;
+        block.values[i] = v;
         block.pushed[c] = n + 1;
     }
 
@@ -234,7 +243,10 @@ impl LiveEdge {
         let pushed = block.map_or(0, |k| k.pushed[c]);
         let from = pushed.saturating_sub(HISTORY_CAPACITY as u64);
         (from..pushed).filter_map(move |n| {
-            block.map(|k| k.samples[(n % HISTORY_CAPACITY as u64) as usize * EDGE_BLOCK + c])
+            block.map(|k| {
+                let i = (n % HISTORY_CAPACITY as u64) as usize * EDGE_BLOCK + c;
+                (k.times[i], k.quantities[i], k.values[i])
+            })
         })
     }
 
