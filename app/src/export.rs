@@ -1,5 +1,6 @@
-//! `--export-history DEVICE --from .. --to .. --csv FILE`: one device's recorded series as CSV
-//! (time in RFC 3339 UTC, quantity with its unit, value); `--export-alarm-log FILE`: the alarm
+//! `--export-history DEVICE --from .. --to .. --csv FILE --parquet FILE`: one device's recorded
+//! series as CSV (time in RFC 3339 UTC, quantity with its unit, value) and/or Parquet (the same
+//! columns, time a UTC millisecond timestamp); `--export-alarm-log FILE`: the alarm
 //! audit log as CSV.
 
 use std::io::Write;
@@ -63,23 +64,52 @@ fn device_series(
     Ok((device.into_owned(), rows))
 }
 
-/// Writes the series; returns the number of rows.
-pub fn export_csv(
+/// Where an exported series goes: CSV, Parquet, or both from one read of the history.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeriesOut<'a> {
+    pub csv: Option<&'a Path>,
+    pub parquet: Option<&'a Path>,
+}
+
+/// Reads one device's series once and writes it to each file asked for; returns the rows.
+pub fn export_series(
     history: &Path,
     device: &str,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
-    out: &Path,
+    out: SeriesOut,
 ) -> Result<usize> {
+    anyhow::ensure!(
+        out.csv.is_some() || out.parquet.is_some(),
+        "--export-history needs --csv FILE or --parquet FILE (or both): where the series goes"
+    );
     let (device, rows) = device_series(history, device, from_ms, to_ms)?;
+    if let Some(csv) = out.csv {
+        write_csv(&device, &rows, csv)?;
+    }
+    if let Some(parquet) = out.parquet {
+        write_parquet(&device, &rows, parquet)?;
+    }
+    Ok(rows.len())
+}
+
+fn quantity_key(q: u8) -> &'static str {
+    Quantity::from_index(q).map_or("unknown", Quantity::key)
+}
+
+fn write_csv(device: &str, rows: &[(i64, u8, f64)], out: &Path) -> Result<()> {
     let mut w = create(out)?;
     writeln!(w, "time,device,quantity,value")?;
-    for (t, q, v) in &rows {
-        let q = Quantity::from_index(*q).map_or("unknown", Quantity::key);
-        writeln!(w, "{},{device},{q},{v}", format_rfc3339(*t))?;
+    for (t, q, v) in rows {
+        writeln!(
+            w,
+            "{},{device},{},{v}",
+            format_rfc3339(*t),
+            quantity_key(*q)
+        )?;
     }
     w.flush()?;
-    Ok(rows.len())
+    Ok(())
 }
 
 /// A new file for an export, buffered.
@@ -104,24 +134,14 @@ pub const SERIES_COLUMNS: [(&str, tvilling_twin::history::parquet::Kind); 4] = {
 const PARQUET_ROW_GROUP: usize = 1 << 20;
 
 /// Writes the series as Parquet, the same columns as the CSV (`time` a UTC timestamp in
-/// milliseconds); returns the number of rows.
-pub fn export_parquet(
-    history: &Path,
-    device: &str,
-    from_ms: Option<i64>,
-    to_ms: Option<i64>,
-    out: &Path,
-) -> Result<usize> {
+/// milliseconds).
+fn write_parquet(device: &str, rows: &[(i64, u8, f64)], out: &Path) -> Result<()> {
     use tvilling_twin::history::parquet::{ColumnData, ParquetWriter};
-    let (device, rows) = device_series(history, device, from_ms, to_ms)?;
     let mut w = ParquetWriter::new(create(out)?, &SERIES_COLUMNS)?;
     for group in rows.chunks(PARQUET_ROW_GROUP) {
         let times: Vec<i64> = group.iter().map(|r| r.0).collect();
-        let devices = vec![device.as_str(); group.len()];
-        let quantities: Vec<&str> = group
-            .iter()
-            .map(|r| Quantity::from_index(r.1).map_or("unknown", Quantity::key))
-            .collect();
+        let devices = vec![device; group.len()];
+        let quantities: Vec<&str> = group.iter().map(|r| quantity_key(r.1)).collect();
         let values: Vec<f64> = group.iter().map(|r| r.2).collect();
         w.write_row_group(&[
             ColumnData::TimestampMs(&times),
@@ -133,7 +153,7 @@ pub fn export_parquet(
     }
     w.finish()
         .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(rows.len())
+    Ok(())
 }
 
 /// Writes the alarm audit log between two times (optionally filtered) as CSV:

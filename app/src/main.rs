@@ -51,18 +51,19 @@ fn run() -> Result<()> {
         return Ok(());
     }
     if let (Some(device), Some(history)) = (&cli.export_history, &cli.history) {
-        anyhow::ensure!(
-            cli.csv.is_some() || cli.parquet.is_some(),
-            "--export-history needs --csv FILE or --parquet FILE (or both): where the series goes"
-        );
-        let (from, to) = (time(&cli.from, "--from")?, time(&cli.to, "--to")?);
-        if let Some(csv) = &cli.csv {
-            let n = tvilling::export::export_csv(history, device, from, to, csv)?;
-            println!("{n} values of {device} written to {}", csv.display());
-        }
-        if let Some(parquet) = &cli.parquet {
-            let n = tvilling::export::export_parquet(history, device, from, to, parquet)?;
-            println!("{n} values of {device} written to {}", parquet.display());
+        let out = tvilling::export::SeriesOut {
+            csv: cli.csv.as_deref(),
+            parquet: cli.parquet.as_deref(),
+        };
+        let n = tvilling::export::export_series(
+            history,
+            device,
+            time(&cli.from, "--from")?,
+            time(&cli.to, "--to")?,
+            out,
+        )?;
+        for file in [out.csv, out.parquet].into_iter().flatten() {
+            println!("{n} values of {device} written to {}", file.display());
         }
         return Ok(());
     }

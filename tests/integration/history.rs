@@ -545,8 +545,16 @@ fn sqlite_counts(path: &std::path::Path) -> Value {
 
 /// The simulated demo (seed 7) from 16:00 on 23 November to `until`, recorded to `db`.
 fn record_from_16(db: &std::path::Path, until: &str, extra: &[&str]) {
-    let db = db.to_str().expect("path");
-    let args = [
+    tvilling_ok(
+        record_args(db.to_str().expect("path"), until)
+            .iter()
+            .chain(extra),
+    );
+}
+
+/// The arguments of [`record_from_16`].
+fn record_args<'a>(db: &'a str, until: &'a str) -> [&'a str; 9] {
+    [
         "--headless",
         "--simulate",
         "7",
@@ -556,8 +564,7 @@ fn record_from_16(db: &std::path::Path, until: &str, extra: &[&str]) {
         until,
         "--history",
         db,
-    ];
-    tvilling_ok(args.iter().chain(extra));
+    ]
 }
 
 fn wal_files(path: &std::path::Path) -> Vec<String> {
@@ -614,17 +621,7 @@ fn ctrl_c_ends_a_recording_run_with_the_file_whole() {
     let dir = temp_dir("history-ctrl-c");
     let db = dir.join("city.sqlite");
     let child = Command::new(env!("CARGO_BIN_EXE_tvilling"))
-        .args([
-            "--headless",
-            "--simulate",
-            "7",
-            "--sim-start",
-            "2026-11-23T16:00",
-            "--until",
-            "2026-11-30T16:00",
-            "--history",
-            db.to_str().expect("path"),
-        ])
+        .args(record_args(db.to_str().expect("path"), "2026-11-30T16:00"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run tvilling");
