@@ -104,34 +104,100 @@ pub struct ResetMetrics;
 
 /// The live edge's device values as the metrics integrate them, kept from every applied value
 /// ([`ValueApplied`]): also while someone plays back the past (when the components show that
-/// past), so the metrics never miss a span of the live edge.
+/// past), so the metrics never miss a span of the live edge. The city's totals (power drawn,
+/// lamps lit) are kept as each value arrives, in whole milliwatts, so a frame integrates them
+/// without visiting every device and the sums come out the same, bit for bit, in any order.
 #[derive(Resource, Debug, Default)]
 pub struct EdgeState {
-    // Ordered maps: sums over them come out the same, bit for bit, run after run.
-    lamps: BTreeMap<Entity, LampState>,
-    meters: BTreeMap<Entity, MeterState>,
+    lamps: HashMap<Entity, LampState>,
+    meters: HashMap<Entity, MeterState>,
+    // Ordered: the few air sensors are visited each frame.
     air: BTreeMap<Entity, AirQualityState>,
+    totals: EdgeTotals,
+}
+
+/// The city's totals at the live edge.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeTotals {
+    /// Lamps' power, mW.
+    pub lamp_mw: i64,
+    /// Lamps lit and working.
+    pub lamps_lit: i64,
+    /// Lamps not lit (or faulty).
+    pub lamps_unlit: i64,
+    /// Buildings' electrical and heating power, mW.
+    pub meter_mw: i64,
+    pub heating_mw: i64,
+}
+
+fn milliwatts(w: f64) -> i64 {
+    (w * 1000.0).round() as i64
+}
+
+impl EdgeTotals {
+    fn lamp(&mut self, l: &LampState, sign: i64) {
+        self.lamp_mw += sign * milliwatts(l.power_w);
+        if l.on && !l.fault {
+            self.lamps_lit += sign;
+        } else {
+            self.lamps_unlit += sign;
+        }
+    }
+
+    fn meter(&mut self, m: &MeterState, sign: i64) {
+        self.meter_mw += sign * milliwatts(m.power_kw * 1000.0);
+        self.heating_mw += sign * milliwatts(m.heating_kw.unwrap_or(0.0) * 1000.0);
+    }
+}
+
+impl EdgeState {
+    pub fn totals(&self) -> EdgeTotals {
+        self.totals
+    }
+
+    fn lamp(&mut self, e: Entity, change: impl FnOnce(&mut LampState)) {
+        let EdgeState { lamps, totals, .. } = self;
+        let l = lamps.entry(e).or_insert_with(|| {
+            let l = LampState::default();
+            totals.lamp(&l, 1);
+            l
+        });
+        totals.lamp(l, -1);
+        change(l);
+        totals.lamp(l, 1);
+    }
+
+    fn meter(&mut self, e: Entity, change: impl FnOnce(&mut MeterState)) {
+        let EdgeState { meters, totals, .. } = self;
+        let m = meters.entry(e).or_insert_with(|| {
+            let m = MeterState::default();
+            totals.meter(&m, 1);
+            m
+        });
+        totals.meter(m, -1);
+        change(m);
+        totals.meter(m, 1);
+    }
 }
 
 /// Keeps [`EdgeState`] from this frame's applied values.
 pub fn track_edge(mut applied: MessageReader<ValueApplied>, mut edge: ResMut<EdgeState>) {
     for v in applied.read() {
         let x = v.value;
+        let e = v.entity;
         match v.quantity {
-            Quantity::LampOn => edge.lamps.entry(v.entity).or_default().on = x >= 0.5,
-            Quantity::LampDimPct => edge.lamps.entry(v.entity).or_default().dim_pct = x,
-            Quantity::LampPowerW => edge.lamps.entry(v.entity).or_default().power_w = x,
-            Quantity::LampFault => edge.lamps.entry(v.entity).or_default().fault = x >= 0.5,
-            Quantity::PowerKw => edge.meters.entry(v.entity).or_default().power_kw = x,
-            Quantity::EnergyTodayKwh => {
-                edge.meters.entry(v.entity).or_default().energy_today_kwh = x;
-            }
-            Quantity::HeatingKw => edge.meters.entry(v.entity).or_default().heating_kw = Some(x),
-            Quantity::No2 => edge.air.entry(v.entity).or_default().no2 = Some(x),
-            Quantity::Pm10 => edge.air.entry(v.entity).or_default().pm10 = Some(x),
-            Quantity::Pm25 => edge.air.entry(v.entity).or_default().pm25 = Some(x),
+            Quantity::LampOn => edge.lamp(e, |l| l.on = x >= 0.5),
+            Quantity::LampDimPct => edge.lamp(e, |l| l.dim_pct = x),
+            Quantity::LampPowerW => edge.lamp(e, |l| l.power_w = x),
+            Quantity::LampFault => edge.lamp(e, |l| l.fault = x >= 0.5),
+            Quantity::PowerKw => edge.meter(e, |m| m.power_kw = x),
+            Quantity::EnergyTodayKwh => edge.meter(e, |m| m.energy_today_kwh = x),
+            Quantity::HeatingKw => edge.meter(e, |m| m.heating_kw = Some(x)),
+            Quantity::No2 => edge.air.entry(e).or_default().no2 = Some(x),
+            Quantity::Pm10 => edge.air.entry(e).or_default().pm10 = Some(x),
+            Quantity::Pm25 => edge.air.entry(e).or_default().pm25 = Some(x),
             Quantity::TemperatureC => {
-                edge.air.entry(v.entity).or_default().temperature_c = Some(x);
+                edge.air.entry(e).or_default().temperature_c = Some(x);
             }
             Quantity::SignalAspect => {}
         }
@@ -180,25 +246,14 @@ pub fn integrate_metrics(
     let rules = rules.map(|r| r.clone()).unwrap_or_default();
     let sun = sun_position(rules.lat_lon.0, rules.lat_lon.1, now.div_euclid(1000)).elevation_deg;
     let dark = sun < rules.lamp_on_below_deg;
-    let (mut kwh, mut lit, mut dark_h) = (0.0, 0.0, 0.0);
-    for lamp in edge.lamps.values() {
-        kwh += lamp.power_w / 1000.0 * h;
-        if lamp.on && !lamp.fault {
-            lit += h;
-        } else if dark {
-            dark_h += h;
-        }
+    let totals = edge.totals;
+    metrics.lighting_kwh += totals.lamp_mw as f64 / 1e6 * h;
+    metrics.lamp_hours_lit += totals.lamps_lit as f64 * h;
+    if dark {
+        metrics.lamp_hours_dark_at_night += totals.lamps_unlit as f64 * h;
     }
-    metrics.lighting_kwh += kwh;
-    metrics.lamp_hours_lit += lit;
-    metrics.lamp_hours_dark_at_night += dark_h;
-    let (mut el, mut heat) = (0.0, 0.0);
-    for m in edge.meters.values() {
-        el += m.power_kw * h;
-        heat += m.heating_kw.unwrap_or(0.0) * h;
-    }
-    metrics.building_kwh += el;
-    metrics.heating_kwh += heat;
+    metrics.building_kwh += totals.meter_mw as f64 / 1e6 * h;
+    metrics.heating_kwh += totals.heating_mw as f64 / 1e6 * h;
     for a in edge.air.values() {
         for l in LIMITS {
             if l.pollutant.reading(a).is_some_and(|v| v > l.ugm3) {

@@ -108,6 +108,13 @@ pub fn convert(value: f64, unit_text: &str, q: Quantity) -> Result<f64, String> 
         return Err(format!("unknown unit {unit_text:?}"));
     };
     match q.dimension() {
+        // The quantity's own unit: the value as written (no round trip through the base
+        // unit, which would turn 176.95 kW into 176.95000000000002).
+        Some((dim, to_own))
+            if dim == u.dimension && u.offset == 0.0 && (u.factor * to_own - 1.0).abs() < 1e-12 =>
+        {
+            Ok(value)
+        }
         Some((dim, to_own)) if dim == u.dimension => Ok((value * u.factor + u.offset) * to_own),
         Some((dim, _)) => Err(format!(
             "unit {unit_text:?} measures {:?}, not {:?}",
@@ -130,10 +137,11 @@ mod tests {
             convert(1500.0, "W", Quantity::PowerKw).expect("W"),
             1.5
         ));
-        assert!(close(
-            convert(1.5, "kW", Quantity::PowerKw).expect("kW"),
-            1.5
-        ));
+        assert_eq!(
+            convert(176.95, "kW", Quantity::PowerKw),
+            Ok(176.95),
+            "exactly"
+        );
         assert!(close(
             convert(0.2, "kW", Quantity::LampPowerW).expect("kW"),
             200.0
