@@ -109,6 +109,17 @@ pub struct Cli {
     #[arg(long, value_name = "X|max", value_parser = parse_speed)]
     pub sim_speed: Option<SimSpeed>,
 
+    /// How the simulator's reports reach the twin: `typed` values straight to the apply stage
+    /// (the default), or `senml`: each encoded as a SenML pack and decoded by the codec a
+    /// broker's messages go through (the end-to-end path; slower).
+    #[arg(long, value_enum, default_value_t = SimPathArg::Typed, value_name = "PATH")]
+    pub sim_path: SimPathArg,
+
+    /// The simulator's devices also report all their values at least every S simulated seconds
+    /// (default: only what changes, plus a keep-alive when a device would otherwise look stale).
+    #[arg(long, value_name = "S", value_parser = parse_heartbeat)]
+    pub sim_heartbeat: Option<f64>,
+
     /// Co-simulate traffic with SUMO: start `sumo -c CONFIG` (from scripts/sumo-network.sh) on
     /// a free loopback port and step it with the twin clock; its vehicles join the twin.
     #[arg(long, value_name = "CONFIG")]
@@ -318,6 +329,22 @@ pub enum SimSpeed {
     Times(f64),
     /// As fast as the machine runs.
     Max,
+}
+
+/// How the simulator's reports reach the twin (`--sim-path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SimPathArg {
+    #[default]
+    Typed,
+    Senml,
+}
+
+fn parse_heartbeat(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.001 => Ok(v),
+        Ok(v) => Err(format!("{v}: must be a positive number of seconds")),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
 }
 
 fn parse_speed(text: &str) -> Result<SimSpeed, String> {

@@ -6,7 +6,7 @@ use tvilling_sensors::mqtt::MqttConfig;
 use tvilling_sensors::registry_file::parse_registry;
 use tvilling_sensors::simulate::{DEFAULT_SEED, SimClockSettings};
 use tvilling_twin::history::{DEFAULT_RETENTION_DAYS, HistorySettings};
-use tvilling_twin::{LiveSettings, SimSetup};
+use tvilling_twin::{LiveSettings, SimPath, SimSetup};
 
 use crate::Cli;
 use crate::cli::SimSpeed;
@@ -71,10 +71,17 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         None if until_ms.is_some() => Some(None),
         None => None,
     };
+    let path = match cli.sim_path {
+        crate::cli::SimPathArg::Typed => SimPath::Typed,
+        crate::cli::SimPathArg::Senml => SimPath::SenMl,
+    };
+    let heartbeat_ms = cli.sim_heartbeat.map(|s| (s * 1000.0).round() as i64);
     let from_cli = |seed: u64| -> Result<SimSetup> {
         Ok(SimSetup {
             seed,
             extra_lamps: cli.extra_lamps,
+            path,
+            heartbeat_ms,
             clock: SimClockSettings {
                 start_ms: cli
                     .sim_start
@@ -91,6 +98,8 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         (None, false, Some(Some((seed, start, speed)))) => Some(SimSetup {
             seed: *seed,
             extra_lamps: cli.extra_lamps,
+            path,
+            heartbeat_ms,
             clock: SimClockSettings {
                 start_ms: match (&cli.sim_start, start) {
                     (Some(t), _) => Some(sim_start_ms(t, "--sim-start")?),

@@ -379,6 +379,8 @@ fn simulated_time(devices: Vec<SimDevice>) {
                 speed: None,
             },
             extra_lamps: 0,
+            path: tvilling_twin::SimPath::Typed,
+            heartbeat_ms: None,
         };
         tvilling_twin::simulation::start(app.world_mut(), setup, devices.clone(), tx, None);
         let span_ms = 10 * 60_000;

@@ -328,7 +328,7 @@ fn city_scale() {
         let t = t0 + r as i64 * 60_000;
         for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
             let batch: Vec<(usize, i64)> = chunk.iter().map(|&i| (i, t)).collect();
-            packs.push((t, sim.senml_pack(&batch)));
+            packs.push((t, sim.senml_pack_at(&batch)));
         }
     }
     let encode_s = t_encode.elapsed().as_secs_f64();

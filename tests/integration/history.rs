@@ -211,10 +211,13 @@ fn the_recorded_twin_at_a_moment_equals_the_live_twin_then_across_a_restart() {
     let text = std::fs::read_to_string(&csv).expect("csv");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "time,device,quantity,value");
-    // A lamp reports every minute: 90 minutes, 3 quantities each.
-    assert!(lines.len() > 80 * 3, "{} lines", lines.len());
+    // A lamp reports its values at the start, what changes when it comes on at dusk (about
+    // 13:55), and a keep-alive after half an hour of silence.
+    assert!(lines.len() > 8, "{} lines", lines.len());
     assert!(lines[1].starts_with("2026-11-23T12:4"), "{}", lines[1]);
-    assert!(lines.last().expect("last").starts_with("2026-11-23T14:1"));
+    for l in lines.iter().skip(1) {
+        assert!(("2026-11-23T12:45".."2026-11-23T14:15").contains(l), "{l}");
+    }
     assert!(lines.iter().any(|l| l.contains(",on,1")) && lines.iter().any(|l| l.contains(",on,0")));
     // The Parquet file read back by pyarrow: the same rows as the CSV.
     let read = pyarrow_rows(&parquet);
@@ -600,7 +603,11 @@ fn a_clean_exit_leaves_one_whole_file_and_the_snapshot_counts_what_it_holds() {
     assert_eq!(h["this_run"]["values_written"], counts["values"], "{h}");
     assert_eq!(h["file"]["values"], counts["values"], "{h}");
     assert_eq!(h["this_run"]["values_lost"], 0);
-    assert!(counts["values"].as_u64().expect("values") > 100_000);
+    // Changes only: 168 signal heads change four times a cycle of at most 90 s.
+    assert!(
+        counts["values"].as_u64().expect("values") > 168 * 4 * 80,
+        "{counts}"
+    );
     // A keyframe at the start of every ten minutes of twin time that holds values (the state
     // as the ten minutes before ended), from 16:10 to 18:00.
     let keyframes: Vec<i64> = counts["keyframes"]
@@ -647,7 +654,7 @@ fn ctrl_c_ends_a_recording_run_with_the_file_whole() {
     assert_eq!(wal_files(&db), Vec::<String>::new(), "{stderr}");
     let counts = sqlite_counts(&db);
     assert!(
-        counts["values"].as_u64().expect("values") > 10_000,
+        counts["values"].as_u64().expect("values") > 5_000,
         "{counts}"
     );
 }

@@ -8,11 +8,23 @@ use tvilling_sensors::health::HealthRules;
 use tvilling_sensors::registry::DeviceKind;
 use tvilling_sensors::state::{Health, Liveness, SignalHeadState, device_bundle};
 
+/// Health rules with a signal head expected every 5 s (a configured control room's), so it
+/// turns stale within the longest wait.
+fn rules() -> HealthRules {
+    let mut rules = HealthRules::default();
+    for (kind, s) in &mut rules.interval_s {
+        if *kind == DeviceKind::SignalHead {
+            *s = 5.0;
+        }
+    }
+    rules
+}
+
 fn app(clock: TwinClock) -> App {
     let mut app = App::new();
     app.add_plugins(tvilling_sensors::apply::SensorApplyPlugin)
         .insert_resource(clock)
-        .insert_resource(HealthRules::default())
+        .insert_resource(rules())
         .add_plugins(IdlePlugin { window: false });
     app
 }
@@ -53,7 +65,7 @@ fn a_still_city_requests_no_redraw_and_a_change_requests_one() {
     assert_eq!(plan.requested, settle + 1);
     // The live head turns stale after its interval x the factor (15 s): the app wakes
     // then, not before.
-    let rules = HealthRules::default();
+    let rules = rules();
     let allowance = rules.interval_ms(DeviceKind::SignalHead) as f64 * rules.stale_factor;
     assert_eq!(plan.reason, "a device would turn stale");
     assert_eq!(plan.wait.as_millis() as f64, allowance + 1.0);

@@ -21,7 +21,12 @@ pub struct Ingest(pub IngestReceiver);
 /// Observations from sources stepped by the ECS this frame (the simulator), applied before
 /// the channel's, in the order given.
 #[derive(Resource, Debug, Default)]
-pub struct SteppedInput(pub Vec<Observation>);
+pub struct SteppedInput {
+    /// Observations as a payload carried them (resolved under the devices' rules here).
+    pub observations: Vec<Observation>,
+    /// Updates a stepped source resolved itself (the simulator's typed values: no payload).
+    pub updates: Vec<Handed>,
+}
 
 /// One value applied to a device (every value, in the order applied): the history records
 /// them, the signal metrics integrate aspect changes from them.
@@ -55,6 +60,8 @@ pub struct ApplyStats {
     pub no_known_field: u64,
     /// Redeliveries: the same device, time and values as already applied.
     pub duplicate: u64,
+    /// Of those applied, keep-alives: the device is alive, with nothing new.
+    pub keep_alive: u64,
 }
 
 /// Drains observations into components each frame.
@@ -150,6 +157,7 @@ struct FrameSource {
     duplicate: u64,
     unknown_device: u64,
     not_applied: u64,
+    keep_alive: u64,
 }
 
 impl FrameSource {
@@ -163,6 +171,7 @@ impl FrameSource {
             (&s.duplicate, self.duplicate),
             (&s.unknown_device, self.unknown_device),
             (&s.not_applied, self.not_applied),
+            (&s.keep_alive, self.keep_alive),
         ] {
             if n > 0 {
                 counter.fetch_add(n, Ordering::Relaxed);
@@ -212,7 +221,10 @@ fn apply_observations(
     handed.clear();
     sources.clear();
     unknown.clear();
-    if stepped.0.is_empty() && ingest.as_ref().is_none_or(|i| i.0.is_empty()) {
+    if stepped.observations.is_empty()
+        && stepped.updates.is_empty()
+        && ingest.as_ref().is_none_or(|i| i.0.is_empty())
+    {
         return;
     }
     // The channel's sources by index (read after its senders registered them, before draining).
@@ -230,7 +242,8 @@ fn apply_observations(
     }
     let directory = registry.read();
     // Stepped sources (the simulator) hand raw observations: resolved here, applied first.
-    for o in std::mem::take(&mut stepped.0) {
+    stepped_handed.append(&mut stepped.updates);
+    for o in std::mem::take(&mut stepped.observations) {
         let index = match sources.iter().position(|s| s.name == o.source) {
             Some(i) => i,
             None => {
@@ -350,6 +363,10 @@ fn apply_observations(
             continue;
         }
         source.applied += 1;
+        if u.is_keep_alive() {
+            source.keep_alive += 1;
+            stats.keep_alive += 1;
+        }
         write_state(dev.kind, t, values, signal, lamp, meter, air);
         for (q, v) in values {
             edge.push(u.slot, t, *q, *v);

@@ -61,8 +61,9 @@ pub struct TwinClock {
     carry_now: f64,
 }
 
-/// The as-fast-as-possible step: 10 simulated seconds per frame. Signal heads report at least
-/// every 5 s and are stale after 15 s, so no device looks stale between two steps.
+/// The as-fast-as-possible step: 10 simulated seconds per frame. Every device is heard at least
+/// every 40 s (signal heads, at each change or with a keep-alive) and is stale after a minute,
+/// so no device looks stale between two steps.
 pub const DEFAULT_STEP_MS: i64 = 10_000;
 
 impl Default for TwinClock {

@@ -30,7 +30,9 @@ impl Default for HealthRules {
     fn default() -> Self {
         Self {
             interval_s: [
-                (DeviceKind::SignalHead, 5.0),
+                // Heads report each change (a phase lasts up to a minute), and a controller's
+                // watchdog runs on that scale: stale after a minute of silence.
+                (DeviceKind::SignalHead, 20.0),
                 (DeviceKind::Lamp, 900.0),
                 (DeviceKind::Meter, 900.0),
                 (DeviceKind::AirSensor, 600.0),
@@ -162,14 +164,14 @@ mod tests {
         app.world_mut()
             .get_mut::<Liveness>(head)
             .expect("live")
-            .last_seen_ms = Some(980_000);
+            .last_seen_ms = Some(930_000);
         app.update();
-        // Silent 20 s at 1x: past 5 s × 3.
+        // Silent 70 s at 1x: past 20 s × 3.
         assert_eq!(
             app.world().get::<Liveness>(head).expect("live").health,
             Health::Stale
         );
-        // At 300x the simulator ticks 15 simulated seconds apart: 20 s is within 2 real s.
+        // At 300x a frame moves minutes of simulated time: 70 s is within 2 real s.
         app.world_mut().resource_mut::<TwinClock>().edge =
             crate::clock::Edge::Simulated(Some(300.0));
         app.update();

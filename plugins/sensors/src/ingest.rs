@@ -33,6 +33,8 @@ pub struct SourceStats {
     pub unknown_device: AtomicU64,
     /// Accepted but nothing applied: no field the device's rules map, or every one refused.
     pub not_applied: AtomicU64,
+    /// Of those applied, keep-alives: a device alive with nothing new (the simulator's).
+    pub keep_alive: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     last_rejections: Mutex<Vec<String>>,
 }
@@ -195,6 +197,11 @@ impl IngestSender {
             index,
             stats,
         }
+    }
+
+    /// The source's index in its channel's table (what updates it resolves itself carry).
+    pub fn index(&self) -> SourceIndex {
+        self.index
     }
 
     /// The source this sender is for.

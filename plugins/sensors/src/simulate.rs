@@ -1,21 +1,29 @@
-//! The built-in simulator: a source like any other. It computes each device's state as a pure
-//! function of (seed, device, time), encodes it as SenML JSON (RFC 8428) and hands the bytes to
-//! the same decoder a broker's messages go through. It is stepped by the ECS from the twin
-//! clock ([`SimulatorRun::step`]), not run on a thread of its own.
+//! The built-in simulator: a source like any other, driven by events. Each device's values are
+//! a pure function of (seed, device, time) that holds between its events, and each device has
+//! its next change scheduled ([`SimulatorRun`]): the run reports what changed, when it changed,
+//! as the twin's own quantities ([`SimReport`]), which the twin hands straight to the apply
+//! stage; one mode still encodes them as SenML JSON (RFC 8428) for the same decoder a broker's
+//! messages go through. It is stepped by the ECS from the twin clock ([`SimulatorRun::step`]),
+//! not run on a thread of its own.
 //!
 //! Models, all in Stockholm local time (CET/CEST):
 //! - signal heads cycle the Swedish sequence red, red-amber (1 s), green, amber (3 s), with
-//!   2 s all-red between the two phase groups of a controller; they report each change and a
-//!   heartbeat every [`SIGNAL_HEARTBEAT_MS`];
-//! - lamps switch on when the sun sinks below their photocell's threshold (between -0.5 and
-//!   -1.5 degrees) and run at their [`LightingPolicy`]'s level: by default 100 %, dimmed to
-//!   50 % from 00:00 to 05:00 (a scenario may give them another calendar, presence dimming or
-//!   other fittings); they draw their rated power times that level; a few (by seed) are
-//!   broken: burnt out (dark at night) or reporting a driver fault;
-//! - building meters follow a daily profile by use (offices by working hours, homes with
-//!   morning and evening peaks), heating follows the outdoor temperature;
-//! - NO2 and PM follow traffic with weekday rush-hour peaks at 08:00 and 16:30 (PM10 with
-//!   Stockholm's spring road-dust season), temperature a seasonal and daily curve.
+//!   2 s all-red between the two phase groups of a controller; their next change is
+//!   arithmetic on the plan (cycle, offset, split);
+//! - lamps switch on when their photocell, reading the sun once a minute, sees it below its
+//!   threshold (between -0.5 and -1.5 degrees) and run at their [`LightingPolicy`]'s level:
+//!   by default 100 %, dimmed to 50 % from 00:00 to 05:00 (a scenario may give them another
+//!   calendar, presence dimming or other fittings); they draw their rated power times that
+//!   level; a few (by seed) are broken: burnt out (dark at night) or reporting a driver fault;
+//! - building meters send quarter-hour interval data: a daily profile by use (offices by
+//!   working hours, homes with morning and evening peaks), heating from the outdoor
+//!   temperature, each held for its quarter hour;
+//! - air sensors send 10-minute means: NO2 and PM follow traffic with weekday rush-hour peaks
+//!   at 08:00 and 16:30 (PM10 with Stockholm's spring road-dust season), temperature a
+//!   seasonal and daily curve.
+//!
+//! Besides changes, a device that would otherwise be silent long enough to look stale says it
+//! is alive ([`SimReporting::keep_alive_ms`]); full heartbeats are a setting.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -24,16 +32,14 @@ use std::f64::consts::TAU;
 use tvilling_geo::sun::{STOCKHOLM_LAT_LON, civil_from_days, days_from_civil, sun_position};
 
 use crate::codec::{DecodeContext, PayloadFormat, decode};
-use crate::registry::DeviceKind;
+use crate::registry::{DeviceKind, Quantity};
 use crate::state::SignalAspect;
 
 /// The simulator's seed when none is given.
 pub const DEFAULT_SEED: u64 = 1;
 
-/// A signal head reports at least this often (ms).
+/// A signal head driven by a coupled simulator (SUMO) reports at least this often (ms).
 pub const SIGNAL_HEARTBEAT_MS: i64 = 5_000;
-/// Lamps, meters and air sensors report this often (ms), each at its own phase.
-pub const REPORT_INTERVAL_MS: i64 = 60_000;
 /// Devices per SenML pack.
 pub const PACK_SIZE: usize = 100;
 
@@ -251,12 +257,14 @@ impl SimProfile {
                 offset_s,
                 split,
                 group,
-            } => Some(signal_aspect(
-                *cycle_s,
-                *split,
-                *group,
-                t_ms as f64 / 1000.0 - offset_s,
-            )),
+            } => {
+                // In whole milliseconds first: seconds since 1970 as a float blur the plan's
+                // steps by a fraction of a microsecond.
+                let cycle_ms = ((cycle_s * 1000.0).round() as i64).max(1);
+                let offset_ms = (offset_s * 1000.0).round() as i64;
+                let into = (t_ms - offset_ms).rem_euclid(cycle_ms) as f64 / 1000.0;
+                Some(signal_aspect(*cycle_s, *split, *group, into))
+            }
             _ => None,
         }
     }
@@ -330,7 +338,8 @@ pub fn stockholm_local(t_ms: i64) -> LocalTime {
         hour: local_ms.rem_euclid(86_400_000) as f64 / 3_600_000.0,
         weekday: weekday(days),
         day_of_year: (days - days_from_civil(year, 1, 1)) as u32,
-        midnight_ms: days * 86_400_000 - offset * 1000,
+        // The offset at that midnight (the clocks change at 01:00 UTC, after it).
+        midnight_ms: days * 86_400_000 - stockholm_utc_offset_s(days * 86_400 - 7_200) * 1000,
     }
 }
 
@@ -395,7 +404,7 @@ pub struct SimDevice {
     pub profile: SimProfile,
 }
 
-/// A value of a simulated reading.
+/// A value of a simulated reading, as a payload writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SimValue {
     Number(f64),
@@ -403,7 +412,107 @@ pub enum SimValue {
     Text(&'static str),
 }
 
-/// The simulator's model: its devices and seed. Readings are pure functions of time.
+/// A lamp's photocell samples the sun once a minute: its state holds from one minute to the
+/// next.
+pub const PHOTOCELL_MS: i64 = 60_000;
+/// A meter reads its registers every 15 minutes (interval data, as AMR meters send it): its
+/// values hold from one reading to the next.
+pub const METER_INTERVAL_MS: i64 = 900_000;
+/// An air sensor reports 10-minute means.
+pub const AIR_INTERVAL_MS: i64 = 600_000;
+
+/// Values a simulated device holds at most.
+pub const SIM_VALUES: usize = 4;
+
+/// A device's values at one instant as the twin's own quantities (at most [`SIM_VALUES`]),
+/// in its kind's order: what the simulator hands the apply stage, with no payload between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimValues {
+    len: u8,
+    quantities: [Quantity; SIM_VALUES],
+    values: [f64; SIM_VALUES],
+}
+
+impl Default for SimValues {
+    fn default() -> Self {
+        SimValues::EMPTY
+    }
+}
+
+impl SimValues {
+    pub const EMPTY: SimValues = SimValues {
+        len: 0,
+        quantities: [Quantity::SignalAspect; SIM_VALUES],
+        values: [0.0; SIM_VALUES],
+    };
+
+    fn push(&mut self, q: Quantity, v: f64) {
+        let n = usize::from(self.len);
+        if n < SIM_VALUES {
+            self.quantities[n] = q;
+            self.values[n] = v;
+            self.len += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// (quantity, value) pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (Quantity, f64)> + '_ {
+        (0..self.len()).map(|i| (self.quantities[i], self.values[i]))
+    }
+
+    pub fn get(&self, q: Quantity) -> Option<f64> {
+        self.iter().find(|(x, _)| *x == q).map(|(_, v)| v)
+    }
+
+    /// The values of `self` that differ from `before` (all of them where `before` lacks the
+    /// quantity), in order.
+    pub fn changed_from(&self, before: &SimValues) -> SimValues {
+        let mut out = SimValues::EMPTY;
+        for (q, v) in self.iter() {
+            if before.get(q) != Some(v) {
+                out.push(q, v);
+            }
+        }
+        out
+    }
+}
+
+/// The field a simulated value travels under in a SenML pack (the names the kinds' default
+/// field rules read) and how it is written.
+pub fn sim_field(q: Quantity, v: f64) -> (&'static str, SimValue) {
+    let number = SimValue::Number(v);
+    match q {
+        Quantity::SignalAspect => (
+            "state",
+            SimValue::Text(aspect_name(
+                SignalAspect::from_code(v).unwrap_or(SignalAspect::Dark),
+            )),
+        ),
+        Quantity::LampOn => ("on", SimValue::Bool(v >= 0.5)),
+        Quantity::LampDimPct => ("dim", number),
+        Quantity::LampPowerW => ("power_w", number),
+        Quantity::LampFault => ("fault", SimValue::Bool(v >= 0.5)),
+        Quantity::PowerKw => ("power_kw", number),
+        Quantity::EnergyTodayKwh => ("energy_today_kwh", number),
+        Quantity::HeatingKw => ("heating_kw", number),
+        Quantity::No2 => ("no2", number),
+        Quantity::Pm10 => ("pm10", number),
+        Quantity::Pm25 => ("pm25", number),
+        Quantity::TemperatureC => ("temperature", number),
+    }
+}
+
+/// The simulator's model: its devices and seed. Every value is a pure function of (seed,
+/// device, time) that holds between the device's events (its signal plan's steps, its
+/// photocell's minutes, its meter's quarter hours, its air sensor's ten minutes).
 #[derive(Debug, Clone)]
 pub struct Simulator {
     pub seed: u64,
@@ -480,22 +589,39 @@ pub enum SimLook {
     Air { no2: f64 },
 }
 
-/// A meter's electrical power at `t_ms`, kW.
-fn meter_power_kw(seed: u64, key: u64, floor_area_m2: f64, u: BuildingUse, t_ms: i64) -> f64 {
-    let l = stockholm_local(t_ms);
+/// A lamp's standby draw while off, W.
+pub const LAMP_STANDBY_W: f64 = 0.5;
+
+/// The sun's elevation as a photocell reads it at `t_ms`: at the start of that minute, degrees.
+pub fn photocell_sun(t_ms: i64) -> f64 {
+    let minute_s = t_ms.div_euclid(PHOTOCELL_MS) * (PHOTOCELL_MS / 1000);
+    sun_position(STOCKHOLM_LAT_LON.0, STOCKHOLM_LAT_LON.1, minute_s).elevation_deg
+}
+
+/// A meter's electrical power over the reading interval that begins at `t0_ms`, kW.
+fn meter_power_kw(seed: u64, key: u64, floor_area_m2: f64, u: BuildingUse, t0_ms: i64) -> f64 {
+    let l = stockholm_local(t0_ms);
     floor_area_m2
         * peak_kw_per_m2(u)
         * load_share(u, &l)
-        * (1.0 + 0.05 * noise(seed, key, t_ms, 900_000))
+        * (1.0 + 0.05 * noise(seed, key, t0_ms, METER_INTERVAL_MS))
 }
 
-/// An air sensor's NO2 at `t_ms` (`rush`: the traffic intensity then), µg/m³, unrounded.
-fn air_no2(seed: u64, key: u64, traffic: f64, rush: f64, t_ms: i64) -> f64 {
-    8.0 + traffic * 55.0 * rush + 4.0 * noise(seed, key ^ (1 << 40), t_ms, 600_000)
+/// An air sensor's NO2 over the interval that begins at `t0_ms` (`rush`: the traffic intensity
+/// then), µg/m³, unrounded.
+fn air_no2(seed: u64, key: u64, traffic: f64, rush: f64, t0_ms: i64) -> f64 {
+    8.0 + traffic * 55.0 * rush + 4.0 * noise(seed, key ^ (1 << 40), t0_ms, AIR_INTERVAL_MS)
+}
+
+/// Whether lamps `presence` dimming raises at `t_ms` (drawn per lamp and span, apart from
+/// anything else the seed draws).
+fn passing(seed: u64, key: u64, t_ms: i64) -> f64 {
+    let span = t_ms.div_euclid(PRESENCE_SPAN_MS);
+    (mix(seed ^ mix(key ^ mix(span as u64 ^ 0x7072_6573))) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Simulator {
-    /// Lamp `i` at `t_ms` (`sun`: the sun's elevation then, degrees); `None` for others.
+    /// Lamp `i` at `t_ms` (`sun`: [`photocell_sun`] then, degrees); `None` for others.
     pub fn lamp_now(&self, i: usize, t_ms: i64, local: &LocalTime, sun: f64) -> Option<LampNow> {
         let SimProfile::Lamp {
             rated_w,
@@ -506,22 +632,17 @@ impl Simulator {
         else {
             return None;
         };
-        let key = i as u64;
         let wants_on = sun < *on_below_deg;
         let on = wants_on && *broken != Some(LampBreak::BurntOut);
-        // Presence is drawn per lamp and 10-minute span, apart from the power noise.
-        let span = t_ms.div_euclid(PRESENCE_SPAN_MS);
-        let passing = (mix(self.seed ^ mix(key ^ mix(span as u64 ^ 0x7072_6573))) >> 11) as f64
-            / (1u64 << 53) as f64;
         let dim_pct = if on {
-            policy.level(local, passing)
+            policy.level(local, passing(self.seed, i as u64, t_ms))
         } else {
             100.0
         };
         let power_w = if on {
-            rated_w * dim_pct / 100.0 * (1.0 + 0.02 * noise(self.seed, key, t_ms, 600_000))
+            round(rated_w * dim_pct / 100.0, 1)
         } else {
-            0.5
+            LAMP_STANDBY_W
         };
         Some(LampNow {
             on,
@@ -535,13 +656,10 @@ impl Simulator {
     /// worked out once).
     pub fn looks(&self, t_ms: i64) -> Vec<SimLook> {
         let local = stockholm_local(t_ms);
-        let sun = sun_position(
-            STOCKHOLM_LAT_LON.0,
-            STOCKHOLM_LAT_LON.1,
-            t_ms.div_euclid(1000),
-        )
-        .elevation_deg;
-        let rush = traffic_intensity(&local);
+        let sun = photocell_sun(t_ms);
+        let t_air = t_ms.div_euclid(AIR_INTERVAL_MS) * AIR_INTERVAL_MS;
+        let rush = traffic_intensity(&stockholm_local(t_air));
+        let t_meter = t_ms.div_euclid(METER_INTERVAL_MS) * METER_INTERVAL_MS;
         (0..self.devices.len())
             .map(|i| {
                 if let Some(l) = self.lamp_now(i, t_ms, &local, sun) {
@@ -552,16 +670,22 @@ impl Simulator {
                         floor_area_m2,
                         building_use,
                     } => SimLook::Meter {
-                        power_kw: meter_power_kw(
-                            self.seed,
-                            i as u64,
-                            *floor_area_m2,
-                            *building_use,
-                            t_ms,
+                        power_kw: round(
+                            meter_power_kw(
+                                self.seed,
+                                i as u64,
+                                *floor_area_m2,
+                                *building_use,
+                                t_meter,
+                            ),
+                            2,
                         ),
                     },
                     SimProfile::Air { traffic } => SimLook::Air {
-                        no2: air_no2(self.seed, i as u64, *traffic, rush, t_ms).max(0.5),
+                        no2: round(
+                            air_no2(self.seed, i as u64, *traffic, rush, t_air).max(0.5),
+                            1,
+                        ),
                     },
                     p => SimLook::Signal(p.signal_at(t_ms).map_or(SignalAspect::Dark, |(a, _)| a)),
                 }
@@ -569,118 +693,142 @@ impl Simulator {
             .collect()
     }
 
-    /// The reading of device `i` at `t_ms`: (field, value) pairs, the names the kind's default
-    /// field rules read.
-    pub fn reading(&self, i: usize, t_ms: i64) -> Vec<(&'static str, SimValue)> {
-        let d = &self.devices[i];
+    /// A meter's energy since local midnight at the reading that begins at `t0_ms`: the
+    /// readings of the day before it, each held for its quarter hour, kWh (unrounded).
+    fn energy_today(&self, i: usize, t0_ms: i64) -> f64 {
+        let SimProfile::Meter {
+            floor_area_m2,
+            building_use,
+        } = &self.devices[i].profile
+        else {
+            return 0.0;
+        };
+        let mut energy = 0.0;
+        let mut s = stockholm_local(t0_ms).midnight_ms;
+        while s < t0_ms {
+            energy += meter_power_kw(self.seed, i as u64, *floor_area_m2, *building_use, s) * 0.25;
+            s += METER_INTERVAL_MS;
+        }
+        energy
+    }
+
+    /// Device `i`'s values at `t_ms`, as the twin's quantities.
+    pub fn values(&self, i: usize, t_ms: i64) -> SimValues {
+        self.values_with(i, t_ms, None)
+    }
+
+    /// As [`Simulator::values`]; `energy` is a meter's unrounded energy today at the
+    /// reading's start when the caller keeps it running (the same sum, added in the same
+    /// order).
+    fn values_with(&self, i: usize, t_ms: i64, energy: Option<f64>) -> SimValues {
+        let mut out = SimValues::EMPTY;
         let key = i as u64;
-        let local = stockholm_local(t_ms);
-        if let Some((a, _)) = d.profile.signal_at(t_ms) {
-            return vec![("state", SimValue::Text(aspect_name(a)))];
-        }
-        if matches!(d.profile, SimProfile::Lamp { .. }) {
-            let sun = sun_position(
-                STOCKHOLM_LAT_LON.0,
-                STOCKHOLM_LAT_LON.1,
-                t_ms.div_euclid(1000),
-            )
-            .elevation_deg;
-            if let Some(l) = self.lamp_now(i, t_ms, &local, sun) {
-                return vec![
-                    ("on", SimValue::Bool(l.on)),
-                    ("dim", SimValue::Number(if l.on { l.dim_pct } else { 0.0 })),
-                    ("power_w", SimValue::Number(round(l.power_w, 1))),
-                    ("fault", SimValue::Bool(l.fault)),
-                ];
+        match &self.devices[i].profile {
+            p @ SimProfile::Signal { .. } => {
+                let a = p.signal_at(t_ms).map_or(SignalAspect::Dark, |(a, _)| a);
+                out.push(Quantity::SignalAspect, a.code());
             }
-        }
-        match &d.profile {
-            SimProfile::Signal { .. } => Vec::new(),
-            SimProfile::Lamp { .. } => Vec::new(),
+            SimProfile::Lamp { .. } => {
+                let local = stockholm_local(t_ms);
+                if let Some(l) = self.lamp_now(i, t_ms, &local, photocell_sun(t_ms)) {
+                    out.push(Quantity::LampOn, f64::from(u8::from(l.on)));
+                    out.push(Quantity::LampDimPct, if l.on { l.dim_pct } else { 0.0 });
+                    out.push(Quantity::LampPowerW, l.power_w);
+                    out.push(Quantity::LampFault, f64::from(u8::from(l.fault)));
+                }
+            }
             SimProfile::Meter {
                 floor_area_m2,
                 building_use,
             } => {
-                let power =
-                    |t: i64| meter_power_kw(self.seed, key, *floor_area_m2, *building_use, t);
-                // Energy since local midnight: the profile integrated in 15-minute steps.
-                let step = 900_000;
-                let mut energy = 0.0;
-                let mut s = local.midnight_ms;
-                while s < t_ms {
-                    let e = (s + step).min(t_ms);
-                    energy += power((s + e) / 2) * (e - s) as f64 / 3_600_000.0;
-                    s = e;
-                }
+                let t0 = t_ms.div_euclid(METER_INTERVAL_MS) * METER_INTERVAL_MS;
+                let local = stockholm_local(t0);
+                let power = meter_power_kw(self.seed, key, *floor_area_m2, *building_use, t0);
+                let energy = energy.unwrap_or_else(|| self.energy_today(i, t0));
                 // District heating: 35 W/m² at -20 °C, nothing above 17 °C.
-                let out = outdoor_temperature(&local);
-                let heating = floor_area_m2 * 0.035 * ((17.0 - out) / 37.0).clamp(0.0, 1.0);
-                vec![
-                    ("power_kw", SimValue::Number(round(power(t_ms), 2))),
-                    ("energy_today_kwh", SimValue::Number(round(energy, 2))),
-                    ("heating_kw", SimValue::Number(round(heating, 2))),
-                ]
+                let out_c = outdoor_temperature(&local);
+                let heating = floor_area_m2 * 0.035 * ((17.0 - out_c) / 37.0).clamp(0.0, 1.0);
+                out.push(Quantity::PowerKw, round(power, 2));
+                out.push(Quantity::EnergyTodayKwh, round(energy, 2));
+                out.push(Quantity::HeatingKw, round(heating, 2));
             }
             SimProfile::Air { traffic } => {
+                let t0 = t_ms.div_euclid(AIR_INTERVAL_MS) * AIR_INTERVAL_MS;
+                let local = stockholm_local(t0);
                 let rush = traffic_intensity(&local);
-                let n = |salt: u64| noise(self.seed, key ^ (salt << 40), t_ms, 600_000);
-                let no2 = air_no2(self.seed, key, *traffic, rush, t_ms);
+                let n = |salt: u64| noise(self.seed, key ^ (salt << 40), t0, AIR_INTERVAL_MS);
+                let no2 = air_no2(self.seed, key, *traffic, rush, t0);
                 // Studded tyres grind the streets: PM10 peaks in March-April.
                 let dust = (-((f64::from(local.day_of_year) - 95.0) / 25.0).powi(2) / 2.0).exp();
                 let pm10 = 9.0 + traffic * rush * (12.0 + 60.0 * dust) + 3.0 * n(2);
                 let pm25 = 4.0 + 0.25 * (pm10 - 9.0) + 1.5 * n(3);
                 let temp = outdoor_temperature(&local) + 0.8 * n(4);
-                vec![
-                    ("no2", SimValue::Number(round(no2.max(0.5), 1))),
-                    ("pm10", SimValue::Number(round(pm10.max(0.5), 1))),
-                    ("pm25", SimValue::Number(round(pm25.max(0.3), 1))),
-                    ("temperature", SimValue::Number(round(temp, 1))),
-                ]
+                out.push(Quantity::No2, round(no2.max(0.5), 1));
+                out.push(Quantity::Pm10, round(pm10.max(0.5), 1));
+                out.push(Quantity::Pm25, round(pm25.max(0.3), 1));
+                out.push(Quantity::TemperatureC, round(temp, 1));
             }
         }
+        out
     }
 
-    /// When device `i`, having reported at `t_ms`, reports next.
-    pub fn next_report(&self, i: usize, t_ms: i64) -> i64 {
-        match self.devices[i].profile.signal_at(t_ms) {
-            Some((_, left)) => {
-                let change = t_ms + (left * 1000.0).ceil() as i64;
-                change.min(t_ms + SIGNAL_HEARTBEAT_MS).max(t_ms + 1)
-            }
-            None => t_ms + REPORT_INTERVAL_MS,
-        }
+    /// The reading of device `i` at `t_ms` as a payload carries it: (field, value) pairs, the
+    /// names the kind's default field rules read.
+    pub fn reading(&self, i: usize, t_ms: i64) -> Vec<(&'static str, SimValue)> {
+        self.values(i, t_ms)
+            .iter()
+            .map(|(q, v)| sim_field(q, v))
+            .collect()
     }
 
-    /// A SenML pack of the readings of `devices` (index, time), one base name per device.
-    pub fn senml_pack(&self, devices: &[(usize, i64)]) -> Vec<u8> {
-        let mut s = String::with_capacity(devices.len() * 160);
+    /// A SenML pack of `reports`, one base name per device.
+    pub fn senml_pack(&self, reports: &[SimReport]) -> Vec<u8> {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(reports.len() * 160);
         s.push('[');
-        for (k, &(i, t)) in devices.iter().enumerate() {
-            for (j, (name, value)) in self.reading(i, t).into_iter().enumerate() {
-                if k > 0 || j > 0 {
+        let mut first = true;
+        for r in reports {
+            for (j, (q, v)) in r.values.iter().enumerate() {
+                if !first {
                     s.push(',');
                 }
+                first = false;
                 s.push('{');
                 if j == 0 {
                     // Ids are the registry's (ASCII without quotes or backslashes).
-                    s.push_str(&format!(
+                    let _ = write!(
+                        s,
                         "\"bn\":\"{}:\",\"bt\":{}.{:03},",
-                        self.devices[i].id,
-                        t.div_euclid(1000),
-                        t.rem_euclid(1000)
-                    ));
+                        self.devices[r.device as usize].id,
+                        r.t_ms.div_euclid(1000),
+                        r.t_ms.rem_euclid(1000)
+                    );
                 }
-                s.push_str(&format!("\"n\":\"{name}\","));
-                match value {
-                    SimValue::Number(v) => s.push_str(&format!("\"v\":{v}")),
-                    SimValue::Bool(b) => s.push_str(&format!("\"vb\":{b}")),
-                    SimValue::Text(t) => s.push_str(&format!("\"vs\":\"{t}\"")),
-                }
+                let (name, value) = sim_field(q, v);
+                let _ = match value {
+                    SimValue::Number(v) => write!(s, "\"n\":\"{name}\",\"v\":{v}"),
+                    SimValue::Bool(b) => write!(s, "\"n\":\"{name}\",\"vb\":{b}"),
+                    SimValue::Text(t) => write!(s, "\"n\":\"{name}\",\"vs\":\"{t}\""),
+                };
                 s.push('}');
             }
         }
         s.push(']');
         s.into_bytes()
+    }
+
+    /// The full reports of `devices` at their times (index, time), as a SenML pack.
+    pub fn senml_pack_at(&self, devices: &[(usize, i64)]) -> Vec<u8> {
+        let reports: Vec<SimReport> = devices
+            .iter()
+            .map(|&(i, t)| SimReport {
+                device: i as u32,
+                t_ms: t,
+                values: self.values(i, t),
+                keep_alive: false,
+            })
+            .collect();
+        self.senml_pack(&reports)
     }
 }
 
@@ -707,38 +855,194 @@ impl Default for SimClockSettings {
     }
 }
 
-/// A simulator being stepped: which device reports next, and when. Each step emits, in time
-/// order, every report due up to the step's end as SenML packs of up to [`PACK_SIZE`] devices.
-/// The same simulator, start and steps give the same packs, whatever the steps' real timing.
+/// One report of a simulated device: the values that changed (all of them in its first
+/// report and at a heartbeat), or, for a keep-alive, the values it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimReport {
+    /// The device's index in the simulator.
+    pub device: u32,
+    pub t_ms: i64,
+    pub values: SimValues,
+    /// Nothing changed: the device says it is alive by repeating the first value it holds.
+    pub keep_alive: bool,
+}
+
+/// What the simulator reports besides changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimReporting {
+    /// Every device also reports all its values at least this often (ms); `None`: only
+    /// changes.
+    pub heartbeat_ms: Option<i64>,
+    /// A device that has said nothing for this long (ms, per kind: signal heads, lamps,
+    /// meters, air sensors) says it is alive, so health can tell it from a stale one.
+    pub keep_alive_ms: [i64; 4],
+}
+
+impl Default for SimReporting {
+    /// Only changes, and a keep-alive after two of health's default intervals of silence
+    /// (a device is stale after three).
+    fn default() -> Self {
+        SimReporting {
+            heartbeat_ms: None,
+            keep_alive_ms: [40_000, 1_800_000, 1_800_000, 1_200_000],
+        }
+    }
+}
+
+impl SimReporting {
+    fn keep_alive(&self, kind: DeviceKind) -> i64 {
+        let i = match kind {
+            DeviceKind::SignalHead => 0,
+            DeviceKind::Lamp => 1,
+            DeviceKind::Meter => 2,
+            DeviceKind::AirSensor => 3,
+        };
+        self.keep_alive_ms[i].max(1)
+    }
+}
+
+/// The sun's elevation at each minute, from a first minute on, worked out once: the lamps'
+/// photocells all read it.
+#[derive(Debug, Default)]
+struct SunMinutes {
+    first: i64,
+    elevation: std::collections::VecDeque<f64>,
+}
+
+impl SunMinutes {
+    fn at(&mut self, minute: i64) -> f64 {
+        if self.elevation.is_empty() || minute < self.first {
+            self.first = minute;
+            self.elevation.clear();
+        }
+        // Minutes more than a day behind the ones asked for are not asked for again.
+        let behind = (minute - self.first - 1_440).max(0) as usize;
+        if behind > 0 {
+            let n = behind.min(self.elevation.len());
+            self.elevation.drain(..n);
+            self.first += n as i64;
+            if self.elevation.is_empty() {
+                self.first = minute;
+            }
+        }
+        while self.first + (self.elevation.len() as i64) <= minute {
+            let m = self.first + self.elevation.len() as i64;
+            self.elevation.push_back(photocell_sun(m * PHOTOCELL_MS));
+        }
+        self.elevation[(minute - self.first) as usize]
+    }
+
+    /// The first minute after `minute` at which `sun < threshold` differs from what it is
+    /// at `minute` (looked for over two days).
+    fn next_flip(&mut self, minute: i64, threshold: f64) -> i64 {
+        let now = self.at(minute) < threshold;
+        for m in minute + 1..=minute + 2_880 {
+            if (self.at(m) < threshold) != now {
+                return m;
+            }
+        }
+        minute + 2_880
+    }
+}
+
+/// The next moment after `t_ms` at which a lamp's calendar may step (its next step of the
+/// local day, else the next local midnight, where the calendar may change with the day).
+fn next_calendar_step(policy: &LightingPolicy, t_ms: i64, local: &LocalTime) -> i64 {
+    let steps = if local.weekday == 0 || local.weekday == 6 {
+        &policy.weekends
+    } else {
+        &policy.weekdays
+    };
+    let minute = (local.hour * 60.0).floor() as u16;
+    let next = match steps.iter().map(|(m, _)| *m).find(|m| *m > minute) {
+        Some(m) => {
+            // That local minute, on a day that may change its offset from UTC.
+            let guess = local.midnight_ms + i64::from(m) * 60_000;
+            let shift = stockholm_utc_offset_s(guess.div_euclid(1000))
+                - stockholm_utc_offset_s(local.midnight_ms.div_euclid(1000));
+            guess - shift * 1000
+        }
+        None => stockholm_local(local.midnight_ms + 26 * 3_600_000).midnight_ms,
+    };
+    if next > t_ms { next } else { t_ms + 60_000 }
+}
+
+/// No report yet.
+const NEVER: i64 = i64::MIN;
+
+/// A meter's running energy today: at the reading that began at `at_ms`, with the power that
+/// reading held (both unrounded).
+#[derive(Debug, Clone, Copy)]
+struct RunningEnergy {
+    at_ms: i64,
+    energy_kwh: f64,
+    power_kw: f64,
+}
+
+/// A simulator being stepped, event by event: each device's next change is scheduled (a
+/// signal head's next aspect from its plan's cycle arithmetic, a lamp's next photocell
+/// minute, calendar step or presence span, a meter's next quarter hour, an air sensor's next
+/// ten minutes) with its keep-alive and heartbeat, and each step emits, in time order, every
+/// report due up to its end: the values that changed. The same simulator, start and steps
+/// give the same reports, whatever the steps' real timing.
 pub struct SimulatorRun {
     pub sim: Simulator,
-    due: BinaryHeap<Reverse<(i64, usize)>>,
-    first: bool,
+    pub reporting: SimReporting,
+    due: BinaryHeap<Reverse<(i64, u32)>>,
     /// Simulated time reached, Unix ms.
     pub reached_ms: i64,
     /// Devices another simulator now drives (SUMO's signal heads): no longer reported here.
     handed_over: Vec<bool>,
+    /// What each device last reported it holds.
+    last: Vec<SimValues>,
+    /// When each device last reported anything, and all its values (heartbeats only).
+    last_sent: Vec<i64>,
+    last_full: Vec<i64>,
+    /// When each device's values may next change.
+    next_change: Vec<i64>,
+    /// Each lamp's next photocell flip, ms.
+    next_flip: Vec<i64>,
+    energy: Vec<Option<RunningEnergy>>,
+    sun: SunMinutes,
+    /// Reports emitted, and of them keep-alives.
+    pub reports: u64,
+    pub keep_alives: u64,
 }
 
 impl SimulatorRun {
-    /// Every device reports at `start_ms`, then on its own schedule.
-    pub fn new(sim: Simulator, start_ms: i64) -> SimulatorRun {
-        let due = (0..sim.devices.len())
-            .map(|i| Reverse((start_ms, i)))
-            .collect();
+    /// Every device reports all it holds at `start_ms`, then what changes.
+    pub fn new(sim: Simulator, start_ms: i64, reporting: SimReporting) -> SimulatorRun {
         let n = sim.devices.len();
+        let due = (0..n as u32).map(|i| Reverse((start_ms, i))).collect();
+        let meters = sim
+            .devices
+            .iter()
+            .any(|d| matches!(d.profile, SimProfile::Meter { .. }));
         SimulatorRun {
-            sim,
             due,
-            first: true,
             reached_ms: start_ms,
             handed_over: vec![false; n],
+            last: vec![SimValues::EMPTY; n],
+            last_sent: vec![NEVER; n],
+            last_full: if reporting.heartbeat_ms.is_some() {
+                vec![NEVER; n]
+            } else {
+                Vec::new()
+            },
+            next_change: vec![NEVER; n],
+            next_flip: vec![NEVER; n],
+            energy: if meters { vec![None; n] } else { Vec::new() },
+            sun: SunMinutes::default(),
+            reports: 0,
+            keep_alives: 0,
+            sim,
+            reporting,
         }
     }
 
     /// When the next report is due (Unix ms), if any device reports at all.
     pub fn next_due_ms(&self) -> Option<i64> {
-        self.due.peek().map(|std::cmp::Reverse((t, _))| *t)
+        self.due.peek().map(|Reverse((t, _))| *t)
     }
 
     /// Stops reporting the devices `ids` (another simulator drives them from now); returns
@@ -754,45 +1058,134 @@ impl SimulatorRun {
         n
     }
 
-    /// Emits every report due at or before `to_ms`: `pack(payload, last report time)` per
-    /// SenML pack.
-    pub fn step(&mut self, to_ms: i64, mut pack: impl FnMut(Vec<u8>, i64)) {
-        let mut batch: Vec<(usize, i64)> = Vec::with_capacity(PACK_SIZE);
-        let sim = &self.sim;
-        let mut flush = |batch: &mut Vec<(usize, i64)>| {
-            if let Some(&(_, t)) = batch.last() {
-                pack(sim.senml_pack(batch), t);
-                batch.clear();
-            }
+    /// Device `i`'s values at `t_ms`, a meter's energy kept running.
+    fn values_now(&mut self, i: usize, t_ms: i64) -> SimValues {
+        let SimProfile::Meter {
+            floor_area_m2,
+            building_use,
+        } = self.sim.devices[i].profile
+        else {
+            return self.sim.values(i, t_ms);
         };
-        while let Some(&Reverse((t, i))) = self.due.peek() {
+        let t0 = t_ms.div_euclid(METER_INTERVAL_MS) * METER_INTERVAL_MS;
+        let energy = match self.energy[i] {
+            Some(e) if e.at_ms == t0 => e.energy_kwh,
+            Some(e)
+                if e.at_ms + METER_INTERVAL_MS == t0 && stockholm_local(t0).midnight_ms < t0 =>
+            {
+                e.energy_kwh + e.power_kw * 0.25
+            }
+            _ => self.sim.energy_today(i, t0),
+        };
+        self.energy[i] = Some(RunningEnergy {
+            at_ms: t0,
+            energy_kwh: energy,
+            power_kw: meter_power_kw(self.sim.seed, i as u64, floor_area_m2, building_use, t0),
+        });
+        self.sim.values_with(i, t_ms, Some(energy))
+    }
+
+    /// When device `i`'s values may next change after `t_ms` (its values then: `now`).
+    fn schedule_change(&mut self, i: usize, t_ms: i64, now: &SimValues) -> i64 {
+        let next = match &self.sim.devices[i].profile {
+            p @ SimProfile::Signal { .. } => match p.signal_at(t_ms) {
+                Some((_, left)) => {
+                    // Plans step on whole milliseconds; a left of 2.9999999 s is 3 s (and if
+                    // the model still holds the old aspect then, the next millisecond asks
+                    // again).
+                    let ms = left * 1000.0;
+                    let ms = if (ms - ms.round()).abs() < 1e-6 {
+                        ms.round()
+                    } else {
+                        ms.ceil()
+                    };
+                    t_ms + ms as i64
+                }
+                None => t_ms + 3_600_000,
+            },
+            SimProfile::Lamp {
+                on_below_deg,
+                policy,
+                ..
+            } => {
+                if self.next_flip[i] <= t_ms {
+                    let minute = t_ms.div_euclid(PHOTOCELL_MS);
+                    self.next_flip[i] = self.sun.next_flip(minute, *on_below_deg) * PHOTOCELL_MS;
+                }
+                let mut next = self.next_flip[i];
+                if now.get(Quantity::LampOn) == Some(1.0) {
+                    let local = stockholm_local(t_ms);
+                    next = next.min(next_calendar_step(policy, t_ms, &local));
+                    if policy.presence.is_some() {
+                        next = next.min((t_ms.div_euclid(PRESENCE_SPAN_MS) + 1) * PRESENCE_SPAN_MS);
+                    }
+                }
+                next
+            }
+            SimProfile::Meter { .. } => {
+                (t_ms.div_euclid(METER_INTERVAL_MS) + 1) * METER_INTERVAL_MS
+            }
+            SimProfile::Air { .. } => (t_ms.div_euclid(AIR_INTERVAL_MS) + 1) * AIR_INTERVAL_MS,
+        };
+        next.max(t_ms + 1)
+    }
+
+    /// Emits every report due at or before `to_ms`, in time order.
+    pub fn step(&mut self, to_ms: i64, mut emit: impl FnMut(&SimReport)) {
+        let heartbeat = self.reporting.heartbeat_ms.map(|h| h.max(1));
+        while let Some(&Reverse((t, d))) = self.due.peek() {
             if t > to_ms {
                 break;
             }
             self.due.pop();
+            let i = d as usize;
             if self.handed_over[i] {
                 continue;
             }
-            batch.push((i, t));
-            if batch.len() == PACK_SIZE {
-                flush(&mut batch);
+            let first = self.last_sent[i] == NEVER;
+            let full = first || heartbeat.is_some_and(|h| t - self.last_full[i] >= h);
+            let mut values = SimValues::EMPTY;
+            if t >= self.next_change[i] {
+                let now = self.values_now(i, t);
+                values = if full {
+                    now
+                } else {
+                    now.changed_from(&self.last[i])
+                };
+                self.next_change[i] = self.schedule_change(i, t, &now);
+                self.last[i] = now;
+            } else if full {
+                values = self.last[i];
             }
-            // Spread the periodic reporters over their interval after the first round; far
-            // behind (a large step), skip ahead rather than emit every missed report.
-            let mut next = sim.next_report(i, t);
-            if self.first && !matches!(sim.devices[i].profile, SimProfile::Signal { .. }) {
-                next = t
-                    + 1
-                    + (unit_hash(sim.seed, &sim.devices[i].id, 9) * REPORT_INTERVAL_MS as f64)
-                        as i64;
+            let keep_alive_ms = self.reporting.keep_alive(self.sim.devices[i].kind);
+            let keep_alive = values.is_empty() && t - self.last_sent[i] >= keep_alive_ms;
+            if keep_alive {
+                // The first value it holds (aspect, on, power, NO2), repeated.
+                values = SimValues::EMPTY;
+                if let Some((q, v)) = self.last[i].iter().next() {
+                    values.push(q, v);
+                }
             }
-            if next < to_ms - REPORT_INTERVAL_MS {
-                next = to_ms;
+            if !values.is_empty() {
+                self.last_sent[i] = t;
+                if full && heartbeat.is_some() {
+                    self.last_full[i] = t;
+                }
+                self.reports += 1;
+                self.keep_alives += u64::from(keep_alive);
+                emit(&SimReport {
+                    device: d,
+                    t_ms: t,
+                    values,
+                    keep_alive,
+                });
             }
-            self.due.push(Reverse((next, i)));
+            let mut next = self.next_change[i].min(self.last_sent[i] + keep_alive_ms);
+            if let Some(h) = heartbeat {
+                next = next.min(self.last_full[i] + h);
+            }
+            self.due.push(Reverse((next.max(t + 1), d)));
         }
-        flush(&mut batch);
-        self.first = false;
         self.reached_ms = self.reached_ms.max(to_ms);
     }
 
@@ -814,6 +1207,7 @@ impl SimulatorRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observation::FieldValue;
     use tvilling_geo::sun::unix_seconds;
 
     fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
@@ -877,14 +1271,14 @@ mod tests {
             .id
             .clone();
         let start = ms(2026, 11, 23, 7, 0);
-        let mut run = SimulatorRun::new(sim, start);
+        let mut run = SimulatorRun::new(sim, start, SimReporting::default());
         let reported = |run: &mut SimulatorRun, to: i64| {
             let mut ids = Vec::new();
-            run.step(to, |p, t| {
-                for o in SimulatorRun::decode(&p, t).expect("pack") {
-                    ids.push(o.device);
-                }
-            });
+            let mut devices = Vec::new();
+            run.step(to, |r| devices.push(r.device as usize));
+            for i in devices {
+                ids.push(run.sim.devices[i].id.clone());
+            }
             ids
         };
         assert!(reported(&mut run, start + 60_000).contains(&head));
@@ -907,6 +1301,15 @@ mod tests {
         assert_eq!(l.weekday, 0, "21 June 2026 is a Sunday");
         assert_eq!(l.day_of_year, 171);
         assert_eq!(l.midnight_ms, ms(2026, 6, 20, 22, 0));
+        // The days the clocks change began at the midnight before the change.
+        assert_eq!(
+            stockholm_local(ms(2026, 3, 29, 12, 0)).midnight_ms,
+            ms(2026, 3, 28, 23, 0)
+        );
+        assert_eq!(
+            stockholm_local(ms(2026, 10, 25, 12, 0)).midnight_ms,
+            ms(2026, 10, 24, 22, 0)
+        );
         for days in [-1000, 0, 19_000, 20_500] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
@@ -1124,8 +1527,8 @@ mod tests {
             ],
         };
         let t = ms(2026, 11, 23, 7, 0) + 123;
-        let pack = s.senml_pack(&[(0, t), (1, t)]);
-        assert_eq!(pack, s.clone().senml_pack(&[(0, t), (1, t)]));
+        let pack = s.senml_pack_at(&[(0, t), (1, t)]);
+        assert_eq!(pack, s.clone().senml_pack_at(&[(0, t), (1, t)]));
         let obs = decode(
             &PayloadFormat::SenMl,
             &pack,
@@ -1140,9 +1543,176 @@ mod tests {
         assert_eq!(obs[0].time_ms, Some(t));
         assert_eq!(obs[1].device, "air/1");
         assert_eq!(obs[1].fields.len(), 4);
-        // Next report of a signal: its next change or the heartbeat, whichever comes first.
-        let next = s.next_report(0, t);
-        assert!(next > t && next <= t + SIGNAL_HEARTBEAT_MS);
-        assert_eq!(s.next_report(1, t), t + REPORT_INTERVAL_MS);
+        // The decoded values are the simulator's, bit for bit.
+        let decoded: Vec<FieldValue> = obs[1].fields.iter().map(|(_, v)| v.clone()).collect();
+        let typed: Vec<FieldValue> = s
+            .values(1, t)
+            .iter()
+            .map(|(_, v)| FieldValue::Number(v))
+            .collect();
+        assert_eq!(decoded, typed);
+    }
+
+    /// A mixed sample of the city, with lamps on calendars and presence dimming of their own.
+    fn sample(seed: u64) -> Simulator {
+        let mut devices: Vec<SimDevice> = whole_city(seed).into_iter().step_by(211).collect();
+        let policy = std::sync::Arc::new(LightingPolicy {
+            weekdays: vec![(0, 60.0), (120, 30.0), (360, 100.0), (1320, 60.0)],
+            weekends: vec![(0, 100.0), (300, 40.0)],
+            presence: Some(Presence {
+                base_pct: 20.0,
+                raised_share: 0.3,
+            }),
+        });
+        for (k, d) in devices.iter_mut().enumerate() {
+            if let SimProfile::Lamp { policy: p, .. } = &mut d.profile
+                && k % 2 == 0
+            {
+                *p = policy.clone();
+            }
+        }
+        Simulator { seed, devices }
+    }
+
+    /// Runs `sim` from `start` to `end` in steps of `step_ms`; returns the reports.
+    fn reports(
+        sim: &Simulator,
+        start: i64,
+        end: i64,
+        step_ms: i64,
+        r: SimReporting,
+    ) -> Vec<SimReport> {
+        let mut run = SimulatorRun::new(sim.clone(), start, r);
+        let mut out = Vec::new();
+        let mut t = start;
+        while t < end {
+            t = (t + step_ms).min(end);
+            run.step(t, |r| out.push(*r));
+        }
+        out
+    }
+
+    #[test]
+    fn events_hold_what_the_models_say_at_every_moment_across_summer_time() {
+        let sim = sample(3);
+        let kinds = |k: DeviceKind| sim.devices.iter().filter(|d| d.kind == k).count();
+        assert!(kinds(DeviceKind::Lamp) > 500 && kinds(DeviceKind::Meter) > 400);
+        assert!(kinds(DeviceKind::SignalHead) > 40);
+        // Saturday noon to Sunday evening over the night the clocks go forward (29 March
+        // 2026), and over the night they go back (25 October).
+        for (start, end) in [
+            (ms(2026, 3, 28, 11, 0), ms(2026, 3, 29, 18, 0)),
+            (ms(2026, 10, 24, 11, 0), ms(2026, 10, 25, 18, 0)),
+        ] {
+            let got = reports(&sim, start, end, 60_000, SimReporting::default());
+            // The state the reports leave, replayed against the models at every minute (and
+            // every second for the signal heads over the first ten minutes).
+            let mut held = vec![SimValues::EMPTY; sim.devices.len()];
+            let mut k = 0;
+            let mut t = start;
+            let mut checked = 0;
+            while t <= end {
+                while k < got.len() && got[k].t_ms <= t {
+                    let r = &got[k];
+                    let h = &mut held[r.device as usize];
+                    for (q, v) in r.values.iter() {
+                        match (0..h.len()).find(|&j| h.quantities[j] == q) {
+                            Some(j) => h.values[j] = v,
+                            None => h.push(q, v),
+                        }
+                    }
+                    k += 1;
+                }
+                for (i, d) in sim.devices.iter().enumerate() {
+                    let fine = d.kind == DeviceKind::SignalHead && t < start + 600_000;
+                    if t % 60_000 == 0 || fine {
+                        assert_eq!(held[i], sim.values(i, t), "{} at {t}", d.id);
+                        checked += 1;
+                    }
+                }
+                t += 1_000;
+            }
+            assert!(checked > 1_000_000, "{checked}");
+        }
+    }
+
+    #[test]
+    fn reports_carry_changes_only_keep_devices_alive_and_repeat_whatever_the_steps() {
+        let sim = sample(4);
+        let (start, end) = (ms(2026, 11, 23, 12, 0), ms(2026, 11, 24, 12, 0));
+        let r = SimReporting::default();
+        let fine = reports(&sim, start, end, 1_000, r);
+        // The same reports whether the twin steps a second or a quarter of an hour at a time.
+        assert_eq!(fine, reports(&sim, start, end, 900_000, r));
+        assert_eq!(fine, reports(&sim, start, end, 10_000, r));
+        let mut last_t = vec![None; sim.devices.len()];
+        let mut held = vec![SimValues::EMPTY; sim.devices.len()];
+        let (mut changes, mut alive) = (0, 0);
+        for rep in &fine {
+            let i = rep.device as usize;
+            let d = &sim.devices[i];
+            assert!(!rep.values.is_empty());
+            match last_t[i] {
+                None => {
+                    assert_eq!(rep.t_ms, start, "everyone reports at the start");
+                    assert_eq!(rep.values, sim.values(i, start), "all it holds");
+                }
+                Some(prev) => {
+                    let gap = rep.t_ms - prev;
+                    assert!(gap <= r.keep_alive(d.kind), "{} silent {gap} ms", d.id);
+                    if rep.keep_alive {
+                        alive += 1;
+                        let first = held[i].iter().next().expect("a value");
+                        assert_eq!(rep.values.iter().collect::<Vec<_>>(), vec![first]);
+                    } else {
+                        changes += 1;
+                        for (q, v) in rep.values.iter() {
+                            assert_ne!(held[i].get(q), Some(v), "{}: {q:?} unchanged", d.id);
+                        }
+                    }
+                }
+            }
+            if !rep.keep_alive {
+                let mut h = held[i];
+                for (q, v) in rep.values.iter() {
+                    match (0..h.len()).find(|&j| h.quantities[j] == q) {
+                        Some(j) => h.values[j] = v,
+                        None => h.push(q, v),
+                    }
+                }
+                held[i] = h;
+            }
+            last_t[i] = Some(rep.t_ms);
+        }
+        assert!(
+            changes > 10_000 && alive > 1_000,
+            "{changes} changes, {alive} keep-alives"
+        );
+        // A lamp changes a few times a day, a meter every quarter hour.
+        let per = |kind: DeviceKind| {
+            let n = sim.devices.iter().filter(|d| d.kind == kind).count();
+            let c = fine
+                .iter()
+                .filter(|r| !r.keep_alive && sim.devices[r.device as usize].kind == kind)
+                .count();
+            c as f64 / n as f64
+        };
+        assert!(per(DeviceKind::Meter) > 90.0 && per(DeviceKind::Meter) < 98.0);
+        assert!(per(DeviceKind::Lamp) < 40.0, "{}", per(DeviceKind::Lamp));
+        // With a heartbeat every minute, every device sends all it holds at least that often.
+        let hb = SimReporting {
+            heartbeat_ms: Some(60_000),
+            ..r
+        };
+        let beats = reports(&sim, start, start + 3_600_000, 10_000, hb);
+        let mut full = vec![start; sim.devices.len()];
+        for rep in &beats {
+            let i = rep.device as usize;
+            if rep.values.len() == sim.values(i, rep.t_ms).len() {
+                assert!(rep.t_ms - full[i] <= 60_000);
+                full[i] = rep.t_ms;
+            }
+        }
+        assert!(beats.len() > fine.iter().filter(|r| r.t_ms < start + 3_600_000).count());
     }
 }

@@ -25,6 +25,8 @@ pub struct Update {
     /// saturating at 255.
     pub refused: u8,
     len: u8,
+    /// A keep-alive: the device repeats a value it holds, to say it is alive.
+    keep_alive: bool,
     /// Observation time, Unix milliseconds; [`NO_TIME`]: the live edge applies.
     time_ms: i64,
     quantities: [Quantity; INLINE_VALUES],
@@ -56,6 +58,7 @@ impl Update {
             source,
             refused: refused.min(usize::from(u8::MAX)) as u8,
             len: 0,
+            keep_alive: false,
             // A payload's time is never i64::MIN ms (292 million years BC).
             time_ms: time_ms.unwrap_or(NO_TIME),
             quantities: [Quantity::SignalAspect; INLINE_VALUES],
@@ -80,6 +83,22 @@ impl Update {
             }));
         }
         u
+    }
+
+    /// A device's word that it is alive at `time_ms`: a value it holds, repeated.
+    pub fn keep_alive(
+        slot: u32,
+        source: SourceIndex,
+        time_ms: i64,
+        value: (Quantity, f64),
+    ) -> Update {
+        let mut u = Update::new(slot, source, Some(time_ms), &[value], 0, Vec::new());
+        u.keep_alive = true;
+        u
+    }
+
+    pub fn is_keep_alive(&self) -> bool {
+        self.keep_alive
     }
 
     /// Observation time, Unix milliseconds (None: the live edge applies).

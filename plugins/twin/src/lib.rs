@@ -39,7 +39,7 @@ use tvilling_sensors::ingest::IngestSender;
 use tvilling_sensors::mqtt::MqttSource;
 use tvilling_sensors::replay::{Recorder, start_replay};
 
-pub use settings::{LiveSettings, SimSetup};
+pub use settings::{LiveSettings, SimPath, SimSetup};
 use simulation::PendingSimulation;
 use sources::{LiveSources, SourceDiagnostics};
 
@@ -298,7 +298,7 @@ pub fn start_live(world: &mut World) -> Result<(), LiveError> {
 
 pub mod prelude {
     pub use crate::history::{ClockRequest, HistorySettings, HistoryStatus};
-    pub use crate::settings::{LiveSettings, SimSetup};
+    pub use crate::settings::{LiveSettings, SimPath, SimSetup};
     pub use crate::sources::{LiveSources, SourceDiagnostics, SourceRow};
     pub use crate::{LiveError, LivePlugin, LiveSystems, start_live};
 }

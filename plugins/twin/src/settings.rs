@@ -17,6 +17,21 @@ pub struct SimSetup {
     pub clock: SimClockSettings,
     /// Extra lamps on a grid around the city (`--extra-lamps`), for measurements.
     pub extra_lamps: usize,
+    /// How its reports reach the apply stage.
+    pub path: SimPath,
+    /// Every device also sends all its values at least this often (ms); `None`: changes and
+    /// the keep-alives health needs.
+    pub heartbeat_ms: Option<i64>,
+}
+
+/// How the simulator's reports reach the apply stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimPath {
+    /// As typed values, straight to apply (no payload between).
+    #[default]
+    Typed,
+    /// Encoded as SenML packs and decoded by the codec a broker's messages go through.
+    SenMl,
 }
 
 /// Live sources and devices.

@@ -9,12 +9,18 @@ use tvilling_sensors::clock::{Edge, TwinClock};
 use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::generate::{PlannedDevice, generate_registry};
 use tvilling_sensors::ingest::IngestSender;
+use tvilling_sensors::observation::{FieldValue, Observation};
 use tvilling_sensors::registry::DeviceKind;
+use tvilling_sensors::registry::DeviceRegistry;
 use tvilling_sensors::replay::Recorder;
-use tvilling_sensors::simulate::{SimDevice, SimProfile, Simulator, SimulatorRun};
+use tvilling_sensors::simulate::{
+    PACK_SIZE, SIM_VALUES, SimDevice, SimProfile, SimReport, SimReporting, SimValue, Simulator,
+    SimulatorRun, sim_field,
+};
+use tvilling_sensors::update::{Handed, Update};
 
 use crate::binding::{city_layout, register_planned};
-use crate::settings::SimSetup;
+use crate::settings::{SimPath, SimSetup};
 
 /// A simulator waiting for the city: it generates its registry from what loaded.
 #[derive(Resource)]
@@ -49,8 +55,13 @@ pub struct PlanApplied(pub Vec<String>);
 #[derive(Resource)]
 pub struct SimulatorState {
     pub run: SimulatorRun,
+    pub path: SimPath,
     sender: IngestSender,
     recorder: Option<Recorder>,
+    /// Each simulated device's slot in the registry's directory (`None`: not registered).
+    slots: Vec<Option<u32>>,
+    /// This step's reports, kept between frames (a frame allocates nothing).
+    reports: Vec<SimReport>,
 }
 
 impl SimulatorState {
@@ -61,7 +72,7 @@ impl SimulatorState {
 }
 
 /// Starts the simulator over `devices` at the twin clock's edge and sets the clock running at
-/// the simulator's speed.
+/// the simulator's speed. Its devices' keep-alives come from the health rules in the world.
 pub fn start(
     world: &mut World,
     setup: SimSetup,
@@ -73,6 +84,16 @@ pub fn start(
     let mut clock = world.get_resource_or_insert_with(TwinClock::live);
     clock.edge = Edge::Simulated(setup.clock.speed);
     let start_ms = clock.edge_ms;
+    let rules = world
+        .get_resource::<tvilling_sensors::health::HealthRules>()
+        .cloned()
+        .unwrap_or_default();
+    let reporting = reporting(&rules, setup.heartbeat_ms);
+    let slots = {
+        let registry = world.get_resource_or_init::<DeviceRegistry>();
+        let directory = registry.read();
+        devices.iter().map(|d| directory.slot(&d.id)).collect()
+    };
     world.insert_resource(SimulatorState {
         run: SimulatorRun::new(
             Simulator {
@@ -80,38 +101,136 @@ pub fn start(
                 devices,
             },
             start_ms,
+            reporting,
         ),
+        path: setup.path,
         sender,
         recorder,
+        slots,
+        reports: Vec::new(),
     });
-    info!("simulator started: {n} devices, seed {}", setup.seed);
+    info!(
+        "simulator started: {n} devices, seed {}, {} reports{}",
+        setup.seed,
+        match setup.path {
+            SimPath::Typed => "typed",
+            SimPath::SenMl => "SenML",
+        },
+        setup.heartbeat_ms.map_or(String::new(), |h| format!(
+            ", a heartbeat every {} s",
+            h as f64 / 1000.0
+        ))
+    );
 }
 
-/// Steps the simulator to the clock's edge: its packs are decoded as SenML (recorded when a
-/// recording runs) and handed to apply in this frame.
+/// What the simulator reports besides changes under `rules`: a keep-alive after two of a
+/// kind's intervals of silence (health calls a device stale after `stale_factor` of them).
+pub fn reporting(
+    rules: &tvilling_sensors::health::HealthRules,
+    heartbeat_ms: Option<i64>,
+) -> SimReporting {
+    let kinds = [
+        DeviceKind::SignalHead,
+        DeviceKind::Lamp,
+        DeviceKind::Meter,
+        DeviceKind::AirSensor,
+    ];
+    let allowed = (rules.stale_factor - 1.0).clamp(0.5, 2.0);
+    SimReporting {
+        heartbeat_ms,
+        keep_alive_ms: kinds.map(|k| ((rules.interval_ms(k) as f64 * allowed) as i64).max(1_000)),
+    }
+}
+
+/// Steps the simulator to the clock's edge and hands its reports to apply in this frame: as
+/// typed updates, or (the SenML path) as packs decoded by the SenML codec. A recording, when
+/// one runs, gets the reports as SenML packs either way.
 pub fn step_simulator(
     clock: Res<TwinClock>,
     mut state: ResMut<SimulatorState>,
     mut input: ResMut<SteppedInput>,
 ) {
     let state = &mut *state;
-    let (sender, recorder) = (&state.sender, &state.recorder);
-    state.run.step(clock.edge_ms, |payload, t| {
-        match SimulatorRun::decode(&payload, t) {
-            Ok(obs) => {
-                if let Some(r) = recorder {
-                    r.record(t, "simulator", "simulator", &PayloadFormat::SenMl, &payload);
-                }
-                for o in obs {
-                    for problem in &o.problems {
-                        sender.stats.reject(problem, "simulator");
-                    }
-                    input.0.push(sender.accept(o));
-                }
+    let mut reports = std::mem::take(&mut state.reports);
+    reports.clear();
+    state.run.step(clock.edge_ms, |r| reports.push(*r));
+    let (sender, recorder, sim) = (&state.sender, &state.recorder, &state.run.sim);
+    let senml = state.path == SimPath::SenMl;
+    if senml || recorder.is_some() {
+        for pack in reports.chunks(PACK_SIZE) {
+            let Some(last) = pack.last() else {
+                continue;
+            };
+            let payload = sim.senml_pack(pack);
+            if let Some(r) = recorder {
+                r.record(
+                    last.t_ms,
+                    "simulator",
+                    "simulator",
+                    &PayloadFormat::SenMl,
+                    &payload,
+                );
             }
-            Err(e) => sender.stats.refuse(&e, "simulator"),
+            if !senml {
+                continue;
+            }
+            match SimulatorRun::decode(&payload, last.t_ms) {
+                Ok(obs) => {
+                    for o in obs {
+                        for problem in &o.problems {
+                            sender.stats.reject(problem, "simulator");
+                        }
+                        input.observations.push(sender.accept(o));
+                    }
+                }
+                Err(e) => sender.stats.refuse(&e, "simulator"),
+            }
         }
-    });
+    }
+    if !senml {
+        let source = sender.index();
+        let mut typed = 0u64;
+        let mut pairs = [(tvilling_sensors::registry::Quantity::SignalAspect, 0.0); SIM_VALUES];
+        for r in &reports {
+            let Some(slot) = state.slots.get(r.device as usize).copied().flatten() else {
+                // Not registered: handed over by its id, so apply counts and lists it.
+                let id = sim.devices[r.device as usize].id.clone();
+                let fields = r.values.iter().map(|(q, v)| {
+                    let (name, value) = sim_field(q, v);
+                    let value = match value {
+                        SimValue::Number(x) => FieldValue::Number(x),
+                        SimValue::Bool(b) => FieldValue::Bool(b),
+                        SimValue::Text(t) => FieldValue::Text(t.to_string()),
+                    };
+                    (name.to_string(), value)
+                });
+                input.observations.push(sender.accept(Observation {
+                    device: id,
+                    time_ms: Some(r.t_ms),
+                    fields: fields.collect(),
+                    ..Default::default()
+                }));
+                continue;
+            };
+            let first = r.values.iter().next();
+            let update = if let (true, Some(value)) = (r.keep_alive, first) {
+                Update::keep_alive(slot, source, r.t_ms, value)
+            } else {
+                let n = r.values.len();
+                for (p, qv) in pairs.iter_mut().zip(r.values.iter()) {
+                    *p = qv;
+                }
+                Update::new(slot, source, Some(r.t_ms), &pairs[..n], 0, Vec::new())
+            };
+            input.updates.push(Handed::Update(update));
+            typed += 1;
+        }
+        sender
+            .stats
+            .accepted
+            .fetch_add(typed, std::sync::atomic::Ordering::Relaxed);
+    }
+    state.reports = reports;
 }
 
 /// Simulated devices for a registry file's devices (profiles from their ids and kinds).

@@ -181,6 +181,8 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             "accepted": row.accepted,
             "rejected": row.rejected,
             "superseded": row.superseded,
+            "applied": row.applied,
+            "keep_alive": row.keep_alive,
             "last_rejections": row.last_rejections,
         });
         if let Some(c) = row.connection {

@@ -31,6 +31,9 @@ pub struct SourceRow {
     /// Rejections per reason.
     pub rejected: BTreeMap<&'static str, u64>,
     pub superseded: u64,
+    /// Messages applied, and of them keep-alives (a device alive with nothing new).
+    pub applied: u64,
+    pub keep_alive: u64,
     /// The most recent rejections, oldest first.
     pub last_rejections: Vec<String>,
     /// MQTT: the connection as the client sees it.
@@ -70,6 +73,8 @@ impl SourceDiagnostics {
                     accepted: stats.accepted.load(Ordering::Relaxed),
                     rejected: stats.rejected(),
                     superseded: stats.superseded.load(Ordering::Relaxed),
+                    applied: stats.applied.load(Ordering::Relaxed),
+                    keep_alive: stats.keep_alive.load(Ordering::Relaxed),
                     last_rejections: stats.last_rejections(),
                     ..default()
                 });

@@ -620,7 +620,7 @@ pub fn step_sumo(
                 status.time_s,
                 link.midnight_ms,
                 link.sender.as_ref(),
-                &mut input.0,
+                &mut input.observations,
             );
         }
         let new: Vec<&str> = departed.iter().map(String::as_str).collect();

@@ -1061,7 +1061,7 @@ mod tests {
             app.world_mut().resource_mut::<TwinClock>().set(t);
             app.world_mut()
                 .resource_mut::<SteppedInput>()
-                .0
+                .observations
                 .push(Observation {
                     source: "test".into(),
                     device: "lamp-1".into(),
@@ -1095,7 +1095,7 @@ mod tests {
         app.world_mut().resource_mut::<TwinClock>().edge_ms = T0 + 61 * 60_000;
         app.world_mut()
             .resource_mut::<SteppedInput>()
-            .0
+            .observations
             .push(Observation {
                 source: "test".into(),
                 device: "lamp-1".into(),
