@@ -7,9 +7,11 @@
 //!   rows into the same table layout, in the same run; bytes per stored value;
 //! - the state of the whole city rebuilt at random moments (keyframe plus values after it);
 //! - one device's year recorded, then read back whole and a day of it;
-//! - simulated time through the ECS (stepped simulator, SenML decode, apply, health, alarms,
-//!   metrics, and recording): wall time and speed-up over real time for the whole city
-//!   (`TVILLING_BENCH_ONLY=sim` measures only this; `year` only one device's year).
+//! - simulated time through the ECS (the event-driven simulator's typed reports, apply,
+//!   health, alarms, metrics, and recording): wall time and speed-up over real time for the
+//!   whole city (`TVILLING_BENCH_ONLY=sim` measures only this, `TVILLING_BENCH_SIM_MIN` sets
+//!   its span, default 10 minutes, `TVILLING_BENCH_RECORD=no|only` leaves out or keeps only
+//!   the recording run; `TVILLING_BENCH_ONLY=year` measures only one device's year).
 
 use std::time::Instant;
 
@@ -344,7 +346,13 @@ fn bare_insert(path: &std::path::Path, sim: &Simulator, values: &[Value]) -> f64
 /// Simulated time through the ECS, as fast as the machine runs.
 fn simulated_time(devices: Vec<SimDevice>) {
     use tvilling_twin::history::{HistoryPlugin, HistorySettings};
-    for record in [false, true] {
+    // `TVILLING_BENCH_RECORD=no|only`: without the recording run, or only it.
+    let runs: &[bool] = match std::env::var("TVILLING_BENCH_RECORD").as_deref() {
+        Ok("no") => &[false],
+        Ok("only") => &[true],
+        _ => &[false, true],
+    };
+    for &record in runs {
         let mut app = App::new();
         let path = temp("simulated.sqlite");
         app.add_plugins(MinimalPlugins)
@@ -383,7 +391,12 @@ fn simulated_time(devices: Vec<SimDevice>) {
             heartbeat_ms: None,
         };
         tvilling_twin::simulation::start(app.world_mut(), setup, devices.clone(), tx, None);
-        let span_ms = 10 * 60_000;
+        // `TVILLING_BENCH_SIM_MIN`: simulated minutes (default 10; 1440: a day).
+        let minutes: i64 = std::env::var("TVILLING_BENCH_SIM_MIN")
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(10);
+        let span_ms = minutes * 60_000;
         app.world_mut().resource_mut::<TwinClock>().until_ms = Some(START_MS + span_ms);
         let t = Instant::now();
         let mut frames = 0;
@@ -399,12 +412,17 @@ fn simulated_time(devices: Vec<SimDevice>) {
             r.flush();
         }
         let wall = t.elapsed().as_secs_f64();
-        let applied = app
+        let recorded = app
+            .world_mut()
+            .get_resource_mut::<tvilling_twin::history::HistoryRecorder>()
+            .and_then(|mut r| r.written())
+            .map_or(0, |w| w.values);
+        let stats = app
             .world()
-            .resource::<tvilling_sensors::apply::ApplyStats>()
-            .applied;
+            .resource::<tvilling_sensors::apply::ApplyStats>();
+        let (applied, alive) = (stats.applied, stats.keep_alive);
         println!(
-            "simulated 10 min of the whole city ({} devices){}: {wall:.1} s wall, {:.1}x real time, {frames} frames, {applied} messages applied",
+            "simulated {minutes} min of the whole city ({} devices){}: {wall:.1} s wall, {:.1}x real time, {frames} frames, {applied} reports applied ({alive} keep-alives), {recorded} values recorded",
             devices.len(),
             if record { " with recording" } else { "" },
             span_ms as f64 / 1000.0 / wall

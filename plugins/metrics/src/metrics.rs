@@ -204,10 +204,24 @@ pub fn track_edge(mut applied: MessageReader<ValueApplied>, mut edge: ResMut<Edg
     }
 }
 
-/// Each signal head's last reported aspect and since when, with its controller.
+/// Each signal head's last reported aspect and since when, with its controller (by number),
+/// and the controllers' figures gathered in this frame.
 #[derive(Resource, Debug, Default)]
 pub struct SignalTrack {
-    heads: HashMap<Entity, (String, SignalAspect, i64, Option<i64>)>,
+    heads: HashMap<Entity, HeadTrack>,
+    controllers: Vec<String>,
+    numbers: HashMap<String, u32>,
+    /// This frame's additions per controller, and which controllers have them.
+    frame: Vec<SignalMetrics>,
+    touched: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeadTrack {
+    controller: u32,
+    aspect: SignalAspect,
+    since_ms: i64,
+    last_green_ms: Option<i64>,
 }
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
@@ -263,7 +277,8 @@ pub fn integrate_metrics(
     }
 }
 
-/// Integrates every reported signal aspect change into its controller's figures.
+/// Integrates every reported signal aspect change into its controller's figures (gathered by
+/// controller number in the frame, added to [`CityMetrics::signals`] once per controller).
 pub fn integrate_signals(
     mut applied: MessageReader<ValueApplied>,
     mut track: ResMut<SignalTrack>,
@@ -271,6 +286,7 @@ pub fn integrate_signals(
     info: Query<&DeviceInfo>,
 ) {
     let since = metrics.since_ms;
+    let track = &mut *track;
     for v in applied.read() {
         if v.quantity != Quantity::SignalAspect {
             continue;
@@ -278,46 +294,79 @@ pub fn integrate_signals(
         let Some(aspect) = SignalAspect::from_code(v.value) else {
             continue;
         };
-        let head = track.heads.entry(v.entity).or_insert_with(|| {
-            let controller = info
-                .get(v.entity)
-                .ok()
-                .and_then(|i| {
-                    i.attributes
-                        .iter()
-                        .find(|(k, _)| k == "controller")
-                        .map(|(_, c)| c.clone())
+        let head = match track.heads.get_mut(&v.entity) {
+            Some(h) => h,
+            None => {
+                let name = info
+                    .get(v.entity)
+                    .ok()
+                    .and_then(|i| {
+                        i.attributes
+                            .iter()
+                            .find(|(k, _)| k == "controller")
+                            .map(|(_, c)| c.clone())
+                    })
+                    .unwrap_or_else(|| format!("head {}", v.entity));
+                let controller = match track.numbers.get(&name) {
+                    Some(n) => *n,
+                    None => {
+                        let n = track.controllers.len() as u32;
+                        track.numbers.insert(name.clone(), n);
+                        track.controllers.push(name);
+                        track.frame.push(SignalMetrics::default());
+                        n
+                    }
+                };
+                let green = (aspect == SignalAspect::Green).then_some(v.time_ms);
+                track.heads.entry(v.entity).or_insert(HeadTrack {
+                    controller,
+                    aspect,
+                    since_ms: v.time_ms,
+                    last_green_ms: green,
                 })
-                .unwrap_or_else(|| format!("head {}", v.entity));
-            let green = (aspect == SignalAspect::Green).then_some(v.time_ms);
-            (controller, aspect, v.time_ms, green)
-        });
-        let (controller, last, last_t, last_green) = head;
-        if v.time_ms <= *last_t && aspect == *last {
+            }
+        };
+        if v.time_ms <= head.since_ms && aspect == head.aspect {
             continue;
         }
-        let from = (*last_t).max(since);
+        let c = head.controller as usize;
+        let s = &mut track.frame[c];
+        if *s == SignalMetrics::default() && !track.touched.contains(&head.controller) {
+            track.touched.push(head.controller);
+        }
+        let from = head.since_ms.max(since);
         let span = v.time_ms - from;
-        let s = metrics.signals.entry(controller.clone()).or_default();
         if span > 0 && span <= MAX_GAP_MS {
             s.observed_ms += span;
-            if *last == SignalAspect::Green {
+            if head.aspect == SignalAspect::Green {
                 s.green_ms += span;
             }
         }
-        if aspect == SignalAspect::Green && *last != SignalAspect::Green {
-            if let Some(g) = *last_green {
+        if aspect == SignalAspect::Green && head.aspect != SignalAspect::Green {
+            if let Some(g) = head.last_green_ms {
                 let cycle = v.time_ms - g;
                 if cycle > 0 && cycle <= MAX_GAP_MS && g >= since {
                     s.cycle_sum_ms += cycle;
                     s.cycles += 1;
                 }
             }
-            *last_green = Some(v.time_ms);
+            head.last_green_ms = Some(v.time_ms);
         }
-        if aspect != *last || v.time_ms > *last_t {
-            *last = aspect;
-            *last_t = v.time_ms;
+        if aspect != head.aspect || v.time_ms > head.since_ms {
+            head.aspect = aspect;
+            head.since_ms = v.time_ms;
         }
+    }
+    for c in track.touched.drain(..) {
+        let add = std::mem::take(&mut track.frame[c as usize]);
+        let name = &track.controllers[c as usize];
+        let s = match metrics.signals.get_mut(name) {
+            Some(s) => s,
+            None => metrics.signals.entry(name.clone()).or_default(),
+        };
+        s.green_ms += add.green_ms;
+        s.observed_ms += add.observed_ms;
+        s.cycle_sum_ms += add.cycle_sum_ms;
+        s.cycles += add.cycles;
     }
 }

@@ -11,7 +11,7 @@ use crate::registry::DeviceKind;
 use crate::state::{Device, Health, LampState, Liveness};
 
 /// Health settings (config).
-#[derive(Resource, Debug, Clone)]
+#[derive(Resource, Debug, Clone, PartialEq)]
 pub struct HealthRules {
     /// Expected reporting interval per kind, seconds.
     pub interval_s: [(DeviceKind, f64); 4],
@@ -94,11 +94,38 @@ impl Plugin for HealthPlugin {
     }
 }
 
+/// What health judged every device against last, and when each live device turns stale: a
+/// frame judges again only the devices whose state changed or whose silence ran out, and every
+/// device when the basis changes (the sun crossing the lamps' threshold, a source going down or
+/// up, the rules, the clock's speed, playback).
+#[derive(Default)]
+struct HealthBasis {
+    judged_once: bool,
+    dark: bool,
+    down: std::collections::BTreeMap<String, String>,
+    speed: f64,
+    /// When each judged device's silence runs out, per kind (an interval of its own): in the
+    /// order judged, which is the order heard within a frame's span (entries may be outdated:
+    /// those devices are judged again; a device turns stale at most a frame late).
+    stale_at: [std::collections::VecDeque<(i64, Entity)>; 4],
+    /// This frame's new entries, sorted before they join.
+    pushed: Vec<(usize, i64, Entity)>,
+    due: bevy::ecs::entity::EntityHashSet,
+}
+
+/// How long a device of `kind` may be silent before it is stale, ms.
+fn allowance_ms(rules: &HealthRules, kind: DeviceKind, speed: f64) -> i64 {
+    // A clock faster than real time moves further between two frames than a device's interval
+    // allows: two real seconds of silence never count.
+    (rules.interval_ms(kind) as f64 * rules.stale_factor).max(speed * 2000.0) as i64
+}
+
 fn judge_health(
     clock: Res<TwinClock>,
     rules: Res<HealthRules>,
     down: Option<Res<SourcesDown>>,
-    mut devices: Query<(&Device, &mut Liveness, Option<&LampState>)>,
+    mut basis: Local<HealthBasis>,
+    mut devices: Query<(Entity, &Device, &mut Liveness, Option<Ref<LampState>>)>,
 ) {
     // A source's state is the live edge's: in playback the recorded values stand as they were.
     let down = down.filter(|_| clock.is_live());
@@ -108,27 +135,59 @@ fn judge_health(
         clock.now_ms.div_euclid(1000),
     )
     .elevation_deg;
-    for (device, mut live, lamp) in &mut devices {
-        let source_down = down
-            .as_ref()
-            .zip(live.source.as_ref())
-            .and_then(|(d, s)| d.0.get(s).cloned());
+    let dark = sun < rules.lamp_on_below_deg;
+    let empty = std::collections::BTreeMap::new();
+    let down_now = down.as_ref().map_or(&empty, |d| &d.0);
+    let speed = clock.speed();
+    let basis = &mut *basis;
+    let full = !basis.judged_once
+        || !clock.is_live()
+        || rules.is_changed()
+        || dark != basis.dark
+        || *down_now != basis.down
+        || speed != basis.speed;
+    if full {
+        basis.judged_once = true;
+        basis.dark = dark;
+        basis.down.clone_from(down_now);
+        basis.speed = speed;
+        for q in &mut basis.stale_at {
+            q.clear();
+        }
+    }
+    basis.due.clear();
+    for q in &mut basis.stale_at {
+        while let Some(&(t, e)) = q.front() {
+            if t > clock.now_ms {
+                break;
+            }
+            q.pop_front();
+            basis.due.insert(e);
+        }
+    }
+    for (entity, device, mut live, lamp) in &mut devices {
+        if !(full
+            || live.is_changed()
+            || lamp.as_ref().is_some_and(Ref::is_changed)
+            || basis.due.contains(&entity))
+        {
+            continue;
+        }
+        let source_down = live.source.as_ref().and_then(|s| down_now.get(s).cloned());
+        let allowance = allowance_ms(&rules, device.kind, speed);
         let (health, fault) = match live.last_seen_ms {
             None => (Health::NeverSeen, None),
             Some(_) if source_down.is_some() => (Health::Stale, None),
-            Some(seen)
-                if clock.now_ms - seen
-                    > ((rules.interval_ms(device.kind) as f64 * rules.stale_factor)
-                        // A clock faster than real time moves further between two frames than a
-                        // device's interval allows: two real seconds of silence never count.
-                        .max(clock.speed() * 2000.0)) as i64 =>
-            {
-                (Health::Stale, None)
+            Some(seen) if clock.now_ms - seen > allowance => (Health::Stale, None),
+            Some(seen) => {
+                basis
+                    .pushed
+                    .push((kind_index(device.kind), seen + allowance + 1, entity));
+                match lamp.and_then(|l| lamp_fault(&l, sun, &rules)) {
+                    Some(reason) => (Health::Fault, Some(reason)),
+                    None => (Health::Live, None),
+                }
             }
-            Some(_) => match lamp.and_then(|l| lamp_fault(l, sun, &rules)) {
-                Some(reason) => (Health::Fault, Some(reason)),
-                None => (Health::Live, None),
-            },
         };
         // Write only on change, so change detection means "health changed".
         if live.health != health || live.fault != fault || live.source_down != source_down {
@@ -136,6 +195,22 @@ fn judge_health(
             live.fault = fault;
             live.source_down = source_down;
         }
+    }
+    basis.pushed.sort_unstable_by_key(|&(k, t, e)| (k, t, e));
+    let HealthBasis {
+        pushed, stale_at, ..
+    } = basis;
+    for (k, t, e) in pushed.drain(..) {
+        stale_at[k].push_back((t, e));
+    }
+}
+
+fn kind_index(kind: DeviceKind) -> usize {
+    match kind {
+        DeviceKind::SignalHead => 0,
+        DeviceKind::Lamp => 1,
+        DeviceKind::Meter => 2,
+        DeviceKind::AirSensor => 3,
     }
 }
 
