@@ -113,8 +113,8 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
                 .live_open = false;
         }
     }
-    // Scenarios in the window: the files beside the scene (or in scenes/), compared by two
-    // headless twins on a thread of their own.
+    // Scenarios in the window: the files beside the scene (or in scenes/), compared by the
+    // integrating engine on a thread of its own.
     let folder = cli
         .scene
         .as_ref()
@@ -122,8 +122,18 @@ pub fn windowed_app(cli: &Cli, setup: &Setup) -> Result<App> {
         .unwrap_or_else(|| "scenes".into());
     let runner: tvilling_twin::scenario::jobs::Runner =
         std::sync::Arc::new(|a, b, seed, from, to| {
-            crate::scenario::compare(a, b, seed, from, to, Default::default())
-                .map_err(|e| format!("{e:#}"))
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            crate::scenario::compare_integrated(
+                a,
+                b,
+                seed,
+                from,
+                to,
+                &Default::default(),
+                &stop,
+                false,
+            )
+            .map_err(|e| format!("{e:#}"))
         });
     let mut jobs = tvilling_twin::scenario::jobs::ScenarioJobs::new(runner, folder);
     if !cli.compare.is_empty() {

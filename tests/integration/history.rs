@@ -652,9 +652,11 @@ fn ctrl_c_ends_a_recording_run_with_the_file_whole() {
     assert!(!out.status.success());
     assert!(stderr.contains("interrupted (Ctrl+C)"), "{stderr}");
     assert_eq!(wal_files(&db), Vec::<String>::new(), "{stderr}");
+    // What was recorded is in the file. (How many values a megabyte of log holds depends on
+    // the batches' sizes, smaller on a loaded machine: each commit writes whole pages.)
     let counts = sqlite_counts(&db);
     assert!(
-        counts["values"].as_u64().expect("values") > 5_000,
+        counts["values"].as_u64().expect("values") > 1_000,
         "{counts}"
     );
 }

@@ -202,6 +202,7 @@ fn golden(scenario: &str, name: &str) {
         to: "2026-11-23T17:00",
         seed: 7,
         wall_s: 0.0,
+        engine: "both runs on one clock in lockstep",
     };
     write_report(&dir, &ctx, &a, &b).expect("report");
     tvilling::plot_png::write_plots(&dir, &a, &b).expect("plots");
@@ -274,4 +275,196 @@ fn a_scenario_the_city_cannot_take_is_refused_before_it_runs() {
         "{e}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every metric of `got` is `want`'s within `share` of it (rows only one of them has aside).
+fn within(want: &[Row], got: &[Row], share: f64) -> Vec<String> {
+    let mut off = Vec::new();
+    for w in want {
+        let Some(g) = got.iter().find(|g| g.metric == w.metric) else {
+            off.push(format!("{}: missing", w.metric));
+            continue;
+        };
+        for (side, x, y) in [("A", w.a, g.a), ("B", w.b, g.b)] {
+            match (x, y) {
+                (Some(x), Some(y)) if (x - y).abs() <= share * x.abs().max(y.abs()) + 1e-9 => {}
+                (None, None) => {}
+                _ => off.push(format!(
+                    "{} {side}: stepped {x:?}, integrated {y:?}",
+                    w.metric
+                )),
+            }
+        }
+    }
+    off
+}
+
+#[test]
+fn the_integrating_engine_gives_the_stepped_twins_figures_on_the_demo_day() {
+    use std::sync::atomic::AtomicBool;
+    use tvilling::scenario::compare_integrated;
+    // A lighting policy against a signal retiming, over the whole default demo day.
+    let (sa, sb) = (
+        load(&file("scenes/led-night-dimming.toml")).expect("a"),
+        load(&file("scenes/sveavagen-green-wave.toml")).expect("b"),
+    );
+    let from = local_time_ms("2026-11-23T00:00").expect("from");
+    let to = local_time_ms("2026-11-24T00:00").expect("to");
+    let stop = AtomicBool::new(false);
+    let stepped = compare(&sa, &sb, 7, from, to, Default::default()).expect("stepped");
+    let integrated = compare_integrated(&sa, &sb, 7, from, to, &Default::default(), &stop, false)
+        .expect("integrated");
+    let want = rows(&stepped.a, &stepped.b, &sa.assumptions, &sb.assumptions);
+    let got = rows(
+        &integrated.a,
+        &integrated.b,
+        &sa.assumptions,
+        &sb.assumptions,
+    );
+    let off = within(&want, &got, 0.001);
+    assert!(
+        off.is_empty(),
+        "off by more than 0.1 %:\n{}",
+        off.join("\n")
+    );
+    for r in [&integrated.a, &integrated.b] {
+        assert!(r.lighting_kwh > 0.0 && r.building_kwh > 0.0 && r.alarms_raised > 0);
+        assert_eq!(r.hourly_lighting_kwh.len(), 24);
+        assert_eq!(r.months.len(), 1);
+        assert!(r.pm25_mean_ugm3.is_some_and(|p| p > 0.0));
+    }
+    assert_eq!(stepped.a.edits, integrated.a.edits);
+    // The energy of each lamp and meter too.
+    for (s, i) in stepped.device_kwh.iter().zip(&integrated.device_kwh) {
+        assert_eq!(s.len(), i.len());
+        for (id, kwh) in s {
+            let k = i.get(id).copied().unwrap_or(f64::NAN);
+            assert!(
+                (k - kwh).abs() <= 0.001 * kwh.abs() + 1e-6,
+                "{id}: {kwh} stepped, {k}"
+            );
+        }
+    }
+    // Blank is the baseline, exactly.
+    let blank = compare_integrated(&sa, &sa, 7, from, to, &Default::default(), &stop, false)
+        .expect("blank");
+    let strip = |r: &RunResult| RunResult {
+        edits: Vec::new(),
+        ..r.clone()
+    };
+    assert_eq!(strip(&blank.a), strip(&blank.b));
+    assert_eq!(strip(&blank.a), strip(&integrated.a));
+}
+
+#[test]
+fn a_year_comes_month_by_month_and_ctrl_c_leaves_the_months_done_marked_incomplete() {
+    use std::io::BufRead;
+    let dir = crate::common::temp_dir("scenario-year");
+    let args = |report: &Path| -> Vec<std::ffi::OsString> {
+        vec![
+            "scenario".into(),
+            "compare".into(),
+            file("scenes/baseline.toml").into(),
+            file("scenes/led-night-dimming.toml").into(),
+            "--span".into(),
+            "year".into(),
+            "--from".into(),
+            "2026-01-01T00:00".into(),
+            "--report".into(),
+            report.into(),
+        ]
+    };
+    let full = dir.join("full");
+    let out = crate::common::tvilling_ok(args(&full));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("month 2026-12 done (12 of 12"), "{stderr}");
+    let months = std::fs::read_to_string(full.join("months.csv")).expect("months.csv");
+    let rows: Vec<Vec<&str>> = months
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 24, "{months}");
+    assert_eq!(
+        (rows[0][0], rows[11][0], rows[12][1]),
+        ("2026-01", "2026-12", "B")
+    );
+    // The months add up to the year, and December's nights light more than June's.
+    let lighting = |side: &str| -> Vec<f64> {
+        rows.iter()
+            .filter(|r| r[1] == side)
+            .map(|r| r[2].parse().expect("kWh"))
+            .collect()
+    };
+    let metrics = std::fs::read_to_string(full.join("metrics.csv")).expect("metrics");
+    let year: Vec<f64> = metrics
+        .lines()
+        .find(|l| l.starts_with("lighting energy,"))
+        .expect("row")
+        .split(',')
+        .skip(2)
+        .take(2)
+        .map(|v| v.parse().expect("kWh"))
+        .collect();
+    for (side, total) in [("A", year[0]), ("B", year[1])] {
+        let m = lighting(side);
+        let sum: f64 = m.iter().sum();
+        assert!(
+            (sum - total).abs() < 0.01 * 12.0,
+            "{side}: {sum} by month, {total} in all"
+        );
+        assert!(
+            m[11] > 2.0 * m[5],
+            "{side}: December {} June {}",
+            m[11],
+            m[5]
+        );
+    }
+    assert!(metrics.contains("PM2.5 mean over the span"), "{metrics}");
+    let html = std::fs::read_to_string(full.join("report.html")).expect("html");
+    assert!(html.contains("Month by month") && html.contains("2026-07"));
+    assert!(!html.contains("Incomplete"));
+    // Stopped after its first month: a report of the months done, marked incomplete.
+    let stopped = dir.join("stopped");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args(args(&stopped))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tvilling");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("month 2026-01 done") {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    for line in lines {
+        seen.push_str(&line.expect("line"));
+        seen.push('\n');
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("stopped: the report in"), "{seen}");
+    let months = std::fs::read_to_string(stopped.join("months.csv")).expect("months.csv");
+    let n = months.lines().count() - 1;
+    assert!((2..24).contains(&n) && n % 2 == 0, "{n} rows: {months}");
+    let html = std::fs::read_to_string(stopped.join("report.html")).expect("html");
+    assert!(html.contains("Incomplete"), "not marked incomplete");
+    // A span and an end are one too many.
+    let both = std::process::Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args(args(&dir.join("both")))
+        .args(["--to", "2026-02-01T00:00"])
+        .output()
+        .expect("run");
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("--to"));
 }

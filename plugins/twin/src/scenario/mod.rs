@@ -16,6 +16,7 @@
 
 pub mod draft;
 pub mod edits;
+pub mod evaluate;
 pub mod file;
 pub mod jobs;
 pub mod report;

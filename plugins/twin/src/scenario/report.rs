@@ -31,6 +31,31 @@ pub struct RunResult {
     pub by_district: BTreeMap<String, DistrictEnergy>,
     /// What SUMO measured under this side's signal timing (`--sumo`).
     pub traffic: Option<super::traffic::TrafficResult>,
+    /// Month by month (local months), where the engine keeps them.
+    pub months: Vec<MonthFigures>,
+    /// The air sensors' mean PM2.5 over the span (the annual mean's limit applies to a year),
+    /// µg/m³, where the engine keeps it.
+    pub pm25_mean_ugm3: Option<f64>,
+    /// The run was stopped before the end of its span: its figures are of the months done.
+    pub incomplete: bool,
+}
+
+/// One local month of a run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MonthFigures {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub lighting_kwh: f64,
+    pub building_kwh: f64,
+    pub heating_kwh: f64,
+    pub lamp_hours_dark_at_night: f64,
+    /// Sensor-hours over any limit, summed over the pollutants.
+    pub hours_over_limit: f64,
+    pub alarms_raised: u64,
+    pub green_share: Option<f64>,
+    pub pm25_mean_ugm3: Option<f64>,
 }
 
 /// One district's energy over the run.
@@ -139,6 +164,14 @@ pub fn rows(a: &RunResult, b: &RunResult, aa: &Assumptions, ab: &Assumptions) ->
             unit: "kWh",
             a: Some(get(a).building_kwh),
             b: Some(get(b).building_kwh),
+        });
+    }
+    if a.pm25_mean_ugm3.is_some() || b.pm25_mean_ugm3.is_some() {
+        out.push(Row {
+            metric: "PM2.5 mean over the span (annual limit 25)".into(),
+            unit: "µg/m³",
+            a: a.pm25_mean_ugm3,
+            b: b.pm25_mean_ugm3,
         });
     }
     out.push(Row {
@@ -268,6 +301,33 @@ pub fn metrics_csv(rows: &[Row]) -> String {
     out
 }
 
+/// `months.csv`: one row per local month and side (`month,side,lighting_kwh,...`).
+pub fn months_csv(a: &RunResult, b: &RunResult) -> String {
+    let mut out = String::from(
+        "month,side,lighting_kwh,building_kwh,heating_kwh,lamp_hours_dark_at_night,sensor_hours_over_limit,alarms_raised,green_share,pm25_mean_ugm3\n",
+    );
+    for (side, r) in [("A", a), ("B", b)] {
+        for m in &r.months {
+            let _ = writeln!(
+                out,
+                "{},{side},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}",
+                m.month,
+                m.lighting_kwh,
+                m.building_kwh,
+                m.heating_kwh,
+                m.lamp_hours_dark_at_night,
+                m.hours_over_limit,
+                m.alarms_raised,
+                m.green_share.map(|g| format!("{g:.5}")).unwrap_or_default(),
+                m.pm25_mean_ugm3
+                    .map(|g| format!("{g:.3}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -336,6 +396,18 @@ impl ChartLayout {
 
 /// A line chart of series over the hours of the span, as SVG.
 pub fn line_chart_svg(title: &str, unit: &str, series: &[(&str, &str, &[f64])]) -> String {
+    step_chart_svg(title, unit, "hours from the start", &[], series)
+}
+
+/// A step chart of series with one value per step (hours, months), as SVG: `x_label` under
+/// the axis, `names` (when given) labelling the steps instead of their numbers.
+pub fn step_chart_svg(
+    title: &str,
+    unit: &str,
+    x_label: &str,
+    names: &[String],
+    series: &[(&str, &str, &[f64])],
+) -> String {
     let l = ChartLayout::for_series(series.iter().map(|s| s.2));
     let (w, h, left, top, plot_w, plot_h) = (l.width, l.height, l.left, l.top, l.plot_w, l.plot_h);
     let x = |i: f64| l.x(i);
@@ -355,20 +427,32 @@ pub fn line_chart_svg(title: &str, unit: &str, series: &[(&str, &str, &[f64])]) 
             yy = y(v)
         );
     }
-    for i in l.hour_ticks() {
+    if names.is_empty() {
+        for i in l.hour_ticks() {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{i}</text>"#,
+                x(i as f64),
+                top + plot_h + 16.0
+            );
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{i}</text>"#,
-            x(i as f64),
-            top + plot_h + 16.0
+            r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="10">{}</text>"#,
+            x(i as f64 + 0.5),
+            top + plot_h + 16.0,
+            esc(name)
         );
     }
     let _ = write!(
         svg,
         // The unit above the value labels, clear of long numbers.
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">hours from the start</text><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
         left + plot_w / 2.0,
         h - 6.0,
+        esc(x_label),
         left - 6.0,
         top - 10.0,
         esc(unit)
@@ -425,6 +509,8 @@ pub struct ReportContext<'a> {
     pub to: &'a str,
     pub seed: u64,
     pub wall_s: f64,
+    /// How the figures were made, in words (the engine).
+    pub engine: &'a str,
 }
 
 /// `report.html`: the scenarios, span and seed, the metrics table, plots, and the assumptions
@@ -439,14 +525,26 @@ pub fn report_html(ctx: &ReportContext, rows: &[Row], a: &RunResult, b: &RunResu
     );
     let _ = write!(
         h,
-        "<h1>{} (A) vs {} (B)</h1><p>Simulated from {} to {} (Stockholm local time), seed {}, both runs on one clock in lockstep; {:.1} s of wall time.</p>",
+        "<h1>{} (A) vs {} (B)</h1><p>Simulated from {} to {} (Stockholm local time), seed {}, {}; {:.1} s of wall time.</p>",
         esc(&ctx.a.name),
         esc(&ctx.b.name),
         esc(ctx.from),
         esc(ctx.to),
         ctx.seed,
+        esc(ctx.engine),
         ctx.wall_s
     );
+    if a.incomplete || b.incomplete {
+        let done = a
+            .months
+            .last()
+            .map_or(ctx.from.to_string(), |m| m.month.clone());
+        let _ = write!(
+            h,
+            "<p style=\"background:#fde68a;padding:6px\"><b>Incomplete:</b> the run was stopped; these figures are of the months done (to the end of {}), not of the whole span.</p>",
+            esc(&done)
+        );
+    }
     for (label, s, r) in [("A", ctx.a, a), ("B", ctx.b, b)] {
         let _ = write!(
             h,
@@ -504,6 +602,61 @@ pub fn report_html(ctx: &ReportContext, rows: &[Row], a: &RunResult, b: &RunResu
             "kW",
             &[("A", "#1f77b4", series(a)), ("B", "#d62728", series(b))],
         ));
+    }
+    if !a.months.is_empty() || !b.months.is_empty() {
+        let names: Vec<String> = a
+            .months
+            .iter()
+            .chain(&b.months)
+            .map(|m| m.month.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        h.push_str("<h2>Month by month</h2><table><tr><th>month</th><th>lighting A, kWh</th><th>lighting B, kWh</th><th>buildings A, kWh</th><th>buildings B, kWh</th><th>heating A, kWh</th><th>heating B, kWh</th><th>alarms A</th><th>alarms B</th><th>PM2.5 A, µg/m³</th><th>PM2.5 B, µg/m³</th></tr>");
+        for name in &names {
+            let get = |r: &RunResult| r.months.iter().find(|m| &m.month == name).cloned();
+            let (ma, mb) = (get(a), get(b));
+            let f = |m: &Option<MonthFigures>, v: fn(&MonthFigures) -> Option<f64>| {
+                num(m.as_ref().and_then(v))
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                f(&ma, |m| Some(m.lighting_kwh)),
+                f(&mb, |m| Some(m.lighting_kwh)),
+                f(&ma, |m| Some(m.building_kwh)),
+                f(&mb, |m| Some(m.building_kwh)),
+                f(&ma, |m| Some(m.heating_kwh)),
+                f(&mb, |m| Some(m.heating_kwh)),
+                f(&ma, |m| Some(m.alarms_raised as f64)),
+                f(&mb, |m| Some(m.alarms_raised as f64)),
+                f(&ma, |m| m.pm25_mean_ugm3),
+                f(&mb, |m| m.pm25_mean_ugm3),
+            );
+        }
+        h.push_str("</table>");
+        let monthly: [(&str, fn(&MonthFigures) -> f64); 3] = [
+            ("Street lighting, month by month", |m| m.lighting_kwh),
+            ("Building electricity, month by month", |m| m.building_kwh),
+            ("District heating, month by month", |m| m.heating_kwh),
+        ];
+        for (title, f) in monthly {
+            let of = |r: &RunResult| -> Vec<f64> {
+                names
+                    .iter()
+                    .map(|n| r.months.iter().find(|m| &m.month == n).map_or(0.0, f))
+                    .collect()
+            };
+            let (va, vb) = (of(a), of(b));
+            h.push_str(&step_chart_svg(
+                title,
+                "kWh",
+                "month",
+                &names,
+                &[("A", "#1f77b4", &va), ("B", "#d62728", &vb)],
+            ));
+        }
     }
     h.push_str("<h2>Assumptions</h2><table><tr><th>figure</th><th>A</th><th>B</th><th>source (A; B where it differs)</th></tr>");
     let (x, y) = (&ctx.a.assumptions, &ctx.b.assumptions);
@@ -567,6 +720,9 @@ pub fn write_report(
     let rows = rows(a, b, &ctx.a.assumptions, &ctx.b.assumptions);
     std::fs::write(dir.join("metrics.csv"), metrics_csv(&rows))?;
     std::fs::write(dir.join("report.html"), report_html(ctx, &rows, a, b))?;
+    if !a.months.is_empty() || !b.months.is_empty() {
+        std::fs::write(dir.join("months.csv"), months_csv(a, b))?;
+    }
     std::fs::write(dir.join("scenario-a.toml"), &ctx.a.text)?;
     std::fs::write(dir.join("scenario-b.toml"), &ctx.b.text)?;
     std::fs::write(
