@@ -546,15 +546,14 @@ fn add_run(a: &mut RunResult, b: &RunResult) {
 /// meter's energy by id, and the clock's edge after every frame.
 type SideRun = (RunResult, Arc<Simulator>, HashMap<String, f64>, Vec<i64>);
 
-/// Runs one side to the end of the span (on the calling thread: a twin never leaves it).
-fn run_side(
+/// One side's twin, run until its simulator has started (the city loaded, the edits applied).
+fn started_twin(
     s: &Scenario,
-    side: &str,
     seed: u64,
     from: i64,
     to: i64,
     opts: &CompareOptions,
-) -> Result<SideRun> {
+) -> Result<Twin> {
     let mut t = twin(s, seed, from, to, opts)?;
     let mut frames = 0u32;
     while !t.started()? {
@@ -564,6 +563,19 @@ fn run_side(
             bail!("the city did not load");
         }
     }
+    Ok(t)
+}
+
+/// Runs one side to the end of the span (on the calling thread: a twin never leaves it).
+fn run_side(
+    s: &Scenario,
+    side: &str,
+    seed: u64,
+    from: i64,
+    to: i64,
+    opts: &CompareOptions,
+) -> Result<SideRun> {
+    let mut t = started_twin(s, seed, from, to, opts)?;
     t.assign_districts(&Districts::shipped());
     let mut edges = Vec::new();
     while !t.finished() {
@@ -680,15 +692,7 @@ fn prepare(
     to: i64,
     opts: &CompareOptions,
 ) -> Result<Prepared> {
-    let mut t = twin(s, seed, from, to, opts)?;
-    let mut frames = 0u32;
-    while !t.started()? {
-        t.app.update();
-        frames += 1;
-        if frames > 20_000 {
-            bail!("the city did not load");
-        }
-    }
+    let mut t = started_twin(s, seed, from, to, opts)?;
     let world = t.app.world_mut();
     let sim = Arc::new(world.resource::<SimulatorState>().run.sim.clone());
     let rules = world
