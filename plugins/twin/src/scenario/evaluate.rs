@@ -30,9 +30,10 @@ use tvilling_metrics::metrics::{MAX_GAP_MS, SignalMetrics};
 use tvilling_sensors::health::HealthRules;
 use tvilling_sensors::registry::Quantity;
 use tvilling_sensors::simulate::{
-    AIR_INTERVAL_MS, BuildingUse, LAMP_STANDBY_W, LampBreak, METER_INTERVAL_MS, PHOTOCELL_MS,
-    PRESENCE_SPAN_MS, SimProfile, Simulator, heating_kw, load_share, meter_power_with_share,
-    next_calendar_step, outdoor_temperature, photocell_sun, round, stockholm_local,
+    AIR_INTERVAL_MS, BuildingUse, LAMP_STANDBY_W, LampBreak, LightingPolicy, METER_INTERVAL_MS,
+    PHOTOCELL_MS, PRESENCE_SPAN_MS, SimProfile, Simulator, heating_kw, load_share,
+    meter_power_with_share, next_calendar_step, outdoor_temperature, photocell_sun, round,
+    stockholm_local,
 };
 use tvilling_sensors::state::SignalAspect;
 
@@ -189,8 +190,9 @@ struct MonthTables {
     runs: Vec<(usize, usize, bool)>,
     /// When the sun is down as health judges it (to the second), within the month.
     night: Spans,
-    /// First quarter hour (ms) and each quarter's load share by use and outdoor temperature.
-    first_quarter: i64,
+    /// Each quarter hour of the meters (its reading's start, its part within the month, and
+    /// its hour bin where it lies in one), its load share by use and outdoor temperature.
+    quarters: Vec<Quarter>,
     shares: Vec<[f64; 4]>,
     outdoor_c: Vec<f64>,
     /// Hours of the span before the month (for hourly bins) and the hour bins it spans.
@@ -198,6 +200,17 @@ struct MonthTables {
     hours: usize,
     /// Local midnights within the month (days for the signals' cycle counts).
     days: Vec<i64>,
+}
+
+/// A meter reading's quarter hour within a month.
+#[derive(Debug, Clone, Copy)]
+struct Quarter {
+    start: i64,
+    from: i64,
+    to: i64,
+    hours: f64,
+    /// Its hour bin (of the month's), when it lies in one.
+    bin: Option<usize>,
 }
 
 fn use_index(u: BuildingUse) -> usize {
@@ -280,18 +293,27 @@ impl MonthTables {
             .map(|(a, b)| (a.max(from), b.min(to)))
             .filter(|(a, b)| b > a)
             .collect();
-        let first_quarter = from.div_euclid(METER_INTERVAL_MS) * METER_INTERVAL_MS;
+        let hour0 = ((from - span_from) as f64 / MS_PER_HOUR).floor() as usize;
+        let hours = ((to - span_from) as f64 / MS_PER_HOUR).ceil() as usize - hour0;
+        let mut quarters = Vec::new();
         let mut shares = Vec::new();
         let mut outdoor_c = Vec::new();
-        let mut q = first_quarter;
+        let mut q = from.div_euclid(METER_INTERVAL_MS) * METER_INTERVAL_MS;
         while q < to {
             let l = stockholm_local(q);
             shares.push(USES.map(|u| load_share(u, &l)));
             outdoor_c.push(outdoor_temperature(&l));
+            let (a, b) = (q.max(from), (q + METER_INTERVAL_MS).min(to));
+            let bin = |t: i64| (t - span_from).div_euclid(3_600_000) as usize;
+            quarters.push(Quarter {
+                start: q,
+                from: a,
+                to: b,
+                hours: (b - a) as f64 / MS_PER_HOUR,
+                bin: (bin(a) == bin(b - 1)).then(|| bin(a) - hour0),
+            });
             q += METER_INTERVAL_MS;
         }
-        let hour0 = ((from - span_from) as f64 / MS_PER_HOUR).floor() as usize;
-        let hours = ((to - span_from) as f64 / MS_PER_HOUR).ceil() as usize - hour0;
         let mut days = Vec::new();
         let mut d = stockholm_local(from).midnight_ms;
         while d < to {
@@ -309,7 +331,7 @@ impl MonthTables {
             sun,
             runs,
             night,
-            first_quarter,
+            quarters,
             shares,
             outdoor_c,
             hour0,
@@ -372,6 +394,37 @@ struct Partial {
     hourly_building: Vec<f64>,
     /// (device index, kWh) of lamps and meters.
     device_kwh: Vec<(usize, f64)>,
+    /// Lamps whose standby is still to be added to the hours.
+    standby_lamps: usize,
+}
+
+/// Each lighting calendar's levels over a month (start, end, percent), by policy.
+type Calendars = HashMap<usize, Vec<(i64, i64, f64)>>;
+
+fn policy_key(p: &Arc<LightingPolicy>) -> usize {
+    Arc::as_ptr(p) as usize
+}
+
+/// The levels of the calendars of `plan`'s lamps over [from, to), split where they may step.
+fn calendars(plan: &Plan, from: i64, to: i64) -> Calendars {
+    let mut out = Calendars::new();
+    for d in &plan.sim.devices {
+        let SimProfile::Lamp { policy, .. } = &d.profile else {
+            continue;
+        };
+        out.entry(policy_key(policy)).or_insert_with(|| {
+            let mut levels = Vec::new();
+            let mut t = from;
+            while t < to {
+                let local = stockholm_local(t);
+                let next = next_calendar_step(policy, t, &local).min(to);
+                levels.push((t, next, policy.calendar_level(&local)));
+                t = next;
+            }
+            levels
+        });
+    }
+    out
 }
 
 /// Adds `kw` over [a, b) to hourly bins (bin 0 starts at `span` + `hour0` hours).
@@ -404,12 +457,12 @@ impl Partial {
         }
     }
 
-    fn lamp(&mut self, plan: &Plan, i: usize, t: &MonthTables) {
+    fn lamp(&mut self, plan: &Plan, i: usize, t: &MonthTables, calendars: &Calendars) {
         let SimProfile::Lamp {
+            rated_w,
             on_below_deg,
             broken,
             policy,
-            ..
         } = &plan.sim.devices[i].profile
         else {
             return;
@@ -420,38 +473,55 @@ impl Partial {
         } else {
             t.wants_on(*on_below_deg)
         };
+        // Standby all month (added to the hours once for the chunk), and above it while on.
         let span_h = (t.to - t.from) as f64 / MS_PER_HOUR;
         let mut kwh = LAMP_STANDBY_W / 1000.0 * span_h;
-        add_hourly(
-            &mut self.hourly_lighting,
-            t.span_from,
-            t.hour0,
-            t.from,
-            t.to,
-            LAMP_STANDBY_W / 1000.0,
-        );
+        self.standby_lamps += 1;
         let mut lit: Spans = Vec::new();
-        for &(a, b) in &on {
-            let mut s = a;
-            while s < b {
-                let local = stockholm_local(s);
-                let Some(now) = plan.sim.lamp_now(i, s, &local, t.sun_at(s)) else {
-                    return;
-                };
-                let mut next = next_calendar_step(policy, s, &local).min(b);
-                if policy.presence.is_some() {
-                    next = next.min((s.div_euclid(PRESENCE_SPAN_MS) + 1) * PRESENCE_SPAN_MS);
+        let mut add = |s: i64, next: i64, power_w: f64, lit_now: bool, part: &mut Partial| {
+            let kw = (power_w - LAMP_STANDBY_W) / 1000.0;
+            kwh += kw * (next - s) as f64 / MS_PER_HOUR;
+            add_hourly(&mut part.hourly_lighting, t.span_from, t.hour0, s, next, kw);
+            if lit_now {
+                match lit.last_mut() {
+                    Some(last) if last.1 == s => last.1 = next,
+                    _ => lit.push((s, next)),
                 }
-                let kw = (now.power_w - LAMP_STANDBY_W) / 1000.0;
-                kwh += kw * (next - s) as f64 / MS_PER_HOUR;
-                add_hourly(&mut self.hourly_lighting, t.span_from, t.hour0, s, next, kw);
-                if now.on && !now.fault {
-                    match lit.last_mut() {
-                        Some(last) if last.1 == s => last.1 = next,
-                        _ => lit.push((s, next)),
+            }
+        };
+        match calendars.get(&policy_key(policy)) {
+            // A calendar without presence dimming: its levels over the month, worked out once.
+            Some(levels) if policy.presence.is_none() => {
+                let faulty = *broken == Some(LampBreak::DriverFault);
+                for &(a, b) in &on {
+                    let first = levels.partition_point(|l| l.1 <= a);
+                    for &(l0, l1, level) in &levels[first..] {
+                        if l0 >= b {
+                            break;
+                        }
+                        // As the simulator's lamp draws it at that level.
+                        let power_w = round(rated_w * level / 100.0, 1);
+                        add(l0.max(a), l1.min(b), power_w, !faulty, self);
                     }
                 }
-                s = next;
+            }
+            _ => {
+                for &(a, b) in &on {
+                    let mut s = a;
+                    while s < b {
+                        let local = stockholm_local(s);
+                        let Some(now) = plan.sim.lamp_now(i, s, &local, t.sun_at(s)) else {
+                            return;
+                        };
+                        let mut next = next_calendar_step(policy, s, &local).min(b);
+                        if policy.presence.is_some() {
+                            next =
+                                next.min((s.div_euclid(PRESENCE_SPAN_MS) + 1) * PRESENCE_SPAN_MS);
+                        }
+                        add(s, next, now.power_w, now.on && !now.fault, self);
+                        s = next;
+                    }
+                }
             }
         }
         self.lighting_kwh += kwh;
@@ -485,23 +555,30 @@ impl Partial {
         };
         let u = use_index(*building_use);
         let (mut kwh, mut heat) = (0.0, 0.0);
-        for (k, shares) in t.shares.iter().enumerate() {
-            let q0 = t.first_quarter + k as i64 * METER_INTERVAL_MS;
-            let (a, b) = (q0.max(t.from), (q0 + METER_INTERVAL_MS).min(t.to));
-            let h = (b - a) as f64 / MS_PER_HOUR;
+        for (k, q) in t.quarters.iter().enumerate() {
             let power = meter_power_with_share(
                 plan.sim.seed,
                 i as u64,
                 *floor_area_m2,
                 *building_use,
-                shares[u],
-                q0,
+                t.shares[k][u],
+                q.start,
             );
             let power = round(power, 2);
             let heating = round(heating_kw(*floor_area_m2, t.outdoor_c[k]), 2);
-            kwh += power * h;
-            heat += heating * h;
-            add_hourly(&mut self.hourly_building, t.span_from, t.hour0, a, b, power);
+            kwh += power * q.hours;
+            heat += heating * q.hours;
+            match q.bin {
+                Some(bin) => self.hourly_building[bin] += power * q.hours,
+                None => add_hourly(
+                    &mut self.hourly_building,
+                    t.span_from,
+                    t.hour0,
+                    q.from,
+                    q.to,
+                    power,
+                ),
+            }
         }
         self.building_kwh += kwh;
         self.heating_kwh += heat;
@@ -667,6 +744,7 @@ fn evaluate_month(
     stop: &AtomicBool,
 ) -> Option<Partial> {
     let n = plan.sim.devices.len();
+    let calendars = calendars(plan, tables.from, tables.to);
     let chunk = 2_048;
     let chunks = n.div_ceil(chunk);
     let next = AtomicUsize::new(0);
@@ -688,7 +766,7 @@ fn evaluate_month(
                     let len = range.len() as u64;
                     for i in range {
                         match plan.sim.devices[i].profile {
-                            SimProfile::Lamp { .. } => p.lamp(plan, i, tables),
+                            SimProfile::Lamp { .. } => p.lamp(plan, i, tables, &calendars),
                             SimProfile::Meter { .. } => p.meter(plan, i, tables),
                             SimProfile::Air { .. } => p.air(plan, i, tables),
                             SimProfile::Signal { .. } => p.signal(plan, i, tables),
@@ -735,7 +813,17 @@ fn evaluate_month(
             total.hourly_building[h] += v;
         }
         total.device_kwh.extend(p.device_kwh);
+        total.standby_lamps += p.standby_lamps;
     }
+    let standby_kw = total.standby_lamps as f64 * LAMP_STANDBY_W / 1000.0;
+    add_hourly(
+        &mut total.hourly_lighting,
+        tables.span_from,
+        tables.hour0,
+        tables.from,
+        tables.to,
+        standby_kw,
+    );
     Some(total)
 }
 
@@ -1026,6 +1114,32 @@ mod tests {
             |_, _, _| {},
         );
         assert!(out[0].result.incomplete && out[0].result.months.is_empty());
+    }
+
+    #[test]
+    fn a_calendar_worked_out_once_gives_each_lamp_what_its_own_steps_give() {
+        let p = plan(1);
+        let from = ms("2026-03-27T23:00");
+        let to = ms("2026-04-03T22:00");
+        let t = MonthTables::new((from, to), from, to, &p.rules);
+        let lamps: Vec<usize> = (0..p.sim.devices.len())
+            .filter(|&i| matches!(p.sim.devices[i].profile, SimProfile::Lamp { .. }))
+            .step_by(997)
+            .collect();
+        assert!(lamps.len() > 100);
+        let (mut fast, mut walked) = (Partial::new(&t), Partial::new(&t));
+        let table = calendars(&p, from, to);
+        for &i in &lamps {
+            fast.lamp(&p, i, &t, &table);
+            walked.lamp(&p, i, &t, &Calendars::new());
+        }
+        // Across the change to summer time, with the calendar's steps in local time.
+        assert!((fast.lighting_kwh - walked.lighting_kwh).abs() < 1e-9 * walked.lighting_kwh);
+        assert_eq!(fast.lamp_hours_lit, walked.lamp_hours_lit);
+        assert_eq!(fast.alarms, walked.alarms);
+        for (a, b) in fast.hourly_lighting.iter().zip(&walked.hourly_lighting) {
+            assert!((a - b).abs() < 1e-9);
+        }
     }
 
     #[test]
