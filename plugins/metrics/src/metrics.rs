@@ -214,6 +214,8 @@ pub struct SignalTrack {
     /// This frame's additions per controller, and which controllers have them.
     frame: Vec<SignalMetrics>,
     touched: Vec<u32>,
+    /// Whether each controller is in `touched`.
+    is_touched: Vec<bool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -314,6 +316,7 @@ pub fn integrate_signals(
                         track.numbers.insert(name.clone(), n);
                         track.controllers.push(name);
                         track.frame.push(SignalMetrics::default());
+                        track.is_touched.push(false);
                         n
                     }
                 };
@@ -331,7 +334,8 @@ pub fn integrate_signals(
         }
         let c = head.controller as usize;
         let s = &mut track.frame[c];
-        if *s == SignalMetrics::default() && !track.touched.contains(&head.controller) {
+        if !track.is_touched[c] {
+            track.is_touched[c] = true;
             track.touched.push(head.controller);
         }
         let from = head.since_ms.max(since);
@@ -358,6 +362,7 @@ pub fn integrate_signals(
         }
     }
     for c in track.touched.drain(..) {
+        track.is_touched[c as usize] = false;
         let add = std::mem::take(&mut track.frame[c as usize]);
         let name = &track.controllers[c as usize];
         let s = match metrics.signals.get_mut(name) {
