@@ -427,6 +427,16 @@ fn simulated_time(devices: Vec<SimDevice>) {
             if record { " with recording" } else { "" },
             span_ms as f64 / 1000.0 / wall
         );
+        if record && recorded > 0 {
+            // The file as the flushed writer left it (it is a temporary one: gone once the
+            // twin is).
+            let bytes = file_bytes(&path);
+            println!(
+                "history of the simulated span: {:.2} bytes a value ({:.1} MB, keyframes included)",
+                bytes as f64 / recorded as f64,
+                bytes as f64 / 1e6
+            );
+        }
         drop(app);
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
