@@ -63,9 +63,19 @@ const NEVER: u32 = 1_000;
 impl Reading {
     /// Reads `path` with Tesseract (word boxes from its TSV output).
     pub(crate) fn of(path: &Path) -> Reading {
-        let out = Command::new("tesseract")
-            .arg(path)
-            .arg("-")
+        Reading::of_layout(path, None)
+    }
+
+    /// Reads `path` with Tesseract in one of its page layouts (`--psm`; `None`: its own
+    /// choice). Egui's tables sometimes read better as sparse text (`Some(11)`): Tesseract's
+    /// own layout analysis can take a table's first column for a block of its own and lose it.
+    pub(crate) fn of_layout(path: &Path, psm: Option<u8>) -> Reading {
+        let mut cmd = Command::new("tesseract");
+        cmd.arg(path).arg("-");
+        if let Some(psm) = psm {
+            cmd.arg("--psm").arg(psm.to_string());
+        }
+        let out = cmd
             .arg("tsv")
             .output()
             .expect("tesseract (Debian package tesseract-ocr) must be installed");

@@ -56,14 +56,24 @@ impl Picture {
     /// that the same check fails on the picture with the words where they were read painted
     /// over: the assertion can fail. The reading, for further checks.
     pub(crate) fn assert_shows(&self, wants: &[&str]) -> Reading {
-        let reading = self.text();
-        let missing = reading.missing(wants);
+        // Tesseract's own layout first; where it lost something, the picture read as sparse
+        // text (the painted-over check below then reads that way too).
+        let mut layout = None;
+        let mut reading = self.text();
+        let mut missing = reading.missing(wants);
+        if !missing.is_empty() {
+            let sparse = Reading::of_layout(&self.path, Some(11));
+            if sparse.missing(wants).is_empty() {
+                (layout, reading, missing) = (Some(11), sparse, Vec::new());
+            }
+        }
         assert!(
             missing.is_empty(),
             "{missing:?} not on {}: {reading}",
             self.path.display()
         );
-        let lacking = self.painted_over(&reading.boxes_of(wants)).text();
+        let painted = self.painted_over(&reading.boxes_of(wants));
+        let lacking = Reading::of_layout(&painted.path, layout);
         assert!(
             !lacking.missing(wants).is_empty(),
             "{wants:?} still read with their words painted over: {lacking}"

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bevy::ecs::entity::EntityHashMap;
 use bevy::prelude::*;
 use tvilling_geo::sun::sun_position;
 use tvilling_sensors::apply::ValueApplied;
@@ -109,8 +110,8 @@ pub struct ResetMetrics;
 /// without visiting every device and the sums come out the same, bit for bit, in any order.
 #[derive(Resource, Debug, Default)]
 pub struct EdgeState {
-    lamps: HashMap<Entity, LampState>,
-    meters: HashMap<Entity, MeterState>,
+    lamps: EntityHashMap<LampState>,
+    meters: EntityHashMap<MeterState>,
     // Ordered: the few air sensors are visited each frame.
     air: BTreeMap<Entity, AirQualityState>,
     totals: EdgeTotals,
@@ -208,7 +209,7 @@ pub fn track_edge(mut applied: MessageReader<ValueApplied>, mut edge: ResMut<Edg
 /// and the controllers' figures gathered in this frame.
 #[derive(Resource, Debug, Default)]
 pub struct SignalTrack {
-    heads: HashMap<Entity, HeadTrack>,
+    heads: EntityHashMap<HeadTrack>,
     controllers: Vec<String>,
     numbers: HashMap<String, u32>,
     /// This frame's additions per controller, and which controllers have them.

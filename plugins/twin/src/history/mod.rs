@@ -205,7 +205,7 @@ pub fn request_series(
 pub struct HistoryRecorder {
     writer: Option<Writer>,
     reader: Option<Reader>,
-    devices: HashMap<Entity, u32>,
+    devices: bevy::ecs::entity::EntityHashMap<u32>,
     sources: HashMap<String, u16>,
     /// The state request in flight and the newest moment wanted.
     in_flight: Option<i64>,
@@ -298,7 +298,7 @@ impl HistoryRecorder {
         Ok(HistoryRecorder {
             writer,
             reader: Some(reader),
-            devices: HashMap::new(),
+            devices: Default::default(),
             sources: HashMap::new(),
             in_flight: None,
             wanted: None,
