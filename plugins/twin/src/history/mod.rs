@@ -12,6 +12,7 @@
 pub mod chunk;
 pub mod parquet;
 pub mod reader;
+pub mod state;
 pub mod store;
 pub mod writer;
 

@@ -311,14 +311,18 @@ fn encode(t_ms: i64, running: &Running) -> Vec<u8> {
     w.bytes().to_vec()
 }
 
-fn decode(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
+/// Hands each of a keyframe's entries to `each`, with the keyframe's count of entries.
+fn decode_entries(
+    t: i64,
+    bytes: &[u8],
+    mut each: impl FnMut(usize, u32, u8, Held),
+) -> Result<(), StoreError> {
     if bytes.first() != Some(&2) {
         return Err(StoreError::Keyframe(t));
     }
     let mut r = BitReader::new(&bytes[1..]);
     (|| {
         let n = r.get(32)? as usize;
-        let mut out = Running::with_capacity_and_hasher(n.min(1 << 24), Default::default());
         let (mut device, mut quantity, mut source) = (-1i64, 0u8, 0u16);
         let mut value = ValueState::default();
         for _ in 0..n {
@@ -335,8 +339,10 @@ fn decode(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
             if r.get(1)? == 1 {
                 source = r.get(16)? as u16;
             }
-            out.insert(
-                (u32::try_from(device).ok()?, quantity),
+            each(
+                n,
+                u32::try_from(device).ok()?,
+                quantity,
                 Held {
                     since_ms,
                     last_ms,
@@ -345,9 +351,25 @@ fn decode(t: i64, bytes: &[u8]) -> Result<Running, StoreError> {
                 },
             );
         }
-        Some(out)
+        Some(())
     })()
     .ok_or(StoreError::Keyframe(t))
+}
+
+/// A keyframe's state in series order (device, then quantity).
+fn decode_sorted(t: i64, bytes: &[u8]) -> Result<super::state::Sorted, StoreError> {
+    let mut out: super::state::Sorted = Vec::new();
+    decode_entries(t, bytes, |n, d, q, h| {
+        if out.is_empty() {
+            out.reserve(n.min(1 << 24));
+        }
+        out.push((series_of(d, q), h));
+    })?;
+    // Stored by quantity, then device: each quantity's run is in device order already.
+    out.sort_unstable_by_key(|e| e.0);
+    // A series twice (only in a file not written by Tvilling): one entry kept.
+    out.dedup_by_key(|e| e.0);
+    Ok(out)
 }
 
 const HELD_BYTES: usize = 4 + 1 + 8 + 8 + 8 + 2;
@@ -386,6 +408,25 @@ pub fn fold(running: &mut Running, r: &Row) {
         value: r.value,
         source: r.source,
     });
+    fold_into(e, r);
+}
+
+/// Folds one value into a series' held value (none yet: the value starts it).
+pub fn fold_held(held: &mut Option<Held>, r: &Row) {
+    match held {
+        Some(e) => fold_into(e, r),
+        None => {
+            *held = Some(Held {
+                since_ms: r.t_ms,
+                last_ms: r.t_ms,
+                value: r.value,
+                source: r.source,
+            })
+        }
+    }
+}
+
+fn fold_into(e: &mut Held, r: &Row) {
     if r.t_ms < e.last_ms {
         return;
     }
@@ -605,6 +646,9 @@ impl SqliteStore {
         // Readers (the playback thread, another screen) read while the writer writes.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A page cache of 64 MiB (SQLite's default is 2 MiB): the whole city's chunks of a
+        // segment are rewritten as they grow, and the index pages they touch stay in memory.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         conn.execute_batch(SCHEMA)?;
         if !audit_has_actions(&conn)? {
             // Logs written before the action was kept: the columns are added (old rows have
@@ -830,10 +874,15 @@ fn write_chunks(
     let mut st = conn.prepare_cached(
         "INSERT OR REPLACE INTO chunks(seg, series, n, t_first, t_last, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for (series, o) in open.iter_mut() {
-        if !(o.dirty || all) || o.chunk.n == 0 {
-            continue;
-        }
+    // In series order: the rows go into the table's and the index's pages one after another
+    // instead of all over both trees (the map's own order is random).
+    let mut due: Vec<(i64, &mut Open)> = open
+        .iter_mut()
+        .filter(|(_, o)| (o.dirty || all) && o.chunk.n > 0)
+        .map(|(s, o)| (*s, o))
+        .collect();
+    due.sort_unstable_by_key(|(s, _)| *s);
+    for (series, o) in due {
         st.execute(params![
             segment,
             series,
@@ -1058,38 +1107,46 @@ impl HistoryStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let (from, mut running, first_seg) = match kf {
-            Some((t, bytes)) => (t, decode(t, &bytes)?, segment_of(t.saturating_add(1))),
-            None => (i64::MIN, Running::default(), i64::MIN),
+        let (from, mut state, first_seg) = match kf {
+            Some((t, bytes)) => (
+                t,
+                decode_sorted(t, &bytes)?,
+                segment_of(t.saturating_add(1)),
+            ),
+            None => (i64::MIN, Vec::new(), i64::MIN),
         };
         let mut damaged = Vec::new();
         {
+            // Segment by segment, each one's chunks that hold values after the keyframe and
+            // not after t, in series order, folded into the state on all cores.
             let mut q = self.conn.prepare_cached(
-                "SELECT seg, series, n, data FROM chunks WHERE seg >= ?1 AND seg <= ?2 ORDER BY seg, series",
+                "SELECT seg, series, n, data FROM chunks WHERE seg >= ?1 AND seg <= ?2 \
+                 AND t_first <= ?3 AND t_last > ?4 ORDER BY seg, series",
             )?;
-            let mut rows = q.query(params![first_seg, segment_of(t_ms)])?;
-            while let Some(r) = rows.next()? {
-                let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                let data = blob(r, 3)?;
-                let (device, quantity) = series_parts(series);
-                let result = chunk::decode_each(seg * SEGMENT_MS, n, data, |p| {
-                    if p.t_ms > from && p.t_ms <= t_ms {
-                        fold(
-                            &mut running,
-                            &Row {
-                                t_ms: p.t_ms,
-                                device,
-                                quantity,
-                                value: p.value,
-                                source: p.source,
-                            },
-                        );
-                    }
-                });
-                if let Err(e) = result {
+            let mut rows = q.query(params![first_seg, segment_of(t_ms), t_ms, from])?;
+            let mut seg_chunks = super::state::SegmentChunks::default();
+            let mut at_seg = i64::MIN;
+            let mut fold_now = |seg: i64, chunks: &mut super::state::SegmentChunks| {
+                if chunks.chunks.is_empty() {
+                    return;
+                }
+                for (series, e) in
+                    super::state::fold_segment(&mut state, seg * SEGMENT_MS, chunks, from, t_ms)
+                {
+                    let (device, quantity) = series_parts(series);
                     damaged.push((device, quantity, seg, e));
                 }
+                chunks.clear();
+            };
+            while let Some(r) = rows.next()? {
+                let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                if seg != at_seg {
+                    fold_now(at_seg, &mut seg_chunks);
+                    at_seg = seg;
+                }
+                seg_chunks.push(series, n, blob(r, 3)?);
             }
+            fold_now(at_seg, &mut seg_chunks);
         }
         // Device names: only those added since the last read.
         {
@@ -1120,12 +1177,15 @@ impl HistoryStore for SqliteStore {
             }
         }
         let known = self.names.len();
-        let mut values: Vec<(u32, u8, Held)> = running
+        // In series order: by device number, then quantity.
+        let values: Vec<(u32, u8, Held)> = state
             .into_iter()
-            .filter(|((d, _), _)| (*d as usize) < known)
-            .map(|((d, q), h)| (d, q, h))
+            .map(|(series, h)| {
+                let (d, q) = series_parts(series);
+                (d, q, h)
+            })
+            .filter(|(d, _, _)| (*d as usize) < known)
             .collect();
-        values.sort_unstable_by_key(|v| (v.0, v.1));
         let mut alarms: Vec<AlarmRow> = Vec::new();
         {
             // Each device's last alarm change at or before t; active when it was a raise.
