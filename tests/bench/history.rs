@@ -430,11 +430,21 @@ fn simulated_time(devices: Vec<SimDevice>) {
         if record && recorded > 0 {
             // The file as the flushed writer left it (it is a temporary one: gone once the
             // twin is).
-            let bytes = file_bytes(&path);
+            // The database's pages (what the file keeps once its write-ahead log is copied
+            // in at close), the log beside it, and what the keyframes and chunks hold.
+            let store = SqliteStore::open_read_only(&path).expect("read the history");
+            let bytes = store.bytes().expect("bytes");
+            let (k, kb, c, cb) = store.breakdown().expect("breakdown");
+            let wal =
+                file_bytes(&path).saturating_sub(std::fs::metadata(&path).map_or(0, |m| m.len()));
+            drop(store);
             println!(
-                "history of the simulated span: {:.2} bytes a value ({:.1} MB, keyframes included)",
+                "history of the simulated span: {:.2} bytes a value ({:.1} MB, keyframes included; {k} keyframes {:.1} MB, {c} chunks {:.1} MB; a write-ahead log of {:.1} MB beside it until the file is closed)",
                 bytes as f64 / recorded as f64,
-                bytes as f64 / 1e6
+                bytes as f64 / 1e6,
+                kb as f64 / 1e6,
+                cb as f64 / 1e6,
+                wal as f64 / 1e6
             );
         }
         drop(app);

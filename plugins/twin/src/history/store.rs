@@ -250,6 +250,8 @@ pub struct SqliteStore {
     segment: i64,
     /// Its chunks, by series.
     open: OpenChunks,
+    /// Further read-only connections, for reading a long span on several cores.
+    aux: Vec<Connection>,
 }
 
 const SCHEMA: &str = "
@@ -625,6 +627,7 @@ impl SqliteStore {
             sources: HashMap::new(),
             segment: i64::MIN,
             open: OpenChunks::default(),
+            aux: Vec::new(),
         };
         store.check_version().map_err(|e| match e {
             StoreError::Sqlite(e) => err(describe(&e)),
@@ -685,6 +688,7 @@ impl SqliteStore {
             sources: HashMap::new(),
             segment: i64::MIN,
             open: OpenChunks::default(),
+            aux: Vec::new(),
         };
         store.check_version()?;
         {
@@ -753,6 +757,18 @@ impl SqliteStore {
         }
     }
 
+    /// What the keyframes and the chunks hold: (keyframes, their bytes, chunks, their bytes).
+    pub fn breakdown(&self) -> Result<(u64, u64, u64, u64), StoreError> {
+        let count = |sql: &str| -> Result<(u64, u64), StoreError> {
+            Ok(self.conn.query_row(sql, [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })?)
+        };
+        let (k, kb) = count("SELECT count(*), coalesce(sum(length(state)), 0) FROM keyframes")?;
+        let (c, cb) = count("SELECT count(*), coalesce(sum(length(data)), 0) FROM chunks")?;
+        Ok((k, kb, c, cb))
+    }
+
     /// Bytes the file takes (pages in use).
     pub fn bytes(&self) -> Result<u64, StoreError> {
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -816,38 +832,77 @@ impl SqliteStore {
     }
 }
 
+/// A device's series in `ranges` (of series numbers) over `span` (first and last segment,
+/// from and to), each series' values in time order (a series' chunks come by segment from the
+/// index; checked).
+fn read_series(
+    conn: &Connection,
+    ranges: &[(i64, i64)],
+    (seg_from, seg_to, from_ms, to_ms): (i64, i64, i64, i64),
+    device: &str,
+) -> Result<Vec<(u8, Vec<(i64, f64)>)>, StoreError> {
+    let mut per_series: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
+    let mut q = conn.prepare_cached(
+        "SELECT seg, series, n, data FROM chunks WHERE series >= ?1 AND series < ?2 \
+         AND seg >= ?3 AND seg <= ?4 AND t_last >= ?5 AND t_first <= ?6",
+    )?;
+    for &(lo, hi) in ranges {
+        let mut rows = q.query(params![lo, hi, seg_from, seg_to, from_ms, to_ms])?;
+        while let Some(r) = rows.next()? {
+            let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let quantity = series_parts(series).1;
+            let i = match per_series.iter().position(|(q, _)| *q == quantity) {
+                Some(i) => i,
+                None => {
+                    per_series.push((quantity, Vec::new()));
+                    per_series.len() - 1
+                }
+            };
+            let values = &mut per_series[i].1;
+            values.reserve(n as usize);
+            chunk::decode_each(seg * SEGMENT_MS, n, blob(r, 3)?, |p| {
+                if p.t_ms >= from_ms && p.t_ms <= to_ms {
+                    values.push((p.t_ms, p.value));
+                }
+            })
+            .map_err(|e| StoreError::Chunk {
+                device: device.to_string(),
+                quantity,
+                at_ms: seg * SEGMENT_MS,
+                damaged: e,
+            })?;
+        }
+    }
+    for (_, v) in &mut per_series {
+        if !v.is_sorted_by_key(|p| p.0) {
+            v.sort_by_key(|p| p.0);
+        }
+    }
+    Ok(per_series)
+}
+
 /// Series each in time order merged into one by time; ties in the order of the series.
 fn merge_by_time(series: &[(u8, Vec<(i64, f64)>)]) -> Vec<(i64, u8, f64)> {
     let total = series.iter().map(|(_, v)| v.len()).sum();
     let mut out = Vec::with_capacity(total);
     let mut at = vec![0usize; series.len()];
-    loop {
-        // The series whose next value comes first (the lowest on a tie).
-        let mut best: Option<(usize, i64)> = None;
-        for (i, (_, v)) in series.iter().enumerate() {
-            if let Some(&(t, _)) = v.get(at[i])
-                && best.is_none_or(|(_, b)| t < b)
-            {
-                best = Some((i, t));
+    // A moment at a time: the earliest next time among the series, then each series' values
+    // at that moment in the series' order (a device reports its quantities together, so a
+    // moment usually takes one value from each).
+    while let Some(t) = series
+        .iter()
+        .zip(&at)
+        .filter_map(|((_, v), &i)| v.get(i).map(|p| p.0))
+        .min()
+    {
+        for ((q, v), i) in series.iter().zip(at.iter_mut()) {
+            while let Some(&(tv, value)) = v.get(*i) {
+                if tv != t {
+                    break;
+                }
+                out.push((t, *q, value));
+                *i += 1;
             }
-        }
-        let Some((i, _)) = best else { break };
-        // Its run up to where another series comes first: before a lower series' next time,
-        // up to and including a higher one's.
-        let limit = series
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .filter_map(|(j, (_, w))| w.get(at[j]).map(|p| if j < i { p.0 - 1 } else { p.0 }))
-            .min()
-            .unwrap_or(i64::MAX);
-        let (q, v) = &series[i];
-        while let Some(&(t, value)) = v.get(at[i]) {
-            if t > limit {
-                break;
-            }
-            out.push((t, *q, value));
-            at[i] += 1;
         }
     }
     out
@@ -1280,59 +1335,70 @@ impl HistoryStore for SqliteStore {
         let Some(id) = id else {
             return Ok(Vec::new());
         };
-        // Each series' values gathered in time order (a series' chunks come by segment from
-        // the index; checked below), then the device's few series merged by time.
-        let mut per_series: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
-        let mut q = self.conn.prepare_cached(
-            "SELECT seg, series, n, data FROM chunks WHERE series >= ?1 AND series < ?2 \
-             AND seg >= ?3 AND seg <= ?4 AND t_last >= ?5 AND t_first <= ?6",
-        )?;
         // One index seek per quantity the twin knows (series, then segment: both columns of
         // the index used), then the rest of the device's series numbers in one range.
         let known = tvilling_sensors::registry::Quantity::ALL.len() as i64;
-        let ranges = (0..known)
+        let ranges: Vec<(i64, i64)> = (0..known)
             .map(|q| (series_of(id, 0) + q, series_of(id, 0) + q + 1))
-            .chain([(series_of(id, 0) + known, series_of(id, 0) + 256)]);
-        for (lo, hi) in ranges {
-            let mut rows = q.query(params![
-                lo,
-                hi,
-                segment_of(from_ms),
-                segment_of(to_ms),
-                from_ms,
-                to_ms
-            ])?;
-            while let Some(r) = rows.next()? {
-                let (seg, series, n): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                let quantity = series_parts(series).1;
-                let i = match per_series.iter().position(|(q, _)| *q == quantity) {
-                    Some(i) => i,
-                    None => {
-                        per_series.push((quantity, Vec::new()));
-                        per_series.len() - 1
-                    }
-                };
-                let values = &mut per_series[i].1;
-                values.reserve(n as usize);
-                chunk::decode_each(seg * SEGMENT_MS, n, blob(r, 3)?, |p| {
-                    if p.t_ms >= from_ms && p.t_ms <= to_ms {
-                        values.push((p.t_ms, p.value));
-                    }
-                })
-                .map_err(|e| StoreError::Chunk {
-                    device: device.to_string(),
-                    quantity,
-                    at_ms: seg * SEGMENT_MS,
-                    damaged: e,
-                })?;
+            .chain([(series_of(id, 0) + known, series_of(id, 0) + 256)])
+            .collect();
+        // A long span is read on all cores, each thread with a connection of its own and its
+        // share of the quantities (each connection sees the file as last committed).
+        let threads = if segment_of(to_ms).saturating_sub(segment_of(from_ms)) >= 24 * 7 {
+            std::thread::available_parallelism()
+                .map_or(1, |p| p.get())
+                .clamp(1, 4)
+        } else {
+            1
+        };
+        if let Some(path) = self.conn.path().filter(|p| !p.is_empty()).map(String::from) {
+            while self.aux.len() + 1 < threads {
+                let c = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(2))?;
+                self.aux.push(c);
+            }
+        }
+        let span = (segment_of(from_ms), segment_of(to_ms), from_ms, to_ms);
+        let conns: Vec<&mut Connection> = std::iter::once(&mut self.conn)
+            .chain(self.aux.iter_mut())
+            .take(threads)
+            .collect();
+        let shares = conns.len();
+        let mut per_series: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
+        if shares <= 1 {
+            per_series = read_series(&*conns[0], &ranges, span, device)?;
+        } else {
+            let ranges = &ranges;
+            let parts: Vec<Result<Vec<(u8, Vec<(i64, f64)>)>, StoreError>> =
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = conns
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, conn)| {
+                            s.spawn(move || {
+                                let mine: Vec<(i64, i64)> = ranges
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(i, _)| i % shares == k)
+                                    .map(|(_, r)| *r)
+                                    .collect();
+                                read_series(conn, &mine, span, device)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect()
+                });
+            for part in parts {
+                per_series.extend(part?);
             }
         }
         per_series.sort_by_key(|(q, _)| *q);
-        for (_, v) in &mut per_series {
-            if !v.is_sorted_by_key(|p| p.0) {
-                v.sort_by_key(|p| p.0);
-            }
-        }
         Ok(merge_by_time(&per_series))
     }
 
@@ -1441,21 +1507,36 @@ mod tests {
     }
 
     #[test]
-    fn series_merged_by_time_equal_a_stable_sort() {
-        // Four quantities at their own rates, with ties, and one empty.
-        let series: Vec<(u8, Vec<(i64, f64)>)> = vec![
-            (1, (0..50).map(|i| (i * 60, i as f64)).collect()),
-            (2, (0..300).map(|i| (i * 10, -(i as f64))).collect()),
-            (3, Vec::new()),
-            (7, (0..20).map(|i| (i * 150 + 5, 0.5)).collect()),
-        ];
-        let mut want: Vec<(i64, u8, f64)> = series
+    fn a_devices_series_merge_by_time_with_ties_in_quantity_order() {
+        // Four quantities at their own rates over eight days (read on several threads, each
+        // with a connection of its own), with equal times across quantities.
+        let path = temp("series-merge");
+        let mut store = SqliteStore::open(&path).expect("open");
+        let d = store.device_index("lamp-1", "lamp").expect("device");
+        let mut rows = Vec::new();
+        for (q, step) in [(3u8, 12_000i64), (1, 20_000), (7, 5_000), (2, 60_000)] {
+            for t in (0..8 * 24 * SEGMENT_MS).step_by(step as usize) {
+                rows.push(Row {
+                    t_ms: t,
+                    device: d,
+                    quantity: q,
+                    value: (t / step % 5) as f64,
+                    source: 0,
+                });
+            }
+        }
+        rows.sort_by_key(|r| r.t_ms);
+        store.write(&rows, &[]).expect("write");
+        store.persist().expect("persist");
+        let (from, to) = (1_234, 8 * 24 * SEGMENT_MS - 777);
+        let mut want: Vec<(i64, u8, f64)> = rows
             .iter()
-            .flat_map(|(q, v)| v.iter().map(|(t, x)| (*t, *q, *x)))
+            .filter(|r| r.t_ms >= from && r.t_ms <= to)
+            .map(|r| (r.t_ms, r.quantity, r.value))
             .collect();
-        want.sort_by_key(|p| p.0);
-        assert_eq!(merge_by_time(&series), want);
-        assert!(merge_by_time(&[]).is_empty());
+        want.sort_by_key(|p| (p.0, p.1));
+        assert!(want.len() > 200_000, "{}", want.len());
+        assert_eq!(store.series("lamp-1", from, to).expect("series"), want);
     }
 
     #[test]
