@@ -32,13 +32,13 @@ pub(crate) fn put_signed(w: &mut BitWriter, x: i64) {
 }
 
 pub(crate) fn get_signed(r: &mut BitReader) -> Option<i64> {
-    let width = if r.get(1)? == 0 {
+    let width = if r.bit()? == 0 {
         return Some(0);
-    } else if r.get(1)? == 0 {
+    } else if r.bit()? == 0 {
         8
-    } else if r.get(1)? == 0 {
+    } else if r.bit()? == 0 {
         16
-    } else if r.get(1)? == 0 {
+    } else if r.bit()? == 0 {
         32
     } else {
         64
@@ -99,6 +99,16 @@ pub struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     pub fn new(bytes: &'a [u8]) -> BitReader<'a> {
         BitReader { bytes, at: 0 }
+    }
+
+    /// The next bit; none past the end (most of a chunk's fields begin with one, and most
+    /// of them are that one bit).
+    #[inline]
+    pub fn bit(&mut self) -> Option<u64> {
+        let byte = *self.bytes.get(self.at / 8)?;
+        let b = (byte >> (7 - self.at % 8)) & 1;
+        self.at += 1;
+        Some(u64::from(b))
     }
 
     /// The next `n` bits (n <= 64); none past the end.
@@ -180,17 +190,17 @@ pub(crate) fn put_value(w: &mut BitWriter, l: &mut ValueState, bits: u64) {
 
 /// Reads what [`put_value`] wrote; the value is then in `l.bits`.
 pub(crate) fn get_value(r: &mut BitReader, l: &mut ValueState) -> Option<()> {
-    if r.get(1)? == 0 {
+    if r.bit()? == 0 {
         return Some(());
     }
-    if r.get(1)? == 0 {
+    if r.bit()? == 0 {
         let zeros = r.get(2)? as u32;
         let d = get_signed(r)?.wrapping_mul(10i64.pow(zeros));
         let a = milli(f64::from_bits(l.bits))?;
         l.bits = (a.wrapping_add(d) as f64 / 1000.0).to_bits();
         return Some(());
     }
-    if r.get(1)? == 1 {
+    if r.bit()? == 1 {
         l.leading = r.get(6)? as u32;
         l.meaningful = r.get(6)? as u32 + 1;
         if l.leading + l.meaningful > 64 {
@@ -337,7 +347,7 @@ pub fn decode_each(
             l.delta = l.delta.wrapping_add(dod);
             l.t_ms = l.t_ms.wrapping_add(l.delta);
             get_value(&mut r, &mut l.value)?;
-            if r.get(1)? == 1 {
+            if r.bit()? == 1 {
                 l.source = r.get(16)? as u16;
             }
             Some(Point {
