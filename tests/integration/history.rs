@@ -608,19 +608,19 @@ fn a_clean_exit_leaves_one_whole_file_and_the_snapshot_counts_what_it_holds() {
         counts["values"].as_u64().expect("values") > 168 * 4 * 80,
         "{counts}"
     );
-    // A keyframe at the start of every ten minutes of twin time that holds values (the state
-    // as the ten minutes before ended), from 16:10 to 18:00.
+    // A keyframe at the start of every hour of twin time that holds values (the state as the
+    // hour before ended): 17:00 and 18:00.
     let keyframes: Vec<i64> = counts["keyframes"]
         .as_array()
         .expect("keyframes")
         .iter()
         .map(|t| t.as_i64().expect("t"))
         .collect();
-    let first = tvilling_sensors::time::parse_rfc3339("2026-11-23T16:10:00Z").expect("time");
-    let want: Vec<i64> = (0..12).map(|i| first + i * 600_000 - 1).collect();
+    let first = tvilling_sensors::time::parse_rfc3339("2026-11-23T17:00:00Z").expect("time");
+    let want: Vec<i64> = (0..2).map(|i| first + i * 3_600_000 - 1).collect();
     assert_eq!(keyframes, want);
-    assert_eq!(h["this_run"]["keyframes_written"], 12);
-    assert_eq!(h["file"]["keyframes"], 12);
+    assert_eq!(h["this_run"]["keyframes_written"], 2);
+    assert_eq!(h["file"]["keyframes"], 2);
 }
 
 #[test]

@@ -338,7 +338,7 @@ pub struct Written {
     pub values: u64,
     /// Alarm raises and clears written.
     pub alarm_changes: u64,
-    /// Keyframes (the state of every device at the start of ten minutes) written.
+    /// Keyframes (the state of every device at the start of an hour) written.
     pub keyframes: u64,
     /// Values that could not be written (after a write error; the reason is the error).
     pub values_lost: u64,

@@ -3,7 +3,7 @@
 //!
 //! Tables: `devices` (id, kind), `sources`, `chunks` (each series' values, a series being one
 //! quantity of one device, in hour segments of twin time: one compressed column chunk per
-//! series and segment, see [`super::chunk`]), `keyframes` (the full state every ten minutes:
+//! series and segment, see [`super::chunk`]), `keyframes` (the full state every hour:
 //! per device and quantity the value, since when it has held and when it was last reported,
 //! compactly coded), `alarms` (raised and cleared, with their times),
 //! `alarm_audit`, `metrics` and `traffic`. The state at any time t is the keyframe at or
@@ -24,9 +24,11 @@ use super::chunk::{self, BitReader, BitWriter, ChunkWriter, Point, ValueState};
 /// series and segment: long enough that a series reporting every minute fills its chunk with
 /// 60 values, so a chunk's row costs little per value.
 pub const SEGMENT_MS: i64 = 60 * 60_000;
-/// The full state is written at the start of every ten minutes (:00, :10, ...) that holds
-/// values, so a moment is rebuilt from one keyframe and the part of one segment after it.
-pub const KEYFRAME_EVERY_MS: i64 = 10 * 60_000;
+/// The full state is written at the start of every segment (hour) that holds values, so a
+/// moment is rebuilt from one keyframe and the part of one segment before it (the segment's
+/// chunks are read from its start whatever the keyframe, and a keyframe of the whole city
+/// outweighs an hour of its changes: once an hour, not every ten minutes).
+pub const KEYFRAME_EVERY_MS: i64 = SEGMENT_MS;
 
 /// The segment a moment falls in.
 pub fn segment_of(t_ms: i64) -> i64 {

@@ -1,7 +1,7 @@
 //! Recording on its own thread: the ECS hands each frame's applied values and alarm changes
 //! over a channel and never waits on disk; the thread writes them in one transaction per
 //! batch into the current segment's chunks ([`super::store::SEGMENT_MS`] of twin time a
-//! segment), keeps the running state, and at the start of every ten minutes of twin time
+//! segment), keeps the running state, and at the start of every hour of twin time
 //! ([`super::store::KEYFRAME_EVERY_MS`]) that holds values writes what came before and the
 //! state as they ended as a keyframe. What was taken is written whenever the queue is empty, and at least once a second
 //! while it is not. A write that fails stops the recording, says why and counts every value
@@ -190,7 +190,7 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
             (i64::MIN, Running::default())
         }
     };
-    // The ten minutes (keyframe slot) being written.
+    // The keyframe slot (hour) being written.
     let mut slot = if newest == i64::MIN {
         i64::MIN
     } else {
@@ -246,7 +246,7 @@ fn run(store: &mut dyn HistoryStore, rx: &Receiver<Batch>, status: &WriterStatus
                     if slot == i64::MIN {
                         slot = s;
                     } else if s > slot {
-                        // New ten minutes: what came before is written, with the state as
+                        // A new slot: what came before is written, with the state as
                         // they ended as their keyframe (a new segment starts on one too).
                         store.write(&rows, alarms)?;
                         alarms = &[];
