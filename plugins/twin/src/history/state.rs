@@ -7,7 +7,7 @@
 //! out among threads in contiguous runs of series.
 
 use super::chunk::{self, Damaged};
-use super::store::{Held, Row, fold_held};
+use super::store::{Held, fold_held};
 
 /// A series key: device number above, quantity in the low byte (the chunks table's `series`).
 pub type Series = i64;
@@ -24,6 +24,10 @@ pub struct SegmentChunks {
 }
 
 impl SegmentChunks {
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
     pub fn clear(&mut self) {
         self.chunks.clear();
         self.bytes.clear();
@@ -39,6 +43,13 @@ impl SegmentChunks {
         let end = self.chunks.get(i + 1).map_or(self.bytes.len(), |c| c.2);
         &self.bytes[start..end]
     }
+}
+
+/// The cores to share a read among, at most `most`.
+pub fn cores(most: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .clamp(1, most)
 }
 
 /// Chunks below this many are folded on the calling thread.
@@ -58,13 +69,7 @@ pub fn fold_segment(
     if n == 0 {
         return Vec::new();
     }
-    let threads = if n < PARALLEL_FROM {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |p| p.get())
-            .clamp(1, 8)
-    };
+    let threads = if n < PARALLEL_FROM { 1 } else { cores(8) };
     let per = n.div_ceil(threads);
     let parts: Vec<(Sorted, Vec<(Series, Damaged)>)> = if threads == 1 {
         vec![fold_run(state, base_ms, seg, 0..n, from_ms, to_ms)]
@@ -77,9 +82,11 @@ pub fn fold_segment(
                     s.spawn(move || fold_run(state, base_ms, seg, run, from_ms, to_ms))
                 })
                 .collect();
+            // A thread that panicked takes the read down with it: its share is never lost
+            // quietly.
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         })
     };
@@ -119,16 +126,7 @@ fn fold_run(
         let before = held;
         let result = chunk::decode_each(base_ms, n, seg.data(i), |p| {
             if p.t_ms > from_ms && p.t_ms <= to_ms {
-                fold_held(
-                    &mut held,
-                    &Row {
-                        t_ms: p.t_ms,
-                        device: 0,
-                        quantity: 0,
-                        value: p.value,
-                        source: p.source,
-                    },
-                );
+                fold_held(&mut held, &p);
             }
         });
         if let Err(e) = result {
@@ -183,7 +181,7 @@ fn merge(state: &mut Sorted, updates: Sorted) {
 mod tests {
     use super::*;
     use crate::history::chunk::{ChunkWriter, Point};
-    use crate::history::store::{Running, fold};
+    use crate::history::store::{Row, Running, fold};
 
     /// A few series with values in and out of order, repeats and changes, folded by the
     /// sorted merge (many threads' worth of chunks) and by `fold` a value at a time into a

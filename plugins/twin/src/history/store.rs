@@ -412,25 +412,32 @@ pub fn fold(running: &mut Running, r: &Row) {
         value: r.value,
         source: r.source,
     });
-    fold_into(e, r);
+    fold_into(
+        e,
+        &Point {
+            t_ms: r.t_ms,
+            value: r.value,
+            source: r.source,
+        },
+    );
 }
 
-/// Folds one value into a series' held value (none yet: the value starts it).
-pub fn fold_held(held: &mut Option<Held>, r: &Row) {
+/// Folds one point of a series into its held value (none yet: the point starts it).
+pub fn fold_held(held: &mut Option<Held>, p: &Point) {
     match held {
-        Some(e) => fold_into(e, r),
+        Some(e) => fold_into(e, p),
         None => {
             *held = Some(Held {
-                since_ms: r.t_ms,
-                last_ms: r.t_ms,
-                value: r.value,
-                source: r.source,
+                since_ms: p.t_ms,
+                last_ms: p.t_ms,
+                value: p.value,
+                source: p.source,
             })
         }
     }
 }
 
-fn fold_into(e: &mut Held, r: &Row) {
+fn fold_into(e: &mut Held, r: &Point) {
     if r.t_ms < e.last_ms {
         return;
     }
@@ -1184,7 +1191,7 @@ impl HistoryStore for SqliteStore {
             let mut seg_chunks = super::state::SegmentChunks::default();
             let mut at_seg = i64::MIN;
             let mut fold_now = |seg: i64, chunks: &mut super::state::SegmentChunks| {
-                if chunks.chunks.is_empty() {
+                if chunks.is_empty() {
                     return;
                 }
                 for (series, e) in
@@ -1347,9 +1354,7 @@ impl HistoryStore for SqliteStore {
         // A long span is read on all cores, each thread with a connection of its own and its
         // share of the quantities (each connection sees the file as last committed).
         let threads = if segment_of(to_ms).saturating_sub(segment_of(from_ms)) >= 24 * 7 {
-            std::thread::available_parallelism()
-                .map_or(1, |p| p.get())
-                .clamp(1, 4)
+            super::state::cores(4)
         } else {
             1
         };
