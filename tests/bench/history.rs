@@ -165,7 +165,7 @@ fn main() {
     let mut reader = SqliteStore::open_read_only(&path).expect("read");
     let bytes = reader.bytes().expect("bytes");
     println!(
-        "bytes per stored value: tvilling {:.1} (file {:.0} MB, keyframes included); bare {:.1}",
+        "bytes per stored value: tvilling {:.1} (file {:.0} MB, each hour's carried state included); bare {:.1}",
         bytes as f64 / n as f64,
         bytes as f64 / 1e6,
         file_bytes(&bare_path) as f64 / n as f64
@@ -279,7 +279,7 @@ fn device_year() {
     let day_s = t.elapsed().as_secs_f64();
     assert_eq!(got as i64, n, "every value of the year read back");
     println!(
-        "one device's year: {n} values ({:.2} bytes a value, keyframes included) read in {:.1} ms median of 5 (goal <= 50 ms); one day of it ({day} values) in {:.2} ms",
+        "one device's year: {n} values ({:.2} bytes a value, each hour's carried state included) read in {:.1} ms median of 5 (goal <= 50 ms); one day of it ({day} values) in {:.2} ms",
         bytes as f64 / n as f64,
         took[2] * 1000.0,
         day_s * 1000.0
@@ -366,7 +366,7 @@ fn simulated_time(devices: Vec<SimDevice>) {
                         path: path.clone(),
                         retention_days: 30.0,
                         read_only: false,
-                        temporary: true,
+                        temporary: false,
                     }),
                 },
             ));
@@ -427,29 +427,87 @@ fn simulated_time(devices: Vec<SimDevice>) {
             if record { " with recording" } else { "" },
             span_ms as f64 / 1000.0 / wall
         );
+        // The twin closed: the file as it is left (its log copied in, the last hour compacted).
+        drop(app);
         if record && recorded > 0 {
-            // The file as the flushed writer left it (it is a temporary one: gone once the
-            // twin is).
-            // The database's pages (what the file keeps once its write-ahead log is copied
-            // in at close), the log beside it, and what the keyframes and chunks hold.
+            // The database's pages, what the blocks hold, and where their bits go.
             let store = SqliteStore::open_read_only(&path).expect("read the history");
             let bytes = store.bytes().expect("bytes");
-            let (k, kb, c, cb) = store.breakdown().expect("breakdown");
+            let (segments, carried, blocks, block_bytes) = store.breakdown().expect("breakdown");
+            let free = store.free_bytes().expect("free");
             let wal =
                 file_bytes(&path).saturating_sub(std::fs::metadata(&path).map_or(0, |m| m.len()));
             drop(store);
+            block_bits(&path, recorded);
             println!(
-                "history of the simulated span: {:.2} bytes a value ({:.1} MB, keyframes included; {k} keyframes {:.1} MB, {c} chunks {:.1} MB; a write-ahead log of {:.1} MB beside it until the file is closed)",
+                "history of the simulated span: {:.2} bytes a value ({:.1} MB, its state carried into each hour included; {segments} hours, {carried} series' states carried in, {blocks} blocks {:.1} MB; free pages {:.1} MB, taken again by later writes; without them {:.2} bytes a value; a write-ahead log of {:.1} MB beside it until the file is closed)",
                 bytes as f64 / recorded as f64,
                 bytes as f64 / 1e6,
-                kb as f64 / 1e6,
-                cb as f64 / 1e6,
+                block_bytes as f64 / 1e6,
+                free as f64 / 1e6,
+                bytes.saturating_sub(free) as f64 / recorded as f64,
                 wal as f64 / 1e6
             );
         }
-        drop(app);
+        if std::env::var_os("TVILLING_BENCH_KEEP").is_some() {
+            println!("kept {}", path.display());
+            continue;
+        }
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }
     }
+}
+
+/// Where a recorded span's block bits go: the series' places and carried states, their
+/// points, by series with few and many points.
+fn block_bits(path: &std::path::Path, recorded: u64) {
+    use tvilling_twin::history::block::BlockReader;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open");
+    let mut q = conn
+        .prepare("SELECT seg, data FROM blocks ORDER BY id")
+        .expect("blocks");
+    let mut rows = q.query([]).expect("rows");
+    let (mut heads, mut carried_heads, mut head_bits, mut point_bits) = (0u64, 0u64, 0u64, 0u64);
+    let mut by_n = [(0u64, 0u64, 0u64); 4];
+    while let Some(r) = rows.next().expect("row") {
+        let seg: i64 = r.get(0).expect("seg");
+        let data: Vec<u8> = r.get(1).expect("data");
+        let mut b = BlockReader::new(seg * 3_600_000, &data).expect("block");
+        loop {
+            let p0 = b.position();
+            let Some(h) = b.next_head().expect("head") else {
+                break;
+            };
+            let p1 = b.position();
+            b.points(&h, |_| {}).expect("points");
+            let p2 = b.position();
+            heads += 1;
+            carried_heads += u64::from(h.carry.is_some());
+            head_bits += (p1 - p0) as u64;
+            point_bits += (p2 - p1) as u64;
+            let k = match h.n {
+                0 => 0,
+                1..=4 => 1,
+                5..=60 => 2,
+                _ => 3,
+            };
+            by_n[k].0 += 1;
+            by_n[k].1 += u64::from(h.n);
+            by_n[k].2 += (p2 - p0) as u64;
+        }
+    }
+    println!(
+        "blocks' bits: {heads} series-hours ({carried_heads} with a carried state), their places and states {:.1} MB ({:.1} bits each), points {:.1} MB ({:.2} bytes a value); by points in the hour (series, values, MB): 0 {:?}, 1-4 {:?}, 5-60 {:?}, more {:?}",
+        head_bits as f64 / 8e6,
+        head_bits as f64 / heads.max(1) as f64,
+        point_bits as f64 / 8e6,
+        point_bits as f64 / 8.0 / recorded.max(1) as f64,
+        (by_n[0].0, by_n[0].1, by_n[0].2 as f64 / 8e6),
+        (by_n[1].0, by_n[1].1, by_n[1].2 as f64 / 8e6),
+        (by_n[2].0, by_n[2].1, by_n[2].2 as f64 / 8e6),
+        (by_n[3].0, by_n[3].1, by_n[3].2 as f64 / 8e6),
+    );
 }

@@ -527,13 +527,14 @@ fn the_alarm_audit_log_survives_a_restart_and_exports_filtered() {
 }
 
 /// Counts in a history file read with Python's own sqlite3 (an independent reader): values
-/// in the chunks, metric rows, keyframe times.
+/// in the blocks, metric rows, keyframe times (the moment before each hour a state was
+/// carried into).
 fn sqlite_counts(path: &std::path::Path) -> Value {
     let script = "import sys, json, sqlite3\n\
         c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
-        print(json.dumps({'values': c.execute('SELECT coalesce(sum(n), 0) FROM chunks').fetchone()[0], \
+        print(json.dumps({'values': c.execute('SELECT coalesce(sum(n), 0) FROM blocks').fetchone()[0], \
         'metrics': c.execute('SELECT count(*) FROM metrics').fetchone()[0], \
-        'keyframes': [r[0] for r in c.execute('SELECT t FROM keyframes ORDER BY t')]}))\n";
+        'keyframes': [r[0] * 3600000 - 1 for r in c.execute('SELECT seg FROM segments WHERE carried > 0 ORDER BY seg')]}))\n";
     let out = Command::new("python3")
         .args(["-c", script, path.to_str().expect("path")])
         .output()
@@ -700,7 +701,7 @@ fn a_history_read_that_cannot_be_answered_exits_non_zero_with_one_line_saying_wh
         (s(&cut), "damaged"),
         (s(&text), "not an SQLite file, or damaged"),
         (s(&other), "an SQLite file, but not a Tvilling history"),
-        (s(&newer), "schema version 99, this build reads 2"),
+        (s(&newer), "schema version 99, this build reads 3"),
     ];
     let snap = dir.join("at.geojson");
     let refused = |args: &[&str], reason: &str| {

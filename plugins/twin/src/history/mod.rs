@@ -9,9 +9,11 @@
 //! health (so health and alarms judge the state shown); clock requests from panels
 //! ([`ClockRequest`]) are applied in `First`, after the clock has advanced.
 
+pub mod block;
 pub mod chunk;
 pub mod parquet;
 pub mod reader;
+pub mod segment;
 pub mod state;
 pub mod store;
 pub mod writer;

@@ -1,48 +1,51 @@
-//! The state at a moment, rebuilt from a keyframe and the chunks after it, on all cores.
+//! The state at a moment, rebuilt from one hour's blocks on all cores.
 //!
-//! A keyframe's entries and a segment's chunks are both ordered by series (device, then
-//! quantity), so the state is a sorted list and each segment's chunks are folded into it by a
-//! merge, not by a lookup a value. Each chunk is folded on its own (its points, in the order
-//! written, into its series' held value: one lookup a chunk), the chunks of a segment shared
-//! out among threads in contiguous runs of series.
+//! Each block holds its series' states as the hour began and their points in the hour, so
+//! the blocks are read independently: each series' carried state with its points up to the
+//! moment folded in (no lookup at all), the blocks shared out among threads in contiguous
+//! runs. Blocks come in block order and each block's series in series order, so the runs
+//! joined are the state in series order.
 
-use super::chunk::{self, Damaged};
+use super::block::{self, BlockReader};
+use super::chunk;
 use super::store::{Held, fold_held};
 
-/// A series key: device number above, quantity in the low byte (the chunks table's `series`).
+/// A series key: device number above, quantity in the low byte.
 pub type Series = i64;
 
-/// The state being rebuilt: each series' held value, ordered by series.
+/// The state: each series' held value, ordered by series.
 pub type Sorted = Vec<(Series, Held)>;
 
-/// One segment's chunks as read from the store: their bytes in one arena, in series order.
+/// One hour's blocks as read from the store: their bytes in one arena, in block order.
 #[derive(Debug, Default)]
-pub struct SegmentChunks {
-    /// (series, point count, where its bytes start in `bytes`), ordered by series.
-    pub chunks: Vec<(Series, u32, usize)>,
+pub struct SegmentBlocks {
+    /// (block, where its bytes start in `bytes`), ordered by block.
+    pub blocks: Vec<(i64, usize)>,
     pub bytes: Vec<u8>,
 }
 
-impl SegmentChunks {
+impl SegmentBlocks {
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.blocks.is_empty()
     }
 
-    pub fn clear(&mut self) {
-        self.chunks.clear();
-        self.bytes.clear();
-    }
-
-    pub fn push(&mut self, series: Series, n: u32, data: &[u8]) {
-        self.chunks.push((series, n, self.bytes.len()));
+    pub fn push(&mut self, block: i64, data: &[u8]) {
+        self.blocks.push((block, self.bytes.len()));
         self.bytes.extend_from_slice(data);
     }
 
     fn data(&self, i: usize) -> &[u8] {
-        let start = self.chunks[i].2;
-        let end = self.chunks.get(i + 1).map_or(self.bytes.len(), |c| c.2);
+        let start = self.blocks[i].1;
+        let end = self.blocks.get(i + 1).map_or(self.bytes.len(), |c| c.1);
         &self.bytes[start..end]
     }
+}
+
+/// What could not be read: a series' points, or a block past some of its series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Damage {
+    Series(Series, chunk::Damaged),
+    Block(i64, block::Damaged),
 }
 
 /// The cores to share a read among, at most `most`.
@@ -52,145 +55,100 @@ pub fn cores(most: usize) -> usize {
         .clamp(1, most)
 }
 
-/// Chunks below this many are folded on the calling thread.
-const PARALLEL_FROM: usize = 20_000;
+/// Blocks below this many are read on the calling thread.
+const PARALLEL_FROM: usize = 2_000;
 
-/// Folds one segment's chunks (values after `from_ms`, up to and including `to_ms`) into
-/// `state`; chunks that cannot be read wholly give what they held before the damage and are
-/// returned with their series.
-pub fn fold_segment(
-    state: &mut Sorted,
-    base_ms: i64,
-    seg: &SegmentChunks,
-    from_ms: i64,
-    to_ms: i64,
-) -> Vec<(Series, Damaged)> {
-    let n = seg.chunks.len();
-    if n == 0 {
-        return Vec::new();
-    }
+/// The state at `to_ms` from one hour's blocks (the hour from `base_ms`): what could not be
+/// read is returned beside it (a damaged series gives what it held before the damage; a
+/// damaged block the series before it).
+pub fn state_of(seg: &SegmentBlocks, base_ms: i64, to_ms: i64) -> (Sorted, Vec<Damage>) {
+    let n = seg.blocks.len();
     let threads = if n < PARALLEL_FROM { 1 } else { cores(8) };
+    if threads == 1 {
+        return read_run(seg, base_ms, 0..n, to_ms);
+    }
     let per = n.div_ceil(threads);
-    let parts: Vec<(Sorted, Vec<(Series, Damaged)>)> = if threads == 1 {
-        vec![fold_run(state, base_ms, seg, 0..n, from_ms, to_ms)]
-    } else {
-        let state: &Sorted = state;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|k| {
-                    let run = (k * per).min(n)..((k + 1) * per).min(n);
-                    s.spawn(move || fold_run(state, base_ms, seg, run, from_ms, to_ms))
-                })
-                .collect();
-            // A thread that panicked takes the read down with it: its share is never lost
-            // quietly.
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
+    let parts: Vec<(Sorted, Vec<Damage>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let run = (k * per).min(n)..((k + 1) * per).min(n);
+                s.spawn(move || read_run(seg, base_ms, run, to_ms))
+            })
+            .collect();
+        // A thread that panicked takes the read down with it: its share is never lost
+        // quietly.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut state = Sorted::with_capacity(parts.iter().map(|p| p.0.len()).sum());
     let mut damaged = Vec::new();
-    let mut updates: Sorted = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
-    for (u, d) in parts {
-        updates.extend(u);
+    for (s, d) in parts {
+        state.extend(s);
         damaged.extend(d);
     }
-    merge(state, updates);
-    damaged
+    (state, damaged)
 }
 
-/// Folds the chunks `run` of `seg`, each from its series' held value in `state`: the series'
-/// new held values, in series order.
-fn fold_run(
-    state: &Sorted,
+/// Reads the blocks `run` of `seg`.
+fn read_run(
+    seg: &SegmentBlocks,
     base_ms: i64,
-    seg: &SegmentChunks,
     run: std::ops::Range<usize>,
-    from_ms: i64,
     to_ms: i64,
-) -> (Sorted, Vec<(Series, Damaged)>) {
-    let mut out = Vec::with_capacity(run.len());
+) -> (Sorted, Vec<Damage>) {
+    let mut out: Sorted = Vec::with_capacity(run.len() * 64);
     let mut damaged = Vec::new();
-    let Some(&(first, _, _)) = seg.chunks.get(run.start) else {
-        return (out, damaged);
-    };
-    // The state's cursor, walked forward with the chunks (both in series order).
-    let mut at = state.partition_point(|(s, _)| *s < first);
     for i in run {
-        let (series, n, _) = seg.chunks[i];
-        while at < state.len() && state[at].0 < series {
-            at += 1;
+        let from = out.len();
+        let b = seg.blocks[i].0;
+        match BlockReader::new(base_ms, seg.data(i)) {
+            Err(e) => damaged.push(Damage::Block(b, e)),
+            Ok(mut r) => loop {
+                let h = match r.next_head() {
+                    Ok(Some(h)) => h,
+                    Ok(None) => break,
+                    Err(e) => {
+                        damaged.push(Damage::Block(b, e));
+                        break;
+                    }
+                };
+                let mut held = h.carry.map(|c| c.held);
+                let read = r.points(&h, |p| {
+                    if p.t_ms <= to_ms {
+                        fold_held(&mut held, &p);
+                    }
+                });
+                if let Some(held) = held {
+                    out.push((h.series, held));
+                }
+                if let Err(e) = read {
+                    damaged.push(Damage::Series(h.series, e));
+                    break;
+                }
+            },
         }
-        let mut held = state.get(at).filter(|(s, _)| *s == series).map(|e| e.1);
-        let before = held;
-        let result = chunk::decode_each(base_ms, n, seg.data(i), |p| {
-            if p.t_ms > from_ms && p.t_ms <= to_ms {
-                fold_held(&mut held, &p);
-            }
-        });
-        if let Err(e) = result {
-            damaged.push((series, e));
-        }
-        if let Some(h) = held
-            && held != before
-        {
-            out.push((series, h));
+        // A block's series come in series order (a file not written by Tvilling may not).
+        if !out[from..].is_sorted_by_key(|e| e.0) {
+            out[from..].sort_unstable_by_key(|e| e.0);
         }
     }
     (out, damaged)
 }
 
-/// Merges `updates` (series order, each series once) into `state`: an update replaces the
-/// series' entry or joins the list in its place.
-fn merge(state: &mut Sorted, updates: Sorted) {
-    if updates.is_empty() {
-        return;
-    }
-    // Most updates replace an entry: those are written in place, the rest gathered.
-    let mut added: Sorted = Vec::new();
-    let mut at = 0;
-    for (series, h) in updates {
-        while at < state.len() && state[at].0 < series {
-            at += 1;
-        }
-        if at < state.len() && state[at].0 == series {
-            state[at].1 = h;
-        } else {
-            added.push((series, h));
-        }
-    }
-    if added.is_empty() {
-        return;
-    }
-    let old = std::mem::take(state);
-    state.reserve(old.len() + added.len());
-    let (mut a, mut b) = (old.into_iter().peekable(), added.into_iter().peekable());
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.0 < y.0,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        state.extend(if take_a { a.next() } else { b.next() });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::chunk::{ChunkWriter, Point};
+    use crate::history::block::Carry;
+    use crate::history::chunk::{ChunkWriter, Last, Point};
     use crate::history::store::{Row, Running, fold};
 
-    /// A few series with values in and out of order, repeats and changes, folded by the
-    /// sorted merge (many threads' worth of chunks) and by `fold` a value at a time into a
-    /// map: the same state.
+    /// Many blocks of series with carried states and points in and out of order, repeats
+    /// and changes, read on several threads: the same state as folding each value into a map.
     #[test]
-    fn folding_chunks_by_series_equals_folding_each_value() {
+    fn the_state_from_blocks_equals_folding_each_value() {
         let base = 3_600_000;
-        let mut seg = SegmentChunks::default();
-        let mut rows = Vec::new();
         let mut x: u64 = 12345;
         let mut next = || {
             x ^= x << 13;
@@ -198,46 +156,50 @@ mod tests {
             x ^= x << 17;
             x
         };
-        // Series 0..60,000 (every other one), enough to be shared among threads.
-        for s in (0..60_000i64).step_by(2) {
-            let mut w = ChunkWriter::new(base);
-            let mut t = base;
-            for _ in 0..(next() % 5) {
-                t += (next() % 400_000) as i64 - 50_000;
-                let p = Point {
-                    t_ms: t,
-                    value: (next() % 3) as f64,
-                    source: (next() % 2) as u16,
-                };
-                w.push(p);
-                rows.push((s, p));
+        let mut map = Running::default();
+        let mut seg = SegmentBlocks::default();
+        let mut rows = Vec::new();
+        // 3,000 blocks of 16 devices: enough to be shared among threads.
+        for b in 0..3_000i64 {
+            let mut chunks: Vec<(Series, Option<Carry>, ChunkWriter)> = Vec::new();
+            for d in (b * 16)..(b * 16 + 16) {
+                for q in [1i64, 4] {
+                    let series = (d << 8) | q;
+                    let carry = (next() % 3 != 0).then(|| Carry {
+                        held: Held {
+                            since_ms: base - 10_000,
+                            last_ms: base - (next() % 5_000) as i64,
+                            value: (next() % 3) as f64,
+                            source: 0,
+                        },
+                        interval: 60_000,
+                    });
+                    if let Some(c) = carry {
+                        map.insert(((series >> 8) as u32, q as u8), c.held);
+                    }
+                    let mut w =
+                        ChunkWriter::resume(base, carry.map_or(Last::cyclic(base), |c| c.last()));
+                    let mut t = base;
+                    for _ in 0..(next() % 5) {
+                        t += (next() % 400_000) as i64 - 50_000;
+                        let p = Point {
+                            t_ms: t,
+                            value: (next() % 3) as f64,
+                            source: (next() % 2) as u16,
+                        };
+                        w.push(p);
+                        rows.push((series, p));
+                    }
+                    chunks.push((series, carry, w));
+                }
             }
-            if w.n > 0 {
-                seg.push(s, w.n, w.bytes());
-            }
+            let mut entries: Vec<(Series, Option<Carry>, &ChunkWriter)> =
+                chunks.iter().map(|(s, c, w)| (*s, *c, w)).collect();
+            seg.push(b, &block::encode(base, &mut entries));
         }
-        // A prior state: every third series known, some not in the segment at all.
-        let mut prior: Sorted = (0..60_001i64)
-            .step_by(3)
-            .map(|s| {
-                (
-                    s,
-                    Held {
-                        since_ms: base - 10,
-                        last_ms: base - 5,
-                        value: 1.0,
-                        source: 0,
-                    },
-                )
-            })
-            .collect();
-        let mut map: Running = prior
-            .iter()
-            .map(|(s, h)| (((*s >> 8) as u32, (*s & 0xff) as u8), *h))
-            .collect();
-        let (from, to) = (base - 1, base + 500_000);
+        let to = base + 500_000;
         for (s, p) in &rows {
-            if p.t_ms > from && p.t_ms <= to {
+            if p.t_ms <= to {
                 fold(
                     &mut map,
                     &Row {
@@ -250,13 +212,14 @@ mod tests {
                 );
             }
         }
-        assert!(fold_segment(&mut prior, base, &seg, from, to).is_empty());
+        let (state, damaged) = state_of(&seg, base, to);
+        assert!(damaged.is_empty());
         let mut want: Sorted = map
             .into_iter()
             .map(|((d, q), h)| ((i64::from(d) << 8) | i64::from(q), h))
             .collect();
         want.sort_unstable_by_key(|e| e.0);
-        assert_eq!(prior.len(), want.len());
-        assert_eq!(prior, want);
+        assert_eq!(state.len(), want.len());
+        assert_eq!(state, want);
     }
 }
