@@ -98,6 +98,10 @@ pub struct ShownMetrics(pub Option<CityMetrics>);
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct ShownDesk(pub Option<tvilling_metrics::lifecycle::AlarmBook>);
 
+/// Minutes between the metrics rows that hold each signal head's figures (the rows between
+/// hold the city's totals; playback takes the heads' from the last row that has them).
+pub const SIGNALS_EVERY_MIN: i64 = 15;
+
 /// City metrics as stored.
 pub fn metrics_to_json(m: &CityMetrics) -> serde_json::Value {
     let signals: serde_json::Map<String, serde_json::Value> = m
@@ -150,7 +154,13 @@ pub fn metrics_from_json(text: &str) -> Option<CityMetrics> {
             m.hours_over_limit.insert(l.pollutant, h.as_f64()?);
         }
     }
-    for (c, s) in v.get("signals")?.as_object()? {
+    // A row between the quarters has no heads' figures.
+    let none = serde_json::Map::new();
+    let signals = match v.get("signals") {
+        Some(s) => s.as_object()?,
+        None => &none,
+    };
+    for (c, s) in signals {
         let a = s.as_array()?;
         let n = |i: usize| a.get(i).and_then(serde_json::Value::as_i64);
         m.signals.insert(
@@ -435,6 +445,7 @@ pub fn record(
     devices: Query<(&Device, &Liveness)>,
     metrics: Option<Res<CityMetrics>>,
     mut last_minute: Local<i64>,
+    mut last_heads: Local<Option<usize>>,
     mut traffic: Option<ResMut<crate::sumo::TrafficRecord>>,
     mut desk: Option<ResMut<tvilling_metrics::lifecycle::AlarmDesk>>,
 ) {
@@ -487,14 +498,23 @@ pub fn record(
             source: s,
         });
     }
-    // The metrics once a minute of twin time, for playback.
+    // The metrics once a minute of twin time, for playback; each signal head's figures (the
+    // whole city's are half a megabyte) once every quarter of an hour, the first minute
+    // recorded and when heads come or go.
     if let Some(m) = metrics.as_deref()
         && m.at_ms.div_euclid(60_000) != *last_minute
     {
-        *last_minute = m.at_ms.div_euclid(60_000);
-        batch
-            .metrics
-            .push((m.at_ms, metrics_to_json(m).to_string()));
+        let minute = m.at_ms.div_euclid(60_000);
+        let quarter = minute.div_euclid(SIGNALS_EVERY_MIN)
+            != last_minute.div_euclid(SIGNALS_EVERY_MIN)
+            || last_heads.is_none_or(|h| h != m.signals.len());
+        *last_minute = minute;
+        *last_heads = Some(m.signals.len());
+        let mut json = metrics_to_json(m);
+        if !quarter && let Some(o) = json.as_object_mut() {
+            o.remove("signals");
+        }
+        batch.metrics.push((m.at_ms, json.to_string()));
     }
     batch.traffic = traffic;
     if let Some(mut old) = r.left_by_last_run.take() {

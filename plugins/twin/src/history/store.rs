@@ -1368,11 +1368,35 @@ impl HistoryStore for SqliteStore {
                 sources[i as usize] = n;
             }
         }
-        let metrics: Option<(i64, String)> = self
+        let mut metrics: Option<(i64, String)> = self
             .conn
             .prepare_cached("SELECT t, json FROM metrics WHERE t <= ?1 ORDER BY t DESC LIMIT 1")?
             .query_row([t_ms], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        // A row between the quarters holds the totals only: the signal heads' figures come from
+        // the last row that has them.
+        if let Some((t, json)) = metrics.as_mut()
+            && !json.contains("\"signals\"")
+        {
+            let full: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT json FROM metrics WHERE t <= ?1 AND json LIKE '%\"signals\":%' \
+                     ORDER BY t DESC LIMIT 1",
+                )?
+                .query_row([*t], |r| r.get(0))
+                .optional()?;
+            let signals = full
+                .and_then(|f| serde_json::from_str::<serde_json::Value>(&f).ok())
+                .and_then(|mut f| f.get_mut("signals").map(serde_json::Value::take));
+            if let (Some(signals), Ok(mut v)) =
+                (signals, serde_json::from_str::<serde_json::Value>(json))
+                && let Some(o) = v.as_object_mut()
+            {
+                o.insert("signals".into(), signals);
+                *json = v.to_string();
+            }
+        }
         let traffic: Option<(i64, String)> = self
             .conn
             .prepare_cached(
@@ -2005,6 +2029,37 @@ mod tests {
         assert_eq!(lamp, want);
         drop(store);
         assert!(SqliteStore::open_read_only(&path).is_ok(), "now schema 3");
+    }
+
+    #[test]
+    fn a_minute_of_totals_only_takes_the_signal_heads_from_the_last_quarter() {
+        let path = temp("metrics");
+        let mut store = SqliteStore::open(&path).expect("open");
+        store
+            .write_metrics(
+                0,
+                r#"{"at":0,"lighting_kwh":1.0,"signals":{"h1":[1,2,3,4]}}"#,
+            )
+            .expect("full");
+        store
+            .write_metrics(60_000, r#"{"at":60000,"lighting_kwh":2.0}"#)
+            .expect("totals");
+        let m = store
+            .state_at(90_000)
+            .expect("state")
+            .metrics
+            .expect("metrics");
+        assert_eq!(m.0, 60_000);
+        let v: serde_json::Value = serde_json::from_str(&m.1).expect("json");
+        assert_eq!(v["lighting_kwh"], 2.0, "{v}");
+        assert_eq!(v["signals"]["h1"], serde_json::json!([1, 2, 3, 4]), "{v}");
+        // Before any row with the heads, the totals as they are.
+        let mut store2 = SqliteStore::open(&temp("metrics-none")).expect("open");
+        store2
+            .write_metrics(5, r#"{"at":5,"lighting_kwh":2.0}"#)
+            .expect("totals");
+        let m = store2.state_at(9).expect("state").metrics.expect("metrics");
+        assert!(!m.1.contains("signals"), "{}", m.1);
     }
 
     #[test]
