@@ -85,11 +85,18 @@ fn main() {
     let sim = Simulator { seed, devices };
     // Every device reports once a minute for `minutes` minutes; frames of 10,000 values.
     let minutes = 12;
+    // `TVILLING_BENCH_ACROSS_HOUR=1`: the 12 minutes cross an hour (from 6 minutes before
+    // it), so the writer closes one hour and carries the whole city's state into the next.
+    let start_ms = if std::env::var_os("TVILLING_BENCH_ACROSS_HOUR").is_some() {
+        (START_MS.div_euclid(3_600_000) + 1) * 3_600_000 - 6 * 60_000
+    } else {
+        START_MS
+    };
     let t_gen = Instant::now();
     let mut values: Vec<Value> = Vec::new();
     for m in 0..minutes {
         for i in 0..total {
-            let t = START_MS + m * 60_000 + (i as i64 * 7) % 60_000;
+            let t = start_ms + m * 60_000 + (i as i64 * 7) % 60_000;
             for (name, v) in sim.reading(i, t) {
                 if let Some(q) = quantity(name) {
                     values.push(Value {

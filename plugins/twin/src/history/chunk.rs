@@ -295,11 +295,12 @@ pub struct Point {
 /// aspects, a heartbeat's one.
 const RING: usize = 6;
 
-/// The cycle coder's memory: the last points' (interval, value bits), newest first, and the
-/// lag at which the newest repeated one before it.
+/// The cycle coder's memory: the last points' (interval, value bits) in a ring (the newest at
+/// `head`), and the lag at which the coder expects the next one to repeat an earlier one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Cycle {
     ring: [(i64, u64); RING],
+    head: u8,
     len: u8,
     lag: u8,
 }
@@ -308,27 +309,47 @@ impl Cycle {
     fn empty() -> Cycle {
         Cycle {
             ring: [(0, 0); RING],
+            head: 0,
             len: 0,
             lag: 0,
         }
     }
 
-    /// The point the lag says comes next, if any.
-    fn predicted(&self) -> Option<(i64, u64)> {
-        (self.lag > 0 && self.lag <= self.len).then(|| self.ring[usize::from(self.lag) - 1])
+    /// The point `lag` back (1: the newest).
+    fn back(&self, lag: u8) -> (i64, u64) {
+        self.ring[(usize::from(self.head) + usize::from(lag) - 1) % RING]
     }
 
-    /// Takes a point in: the lag becomes the nearest at which it repeats an earlier one (kept
-    /// when it repeats none).
-    fn take(&mut self, point: (i64, u64)) {
-        if let Some(i) = self.ring[..usize::from(self.len)]
-            .iter()
-            .position(|e| *e == point)
-        {
-            self.lag = i as u8 + 1;
+    /// The point the lag says comes next, if any.
+    fn predicted(&self) -> Option<(i64, u64)> {
+        (self.lag > 0 && self.lag <= self.len).then(|| self.back(self.lag))
+    }
+
+    /// Takes a point in. After a point the lag foretold it stays; after any other, it becomes
+    /// the nearest at which the point repeats an earlier one (kept when it repeats none).
+    fn take(&mut self, point: (i64, u64), foretold: bool) {
+        if !foretold {
+            // The nearest earlier point it repeats: the ring scanned as it lies (a match is
+            // rare; the scan is what costs).
+            let mut nearest = u8::MAX;
+            for (i, e) in self.ring.iter().enumerate() {
+                if *e == point {
+                    let lag = ((i + RING - usize::from(self.head)) % RING) as u8 + 1;
+                    if lag <= self.len {
+                        nearest = nearest.min(lag);
+                    }
+                }
+            }
+            if nearest != u8::MAX {
+                self.lag = nearest;
+            }
         }
-        self.ring.copy_within(0..RING - 1, 1);
-        self.ring[0] = point;
+        self.head = if self.head == 0 {
+            RING as u8 - 1
+        } else {
+            self.head - 1
+        };
+        self.ring[usize::from(self.head)] = point;
         self.len = (self.len + 1).min(RING as u8);
     }
 }
@@ -375,7 +396,7 @@ impl Last {
     pub fn after(t_ms: i64, delta: i64, value: f64, source: u16) -> Last {
         // The carried point is expected to repeat (a heartbeat goes on).
         let mut cycle = Cycle::empty();
-        cycle.take((delta, value.to_bits()));
+        cycle.take((delta, value.to_bits()), false);
         cycle.lag = 1;
         Last {
             t_ms,
@@ -450,7 +471,7 @@ impl ChunkWriter {
         l.delta = delta;
         l.t_ms = p.t_ms;
         if let Some(c) = l.cycle.as_mut() {
-            c.take((delta, bits));
+            c.take((delta, bits), repeat == Some(true));
         }
         self.n += 1;
         self.first_ms = self.first_ms.min(p.t_ms);
@@ -524,7 +545,7 @@ pub fn decode_from(
             }
             let (delta, bits) = (l.delta, l.value.bits);
             if let Some(c) = l.cycle.as_mut() {
-                c.take((delta, bits));
+                c.take((delta, bits), repeat.is_some());
             }
             Some(Point {
                 t_ms: l.t_ms,

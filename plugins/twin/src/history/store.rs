@@ -957,31 +957,135 @@ fn read_series(
     Ok(per_series)
 }
 
-/// Series each in time order merged into one by time; ties in the order of the series.
+/// Series each in time order merged into one by time; ties in the order of the series. A
+/// long merge is shared among threads by spans of time, each writing its own part of the
+/// result (the result's fresh pages taken on all cores).
 fn merge_by_time(series: &[(u8, Vec<(i64, f64)>)]) -> Vec<(i64, u8, f64)> {
-    let total = series.iter().map(|(_, v)| v.len()).sum();
-    let mut out = Vec::with_capacity(total);
-    let mut at = vec![0usize; series.len()];
+    let total: usize = series.iter().map(|(_, v)| v.len()).sum();
+    // All zero bits: the pages are handed out as the parts are written.
+    let mut out = vec![(0i64, 0u8, 0.0f64); total];
+    let threads = if total >= 1 << 20 {
+        super::state::cores(4)
+    } else {
+        1
+    };
+    // Where each part begins: times taken from the longest series at even steps, and each
+    // series' first value at or after them.
+    let longest = series
+        .iter()
+        .map(|(_, v)| v.as_slice())
+        .max_by_key(|v| v.len());
+    let mut cuts: Vec<Vec<usize>> = vec![vec![0; series.len()]];
+    if let Some(longest) = longest {
+        for k in 1..threads {
+            let t = longest[longest.len() * k / threads].0;
+            cuts.push(
+                series
+                    .iter()
+                    .map(|(_, v)| v.partition_point(|p| p.0 < t))
+                    .collect(),
+            );
+        }
+    }
+    cuts.push(series.iter().map(|(_, v)| v.len()).collect());
+    cuts.dedup();
+    let mut rest = out.as_mut_slice();
+    let mut parts = Vec::new();
+    for w in cuts.windows(2) {
+        let n: usize = w[1].iter().zip(&w[0]).map(|(b, a)| b - a).sum();
+        let (part, tail) = rest.split_at_mut(n);
+        rest = tail;
+        parts.push((w[0].clone(), w[1].clone(), part));
+    }
+    if parts.len() <= 1 {
+        for (from, to, part) in parts {
+            merge_into(series, from, &to, part);
+        }
+    } else {
+        std::thread::scope(|s| {
+            for (from, to, part) in parts {
+                s.spawn(move || merge_into(series, from, &to, part));
+            }
+        });
+    }
+    out
+}
+
+/// Runs of hours read one after another (each its series in time order) merged by time: when
+/// each run's values all come before the next run's (they do unless a value was kept in a
+/// later hour than its own), each run is merged into its own part of the result on its own
+/// thread; otherwise the runs are joined per quantity and merged as one.
+fn merge_runs(runs: Vec<Vec<(u8, Vec<(i64, f64)>)>>) -> Vec<(i64, u8, f64)> {
+    let bounds: Vec<Option<(i64, i64)>> = runs
+        .iter()
+        .map(|r| {
+            let first = r.iter().filter_map(|(_, v)| v.first().map(|p| p.0)).min()?;
+            let last = r.iter().filter_map(|(_, v)| v.last().map(|p| p.0)).max()?;
+            Some((first, last))
+        })
+        .collect();
+    let kept: Vec<(i64, i64)> = bounds.iter().flatten().copied().collect();
+    let ordered = kept.windows(2).all(|w| w[0].1 < w[1].0);
+    if runs.len() <= 1 || !ordered {
+        let mut joined: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
+        for run in runs {
+            for (q, mut v) in run {
+                match joined.iter_mut().find(|(jq, _)| *jq == q) {
+                    Some((_, all)) => all.append(&mut v),
+                    None => joined.push((q, v)),
+                }
+            }
+        }
+        for (_, v) in &mut joined {
+            if !v.is_sorted_by_key(|p| p.0) {
+                v.sort_by_key(|p| p.0);
+            }
+        }
+        joined.sort_by_key(|(q, _)| *q);
+        return merge_by_time(&joined);
+    }
+    let sizes: Vec<usize> = runs
+        .iter()
+        .map(|r| r.iter().map(|(_, v)| v.len()).sum())
+        .collect();
+    let mut out = vec![(0i64, 0u8, 0.0f64); sizes.iter().sum()];
+    let mut rest = out.as_mut_slice();
+    std::thread::scope(|s| {
+        for (run, n) in runs.iter().zip(&sizes) {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(*n);
+            rest = tail;
+            let to: Vec<usize> = run.iter().map(|(_, v)| v.len()).collect();
+            s.spawn(move || merge_into(run, vec![0; run.len()], &to, part));
+        }
+    });
+    out
+}
+
+/// Merges each series' values from `at` up to `to` into `out` (exactly as many places).
+fn merge_into(
+    series: &[(u8, Vec<(i64, f64)>)],
+    mut at: Vec<usize>,
+    to: &[usize],
+    out: &mut [(i64, u8, f64)],
+) {
+    let mut o = 0;
     // A moment at a time: the earliest next time among the series, then each series' values
     // at that moment in the series' order (a device reports its quantities together, so a
     // moment usually takes one value from each).
     while let Some(t) = series
         .iter()
-        .zip(&at)
-        .filter_map(|((_, v), &i)| v.get(i).map(|p| p.0))
+        .zip(at.iter().zip(to))
+        .filter_map(|((_, v), (&i, &end))| (i < end).then(|| v[i].0))
         .min()
     {
-        for ((q, v), i) in series.iter().zip(at.iter_mut()) {
-            while let Some(&(tv, value)) = v.get(*i) {
-                if tv != t {
-                    break;
-                }
-                out.push((t, *q, value));
+        for (((q, v), i), &end) in series.iter().zip(at.iter_mut()).zip(to) {
+            while *i < end && v[*i].0 == t {
+                out[o] = (t, *q, v[*i].1);
+                o += 1;
                 *i += 1;
             }
         }
     }
-    out
 }
 
 /// A chunk's bytes as SQLite holds them (not copied).
@@ -1515,23 +1619,13 @@ impl HistoryStore for SqliteStore {
                     .collect()
             })
         };
-        // Each quantity's values from the runs one after another (in time order; checked).
-        let mut per_series: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
+        let mut runs = Vec::with_capacity(parts.len());
         for part in parts {
-            for (q, mut v) in part? {
-                match per_series.iter_mut().find(|(pq, _)| *pq == q) {
-                    Some((_, all)) => all.append(&mut v),
-                    None => per_series.push((q, v)),
-                }
-            }
+            let mut part = part?;
+            part.sort_by_key(|(q, _)| *q);
+            runs.push(part);
         }
-        for (_, v) in &mut per_series {
-            if !v.is_sorted_by_key(|p| p.0) {
-                v.sort_by_key(|p| p.0);
-            }
-        }
-        per_series.sort_by_key(|(q, _)| *q);
-        Ok(merge_by_time(&per_series))
+        Ok(merge_runs(runs))
     }
 
     fn range(&mut self) -> Result<Option<(i64, i64)>, StoreError> {
@@ -1638,6 +1732,35 @@ mod tests {
                 source: s,
             })
             .collect()
+    }
+
+    /// Runs of hours merged on their own threads, or joined when a late value makes them
+    /// overlap: the same as a stable sort by time with ties in quantity order.
+    #[test]
+    fn runs_of_hours_merge_like_a_stable_sort_whether_or_not_they_overlap() {
+        let run = |from: i64, n: i64, late: bool| -> Vec<(u8, Vec<(i64, f64)>)> {
+            (0..3u8)
+                .map(|q| {
+                    let mut v: Vec<(i64, f64)> = (0..n)
+                        .map(|i| (from + i * (1 + i64::from(q)), f64::from(q) + i as f64))
+                        .collect();
+                    if late && q == 1 {
+                        v.insert(0, (from - 10_000_000, -1.0));
+                    }
+                    (q, v)
+                })
+                .collect()
+        };
+        for late in [false, true] {
+            let runs = vec![run(0, 400_000, false), run(5_000_000, 400_000, late)];
+            let mut want: Vec<(i64, u8, f64)> = runs
+                .iter()
+                .flatten()
+                .flat_map(|(q, v)| v.iter().map(move |p| (p.0, *q, p.1)))
+                .collect();
+            want.sort_by_key(|p| (p.0, p.1));
+            assert_eq!(merge_runs(runs), want, "late {late}");
+        }
     }
 
     #[test]
