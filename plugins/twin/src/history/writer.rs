@@ -1,9 +1,9 @@
 //! Recording on its own thread: the ECS hands each frame's applied values and alarm changes
-//! over a channel and never waits on disk; the thread writes them in one transaction per
-//! batch into the current segment's chunks ([`super::store::SEGMENT_MS`] of twin time a
-//! segment), keeps the running state, and at the start of every hour of twin time
-//! ([`super::store::KEYFRAME_EVERY_MS`]) that holds values writes what came before and the
-//! state as they ended as a keyframe. What was taken is written whenever the queue is empty, and at least once a second
+//! over a channel and never waits on disk; the thread takes them into the current segment's
+//! blocks ([`super::store::SEGMENT_MS`] of twin time a segment), keeps the running state, and
+//! at the start of every hour of twin time ([`super::store::KEYFRAME_EVERY_MS`]) that holds
+//! values closes the hour before and carries every series' state into the new one (its
+//! keyframe). What was taken is written whenever the queue is empty, and at least once a second
 //! while it is not. A write that fails stops the recording, says why and counts every value
 //! not recorded.
 
