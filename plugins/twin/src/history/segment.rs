@@ -316,15 +316,6 @@ impl Recording {
         }
         out
     }
-
-    /// Memory the segment holds (its chunks, the maps' entries).
-    pub fn heap_bytes(&self) -> usize {
-        self.open
-            .values()
-            .map(|o| o.chunk.heap_bytes() + std::mem::size_of::<Open>() + 8)
-            .sum::<usize>()
-            + self.blocks.len() * std::mem::size_of::<BlockOpen>()
-    }
 }
 
 /// A block's row id: the segment above, the block below (a block number is under 2^28).

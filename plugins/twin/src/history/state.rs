@@ -25,10 +25,6 @@ pub struct SegmentBlocks {
 }
 
 impl SegmentBlocks {
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
-    }
-
     pub fn push(&mut self, block: i64, data: &[u8]) {
         self.blocks.push((block, self.bytes.len()));
         self.bytes.extend_from_slice(data);

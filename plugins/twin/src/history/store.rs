@@ -887,11 +887,6 @@ impl SqliteStore {
         tx.commit()?;
         Ok(())
     }
-
-    /// Memory the segment being written holds.
-    pub fn recording_bytes(&self) -> usize {
-        self.rec.heap_bytes()
-    }
 }
 
 /// A device's series (device number `device`) over `span` (first and last segment, from and
@@ -1951,22 +1946,72 @@ mod tests {
         v
     }
 
-    /// A schema 1 file as earlier builds wrote it: a row per value, fixed-size keyframes.
-    fn v1_file(path: &Path, rows: &[Row], keyframes: &[(i64, Running)]) {
+    /// An older file's common tables (its schema version, the lamp and the meter, the source,
+    /// an empty keyframe table) and `tables`.
+    fn old_file(path: &Path, version: &str, tables: &str) -> Connection {
         let conn = Connection::open(path).expect("open");
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT INTO meta VALUES ('schema', '1');
+             INSERT INTO meta VALUES ('schema', '{version}');
              CREATE TABLE devices(id INTEGER PRIMARY KEY, device TEXT UNIQUE NOT NULL, kind TEXT NOT NULL);
              INSERT INTO devices VALUES (1, 'lamp-1', 'lamp'), (2, 'meter-1', 'meter');
              CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
              INSERT INTO sources VALUES (1, 'simulator');
-             CREATE TABLE obs(t INTEGER NOT NULL, device INTEGER NOT NULL, q INTEGER NOT NULL, v REAL NOT NULL, src INTEGER NOT NULL);
+             CREATE TABLE keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL);
+             {tables}"
+        ))
+        .expect("schema");
+        conn
+    }
+
+    /// An older file (schema `version`) at `path`: refused when only read, with the way to
+    /// convert it; converted when opened for recording, after which it holds `kept`'s values,
+    /// its state at each of `times` is `rows` folded up to then, device `device` (number
+    /// `number`) reads back its kept values, `more` holds of it, and it reads as schema 3.
+    fn converts_in_place(
+        path: &Path,
+        version: &str,
+        (rows, kept): (&[Row], &[Row]),
+        times: &[i64],
+        (device, number): (&str, u32),
+        more: impl FnOnce(&mut SqliteStore),
+    ) {
+        let e = SqliteStore::open_read_only(path)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains(&format!("schema version {version}")) && e.contains("--migrate-history"),
+            "{e}"
+        );
+        let mut store = SqliteStore::open(path).expect("converted");
+        assert_eq!(store.count().expect("count"), kept.len() as u64);
+        for &t in times {
+            let s = store.state_at(t).expect("state");
+            assert_eq!(s.values, folded(rows, t), "at {t}");
+            assert!(s.damaged.is_empty());
+        }
+        let series = store.series(device, 0, i64::MAX).expect("series");
+        let want: Vec<(i64, u8, f64)> = kept
+            .iter()
+            .filter(|r| r.device == number)
+            .map(|r| (r.t_ms, r.quantity, r.value))
+            .collect();
+        assert_eq!(series, want);
+        more(&mut store);
+        drop(store);
+        assert!(SqliteStore::open_read_only(path).is_ok(), "now schema 3");
+    }
+
+    /// A schema 1 file as earlier builds wrote it: a row per value, fixed-size keyframes.
+    fn v1_file(path: &Path, rows: &[Row], keyframes: &[(i64, Running)]) {
+        let conn = old_file(
+            path,
+            "1",
+            "CREATE TABLE obs(t INTEGER NOT NULL, device INTEGER NOT NULL, q INTEGER NOT NULL, v REAL NOT NULL, src INTEGER NOT NULL);
              CREATE INDEX obs_t ON obs(t);
-             CREATE INDEX obs_device ON obs(device, t);
-             CREATE TABLE keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL);",
-        )
-        .expect("schema 1");
+             CREATE INDEX obs_device ON obs(device, t);",
+        );
         for r in rows {
             conn.execute(
                 "INSERT INTO obs VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -2004,65 +2049,38 @@ mod tests {
             }
         }
         v1_file(&path, &rows, &keyframes);
-        let expect = |t: i64| folded(&rows, t);
-
-        // Read only: refused, with the way to convert it.
-        let e = SqliteStore::open_read_only(&path)
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(
-            e.contains("schema version 1") && e.contains("--migrate-history"),
-            "{e}"
+        converts_in_place(
+            &path,
+            "1",
+            (&rows, &rows),
+            &[
+                0, 17, 1_500_017, 1_500_018, 3_600_000, 7_777_777, 10_800_000, 99_999_999,
+            ],
+            ("meter-1", 2),
+            |store| {
+                let has_obs: i64 = store
+                    .conn
+                    .query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'obs'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .expect("tables");
+                assert_eq!(has_obs, 0, "the rows are gone");
+                assert_eq!(store.range().expect("range"), Some((17, 179 * 60_000 + 17)));
+            },
         );
-
-        // Opened for writing: converted.
-        let mut store = SqliteStore::open(&path).expect("converted");
-        assert_eq!(store.count().expect("count"), rows.len() as u64);
-        let has_obs: i64 = store
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'obs'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("tables");
-        assert_eq!(has_obs, 0, "the rows are gone");
-        for t in [
-            0, 17, 1_500_017, 1_500_018, 3_600_000, 7_777_777, 10_800_000, 99_999_999,
-        ] {
-            let s = store.state_at(t).expect("state");
-            assert_eq!(s.values, expect(t), "at {t}");
-            assert!(s.damaged.is_empty());
-        }
-        let meter = store.series("meter-1", 0, i64::MAX).expect("series");
-        let want: Vec<(i64, u8, f64)> = rows
-            .iter()
-            .filter(|r| r.device == 2)
-            .map(|r| (r.t_ms, r.quantity, r.value))
-            .collect();
-        assert_eq!(meter, want);
-        assert_eq!(store.range().expect("range"), Some((17, 179 * 60_000 + 17)));
-        drop(store);
-        assert!(SqliteStore::open_read_only(&path).is_ok(), "now schema 3");
     }
 
     /// A schema 2 file as the build before wrote it: a chunk per series and hour (coded from
     /// the hour's start), the whole state as a keyframe before each hour.
     fn v2_file(path: &Path, rows: &[Row], keyframes: &[(i64, Running)]) {
-        let conn = Connection::open(path).expect("open");
-        conn.execute_batch(
-            "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT INTO meta VALUES ('schema', '2');
-             CREATE TABLE devices(id INTEGER PRIMARY KEY, device TEXT UNIQUE NOT NULL, kind TEXT NOT NULL);
-             INSERT INTO devices VALUES (1, 'lamp-1', 'lamp'), (2, 'meter-1', 'meter');
-             CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
-             INSERT INTO sources VALUES (1, 'simulator');
-             CREATE TABLE keyframes(t INTEGER PRIMARY KEY, state BLOB NOT NULL);
-             CREATE TABLE chunks(seg INTEGER NOT NULL, series INTEGER NOT NULL, n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(seg, series)) WITHOUT ROWID;
+        let conn = old_file(
+            path,
+            "2",
+            "CREATE TABLE chunks(seg INTEGER NOT NULL, series INTEGER NOT NULL, n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(seg, series)) WITHOUT ROWID;
              CREATE INDEX chunks_series ON chunks(series, seg);",
-        )
-        .expect("schema 2");
+        );
         let mut chunks: std::collections::BTreeMap<(i64, i64), chunk::ChunkWriter> =
             Default::default();
         for r in rows {
@@ -2116,42 +2134,26 @@ mod tests {
             .copied()
             .collect();
         v2_file(&path, &kept, &keyframes);
-        let expect = |t: i64| folded(&rows, t);
-        let e = SqliteStore::open_read_only(&path)
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(
-            e.contains("schema version 2") && e.contains("--migrate-history"),
-            "{e}"
+        converts_in_place(
+            &path,
+            "2",
+            (&rows, &kept),
+            &[
+                SEGMENT_MS,
+                SEGMENT_MS + 1_017,
+                2 * SEGMENT_MS + 5,
+                9_000_000,
+                3 * SEGMENT_MS + 60_017,
+                99_999_999,
+            ],
+            ("lamp-1", 1),
+            |store| {
+                assert_eq!(
+                    store.keyframe_times().expect("keyframes"),
+                    vec![SEGMENT_MS - 1, 2 * SEGMENT_MS - 1, 3 * SEGMENT_MS - 1]
+                );
+            },
         );
-        let mut store = SqliteStore::open(&path).expect("converted");
-        assert_eq!(store.count().expect("count"), kept.len() as u64);
-        assert_eq!(
-            store.keyframe_times().expect("keyframes"),
-            vec![SEGMENT_MS - 1, 2 * SEGMENT_MS - 1, 3 * SEGMENT_MS - 1]
-        );
-        for t in [
-            SEGMENT_MS,
-            SEGMENT_MS + 1_017,
-            2 * SEGMENT_MS + 5,
-            9_000_000,
-            3 * SEGMENT_MS + 60_017,
-            99_999_999,
-        ] {
-            let s = store.state_at(t).expect("state");
-            assert_eq!(s.values, expect(t), "at {t}");
-            assert!(s.damaged.is_empty());
-        }
-        let lamp = store.series("lamp-1", 0, i64::MAX).expect("series");
-        let want: Vec<(i64, u8, f64)> = kept
-            .iter()
-            .filter(|r| r.device == 1)
-            .map(|r| (r.t_ms, r.quantity, r.value))
-            .collect();
-        assert_eq!(lamp, want);
-        drop(store);
-        assert!(SqliteStore::open_read_only(&path).is_ok(), "now schema 3");
     }
 
     #[test]
