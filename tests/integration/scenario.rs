@@ -299,17 +299,12 @@ fn within(want: &[Row], got: &[Row], share: f64) -> Vec<String> {
     off
 }
 
-#[test]
-fn the_integrating_engine_gives_the_stepped_twins_figures_on_the_demo_day() {
+/// Compares A and B over [from, to) both ways, stepped twins and the integrating engine: every
+/// metric within 0.1 %, each lamp's and meter's energy too, and blank is the baseline exactly.
+fn integrated_matches_stepped(a: &str, b: &str, from: i64, to: i64) -> RunResult {
     use std::sync::atomic::AtomicBool;
     use tvilling::scenario::compare_integrated;
-    // A lighting policy against a signal retiming, over the whole default demo day.
-    let (sa, sb) = (
-        load(&file("scenes/led-night-dimming.toml")).expect("a"),
-        load(&file("scenes/sveavagen-green-wave.toml")).expect("b"),
-    );
-    let from = local_time_ms("2026-11-23T00:00").expect("from");
-    let to = local_time_ms("2026-11-24T00:00").expect("to");
+    let (sa, sb) = (load(&file(a)).expect("a"), load(&file(b)).expect("b"));
     let stop = AtomicBool::new(false);
     let stepped = compare(&sa, &sb, 7, from, to, Default::default()).expect("stepped");
     let integrated = compare_integrated(&sa, &sb, 7, from, to, &Default::default(), &stop, false)
@@ -327,9 +322,10 @@ fn the_integrating_engine_gives_the_stepped_twins_figures_on_the_demo_day() {
         "off by more than 0.1 %:\n{}",
         off.join("\n")
     );
+    let hours = ((to - from) / 3_600_000) as usize;
     for r in [&integrated.a, &integrated.b] {
         assert!(r.lighting_kwh > 0.0 && r.building_kwh > 0.0 && r.alarms_raised > 0);
-        assert_eq!(r.hourly_lighting_kwh.len(), 24);
+        assert_eq!(r.hourly_lighting_kwh.len(), hours);
         assert_eq!(r.months.len(), 1);
         assert!(r.pm25_mean_ugm3.is_some_and(|p| p > 0.0));
     }
@@ -354,6 +350,84 @@ fn the_integrating_engine_gives_the_stepped_twins_figures_on_the_demo_day() {
     };
     assert_eq!(strip(&blank.a), strip(&blank.b));
     assert_eq!(strip(&blank.a), strip(&integrated.a));
+    integrated.a
+}
+
+#[test]
+fn the_integrating_engine_gives_the_stepped_twins_figures_on_the_demo_day() {
+    // A lighting policy against a signal retiming, over the whole default demo day.
+    integrated_matches_stepped(
+        "scenes/led-night-dimming.toml",
+        "scenes/sveavagen-green-wave.toml",
+        local_time_ms("2026-11-23T00:00").expect("from"),
+        local_time_ms("2026-11-24T00:00").expect("to"),
+    );
+}
+
+#[test]
+fn the_integrating_engine_gives_the_stepped_twins_figures_on_a_night_lamps_break_and_are_repaired()
+{
+    use std::sync::atomic::AtomicBool;
+    use tvilling::scenario::compare_integrated;
+    use tvilling_sensors::simulate::{LampBreak, SimProfile, photocell_sun, stockholm_local};
+    // The demo's lamps on seed 7, and the faults they develop over the year from the demo day.
+    let sa = load(&file("scenes/led-night-dimming.toml")).expect("a");
+    let start = local_time_ms("2026-11-23T00:00").expect("from");
+    let stop = AtomicBool::new(false);
+    let plan = compare_integrated(
+        &sa,
+        &sa,
+        7,
+        start,
+        start + 3_600_000,
+        &Default::default(),
+        &stop,
+        false,
+    )
+    .expect("plan")
+    .plans[0]
+        .clone();
+    let year = 366 * 86_400_000;
+    let mut begun = Vec::new();
+    let mut repaired = Vec::new();
+    for d in &plan.devices {
+        let SimProfile::Lamp { on_below_deg, .. } = d.profile else {
+            continue;
+        };
+        for (a, b, how) in d.profile.lamp_breaks(start, start + year) {
+            // Moments the lamp's change shows: its photocell sees the dark.
+            if a > start && photocell_sun(a) < on_below_deg - 0.5 {
+                begun.push((a, how));
+            }
+            if photocell_sun(b) < on_below_deg - 0.5 {
+                repaired.push(b);
+            }
+        }
+    }
+    assert!(
+        begun.len() > 10,
+        "{} faults begin in the dark in a year",
+        begun.len()
+    );
+    // The first day (noon to noon) on which a lamp goes dark and another is repaired at night.
+    let noon = |t: i64| stockholm_local(t - 43_200_000).midnight_ms + 43_200_000;
+    let (from, _) = begun
+        .iter()
+        .filter(|(_, how)| *how == LampBreak::BurntOut)
+        .map(|&(a, _)| (noon(a), a))
+        .find(|&(from, _)| {
+            repaired
+                .iter()
+                .any(|b| (from..from + 86_400_000).contains(b))
+        })
+        .expect("a night with a lamp gone dark and another repaired, within the year");
+    let r = integrated_matches_stepped(
+        "scenes/led-night-dimming.toml",
+        "scenes/sveavagen-green-wave.toml",
+        from,
+        from + 86_400_000,
+    );
+    assert!(r.lamp_hours_dark_at_night > 0.0);
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //!   threshold (between -0.5 and -1.5 degrees) and run at their [`LightingPolicy`]'s level:
 //!   by default 100 %, dimmed to 50 % from 00:00 to 05:00 (a scenario may give them another
 //!   calendar, presence dimming or other fittings); they draw their rated power times that
-//!   level; a few (by seed) are broken: burnt out (dark at night) or reporting a driver fault;
+//!   level; a few (by seed) are broken from the start, burnt out (dark at night) or reporting
+//!   a driver fault, and each lamp develops such faults during a run at seeded times (about
+//!   one in ten years, [`LAMP_FAULTS_PER_YEAR`]), repaired one to seven days later;
 //! - building meters send quarter-hour interval data: a daily profile by use (offices by
 //!   working hours, homes with morning and evening peaks), heating from the outdoor
 //!   temperature, each held for its quarter hour;
@@ -145,7 +147,11 @@ pub enum SimProfile {
         rated_w: f64,
         /// Switches on below this sun elevation, degrees.
         on_below_deg: f64,
+        /// Broken from before the run starts, for all of it.
         broken: Option<LampBreak>,
+        /// Draws the faults it develops during a run, at seeded times, each repaired some days
+        /// later ([`LAMP_FAULTS_PER_YEAR`]); `None`: it develops none.
+        fault_key: Option<u64>,
         /// Its level through the night (shared by the lamps that follow one policy).
         policy: std::sync::Arc<LightingPolicy>,
     },
@@ -235,6 +241,48 @@ pub enum LampBreak {
     DriverFault,
 }
 
+/// Faults a simulated lamp develops a year, on average (the model's assumption: a lamp out
+/// or faulty about once in ten years; for the city's 150,000 lamps some 40 a day).
+pub const LAMP_FAULTS_PER_YEAR: f64 = 0.1;
+/// Faults are drawn for each lamp and window of this length (at most one fault a window).
+const FAULT_WINDOW_MS: i64 = 28 * 86_400_000;
+/// A fault is repaired between one and seven days after it begins.
+const REPAIR_MIN_MS: i64 = 86_400_000;
+const REPAIR_MAX_MS: i64 = 7 * 86_400_000;
+/// Of the faults drawn, the share that leave the lamp dark (the rest: driver faults).
+const BURNT_OUT_SHARE: f64 = 0.6;
+
+/// The fault drawn for a lamp (its `fault_key`) in window `w`: [start, repaired) on whole
+/// minutes, and how it is broken.
+fn drawn_fault(key: u64, w: i64) -> Option<(i64, i64, LampBreak)> {
+    let draw = |salt: u64| {
+        (mix(key ^ mix((w as u64) ^ mix(salt ^ 0x6661_756c_7473))) >> 11) as f64
+            / (1u64 << 53) as f64
+    };
+    let p = LAMP_FAULTS_PER_YEAR * FAULT_WINDOW_MS as f64 / (365.25 * 86_400_000.0);
+    if draw(1) >= p {
+        return None;
+    }
+    let minutes = |share: f64, span_ms: i64| (share * (span_ms / 60_000) as f64) as i64 * 60_000;
+    let start = w * FAULT_WINDOW_MS + minutes(draw(2), FAULT_WINDOW_MS);
+    let repair = REPAIR_MIN_MS + minutes(draw(3), REPAIR_MAX_MS - REPAIR_MIN_MS);
+    let how = if draw(4) < BURNT_OUT_SHARE {
+        LampBreak::BurntOut
+    } else {
+        LampBreak::DriverFault
+    };
+    Some((start, start + repair, how))
+}
+
+/// The fault of window `w` as it holds: from its start, or from the repair of the one drawn
+/// in the window before when that is later (a lamp has one fault at a time). A fault never
+/// reaches past the next window, so at any instant only two windows' faults can hold.
+fn lamp_fault(key: u64, w: i64) -> Option<(i64, i64, LampBreak)> {
+    let (start, end, how) = drawn_fault(key, w)?;
+    let start = drawn_fault(key, w - 1).map_or(start, |before| start.max(before.1));
+    (start < end).then_some((start, end, how))
+}
+
 impl SimProfile {
     /// A lamp of `rated_w` with a seeded photocell threshold; 0.5 % are broken.
     pub fn lamp(seed: u64, id: &str, rated_w: f64) -> SimProfile {
@@ -249,8 +297,79 @@ impl SimProfile {
             } else {
                 None
             },
+            fault_key: Some(mix(unit_hash(seed, id, 8).to_bits())),
             policy: LightingPolicy::shared_baseline(),
         }
+    }
+
+    /// How a lamp is broken at `t_ms`, if it is: broken from the start, or by a fault it
+    /// developed then; `None` for others.
+    pub fn lamp_break_at(&self, t_ms: i64) -> Option<LampBreak> {
+        let SimProfile::Lamp {
+            broken, fault_key, ..
+        } = self
+        else {
+            return None;
+        };
+        if broken.is_some() {
+            return *broken;
+        }
+        let key = (*fault_key)?;
+        let w = t_ms.div_euclid(FAULT_WINDOW_MS);
+        [w - 1, w]
+            .into_iter()
+            .filter_map(|w| lamp_fault(key, w))
+            .find(|(a, b, _)| (*a..*b).contains(&t_ms))
+            .map(|(_, _, how)| how)
+    }
+
+    /// The spans of [from, to) in which a lamp is broken and how, sorted and disjoint (a lamp
+    /// broken from the start: all of it); empty for others.
+    pub fn lamp_breaks(&self, from: i64, to: i64) -> Vec<(i64, i64, LampBreak)> {
+        let SimProfile::Lamp {
+            broken, fault_key, ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        if let Some(how) = broken {
+            return if from < to {
+                vec![(from, to, *how)]
+            } else {
+                Vec::new()
+            };
+        }
+        let Some(key) = *fault_key else {
+            return Vec::new();
+        };
+        let first = from.div_euclid(FAULT_WINDOW_MS) - 1;
+        let last = to.div_euclid(FAULT_WINDOW_MS);
+        (first..=last)
+            .filter_map(|w| lamp_fault(key, w))
+            .map(|(a, b, how)| (a.max(from), b.min(to), how))
+            .filter(|(a, b, _)| a < b)
+            .collect()
+    }
+
+    /// The next moment after `t_ms` at which a lamp's faults may change what it does (a fault
+    /// beginning or repaired; else a moment to look again); `i64::MAX` for one that never
+    /// changes by them.
+    pub fn next_break_change(&self, t_ms: i64) -> i64 {
+        let SimProfile::Lamp {
+            broken: None,
+            fault_key: Some(key),
+            ..
+        } = self
+        else {
+            return i64::MAX;
+        };
+        let w = t_ms.div_euclid(FAULT_WINDOW_MS);
+        (w - 1..=w + 1)
+            .filter_map(|w| lamp_fault(*key, w))
+            .flat_map(|(a, b, _)| [a, b])
+            .filter(|m| *m > t_ms)
+            .min()
+            .unwrap_or((w + 2) * FAULT_WINDOW_MS)
     }
 
     /// A signal head's aspect at `t_ms` and the seconds until it changes; `None` for others.
@@ -662,17 +781,19 @@ fn passing(seed: u64, key: u64, t_ms: i64) -> f64 {
 impl Simulator {
     /// Lamp `i` at `t_ms` (`sun`: [`photocell_sun`] then, degrees); `None` for others.
     pub fn lamp_now(&self, i: usize, t_ms: i64, local: &LocalTime, sun: f64) -> Option<LampNow> {
+        let profile = &self.devices[i].profile;
         let SimProfile::Lamp {
             rated_w,
             on_below_deg,
-            broken,
             policy,
-        } = &self.devices[i].profile
+            ..
+        } = profile
         else {
             return None;
         };
+        let broken = profile.lamp_break_at(t_ms);
         let wants_on = sun < *on_below_deg;
-        let on = wants_on && *broken != Some(LampBreak::BurntOut);
+        let on = wants_on && broken != Some(LampBreak::BurntOut);
         let dim_pct = if on {
             policy.level(local, passing(self.seed, i as u64, t_ms))
         } else {
@@ -687,7 +808,7 @@ impl Simulator {
             on,
             dim_pct,
             power_w,
-            fault: on && *broken == Some(LampBreak::DriverFault),
+            fault: on && broken == Some(LampBreak::DriverFault),
         })
     }
 
@@ -1129,7 +1250,7 @@ impl SimulatorRun {
             p @ SimProfile::Signal { .. } => {
                 p.signal_change_after(t_ms).unwrap_or(t_ms + 3_600_000)
             }
-            SimProfile::Lamp {
+            p @ SimProfile::Lamp {
                 on_below_deg,
                 policy,
                 ..
@@ -1138,7 +1259,7 @@ impl SimulatorRun {
                     let minute = t_ms.div_euclid(PHOTOCELL_MS);
                     self.next_flip[i] = self.sun.next_flip(minute, *on_below_deg) * PHOTOCELL_MS;
                 }
-                let mut next = self.next_flip[i];
+                let mut next = self.next_flip[i].min(p.next_break_change(t_ms));
                 if now.get(Quantity::LampOn) == Some(1.0) {
                     let local = stockholm_local(t_ms);
                     next = next.min(next_calendar_step(policy, t_ms, &local));
@@ -1402,6 +1523,7 @@ mod tests {
             rated_w: 80.0,
             on_below_deg: -1.0,
             broken: None,
+            fault_key: None,
             policy: LightingPolicy::shared_baseline(),
         });
         let noon = s.reading(0, ms(2026, 11, 23, 11, 0));
@@ -1417,6 +1539,7 @@ mod tests {
             rated_w: 80.0,
             on_below_deg: -1.0,
             broken: Some(LampBreak::BurntOut),
+            fault_key: None,
             policy: LightingPolicy::shared_baseline(),
         });
         assert_eq!(
@@ -1438,6 +1561,7 @@ mod tests {
                 rated_w: 100.0,
                 on_below_deg: -1.0,
                 broken: None,
+                fault_key: None,
                 policy: std::sync::Arc::new(p),
             })
         };
@@ -1491,6 +1615,7 @@ mod tests {
                 rated_w: 60.0,
                 on_below_deg: -1.0,
                 broken: None,
+                fault_key: None,
                 policy: std::sync::Arc::new(LightingPolicy {
                     presence,
                     ..LightingPolicy::baseline()
@@ -1618,6 +1743,155 @@ mod tests {
         out
     }
 
+    /// A lamp that develops faults drawn by `key`.
+    fn faulting_lamp(key: u64) -> SimProfile {
+        SimProfile::Lamp {
+            rated_w: 60.0,
+            on_below_deg: -1.0,
+            broken: None,
+            fault_key: Some(key),
+            policy: LightingPolicy::shared_baseline(),
+        }
+    }
+
+    /// A fault key whose lamp's fault begins (`repaired`: is repaired) within [from, to) while
+    /// the sun is well down, a driver fault or (`dark`) one that leaves the lamp dark.
+    fn key_with_fault_in_the_dark(from: i64, to: i64, repaired: bool, dark: bool) -> u64 {
+        let week = 8 * 86_400_000;
+        (0u64..)
+            .find(|&k| {
+                faulting_lamp(k)
+                    .lamp_breaks(from - week, to + week)
+                    .iter()
+                    .any(|&(a, b, how)| {
+                        let at = if repaired { b } else { a };
+                        (from..to).contains(&at)
+                            && photocell_sun(at) < -2.0
+                            && (how == LampBreak::BurntOut) == dark
+                    })
+            })
+            .expect("a key")
+    }
+
+    #[test]
+    fn lamps_develop_faults_at_seeded_times_and_are_repaired_days_later() {
+        let (from, to) = (ms(2027, 1, 1, 0, 0), ms(2028, 1, 1, 0, 0));
+        let lamps: Vec<SimProfile> = whole_city(1)
+            .into_iter()
+            .filter(|d| d.kind == DeviceKind::Lamp)
+            .step_by(10)
+            .map(|d| d.profile)
+            .collect();
+        assert_eq!(lamps.len(), 15_000);
+        let (mut faults, mut dark) = (0usize, 0usize);
+        for (n, p) in lamps.iter().enumerate() {
+            if p.lamp_break_at(from - 1).is_some() && p.lamp_break_at(from).is_some() {
+                // Broken from before the run (0.5 %), or a fault under way at new year.
+                continue;
+            }
+            let breaks = p.lamp_breaks(from, to);
+            for w in breaks.windows(2) {
+                assert!(w[0].1 < w[1].0, "one fault at a time: {breaks:?}");
+            }
+            for &(a, b, how) in &breaks {
+                if b < to {
+                    let days = (b - a) as f64 / 86_400_000.0;
+                    assert!((1.0..=7.0).contains(&days), "{days} days");
+                }
+                assert_eq!(a % 60_000, 0, "on a whole minute");
+                assert_eq!(p.lamp_break_at(a), Some(how));
+                assert_eq!(p.lamp_break_at(a - 1), None);
+                assert_eq!(p.lamp_break_at(b - 1), Some(how));
+                faults += 1;
+                dark += usize::from(how == LampBreak::BurntOut);
+            }
+            // Walking the changes the simulator schedules visits every start and repair.
+            if n % 50 == 0 || !breaks.is_empty() {
+                let mut t = from;
+                let mut seen = Vec::new();
+                while t < to {
+                    let next = p.next_break_change(t).min(to);
+                    assert!(next > t);
+                    let now = p.lamp_break_at(t);
+                    if now != p.lamp_break_at(t - 1) {
+                        seen.push(t);
+                    }
+                    assert_eq!(p.lamp_break_at(next - 1), now, "holds until {next}");
+                    t = next;
+                }
+                let want: Vec<i64> = breaks
+                    .iter()
+                    .flat_map(|(a, b, _)| [*a, *b])
+                    .filter(|m| (from + 1..to).contains(m))
+                    .collect();
+                assert_eq!(seen, want);
+            }
+        }
+        // About one fault a lamp in ten years; six in ten leave it dark.
+        let rate = faults as f64 / lamps.len() as f64;
+        assert!((0.09..0.11).contains(&rate), "{faults} faults a year");
+        let share = dark as f64 / faults as f64;
+        assert!((0.55..0.65).contains(&share), "{share}");
+        // The same seed, the same faults; another seed, others.
+        let again = SimProfile::lamp(1, "lamp/7", 60.0);
+        assert_eq!(again.lamp_breaks(from, to), lamps[0].lamp_breaks(from, to));
+        let other: usize = whole_city(2)
+            .into_iter()
+            .filter(|d| d.kind == DeviceKind::Lamp)
+            .step_by(10)
+            .zip(&lamps)
+            .filter(|(d, p)| d.profile.lamp_breaks(from, to) != p.lamp_breaks(from, to))
+            .count();
+        assert!(other > 1_000, "{other}");
+    }
+
+    #[test]
+    fn a_lamp_that_develops_a_fault_at_night_reports_it_then_and_its_repair() {
+        let (from, to) = (ms(2026, 11, 23, 12, 0), ms(2026, 12, 23, 12, 0));
+        for dark in [true, false] {
+            let key = key_with_fault_in_the_dark(from, to, false, dark);
+            let s = sim(faulting_lamp(key));
+            let &(a, b, _) = s.devices[0]
+                .profile
+                .lamp_breaks(from, to + 8 * 86_400_000)
+                .iter()
+                .find(|(a, _, _)| (from..to).contains(a))
+                .expect("the fault");
+            let got = reports(
+                &s,
+                a - 3_600_000,
+                b + 86_400_000,
+                60_000,
+                SimReporting::default(),
+            );
+            let at = |t: i64| {
+                got.iter()
+                    .find(|r| r.t_ms == t && !r.keep_alive)
+                    .map(|r| r.values)
+            };
+            let change = at(a).expect("a report when the fault begins");
+            if dark {
+                assert_eq!(change.get(Quantity::LampOn), Some(0.0));
+                assert_eq!(change.get(Quantity::LampPowerW), Some(LAMP_STANDBY_W));
+            } else {
+                assert_eq!(change.get(Quantity::LampFault), Some(1.0));
+                assert_eq!(change.get(Quantity::LampOn), None, "still lit");
+            }
+            // Repaired: lit and sound again at the repair if it is dark then, else the next
+            // time the photocell switches it on.
+            let lit = |v: &SimValues| v.get(Quantity::LampOn) == Some(1.0);
+            let sound = got
+                .iter()
+                .filter(|r| r.t_ms >= b && !r.keep_alive)
+                .find(|r| lit(&r.values) || (!dark && r.values.get(Quantity::LampFault).is_some()))
+                .expect("reported again after the repair");
+            assert_eq!(s.values(0, sound.t_ms).get(Quantity::LampFault), Some(0.0));
+            if photocell_sun(b) < -1.0 {
+                assert_eq!(sound.t_ms, b);
+            }
+        }
+    }
+
     #[test]
     fn events_hold_what_the_models_say_at_every_moment_across_summer_time() {
         let sim = sample(3);
@@ -1630,6 +1904,17 @@ mod tests {
             (ms(2026, 3, 28, 11, 0), ms(2026, 3, 29, 18, 0)),
             (ms(2026, 10, 24, 11, 0), ms(2026, 10, 25, 18, 0)),
         ] {
+            // Some lamps develop a fault in the dark of the span, some are repaired in it.
+            let mut sim = sim.clone();
+            let lamps: Vec<usize> = (0..sim.devices.len())
+                .filter(|&i| sim.devices[i].kind == DeviceKind::Lamp)
+                .collect();
+            for (n, &i) in lamps.iter().take(8).enumerate() {
+                let key = key_with_fault_in_the_dark(start, end, n % 2 == 1, n / 2 % 2 == 1);
+                if let SimProfile::Lamp { fault_key, .. } = &mut sim.devices[i].profile {
+                    *fault_key = Some(key);
+                }
+            }
             let got = reports(&sim, start, end, 60_000, SimReporting::default());
             // The state the reports leave, replayed against the models at every minute (and
             // every second for the signal heads over the first ten minutes).

@@ -458,21 +458,34 @@ impl Partial {
     }
 
     fn lamp(&mut self, plan: &Plan, i: usize, t: &MonthTables, calendars: &Calendars) {
+        let profile = &plan.sim.devices[i].profile;
         let SimProfile::Lamp {
             rated_w,
             on_below_deg,
-            broken,
             policy,
-        } = &plan.sim.devices[i].profile
+            ..
+        } = profile
         else {
             return;
         };
         let rules = &plan.rules;
-        let on = if *broken == Some(LampBreak::BurntOut) {
-            Vec::new()
-        } else {
-            t.wants_on(*on_below_deg)
+        // Its faults over the month: dark while burnt out, reporting a fault while lit.
+        let breaks = profile.lamp_breaks(t.from, t.to);
+        let of = |how: LampBreak| -> Spans {
+            breaks
+                .iter()
+                .filter(|b| b.2 == how)
+                .map(|b| (b.0, b.1))
+                .collect()
         };
+        let (burnt, faulty) = (of(LampBreak::BurntOut), of(LampBreak::DriverFault));
+        let on = minus(&t.wants_on(*on_below_deg), &burnt);
+        let on_faulty = minus(&on, &minus(&on, &faulty));
+        // Its spans on, each whole with or without a fault.
+        let mut segments: Vec<(i64, i64, bool)> =
+            on_faulty.iter().map(|&(a, b)| (a, b, true)).collect();
+        segments.extend(minus(&on, &faulty).into_iter().map(|(a, b)| (a, b, false)));
+        segments.sort_unstable_by_key(|s| s.0);
         // Standby all month (added to the hours once for the chunk), and above it while on.
         let span_h = (t.to - t.from) as f64 / MS_PER_HOUR;
         let mut kwh = LAMP_STANDBY_W / 1000.0 * span_h;
@@ -492,8 +505,7 @@ impl Partial {
         match calendars.get(&policy_key(policy)) {
             // A calendar without presence dimming: its levels over the month, worked out once.
             Some(levels) if policy.presence.is_none() => {
-                let faulty = *broken == Some(LampBreak::DriverFault);
-                for &(a, b) in &on {
+                for &(a, b, faulty) in &segments {
                     let first = levels.partition_point(|l| l.1 <= a);
                     for &(l0, l1, level) in &levels[first..] {
                         if l0 >= b {
@@ -506,7 +518,7 @@ impl Partial {
                 }
             }
             _ => {
-                for &(a, b) in &on {
+                for &(a, b, _) in &segments {
                     let mut s = a;
                     while s < b {
                         let local = stockholm_local(s);
@@ -531,16 +543,12 @@ impl Partial {
         self.lamp_hours_dark_at_night +=
             (spans_len(night) - overlap_len(night, &lit)) as f64 / MS_PER_HOUR;
         // In alarm: reporting a fault (a driver fault while on), or not lit at night.
-        let faulty = *broken == Some(LampBreak::DriverFault);
-        let alarm = if faulty {
-            union(&on, night)
-        } else {
-            minus(night, &on)
-        };
+        let alarm = union(&on_faulty, &minus(night, &on));
         let before = |at: i64| {
-            let on = *broken != Some(LampBreak::BurntOut) && photocell_sun(at) < *on_below_deg;
+            let broken = profile.lamp_break_at(at);
+            let on = broken != Some(LampBreak::BurntOut) && photocell_sun(at) < *on_below_deg;
             let night = t.is_night(at, rules);
-            if faulty { on || night } else { !on && night }
+            (on && broken == Some(LampBreak::DriverFault)) || (!on && night)
         };
         self.alarms += raised(&alarm, t, before);
     }
