@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The peer of the twin's year of street lighting: the same lamps (rated W, photocell
-threshold, burnt out; as `cargo bench --bench scenario` writes them with TVILLING_BENCH_LAMPS),
+threshold, burnt out from the start, the spans a fault it develops leaves it dark; as `cargo
+bench --bench scenario` writes them with TVILLING_BENCH_LAMPS),
 the same calendar (full level, 50 % from 00:00 to 05:00 local time), the same sun (the NOAA
 formulas the twin uses, written again here with numpy, one minute at a time as a photocell
 reads it), a lamp drawing 0.5 W standby while off. Every minute of the span at once, with
 the lamps sorted by threshold: a minute's lit lamps are those whose threshold is above the
 sun. Prints `lighting_kwh=<kWh> seconds=<s>`.
 Usage: scripts/lighting-peer.py LAMPS.csv FROM_UNIX_MS TO_UNIX_MS"""
+import csv
 import sys
 import time
 
@@ -62,7 +64,9 @@ def utc_offset_s(unix_s):
 
 def main():
     lamps_csv, from_ms, to_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    lamps = np.loadtxt(lamps_csv, delimiter=",", skiprows=1, ndmin=2)
+    lamps = np.loadtxt(lamps_csv, delimiter=",", skiprows=1, ndmin=2, usecols=(0, 1, 2))
+    with open(lamps_csv, newline="") as f:
+        dark = [row["dark"] for row in csv.DictReader(f)]
     started = time.perf_counter()
     rated, threshold, burnt = lamps[:, 0], lamps[:, 1], lamps[:, 2] > 0.5
     # Lamps that can light, by threshold, highest first: a minute's lit lamps are a prefix.
@@ -78,6 +82,13 @@ def main():
     local_minute = np.mod(unix_s + utc_offset_s(unix_s), 86_400) // 60
     on_w = np.where(local_minute < 300, level_w[50.0][lit], level_w[100.0][lit])
     watts = on_w + STANDBY_W * (len(rated) - lit)
+    # A lamp a fault leaves dark (on whole minutes) draws standby instead of its level.
+    for k, spans in enumerate(dark):
+        for span in filter(None, spans.split(";")):
+            a, b = (int(x) // 60_000 - minutes[0] for x in span.split("-"))
+            dim = local_minute[a:b] < 300
+            level = np.where(dim, np.round(rated[k] * 50.0 / 100, 1), np.round(rated[k] * 100.0 / 100, 1))
+            watts[a:b] -= np.where(sun[a:b] < threshold[k], level - STANDBY_W, 0.0)
     kwh = watts.sum() / 60.0 / 1000.0
     print(f"lighting_kwh={kwh:.1f} seconds={time.perf_counter() - started:.3f}")
 

@@ -6,8 +6,8 @@
 //! over one year, and A's lamps alone over the year (the peer's job). Last line:
 //! `ab_day_s=<s> ab_year_s=<s> lamps_year_s=<s> lighting_kwh_a=<kWh>`.
 //!
-//! `TVILLING_BENCH_LAMPS=FILE` also writes A's lamps (rated W, photocell threshold, burnt out)
-//! as CSV for the vectorised peer (`scripts/lighting-peer.py`), which computes the same
+//! `TVILLING_BENCH_LAMPS=FILE` also writes A's lamps (rated W, photocell threshold, burnt out,
+//! and the spans of 2026 in which a fault it develops leaves it dark) as CSV for the vectorised peer (`scripts/lighting-peer.py`), which computes the same
 //! year's lighting energy with numpy; `TVILLING_BENCH_ONLY=day|year` measures one span.
 
 use std::io::Write;
@@ -58,7 +58,9 @@ fn main() {
     }
     if let Ok(path) = std::env::var("TVILLING_BENCH_LAMPS") {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("lamps file"));
-        writeln!(f, "rated_w,on_below_deg,burnt_out").expect("write");
+        writeln!(f, "rated_w,on_below_deg,burnt_out,dark").expect("write");
+        // The year's spans in which a seeded fault leaves the lamp dark, `from-to;...` (ms).
+        let (from, to) = (local_midnight(2026, 1, 1), local_midnight(2027, 1, 1));
         for d in &a.devices {
             if let SimProfile::Lamp {
                 rated_w,
@@ -68,7 +70,18 @@ fn main() {
             } = &d.profile
             {
                 let burnt = u8::from(*broken == Some(LampBreak::BurntOut));
-                writeln!(f, "{rated_w},{on_below_deg:.17},{burnt}").expect("write");
+                let dark: Vec<String> = if broken.is_some() {
+                    Vec::new()
+                } else {
+                    d.profile
+                        .lamp_breaks(from, to)
+                        .into_iter()
+                        .filter(|b| b.2 == LampBreak::BurntOut)
+                        .map(|(a, b, _)| format!("{a}-{b}"))
+                        .collect()
+                };
+                writeln!(f, "{rated_w},{on_below_deg:.17},{burnt},{}", dark.join(";"))
+                    .expect("write");
             }
         }
     }
