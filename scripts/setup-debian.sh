@@ -18,6 +18,8 @@ packages=(
   # traffic co-simulation: SUMO (TraCI server, netconvert, duarouter) and its tools
   # (randomTrips.py), for scripts/sumo-network.sh and the TraCI tests
   sumo sumo-tools
+  # the shared store's tests start a real PostgreSQL 15 server (initdb, pg_ctl) themselves
+  postgresql-15 postgresql-client-15
   # the Parquet export is read back by an independent reader (pyarrow, from PyPI, in a venv)
   python3-venv
 )

@@ -1,6 +1,7 @@
 //! The Tvilling application: puts the plugins together, orders their system sets, and runs one
 //! of three modes: the interactive window, `--screenshot`, or `--headless --snapshot`.
 
+pub mod alarms;
 pub mod cli;
 pub mod config;
 pub mod embedded;

@@ -20,6 +20,16 @@ fn run() -> Result<()> {
         let cli = tvilling::scenario::ScenarioCli::parse_from(std::env::args().skip(1));
         return tvilling::scenario::main(cli);
     }
+    // `tvilling alarms ...`: the alarm book from a terminal or a script.
+    if std::env::args().nth(1).as_deref() == Some("alarms") {
+        let cli = tvilling::alarms::AlarmsCli::parse_from(std::env::args().skip(1));
+        return tvilling::alarms::main(cli);
+    }
+    // `tvilling store ...`: setting up a shared store (PostgreSQL).
+    if std::env::args().nth(1).as_deref() == Some("store") {
+        let cli = tvilling::alarms::StoreCli::parse_from(std::env::args().skip(1));
+        return tvilling::alarms::store_main(cli);
+    }
     // `tvilling sumo ...`: SUMO co-simulation tools.
     if std::env::args().nth(1).as_deref() == Some("sumo") {
         let cli = tvilling::sumo::SumoCli::parse_from(std::env::args().skip(1));

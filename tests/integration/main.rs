@@ -18,6 +18,10 @@
 //!   building number), golden reports in `tests/golden/`, refusals with file, line and edit.
 //! - `simulator`: the built-in simulator on the shipped extract: generated registry, values
 //!   through the SenML decoder, health in simulated time, the Swedish signal sequence.
+//! - `shared_store`: the alarm book on a real PostgreSQL 15 (`pgserver` starts it on a free
+//!   loopback port): an acknowledgement announced to another screen within a second,
+//!   concurrent acknowledgements, a viewer refused by the server's grants, schema versions,
+//!   the password from the environment, the store stopped and started again.
 //! - `snapshot`: `--headless --snapshot` writes valid RFC 7946 GeoJSON.
 //! - `sumo`: the SUMO network built from the shipped extract, its lights matched to the
 //!   twin's controllers.
@@ -36,8 +40,10 @@ mod idle;
 mod mqtt;
 mod ocr;
 mod payloads;
+mod pgserver;
 mod scenario;
 mod screenshot;
+mod shared_store;
 mod simulator;
 mod snapshot;
 mod sumo;

@@ -23,6 +23,7 @@ pub mod binding;
 pub mod history;
 pub mod scenario;
 pub mod settings;
+pub mod shared;
 pub mod simulation;
 pub mod snapshot;
 pub mod sources;
