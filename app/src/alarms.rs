@@ -94,7 +94,8 @@ pub enum StoreCommand {
     },
 }
 
-fn station(given: Option<&str>) -> String {
+/// This station's name: given, else this machine's name.
+pub fn station(given: Option<&str>) -> String {
     given.map(str::to_string).unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .ok()

@@ -146,6 +146,17 @@ pub struct Cli {
     #[arg(long, value_name = "FILE.sqlite")]
     pub history: Option<PathBuf>,
 
+    /// Where the shared state lives: sqlite:FILE (this twin's own history file, as --history)
+    /// or postgres://USER@HOST:PORT/DB (a PostgreSQL store every screen of a control room
+    /// opens: one alarm book; the password, if any, in PGPASSWORD, never in the address).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// The station this screen is, kept with each acknowledgement in the shared store's audit
+    /// log (default: this machine's name).
+    #[arg(long, value_name = "NAME")]
+    pub station: Option<String>,
+
     /// Keep this many days of history (default 30; counted back from the newest value).
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<f64>,

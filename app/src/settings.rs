@@ -6,6 +6,8 @@ use tvilling_sensors::mqtt::MqttConfig;
 use tvilling_sensors::registry_file::parse_registry;
 use tvilling_sensors::simulate::{DEFAULT_SEED, SimClockSettings};
 use tvilling_twin::history::{DEFAULT_RETENTION_DAYS, HistorySettings};
+use tvilling_twin::shared::StoreUrl;
+use tvilling_twin::shared::sync::SharedBookSettings;
 use tvilling_twin::{LiveSettings, SimPath, SimSetup};
 
 use crate::Cli;
@@ -112,6 +114,27 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         (None, false, None) if !configured => Some(from_cli(DEFAULT_SEED)?),
         (None, false, None) => None,
     };
+    // --store: a SQLite file is this twin's history; a PostgreSQL store shares the alarm book.
+    let (history_path, shared) = match cli.store.as_deref().map(StoreUrl::parse).transpose()? {
+        Some(StoreUrl::Sqlite(path)) => {
+            if let Some(h) = cli.history.as_ref().filter(|h| **h != path) {
+                anyhow::bail!(
+                    "--store sqlite:{} and --history {} name two files: give one",
+                    path.display(),
+                    h.display()
+                );
+            }
+            (Some(path), None)
+        }
+        Some(StoreUrl::Postgres(url)) => (
+            cli.history.clone(),
+            Some(SharedBookSettings {
+                url,
+                station: crate::alarms::station(cli.station.as_deref()),
+            }),
+        ),
+        None => (cli.history.clone(), None),
+    };
     Ok(LiveSettings {
         devices,
         mqtt,
@@ -121,7 +144,7 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         simulate,
         health: config.health,
         until_ms,
-        history: match cli.history.clone().or(config.history) {
+        history: match history_path.or(config.history) {
             Some(path) => Some(HistorySettings {
                 path,
                 retention_days: cli
@@ -147,5 +170,6 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
         at_ms,
         operator: cli.operator.clone().or(config.operator),
         alarm_rules: config.alarm_rules,
+        shared,
     })
 }

@@ -413,3 +413,219 @@ fn a_store_that_is_down_newer_older_or_needs_a_password_says_so() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["key"], "lamp/5#fault");
 }
+
+/// A twin's desk on the shared store: the alarm pipeline's desk and the shared book's plugin,
+/// as `--store postgres://…` adds them.
+fn desk_twin(url: &str, operator: &str, station: &str) -> bevy::prelude::App {
+    use bevy::prelude::*;
+    use tvilling_metrics::alarms::AlarmChanged;
+    use tvilling_metrics::lifecycle::{AlarmAction, AlarmDesk, annunciate};
+    use tvilling_twin::shared::sync::{SharedBookPlugin, SharedBookSettings};
+    let mut app = App::new();
+    app.add_message::<AlarmChanged>()
+        .add_message::<AlarmAction>()
+        .insert_resource(AlarmDesk {
+            operator: operator.into(),
+            ..Default::default()
+        })
+        .insert_resource(tvilling_sensors::clock::TwinClock::held(1_795_400_000_000))
+        .add_systems(
+            PreUpdate,
+            annunciate.in_set(tvilling_metrics::MetricsSystems::Alarms),
+        )
+        .add_plugins(SharedBookPlugin {
+            settings: SharedBookSettings {
+                url: url.into(),
+                station: station.into(),
+            },
+        });
+    app
+}
+
+/// Steps `apps` until `done` holds for the last one (at most `limit`); how long it took.
+fn until(
+    apps: &mut [&mut bevy::prelude::App],
+    limit: Duration,
+    mut done: impl FnMut(&bevy::prelude::App) -> bool,
+) -> Duration {
+    let t = Instant::now();
+    loop {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        if done(apps.last().expect("an app")) {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < limit, "not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn desk_state(app: &bevy::prelude::App, key: &str) -> Option<String> {
+    app.world()
+        .resource::<tvilling_metrics::lifecycle::AlarmDesk>()
+        .book
+        .alarms
+        .get(key)
+        .map(|a| a.state.as_str().to_string())
+}
+
+fn raise(app: &mut bevy::prelude::App, device: &str, raised: bool) {
+    app.world_mut()
+        .write_message(tvilling_metrics::alarms::AlarmChanged {
+            at_ms: 1_795_400_000_000,
+            device: device.into(),
+            severity: Severity::Fault,
+            text: format!("{device} dark at night"),
+            raised,
+        });
+}
+
+#[test]
+fn two_twins_share_one_desk_and_the_second_records_when_the_first_stops() {
+    use tvilling_metrics::lifecycle::AlarmAction;
+    use tvilling_twin::shared::sync::SharedBook;
+    let pg = city_store("two-twins");
+    let mut first = desk_twin(&pg.url("anna"), "anna", "desk-1");
+    until(&mut [&mut first], Duration::from_secs(10), |a| {
+        a.world().resource::<SharedBook>().recording
+    });
+    let mut second = desk_twin(&pg.url("bertil"), "bertil", "desk-2");
+    until(
+        &mut [&mut first, &mut second],
+        Duration::from_secs(10),
+        |a| a.world().resource::<SharedBook>().connected,
+    );
+    assert!(
+        !second.world().resource::<SharedBook>().recording,
+        "one recorder"
+    );
+    // Both twins see the condition; the first records it; the second's desk shows it.
+    raise(&mut first, "lamp/1", true);
+    raise(&mut second, "lamp/1", true);
+    let key = "lamp/1#fault";
+    until(
+        &mut [&mut first, &mut second],
+        Duration::from_secs(5),
+        |a| desk_state(a, key).as_deref() == Some("active unacknowledged"),
+    );
+    // Acknowledged at desk 2: desk 1 shows it within a second, with who and where.
+    second
+        .world_mut()
+        .write_message(AlarmAction::Acknowledge(vec![key.into()]));
+    let took = until(
+        &mut [&mut second, &mut first],
+        Duration::from_secs(1),
+        |a| desk_state(a, key).as_deref() == Some("active acknowledged"),
+    );
+    eprintln!("desk 2's acknowledgement on desk 1 after {took:?}");
+    let desk = first
+        .world()
+        .resource::<tvilling_metrics::lifecycle::AlarmDesk>();
+    assert_eq!(
+        desk.book.alarms[key]
+            .acknowledged
+            .as_ref()
+            .map(|a| a.1.as_str()),
+        Some("bertil")
+    );
+    let mut c = connect(&pg.url("anna")).expect("connect");
+    let stored = book::get(&mut c, &pg.url("anna"), key)
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.ack_station.as_deref(), Some("desk-2"));
+    // The recorder stops; the second takes over and records what it sees from then on.
+    drop(first);
+    let took = until(&mut [&mut second], Duration::from_secs(5), |a| {
+        a.world().resource::<SharedBook>().recording
+    });
+    eprintln!("the second twin records {took:?} after the first stopped");
+    raise(&mut second, "lamp/2", true);
+    until(&mut [&mut second], Duration::from_secs(5), |_| {
+        book::get(&mut c, &pg.url("anna"), "lamp/2#fault")
+            .expect("get")
+            .is_some()
+    });
+    // The store stops: the desk keeps its list and counts what waits; back, it is written.
+    pg.stop();
+    until(&mut [&mut second], Duration::from_secs(5), |a| {
+        a.world().resource::<SharedBook>().down_since_ms.is_some()
+    });
+    raise(&mut second, "lamp/3", true);
+    until(&mut [&mut second], Duration::from_secs(5), |a| {
+        a.world().resource::<SharedBook>().waiting > 0
+    });
+    assert_eq!(
+        desk_state(&second, key).as_deref(),
+        Some("active acknowledged")
+    );
+    assert!(
+        desk_state(&second, "lamp/3#fault").is_some(),
+        "its own raise is on its desk"
+    );
+    pg.start_again();
+    until(&mut [&mut second], Duration::from_secs(10), |a| {
+        let s = a.world().resource::<SharedBook>();
+        s.connected && s.waiting == 0 && s.down_since_ms.is_none()
+    });
+    let mut c = connect(&pg.url("anna")).expect("connect again");
+    let list = book::list(&mut c, &pg.url("anna")).expect("list");
+    let keys: Vec<&str> = list.iter().map(|a| a.alarm.key.as_str()).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.contains(&"lamp/3#fault"));
+    let raises = book::audit_log(&mut c, &pg.url("anna"), None)
+        .expect("audit")
+        .iter()
+        .filter(|r| r.action == "raise")
+        .count();
+    assert_eq!(raises, 3, "each raise stored once");
+}
+
+/// Red of the banner (and of high-priority labels).
+fn is_banner_red(p: [u8; 3]) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    r > 200 && g < 90 && b < 90
+}
+
+#[test]
+fn the_desk_says_where_its_book_is_shared_and_when_the_store_cannot_be_reached() {
+    // Nothing listens on this port: the store is down from the start.
+    let down = format!(
+        "postgres://anna@127.0.0.1:{}/city",
+        crate::common::free_port()
+    );
+    let pic = crate::screenshot::screenshot(
+        "store-down",
+        "2026-11-23T17:00",
+        &["--open", "city", "--frames", "4", "--store", &down],
+    );
+    pic.assert_shows(&["Alarm store unreachable since", "written when it returns"]);
+    let red = pic.share(0.45, 0.15, 0.95, 0.28, is_banner_red);
+    assert!(red > 0.01, "{red} of the banner red");
+    // On a live store this twin records the alarms it raises (its dark lamps at night).
+    let pg = city_store("screen");
+    let anna = pg.url("anna");
+    let pic = crate::screenshot::screenshot(
+        "store-up",
+        "2026-11-23T17:00",
+        &[
+            "--open",
+            "city",
+            "--frames",
+            "4",
+            "--store",
+            &anna,
+            "--station",
+            "desk-7",
+        ],
+    );
+    pic.assert_shows(&[
+        "Shared alarm book",
+        "desk-7",
+        "this twin records the alarms",
+    ]);
+    assert!(pic.share(0.45, 0.15, 0.95, 0.28, is_banner_red) < red / 4.0);
+    let list = json(&tvilling_ok(["alarms", "list", "--store", &anna, "--json"]));
+    assert!(!list.is_empty(), "the twin recorded its alarms");
+    assert!(list.iter().all(|a| a["state"] == "active unacknowledged"));
+}

@@ -11,6 +11,8 @@
 //!   once the city has loaded.
 //! - [`history`]: every applied value and alarm change recorded to one SQLite file on its own
 //!   thread, keyframes, and the state at any past moment for playback.
+//! - [`shared`]: the store several twins share (`--store postgres://…`): one alarm book for
+//!   every screen, with roles the server enforces.
 //! - [`snapshot`]: the snapshot's live part (values, health, last seen, diagnostics).
 //! - [`sumo`]: SUMO stepped with the twin clock over TraCI, its vehicles as entities.
 //!
@@ -140,6 +142,12 @@ impl Plugin for LivePlugin {
         app.add_plugins(history::HistoryPlugin {
             settings: self.settings.history.clone(),
         });
+        // Playback (`--at`) reads the past; the shared book is the live list.
+        if let (Some(shared), None) = (&self.settings.shared, self.settings.at_ms) {
+            app.add_plugins(shared::sync::SharedBookPlugin {
+                settings: shared.clone(),
+            });
+        }
         if let Some(at) = self.settings.at_ms {
             // A moment the history cannot show is not pretended: the clock stays live and the
             // reason is the history's error (on screen, in the snapshot).

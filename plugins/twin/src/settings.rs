@@ -58,6 +58,8 @@ pub struct LiveSettings {
     pub operator: Option<String>,
     /// Alarm priority rules from the configuration, checked before the defaults.
     pub alarm_rules: Vec<tvilling_metrics::lifecycle::PriorityRule>,
+    /// The alarm book shared with other twins in a PostgreSQL store (`--store postgres://…`).
+    pub shared: Option<crate::shared::sync::SharedBookSettings>,
 }
 
 impl LiveSettings {

@@ -143,6 +143,7 @@ pub(crate) fn city_window(
         MessageWriter<AlarmAction>,
         Option<Res<tvilling_twin::history::ShownDesk>>,
     ),
+    shared: Option<Res<tvilling_twin::shared::sync::SharedBook>>,
     mut resets: MessageWriter<ResetMetrics>,
     mut layers: ResMut<Layers>,
     mut picks: MessageWriter<EntityPicked>,
@@ -211,6 +212,7 @@ pub(crate) fn city_window(
                             &mut desk_pick,
                             None,
                             shown_desk.as_ref().and_then(|s| s.0.as_ref()),
+                            shared.as_deref(),
                         );
                         panel.shelve_reason = shelve_reason;
                         ui.separator();
@@ -577,6 +579,39 @@ pub fn priority_colour(p: Priority) -> egui::Color32 {
     }
 }
 
+/// Where this desk's alarm book is shared, who records it, and, while the store cannot be
+/// reached, since when and how many changes wait here to be written.
+fn shared_status(ui: &mut egui::Ui, s: &tvilling_twin::shared::sync::SharedBook, lang: Lang) {
+    if let Some(since) = s.down_since_ms {
+        let local = tvilling_sensors::simulate::stockholm_local(since);
+        let (h, m) = (local.hour as u32, ((local.hour * 60.0) as u32) % 60);
+        ui.colored_label(
+            egui::Color32::from_rgb(235, 50, 50),
+            egui::RichText::new(format!(
+                "{} {h:02}:{m:02}; {}: {}",
+                tr(lang, "Alarm store unreachable since"),
+                tr(lang, "changes kept here, written when it returns"),
+                s.waiting
+            ))
+            .strong(),
+        );
+        ui.weak(&s.down_reason);
+        return;
+    }
+    let who = if s.recording {
+        tr(lang, "this twin records the alarms")
+    } else {
+        tr(lang, "another twin records the alarms")
+    };
+    ui.label(format!(
+        "{} {} · {} {} · {who}",
+        tr(lang, "Shared alarm book"),
+        s.url,
+        tr(lang, "station"),
+        s.station
+    ));
+}
+
 /// The operator's alarm list: flood banner, the rate against EEMUA 191, each annunciated alarm
 /// (priority, state, chatter) with acknowledge and shelve, and refusals with their reasons.
 #[allow(clippy::too_many_arguments)]
@@ -591,10 +626,14 @@ pub(crate) fn desk_section(
     go_to: &mut Option<Entity>,
     selected: Option<&str>,
     past: Option<&AlarmBook>,
+    shared: Option<&tvilling_twin::shared::sync::SharedBook>,
 ) {
     // In playback, the desk as it stood then (from the audit log): read, not acted on.
     let book = past.unwrap_or(&desk.book);
     let acting = past.is_none();
+    if let Some(s) = shared {
+        shared_status(ui, s, lang);
+    }
     if !acting {
         ui.colored_label(
             egui::Color32::from_rgb(240, 160, 30),

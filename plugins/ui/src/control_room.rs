@@ -45,6 +45,7 @@ pub(crate) fn control_room_panels(
     mut room: ResMut<ControlRoom>,
     desk: Option<Res<AlarmDesk>>,
     shown_desk: Option<Res<ShownDesk>>,
+    shared: Option<Res<tvilling_twin::shared::sync::SharedBook>>,
     alarms: Option<Res<Alarms>>,
     clock: Option<Res<TwinClock>>,
     diagnostics: Option<Res<SourceDiagnostics>>,
@@ -198,6 +199,7 @@ pub(crate) fn control_room_panels(
                         &mut go_to,
                         room.selected.as_deref(),
                         shown_desk.as_ref().and_then(|s| s.0.as_ref()),
+                        shared.as_deref(),
                     );
                     room.shelve_reason = reason;
                     ui.separator();

@@ -351,6 +351,21 @@ pub const TEXTS: &[(&str, &str)] = &[
         "LARMFLOD: fler än 10 larm på 10 minuter",
     ),
     ("Alarm rate", "Larmtakt"),
+    ("Alarm store unreachable since", "Larmlagret nås inte sedan"),
+    (
+        "changes kept here, written when it returns",
+        "ändringar som väntar här och skrivs när det är tillbaka",
+    ),
+    (
+        "this twin records the alarms",
+        "denna tvilling registrerar larmen",
+    ),
+    (
+        "another twin records the alarms",
+        "en annan tvilling registrerar larmen",
+    ),
+    ("Shared alarm book", "Gemensam larmbok"),
+    ("station", "station"),
     ("an hour", "i timmen"),
     ("EEMUA 191 benchmark", "EEMUA 191:s riktvärde"),
     ("operator", "operatör"),

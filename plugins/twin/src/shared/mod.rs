@@ -16,6 +16,7 @@
 
 pub mod book;
 pub mod schema;
+pub mod sync;
 
 use std::fmt;
 use std::path::PathBuf;
