@@ -1,5 +1,7 @@
 //! The command line and the configuration file turned into the live pipeline's settings.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use tvilling_sensors::codec::PayloadFormat;
 use tvilling_sensors::mqtt::MqttConfig;
@@ -20,6 +22,27 @@ fn sim_start_ms(text: &str, what: &str) -> Result<i64> {
 }
 
 /// The configuration file first (`--config`), then the command line's flags over it.
+/// Where a station's alarm changes wait while the shared store is down:
+/// `$XDG_STATE_HOME/tvilling/` (else `~/.local/state/tvilling/`) `alarm-spool-STATION.jsonl`.
+pub fn spool_path(station: &str) -> PathBuf {
+    let dir = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("tvilling");
+    let name: String = station
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("alarm-spool-{name}.jsonl"))
+}
+
 pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
     let config = match &cli.config {
         Some(p) => crate::config::load(p)?,
@@ -126,13 +149,14 @@ pub fn live_settings(cli: &Cli) -> Result<LiveSettings> {
             }
             (Some(path), None)
         }
-        Some(StoreUrl::Postgres(url)) => (
-            cli.history.clone(),
+        Some(StoreUrl::Postgres(url)) => (cli.history.clone(), {
+            let station = crate::alarms::station(cli.station.as_deref());
             Some(SharedBookSettings {
                 url,
-                station: crate::alarms::station(cli.station.as_deref()),
-            }),
-        ),
+                spool: spool_path(&station),
+                station,
+            })
+        }),
         None => (cli.history.clone(), None),
     };
     Ok(LiveSettings {

@@ -416,7 +416,12 @@ fn a_store_that_is_down_newer_older_or_needs_a_password_says_so() {
 
 /// A twin's desk on the shared store: the alarm pipeline's desk and the shared book's plugin,
 /// as `--store postgres://…` adds them.
-fn desk_twin(url: &str, operator: &str, station: &str) -> bevy::prelude::App {
+fn desk_twin(
+    url: &str,
+    operator: &str,
+    station: &str,
+    spool: &std::path::Path,
+) -> bevy::prelude::App {
     use bevy::prelude::*;
     use tvilling_metrics::alarms::AlarmChanged;
     use tvilling_metrics::lifecycle::{AlarmAction, AlarmDesk, annunciate};
@@ -437,6 +442,7 @@ fn desk_twin(url: &str, operator: &str, station: &str) -> bevy::prelude::App {
             settings: SharedBookSettings {
                 url: url.into(),
                 station: station.into(),
+                spool: spool.to_path_buf(),
             },
         });
     app
@@ -486,11 +492,12 @@ fn two_twins_share_one_desk_and_the_second_records_when_the_first_stops() {
     use tvilling_metrics::lifecycle::AlarmAction;
     use tvilling_twin::shared::sync::SharedBook;
     let pg = city_store("two-twins");
-    let mut first = desk_twin(&pg.url("anna"), "anna", "desk-1");
+    let spool = |desk: &str| pg.dir.join(format!("spool-{desk}.jsonl"));
+    let mut first = desk_twin(&pg.url("anna"), "anna", "desk-1", &spool("desk-1"));
     until(&mut [&mut first], Duration::from_secs(10), |a| {
         a.world().resource::<SharedBook>().recording
     });
-    let mut second = desk_twin(&pg.url("bertil"), "bertil", "desk-2");
+    let mut second = desk_twin(&pg.url("bertil"), "bertil", "desk-2", &spool("desk-2"));
     until(
         &mut [&mut first, &mut second],
         Duration::from_secs(10),
@@ -546,14 +553,15 @@ fn two_twins_share_one_desk_and_the_second_records_when_the_first_stops() {
             .expect("get")
             .is_some()
     });
-    // The store stops: the desk keeps its list and counts what waits; back, it is written.
+    // The store stops: the desk keeps its list and counts what waits, in its spool on disk.
     pg.stop();
     until(&mut [&mut second], Duration::from_secs(5), |a| {
         a.world().resource::<SharedBook>().down_since_ms.is_some()
     });
     raise(&mut second, "lamp/3", true);
+    raise(&mut second, "lamp/4", true);
     until(&mut [&mut second], Duration::from_secs(5), |a| {
-        a.world().resource::<SharedBook>().waiting > 0
+        a.world().resource::<SharedBook>().waiting >= 2
     });
     assert_eq!(
         desk_state(&second, key).as_deref(),
@@ -563,22 +571,49 @@ fn two_twins_share_one_desk_and_the_second_records_when_the_first_stops() {
         desk_state(&second, "lamp/3#fault").is_some(),
         "its own raise is on its desk"
     );
+    let spooled = std::fs::read_to_string(spool("desk-2")).expect("spool on disk");
+    assert!(
+        spooled.contains("lamp/3#fault") && spooled.contains("lamp/4#fault"),
+        "{spooled}"
+    );
+    // That twin stops before the store returns; the one started after it writes its spool.
+    drop(second);
     pg.start_again();
-    until(&mut [&mut second], Duration::from_secs(10), |a| {
+    let mut third = desk_twin(&pg.url("bertil"), "bertil", "desk-2", &spool("desk-2"));
+    until(&mut [&mut third], Duration::from_secs(10), |a| {
         let s = a.world().resource::<SharedBook>();
-        s.connected && s.waiting == 0 && s.down_since_ms.is_none()
+        s.connected && s.recording && s.waiting == 0
     });
+    assert!(!spool("desk-2").exists(), "the spool is gone once written");
+    assert_eq!(
+        desk_state(&third, "lamp/4#fault").as_deref(),
+        Some("active unacknowledged")
+    );
     let mut c = connect(&pg.url("anna")).expect("connect again");
     let list = book::list(&mut c, &pg.url("anna")).expect("list");
     let keys: Vec<&str> = list.iter().map(|a| a.alarm.key.as_str()).collect();
-    assert_eq!(keys.len(), 3, "{keys:?}");
-    assert!(keys.contains(&"lamp/3#fault"));
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(keys.contains(&"lamp/3#fault") && keys.contains(&"lamp/4#fault"));
     let raises = book::audit_log(&mut c, &pg.url("anna"), None)
         .expect("audit")
         .iter()
         .filter(|r| r.action == "raise")
         .count();
-    assert_eq!(raises, 3, "each raise stored once");
+    assert_eq!(raises, 4, "each raise stored once");
+    // A damaged spool line is kept aside and counted, the good ones written.
+    drop(third);
+    std::fs::write(
+        spool("desk-9"),
+        "{not json\n{\"record\":{\"at_ms\":1795400000000,\"action\":\"raise\",\"key\":\"lamp/9#fault\",\"device\":\"lamp/9\",\"priority\":\"high\",\"from\":null,\"to\":\"active unacknowledged\",\"operator\":null,\"note\":\"dark\",\"until_ms\":null}}\n",
+    )
+    .expect("spool");
+    let mut fourth = desk_twin(&pg.url("anna"), "anna", "desk-9", &spool("desk-9"));
+    until(&mut [&mut fourth], Duration::from_secs(10), |a| {
+        desk_state(a, "lamp/9#fault").is_some()
+    });
+    assert_eq!(fourth.world().resource::<SharedBook>().spool_unreadable, 1);
+    let kept = std::fs::read_to_string(spool("desk-9").with_extension("unreadable")).expect("kept");
+    assert_eq!(kept, "{not json\n");
 }
 
 /// Red of the banner (and of high-priority labels).

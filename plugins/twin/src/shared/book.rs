@@ -408,7 +408,7 @@ fn refusal(e: &ActionError, before: Option<&StoredAlarm>, action: &OperatorActio
 }
 
 /// Changes the recording twin's book made (raise, clear, expiry, restart), made again on the
-/// store's rows in one transaction each, through the same model: the store's state of each
+/// store's rows in one transaction, through the same model: the store's state of each
 /// alarm (with acknowledgements and shelving from any desk) is what they act on, so a desk's
 /// acknowledgement is never overwritten by a recorder that had not seen it yet.
 pub fn record(
@@ -421,8 +421,10 @@ pub fn record(
     let login = current_user(client, url)?;
     let denied = write_err(url, &login, "record alarms", "tvilling_operator");
     let mut written = 0;
+    // One transaction for the batch (a commit is the server's fsync): each row still locked
+    // and changed through the model, each key announced at the commit.
+    let mut tx = begin(client, url)?;
     for t in transitions {
-        let mut tx = begin(client, url)?;
         let (mut book, before) = locked(&mut tx, url, &t.key).map_err(&denied)?;
         let severity = t.key.rsplit_once('#').and_then(|(_, s)| Severity::parse(s));
         match (t.action, severity) {
@@ -461,9 +463,9 @@ pub fn record(
         )
         .map_err(&denied)?;
         notify(&mut tx, url, &t.key)?;
-        tx.commit().map_err(query_err(url))?;
         written += changes.len();
     }
+    tx.commit().map_err(query_err(url))?;
     Ok(written)
 }
 

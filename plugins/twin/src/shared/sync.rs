@@ -12,8 +12,9 @@
 //! every second; when the recorder stops, its session ends, the lock is free, and the next
 //! twin takes it within a second or two and writes its backlog. The model makes a change
 //! already in the store a no-op (a raise of an active alarm, a clear of a cleared one), so
-//! nothing is stored twice. While the store is unreachable, changes wait in order on the
-//! worker (counted, shown) and are written when it returns.
+//! nothing is stored twice. While the store is unreachable, changes wait in order in a spool
+//! file ([`SharedBookSettings::spool`]; counted, shown) and are written when it returns, by
+//! this run or, after a restart, the next.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ use super::{StoreError, connect};
 
 /// The advisory lock whose holder records the alarms (the two keys of `pg_try_advisory_lock`).
 pub const LEADER_LOCK: (i32, i32) = (0x7476_696c, 1);
+/// Most recorder's changes written in one transaction.
+const RECORD_BATCH: usize = 1_000;
 /// How far back a twin that does not record keeps its changes, ms of wall time.
 pub const BACKLOG_MS: u64 = 30_000;
 
@@ -39,6 +42,9 @@ pub struct SharedBookSettings {
     pub url: String,
     /// The station this screen is (kept with each action in the audit log).
     pub station: String,
+    /// Where changes wait on disk while the store cannot be reached (JSON lines, one change a
+    /// line, oldest first); a twin started with a spool left there writes it first.
+    pub spool: std::path::PathBuf,
 }
 
 /// The shared book as this twin sees it: plain data for panels.
@@ -53,8 +59,11 @@ pub struct SharedBook {
     /// Since when (wall ms) the store is unreachable, and why.
     pub down_since_ms: Option<i64>,
     pub down_reason: String,
-    /// Changes waiting for the store.
+    /// Changes waiting for the store (in the spool file while it is down).
     pub waiting: usize,
+    /// Lines of a spool left by an earlier run that could not be read (kept beside it as
+    /// `.unreadable`).
+    pub spool_unreadable: usize,
     /// Changes written to the store by this twin, and alarms read back from it.
     pub written: u64,
     pub mirrored: u64,
@@ -80,6 +89,7 @@ enum Event {
     Alarm(String, Option<StoredAlarm>),
     All(Vec<StoredAlarm>),
     Refused(String),
+    Unreadable(usize),
     Status {
         connected: bool,
         recording: bool,
@@ -121,6 +131,9 @@ struct Worker {
     backlog: VecDeque<(Instant, Transition)>,
     written: u64,
     events: Sender<Event>,
+    spool: std::path::PathBuf,
+    /// `waiting` changed since the spool was last written.
+    dirty: bool,
 }
 
 impl Worker {
@@ -194,6 +207,19 @@ impl Worker {
         }
     }
 
+    /// Records a run of the recorder's changes in one transaction.
+    fn record(&mut self, batch: &[Transition]) -> Result<(), StoreError> {
+        let Some(c) = &mut self.client else {
+            return Err(StoreError::Unreachable {
+                url: self.url.clone(),
+                reason: "not connected".into(),
+            });
+        };
+        let n = book::record(c, &self.url, batch, &|_| false, "recorder")?;
+        self.written += n as u64;
+        Ok(())
+    }
+
     /// Makes one command in the store; `Err` when the store went away (the command is kept).
     fn run(&mut self, cmd: &Cmd) -> Result<(), StoreError> {
         let Some(c) = &mut self.client else {
@@ -249,7 +275,13 @@ impl Worker {
 
     fn main(mut self, commands: Receiver<Cmd>, stop: Arc<AtomicBool>) {
         let mut last_try = Instant::now() - Duration::from_secs(10);
+        let (spooled, unreadable) = read_spool(&self.spool);
+        if unreadable > 0 {
+            let _ = self.events.send(Event::Unreadable(unreadable));
+        }
+        self.waiting.extend(spooled);
         while !stop.load(Ordering::Relaxed) {
+            let queued = self.waiting.len();
             match commands.recv_timeout(Duration::from_millis(200)) {
                 Ok(cmd) => self.waiting.push_back(cmd),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -265,15 +297,40 @@ impl Worker {
                     self.try_lead();
                 }
             }
-            while self.client.is_some()
-                && let Some(cmd) = self.waiting.pop_front()
-            {
+            let mut ran = 0;
+            while self.client.is_some() && !self.waiting.is_empty() {
+                // A run of records in one transaction (up to RECORD_BATCH).
+                if self.recording && matches!(self.waiting.front(), Some(Cmd::Record(_))) {
+                    let mut batch = Vec::new();
+                    while batch.len() < RECORD_BATCH
+                        && matches!(self.waiting.front(), Some(Cmd::Record(_)))
+                    {
+                        if let Some(Cmd::Record(t)) = self.waiting.pop_front() {
+                            batch.push(t);
+                        }
+                    }
+                    if let Err(e) = self.record(&batch) {
+                        for t in batch.into_iter().rev() {
+                            self.waiting.push_front(Cmd::Record(t));
+                        }
+                        self.lost(&e);
+                        break;
+                    }
+                    ran += batch.len();
+                    continue;
+                }
+                let Some(cmd) = self.waiting.pop_front() else {
+                    break;
+                };
                 if let Err(e) = self.run(&cmd) {
                     self.waiting.push_front(cmd);
                     self.lost(&e);
                     break;
                 }
+                ran += 1;
             }
+            self.dirty |= ran > 0 || self.waiting.len() != queued;
+            self.keep_spool();
             let cutoff = Instant::now() - Duration::from_millis(BACKLOG_MS);
             while self.backlog.front().is_some_and(|b| b.0 < cutoff) {
                 self.backlog.pop_front();
@@ -285,6 +342,143 @@ impl Worker {
             }
         }
     }
+}
+
+impl Worker {
+    /// The spool on disk holds what waits, when anything waits while the store is down or
+    /// a spool is being written back; gone once all is written.
+    fn keep_spool(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let exists = self.spool.exists();
+        if self.waiting.is_empty() {
+            if exists {
+                let _ = std::fs::remove_file(&self.spool);
+            }
+            self.dirty = false;
+        } else if self.client.is_none() || exists {
+            if write_spool(&self.spool, &self.waiting).is_ok() {
+                self.dirty = false;
+            }
+        } else {
+            self.dirty = false;
+        }
+    }
+}
+
+fn transition_json(t: &Transition) -> serde_json::Value {
+    serde_json::json!({
+        "at_ms": t.at_ms, "action": t.action.as_str(), "key": t.key, "device": t.device,
+        "priority": t.priority.as_str(), "from": t.from, "to": t.to, "operator": t.operator,
+        "note": t.note, "until_ms": t.until_ms,
+    })
+}
+
+fn cmd_json(c: &Cmd) -> Option<serde_json::Value> {
+    match c {
+        Cmd::Record(t) => Some(serde_json::json!({"record": transition_json(t)})),
+        Cmd::Act {
+            key,
+            at_ms,
+            action,
+            by,
+        } => {
+            let (kind, reason, until_ms) = match action {
+                OperatorAction::Acknowledge => ("acknowledge", None, None),
+                OperatorAction::Shelve { reason, until_ms } => {
+                    ("shelve", Some(reason.as_str()), Some(*until_ms))
+                }
+                OperatorAction::Unshelve => ("unshelve", None, None),
+                OperatorAction::Note(text) => ("note", Some(text.as_str()), None),
+            };
+            Some(serde_json::json!({"act": {
+                "key": key, "at_ms": at_ms, "action": kind, "text": reason, "until_ms": until_ms,
+                "operator": by.operator, "station": by.station,
+            }}))
+        }
+        // Reading back is asked again when the store returns.
+        Cmd::Fetch(_) | Cmd::Resync => None,
+    }
+}
+
+fn cmd_from_json(v: &serde_json::Value) -> Option<Cmd> {
+    use tvilling_metrics::lifecycle::Priority;
+    let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    if let Some(t) = v.get("record") {
+        return Some(Cmd::Record(Transition {
+            at_ms: t.get("at_ms")?.as_i64()?,
+            action: Action::parse(t.get("action")?.as_str()?)?,
+            key: text(t, "key")?,
+            device: text(t, "device")?,
+            priority: Priority::parse(t.get("priority")?.as_str()?)?,
+            from: text(t, "from"),
+            to: text(t, "to"),
+            operator: text(t, "operator"),
+            note: text(t, "note")?,
+            until_ms: t.get("until_ms").and_then(serde_json::Value::as_i64),
+        }));
+    }
+    let a = v.get("act")?;
+    let action = match a.get("action")?.as_str()? {
+        "acknowledge" => OperatorAction::Acknowledge,
+        "shelve" => OperatorAction::Shelve {
+            reason: text(a, "text")?,
+            until_ms: a.get("until_ms")?.as_i64()?,
+        },
+        "unshelve" => OperatorAction::Unshelve,
+        "note" => OperatorAction::Note(text(a, "text")?),
+        _ => return None,
+    };
+    Some(Cmd::Act {
+        key: text(a, "key")?,
+        at_ms: a.get("at_ms")?.as_i64()?,
+        action,
+        by: Actor {
+            operator: text(a, "operator")?,
+            station: text(a, "station")?,
+        },
+    })
+}
+
+fn write_spool(path: &std::path::Path, waiting: &VecDeque<Cmd>) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    for c in waiting {
+        if let Some(v) = cmd_json(c) {
+            writeln!(f, "{v}")?;
+        }
+    }
+    f.into_inner()?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A spool left on disk: its changes, oldest first, and how many lines could not be read
+/// (those are kept in a file beside it, never dropped silently).
+fn read_spool(path: &std::path::Path) -> (Vec<Cmd>, usize) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (Vec::new(), 0);
+    };
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line)
+            .ok()
+            .as_ref()
+            .and_then(cmd_from_json)
+        {
+            Some(c) => out.push(c),
+            None => bad.push(line),
+        }
+    }
+    if !bad.is_empty() {
+        let _ = std::fs::write(path.with_extension("unreadable"), bad.join("\n") + "\n");
+    }
+    (out, bad.len())
 }
 
 /// Listens on the book's channel and hands each key to the worker; reconnects every second
@@ -333,6 +527,8 @@ impl Plugin for SharedBookPlugin {
             backlog: VecDeque::new(),
             written: 0,
             events: ev_tx,
+            spool: self.settings.spool.clone(),
+            dirty: false,
         };
         {
             let stop = stop.clone();
@@ -436,6 +632,12 @@ fn mirror(desk: Option<ResMut<AlarmDesk>>, link: Res<Link>, mut shared: ResMut<S
                     desk.book.alarms.insert(a.alarm.key.clone(), a.alarm);
                 }
                 shared.mirrored += keys.len() as u64;
+            }
+            Event::Unreadable(n) => {
+                bevy::log::warn!(
+                    "{n} lines of the alarm spool could not be read; kept beside it as .unreadable"
+                );
+                shared.spool_unreadable += n;
             }
             Event::Refused(why) => {
                 bevy::log::warn!("alarm action refused by the shared book: {why}");
