@@ -92,6 +92,12 @@ pub enum StoreCommand {
         #[arg(long)]
         role: String,
     },
+    /// Cut the alarm audit log to its last DAYS (counted back from its newest row; an
+    /// engineer's right).
+    Retain {
+        #[arg(long)]
+        days: f64,
+    },
 }
 
 /// This station's name: given, else this machine's name.
@@ -140,6 +146,11 @@ pub fn store_main(cli: StoreCli) -> Result<()> {
             schema::check(&mut client, &url)?;
             schema::add_user(&mut client, &url, &name, r)?;
             println!("store {url}: {name} is now {}", r.as_str());
+        }
+        StoreCommand::Retain { days } => {
+            schema::check(&mut client, &url)?;
+            let n = book::retain_audit(&mut client, &url, days)?;
+            println!("store {url}: {n} audit rows older than {days} days deleted");
         }
     }
     Ok(())

@@ -5,7 +5,8 @@
 //!   audit and NOTIFY in one transaction) until another desk's listener has its key: p50, p99;
 //! - the peer: the server's own fastest path for the same announcement, a bare
 //!   `SELECT pg_notify(…)` on one connection until the other connection's LISTEN has it;
-//! - recording: alarms raised per second through [`book::record`] (one transaction each), and
+//! - recording: alarms raised per second through [`book::record`] (a batch in one transaction,
+//!   each row locked and changed through the lifecycle model), and
 //!   the same rows' audit by a bare `COPY` (the server's fastest way in) for scale.
 //!
 //! Last line: `ack_p50_ms=<ms> ack_p99_ms=<ms> notify_p50_ms=<ms> notify_p99_ms=<ms>

@@ -76,6 +76,22 @@ fn cleared(at_ms: i64, alarms: &[(&str, Severity)]) -> Vec<Transition> {
     b.take_transitions()
 }
 
+/// `tvilling alarms ack KEY` by anna at desk 1, as JSON.
+fn ack_at_desk_1(store: &str, key: &str) -> Output {
+    tvilling_ok([
+        "alarms",
+        "ack",
+        key,
+        "--store",
+        store,
+        "--operator",
+        "anna",
+        "--station",
+        "desk-1",
+        "--json",
+    ])
+}
+
 fn record(url: &str, t: &[Transition]) -> usize {
     let mut c = connect(url).expect("connect");
     book::record(&mut c, url, t, &|_| false, "recorder").expect("record")
@@ -106,18 +122,7 @@ fn an_acknowledgement_at_one_desk_reaches_the_other_within_a_second_and_is_audit
     };
     std::thread::sleep(Duration::from_millis(300));
     let before = Instant::now();
-    let out = tvilling_ok([
-        "alarms",
-        "ack",
-        "lamp/1#fault",
-        "--store",
-        &anna,
-        "--operator",
-        "anna",
-        "--station",
-        "desk-1",
-        "--json",
-    ]);
+    let out = ack_at_desk_1(&anna, "lamp/1#fault");
     let key = rx
         .recv_timeout(Duration::from_secs(1))
         .expect("announced within 1 s");
@@ -264,6 +269,29 @@ fn an_acknowledgement_at_one_desk_reaches_the_other_within_a_second_and_is_audit
             .any(|a| a == &("note", Some("anna"), Some("desk-2")))
     );
     assert!(actions.iter().any(|a| a.0 == "unshelve"));
+    // Retention is the engineer's: an operator is refused by the server; eva cuts the log.
+    let out = tvilling(&["store", "retain", "--days", "1", "--store", &anna], &[]);
+    let e = stderr(&out);
+    assert!(
+        !out.status.success()
+            && e.contains("anna may not cut the audit log")
+            && e.contains("tvilling_engineer"),
+        "{e}"
+    );
+    let before = log.len();
+    let mut c = connect(&anna).expect("connect");
+    c.execute(
+        "UPDATE tvilling.alarm_audit SET t = t - 3 * 86400000 WHERE action = 'raise'",
+        &[],
+    )
+    .expect_err("an operator may not rewrite the audit log");
+    pg.sql("UPDATE tvilling.alarm_audit SET t = t - 3 * 86400000 WHERE action = 'raise'");
+    let out = tvilling_ok(["store", "retain", "--days", "1", "--store", &pg.url("eva")]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 audit rows older than 1 days deleted")
+    );
+    let after = book::audit_log(&mut c, &anna, None).expect("audit").len();
+    assert_eq!(after, before - 3);
     let mut announced = vec![key];
     while let Ok(k) = rx.recv_timeout(Duration::from_millis(500)) {
         announced.push(k);
@@ -663,4 +691,121 @@ fn the_desk_says_where_its_book_is_shared_and_when_the_store_cannot_be_reached()
     let list = json(&tvilling_ok(["alarms", "list", "--store", &anna, "--json"]));
     assert!(!list.is_empty(), "the twin recorded its alarms");
     assert!(list.iter().all(|a| a["state"] == "active unacknowledged"));
+}
+
+/// A headless twin on the simulated demo at dusk, sharing `store`; writes its snapshot (with
+/// its desk and the shared store's state) to `out` after `secs` seconds.
+fn twin_process(
+    store: &str,
+    operator: &str,
+    station: &str,
+    secs: &str,
+    out: &std::path::Path,
+    state: &std::path::Path,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tvilling"))
+        .args([
+            "--headless",
+            "--simulate",
+            "7",
+            "--sim-start",
+            "2026-11-23T17:00",
+            "--duration",
+            secs,
+            "--store",
+            store,
+            "--operator",
+            operator,
+            "--station",
+            station,
+            "--snapshot",
+        ])
+        .arg(out)
+        .env("XDG_STATE_HOME", state)
+        .env_remove("PGPASSWORD")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tvilling")
+}
+
+fn snapshot(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("snapshot")).expect("json")
+}
+
+#[test]
+fn three_twin_processes_share_one_book_and_another_records_when_the_recorder_is_killed() {
+    let pg = city_store("processes");
+    let dir = pg.dir.join("twins");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (anna, bertil, wall) = (pg.url("anna"), pg.url("bertil"), pg.url("wall"));
+    // The first twin records; its broken lamps are dark at dusk.
+    let mut first = twin_process(&anna, "anna", "desk-1", "120", &dir.join("1.json"), &dir);
+    let start = Instant::now();
+    let list = loop {
+        let out = tvilling(&["alarms", "list", "--store", &wall, "--json"], &[]);
+        if out.status.success() {
+            let l = json(&out);
+            if !l.is_empty() {
+                break l;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            stderr(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let key = list[0]["key"].as_str().expect("key").to_string();
+    // The second desk and the wall join; an acknowledgement from a script at desk 1.
+    let second = twin_process(&bertil, "bertil", "desk-2", "12", &dir.join("2.json"), &dir);
+    let viewer = twin_process(&wall, "wall", "wall", "12", &dir.join("3.json"), &dir);
+    std::thread::sleep(Duration::from_secs(3));
+    ack_at_desk_1(&anna, &key);
+    // The recorder is killed mid-stream: no clean exit, its session cut.
+    first.kill().expect("kill");
+    let _ = first.wait();
+    for (child, name) in [(second, "second"), (viewer, "wall")] {
+        let out = child.wait_with_output().expect(name);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every screen showed the acknowledgement; the second desk records now; the wall reads.
+    let mut c = connect(&anna).expect("connect");
+    let book_now = book::list(&mut c, &anna).expect("list");
+    for (file, station, records) in [("2.json", "desk-2", true), ("3.json", "wall", false)] {
+        let doc = snapshot(&dir.join(file));
+        let s = &doc["shared_store"];
+        assert_eq!(s["station"], station);
+        assert_eq!(s["connected"], true, "{file}: {s}");
+        assert_eq!(s["recording"], records, "{file}: {s}");
+        let alarms = doc["alarm_desk"]["alarms"].as_array().expect("alarms");
+        let a = alarms
+            .iter()
+            .find(|a| a["key"] == key.as_str())
+            .expect("on the desk");
+        assert_eq!(a["state"], "active acknowledged", "{file}");
+        assert_eq!(a["acknowledged"]["by"], "anna", "{file}");
+        assert_eq!(alarms.len(), book_now.len(), "{file}: one book");
+    }
+    assert_eq!(
+        snapshot(&dir.join("3.json"))["shared_store"]["role"],
+        "viewer"
+    );
+    // Each alarm raised once in the store, however many twins saw it raised.
+    let log = book::audit_log(&mut c, &anna, None).expect("audit");
+    let mut raised: Vec<&str> = log
+        .iter()
+        .filter(|r| r.action == "raise")
+        .map(|r| r.key.as_str())
+        .collect();
+    let n = raised.len();
+    raised.sort_unstable();
+    raised.dedup();
+    assert_eq!(raised.len(), n, "a raise stored twice");
+    assert!(n >= list.len());
 }

@@ -296,6 +296,23 @@ pub fn add_live_to_snapshot(world: &mut World, doc: &mut Value) {
             "alarms": list,
         });
     }
+    // The shared alarm book (`--store postgres://…`): where, who records, whether it is down.
+    if let Some(s) = world.get_resource::<crate::shared::sync::SharedBook>() {
+        doc["shared_store"] = json!({
+            "url": s.url,
+            "station": s.station,
+            "connected": s.connected,
+            "recording": s.recording,
+            "role": s.role.map(crate::shared::schema::Role::as_str),
+            "down_since": s.down_since_ms.map(format_rfc3339),
+            "down_reason": (!s.down_reason.is_empty()).then_some(&s.down_reason),
+            "waiting": s.waiting,
+            "written": s.written,
+            "read_back": s.mirrored,
+            "refused": s.refused,
+            "spool_unreadable": s.spool_unreadable,
+        });
+    }
     // What this run wrote, once everything handed over is written, and what the file holds.
     let written = world
         .get_resource_mut::<crate::history::HistoryRecorder>()

@@ -469,6 +469,28 @@ pub fn record(
     Ok(written)
 }
 
+/// Cuts the audit log to its last `days` (counted back from its newest row); the rows
+/// deleted. The engineer's right: an operator or viewer is refused by the server.
+pub fn retain_audit(client: &mut Client, url: &str, days: f64) -> Result<u64, StoreError> {
+    let login = current_user(client, url)?;
+    let denied = write_err(url, &login, "cut the audit log", "tvilling_engineer");
+    if !(days.is_finite() && days > 0.0) {
+        return Err(StoreError::Query {
+            url: url.into(),
+            reason: format!("retention of {days} days: give a number of days above 0"),
+        });
+    }
+    let keep_ms = (days * 86_400_000.0) as i64;
+    client
+        .execute(
+            "DELETE FROM tvilling.alarm_audit
+             WHERE t < (SELECT max(t) FROM tvilling.alarm_audit) - $1",
+            &[&keep_ms],
+        )
+        .map_err(query_err(url))
+        .map_err(denied)
+}
+
 /// The alarm of `key` as the store holds it (`None`: no such alarm, or back to normal).
 pub fn get(client: &mut Client, url: &str, key: &str) -> Result<Option<StoredAlarm>, StoreError> {
     let rows = client
