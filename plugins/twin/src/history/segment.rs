@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
-
 use super::block::{self, BlockReader, Carry, Series};
 use super::chunk::{ChunkWriter, Last, Point};
 use super::store::{Held, Running, SEGMENT_MS, SeriesHasher, StoreError, fold_held};
@@ -137,7 +135,7 @@ impl Recording {
 
     /// Ends the segment being written (its blocks that grew written with `conn`) and begins
     /// `next`, every series carrying its state into it.
-    pub fn roll(&mut self, conn: &Connection, next: i64) -> Result<(), StoreError> {
+    pub fn roll(&mut self, conn: &mut dyn BlockSink, next: i64) -> Result<(), StoreError> {
         let Some(seg) = self.segment else {
             self.begin(next);
             return Ok(());
@@ -187,13 +185,12 @@ impl Recording {
     /// Writes all the segment's blocks again, in block order, in place of those stored (the
     /// segment's rows are the table's last, so they go into pages one after another, each
     /// filled; the pages they held are free for the next segment's).
-    pub fn compact(&mut self, conn: &Connection) -> Result<(), StoreError> {
+    pub fn compact(&mut self, conn: &mut dyn BlockSink) -> Result<(), StoreError> {
         let Some(seg) = self.segment else {
             return Ok(());
         };
         let (lo, hi) = segment_ids(seg);
-        conn.prepare_cached("DELETE FROM blocks WHERE id >= ?1 AND id < ?2")?
-            .execute([lo, hi])?;
+        conn.delete_blocks(lo, hi)?;
         self.dirty.clear();
         for (b, bo) in self.blocks.iter_mut() {
             bo.dirty = true;
@@ -203,24 +200,19 @@ impl Recording {
     }
 
     /// Writes the blocks that grew since they were last written (in block order).
-    pub fn write_dirty(&mut self, conn: &Connection) -> Result<(), StoreError> {
+    pub fn write_dirty(&mut self, conn: &mut dyn BlockSink) -> Result<(), StoreError> {
         let Some(seg) = self.segment else {
             return Ok(());
         };
         if self.new_segment {
             let carried = self.open.values().filter(|o| o.carry.is_some()).count();
-            conn.prepare_cached("INSERT OR REPLACE INTO segments(seg, carried) VALUES (?1, ?2)")?
-                .execute(params![seg, carried as i64])?;
+            conn.put_segment(seg, carried as i64)?;
             self.new_segment = false;
         }
         if self.dirty.is_empty() {
             return Ok(());
         }
         let base = seg * SEGMENT_MS;
-        let mut st = conn.prepare_cached(
-            "INSERT OR REPLACE INTO blocks(id, seg, block, k, n, t_first, t_last, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         let mut entries: Vec<(Series, Option<Carry>, &ChunkWriter)> = Vec::new();
@@ -243,16 +235,16 @@ impl Recording {
                 }
             }
             let data = block::encode(base, &mut entries);
-            st.execute(params![
-                block_id(seg, *b),
+            conn.put_block(&BlockRow {
+                id: block_id(seg, *b),
                 seg,
-                b,
+                block: *b,
                 k,
                 n,
-                (n > 0).then_some(first),
-                (n > 0).then_some(last),
-                data
-            ])?;
+                t_first: (n > 0).then_some(first),
+                t_last: (n > 0).then_some(last),
+                data: &data,
+            })?;
         }
         for b in &dirty {
             if let Some(bo) = self.blocks.get(b) {
@@ -319,6 +311,62 @@ impl Recording {
 }
 
 /// A block's row id: the segment above, the block below (a block number is under 2^28).
+/// One row of the `blocks` table.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRow<'a> {
+    pub id: i64,
+    pub seg: i64,
+    pub block: i64,
+    /// Series carrying a state in, and points, in the block.
+    pub k: i64,
+    pub n: i64,
+    pub t_first: Option<i64>,
+    pub t_last: Option<i64>,
+    pub data: &'a [u8],
+}
+
+/// Where a recording's rows go: the one thing a backend gives the segment writer (within
+/// the backend's own transaction).
+pub trait BlockSink {
+    /// Writes (or replaces) a block row.
+    fn put_block(&mut self, row: &BlockRow<'_>) -> Result<(), StoreError>;
+    /// Writes (or replaces) a segment's row: how many series carried a state into it.
+    fn put_segment(&mut self, seg: i64, carried: i64) -> Result<(), StoreError>;
+    /// Deletes the block rows with ids in [lo, hi).
+    fn delete_blocks(&mut self, lo: i64, hi: i64) -> Result<(), StoreError>;
+}
+
+/// The SQLite backend's sink: a connection (or a transaction on one).
+pub struct SqliteSink<'a>(pub &'a rusqlite::Connection);
+
+impl BlockSink for SqliteSink<'_> {
+    fn put_block(&mut self, r: &BlockRow<'_>) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO blocks(id, seg, block, k, n, t_first, t_last, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(rusqlite::params![
+                r.id, r.seg, r.block, r.k, r.n, r.t_first, r.t_last, r.data
+            ])?;
+        Ok(())
+    }
+
+    fn put_segment(&mut self, seg: i64, carried: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("INSERT OR REPLACE INTO segments(seg, carried) VALUES (?1, ?2)")?
+            .execute([seg, carried])?;
+        Ok(())
+    }
+
+    fn delete_blocks(&mut self, lo: i64, hi: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("DELETE FROM blocks WHERE id >= ?1 AND id < ?2")?
+            .execute([lo, hi])?;
+        Ok(())
+    }
+}
+
 pub fn block_id(seg: i64, block: i64) -> i64 {
     (seg << 28) | block
 }

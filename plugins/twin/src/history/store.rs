@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::block::{self, BlockReader};
 use super::chunk::{self, BitReader, Point, ValueState};
-use super::segment::{self, Recording};
+use super::segment::{self, Recording, SqliteSink};
 
 /// Values are kept in segments of this much twin time (aligned to the epoch), one chunk per
 /// series and segment: long enough that a series reporting every minute fills its chunk with
@@ -434,7 +434,7 @@ impl Drop for SqliteStore {
             // leaves free given back: the file as small as what it holds.
             let compacted = (|| -> Result<(), StoreError> {
                 let tx = self.conn.unchecked_transaction()?;
-                self.rec.compact(&tx)?;
+                self.rec.compact(&mut SqliteSink(&tx))?;
                 tx.commit()?;
                 self.conn.execute_batch("PRAGMA incremental_vacuum")?;
                 Ok(())
@@ -883,7 +883,7 @@ impl SqliteStore {
     /// Writes the current segment's blocks that grew.
     fn write_open(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        self.rec.write_dirty(&tx)?;
+        self.rec.write_dirty(&mut SqliteSink(&tx))?;
         tx.commit()?;
         Ok(())
     }
@@ -1133,7 +1133,7 @@ fn migrate(conn: &mut Connection, from: u8) -> Result<u64, StoreError> {
         if let Some(s) = rec.segment()
             && seg > s
         {
-            rec.roll(tx, seg)?;
+            rec.roll(&mut SqliteSink(tx), seg)?;
         }
         rec.push(series, p);
         n += 1;
@@ -1187,7 +1187,7 @@ fn migrate(conn: &mut Connection, from: u8) -> Result<u64, StoreError> {
             &running,
         );
     }
-    rec.write_dirty(&tx)?;
+    rec.write_dirty(&mut SqliteSink(&tx))?;
     let old = if from == 1 { "obs" } else { "chunks" };
     tx.execute_batch(&format!(
         "DROP TABLE {old}; DROP TABLE keyframes; UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema';"
@@ -1276,7 +1276,7 @@ impl HistoryStore for SqliteStore {
                 // A new segment: the one before is written and closed, every series carrying
                 // its state into the new one.
                 let tx = self.conn.transaction()?;
-                self.rec.roll(&tx, s)?;
+                self.rec.roll(&mut SqliteSink(&tx), s)?;
                 tx.commit()?;
             }
             // A value older than the segment being written is kept with it.
@@ -1311,7 +1311,7 @@ impl HistoryStore for SqliteStore {
         let tx = self.conn.transaction()?;
         match self.rec.segment() {
             Some(open) if next > open => {
-                self.rec.roll(&tx, next)?;
+                self.rec.roll(&mut SqliteSink(&tx), next)?;
                 self.rec.seed(running);
             }
             Some(_) => {}
@@ -1320,7 +1320,7 @@ impl HistoryStore for SqliteStore {
                 self.rec.seed(running);
             }
         }
-        self.rec.write_dirty(&tx)?;
+        self.rec.write_dirty(&mut SqliteSink(&tx))?;
         tx.commit()?;
         Ok(())
     }
