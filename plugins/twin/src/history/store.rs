@@ -37,11 +37,11 @@ pub fn segment_of(t_ms: i64) -> i64 {
 }
 
 /// A series (one quantity of one device) as the chunks table numbers it.
-fn series_of(device: u32, quantity: u8) -> i64 {
+pub(super) fn series_of(device: u32, quantity: u8) -> i64 {
     (i64::from(device) << 8) | i64::from(quantity)
 }
 
-fn series_parts(series: i64) -> (u32, u8) {
+pub(super) fn series_parts(series: i64) -> (u32, u8) {
     ((series >> 8) as u32, (series & 0xff) as u8)
 }
 
@@ -897,59 +897,137 @@ fn read_series(
     (seg_from, seg_to, from_ms, to_ms): (i64, i64, i64, i64),
     device: &str,
 ) -> Result<Vec<(u8, Vec<(i64, f64)>)>, StoreError> {
-    let mut per_series: Vec<(u8, Vec<(i64, f64)>)> = Vec::new();
     let mut q = conn.prepare_cached(
         "SELECT seg, data FROM blocks WHERE block = ?1 AND seg >= ?2 AND seg <= ?3 \
          AND t_last >= ?4 AND t_first <= ?5 ORDER BY seg",
     )?;
-    let mine = i64::from(id);
     let block_no = block::block_of(series_of(id, 0));
     let mut rows = q.query(params![block_no, seg_from, seg_to, from_ms, to_ms])?;
+    let mut per_series = Vec::new();
     while let Some(r) = rows.next()? {
-        let seg: i64 = r.get(0)?;
-        let damaged = |e: String| StoreError::Chunk {
-            device: device.to_string(),
-            at_ms: seg * SEGMENT_MS,
-            damaged: e,
-        };
-        let mut b =
-            BlockReader::new(seg * SEGMENT_MS, blob(r, 1)?).map_err(|e| damaged(e.to_string()))?;
-        while let Some(h) = b.next_head().map_err(|e| damaged(e.to_string()))? {
-            // In series order: past the device, the rest of the block is not its.
-            if h.series >> 8 > mine {
-                break;
-            }
-            if h.series >> 8 != mine || h.n == 0 {
-                continue;
-            }
-            let quantity = series_parts(h.series).1;
-            let i = match per_series.iter().position(|(q, _)| *q == quantity) {
-                Some(i) => i,
-                None => {
-                    per_series.push((quantity, Vec::new()));
-                    per_series.len() - 1
-                }
-            };
-            let values = &mut per_series[i].1;
-            values.reserve(h.n as usize);
-            b.points(&h, |p| {
-                if p.t_ms >= from_ms && p.t_ms <= to_ms {
-                    values.push((p.t_ms, p.value));
-                }
-            })
-            .map_err(|e| {
-                let q = tvilling_sensors::registry::Quantity::from_index(quantity)
-                    .map_or("?", tvilling_sensors::registry::Quantity::key);
-                damaged(format!("{q}: {e}"))
-            })?;
-        }
+        series_in_block(
+            &mut per_series,
+            r.get(0)?,
+            blob(r, 1)?,
+            id,
+            (from_ms, to_ms),
+            device,
+        )?;
     }
+    Ok(in_time_order(per_series))
+}
+
+/// Device `id`'s series in one of its blocks (of segment `seg`) between two times, added to
+/// `per_series` (by quantity): what any backend reads a device's span from, block by block
+/// in segment order, then [`in_time_order`].
+pub(super) fn series_in_block(
+    per_series: &mut Vec<(u8, Vec<(i64, f64)>)>,
+    seg: i64,
+    bytes: &[u8],
+    id: u32,
+    (from_ms, to_ms): (i64, i64),
+    device: &str,
+) -> Result<(), StoreError> {
+    let mine = i64::from(id);
+    let damaged = |e: String| StoreError::Chunk {
+        device: device.to_string(),
+        at_ms: seg * SEGMENT_MS,
+        damaged: e,
+    };
+    let mut b = BlockReader::new(seg * SEGMENT_MS, bytes).map_err(|e| damaged(e.to_string()))?;
+    while let Some(h) = b.next_head().map_err(|e| damaged(e.to_string()))? {
+        // In series order: past the device, the rest of the block is not its.
+        if h.series >> 8 > mine {
+            break;
+        }
+        if h.series >> 8 != mine || h.n == 0 {
+            continue;
+        }
+        let quantity = series_parts(h.series).1;
+        let i = match per_series.iter().position(|(q, _)| *q == quantity) {
+            Some(i) => i,
+            None => {
+                per_series.push((quantity, Vec::new()));
+                per_series.len() - 1
+            }
+        };
+        let values = &mut per_series[i].1;
+        values.reserve(h.n as usize);
+        b.points(&h, |p| {
+            if p.t_ms >= from_ms && p.t_ms <= to_ms {
+                values.push((p.t_ms, p.value));
+            }
+        })
+        .map_err(|e| {
+            let q = tvilling_sensors::registry::Quantity::from_index(quantity)
+                .map_or("?", tvilling_sensors::registry::Quantity::key);
+            damaged(format!("{q}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Each series' values in time order (a value kept late in a later hour sorted in).
+pub(super) fn in_time_order(
+    mut per_series: Vec<(u8, Vec<(i64, f64)>)>,
+) -> Vec<(u8, Vec<(i64, f64)>)> {
     for (_, v) in &mut per_series {
         if !v.is_sorted_by_key(|p| p.0) {
             v.sort_by_key(|p| p.0);
         }
     }
-    Ok(per_series)
+    per_series
+}
+
+/// The signal heads' figures of `full` (the last metrics row that has them) put into `json`
+/// (a row between the quarters, with the totals only).
+pub(super) fn splice_signals(json: &mut String, full: Option<String>) {
+    let signals = full
+        .and_then(|f| serde_json::from_str::<serde_json::Value>(&f).ok())
+        .and_then(|mut f| f.get_mut("signals").map(serde_json::Value::take));
+    if let (Some(signals), Ok(mut v)) = (signals, serde_json::from_str::<serde_json::Value>(json))
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("signals".into(), signals);
+        *json = v.to_string();
+    }
+}
+
+/// What could not be read of a moment's blocks, in words (the device and quantity, or the
+/// devices of a block, and the hour).
+pub(super) fn damage_text(
+    names: &[(String, String)],
+    damaged: Vec<(super::state::Damage, i64)>,
+) -> Vec<String> {
+    let name = |d: u32| names.get(d as usize).map_or("?", |n| n.0.as_str());
+    damaged
+        .into_iter()
+        .map(|(d, seg)| {
+            let hour = tvilling_sensors::time::format_rfc3339(seg * SEGMENT_MS);
+            match d {
+                super::state::Damage::Series(series, e) => {
+                    let (d, q) = series_parts(series);
+                    let quantity = tvilling_sensors::registry::Quantity::from_index(q)
+                        .map_or("?", tvilling_sensors::registry::Quantity::key);
+                    format!("{} {quantity}, the hour from {hour}: {e}", name(d))
+                }
+                super::state::Damage::Block(b, e) => {
+                    // The devices whose series the block holds, as far as known.
+                    let (lo, hi) = block::block_series(b);
+                    let devices: Vec<&str> = ((lo >> 8)..(hi >> 8))
+                        .filter_map(|d| u32::try_from(d).ok())
+                        .filter(|d| (*d as usize) < names.len() && *d > 0)
+                        .map(name)
+                        .filter(|n| !n.is_empty())
+                        .collect();
+                    format!(
+                        "the block of {}, the hour from {hour}: {e} (those before the damage read)",
+                        devices.join(", ")
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 /// Series each in time order merged into one by time; ties in the order of the series. A
@@ -1010,7 +1088,7 @@ fn merge_by_time(series: &[(u8, Vec<(i64, f64)>)]) -> Vec<(i64, u8, f64)> {
 /// each run's values all come before the next run's (they do unless a value was kept in a
 /// later hour than its own), each run is merged into its own part of the result on its own
 /// thread; otherwise the runs are joined per quantity and merged as one.
-fn merge_runs(runs: Vec<Vec<(u8, Vec<(i64, f64)>)>>) -> Vec<(i64, u8, f64)> {
+pub(super) fn merge_runs(runs: Vec<Vec<(u8, Vec<(i64, f64)>)>>) -> Vec<(i64, u8, f64)> {
     let bounds: Vec<Option<(i64, i64)>> = runs
         .iter()
         .map(|r| {
@@ -1485,16 +1563,7 @@ impl HistoryStore for SqliteStore {
                 )?
                 .query_row([*t], |r| r.get(0))
                 .optional()?;
-            let signals = full
-                .and_then(|f| serde_json::from_str::<serde_json::Value>(&f).ok())
-                .and_then(|mut f| f.get_mut("signals").map(serde_json::Value::take));
-            if let (Some(signals), Ok(mut v)) =
-                (signals, serde_json::from_str::<serde_json::Value>(json))
-                && let Some(o) = v.as_object_mut()
-            {
-                o.insert("signals".into(), signals);
-                *json = v.to_string();
-            }
+            splice_signals(json, full);
         }
         let traffic: Option<(i64, String)> = self
             .conn
@@ -1509,35 +1578,7 @@ impl HistoryStore for SqliteStore {
             &self.audit(i64::MIN, t_ms, None)?,
             t_ms,
         );
-        let name = |d: u32| self.names.get(d as usize).map_or("?", |n| n.0.as_str());
-        let damaged = damaged
-            .into_iter()
-            .map(|(d, seg)| {
-                let hour = tvilling_sensors::time::format_rfc3339(seg * SEGMENT_MS);
-                match d {
-                    super::state::Damage::Series(series, e) => {
-                        let (d, q) = series_parts(series);
-                        let quantity = tvilling_sensors::registry::Quantity::from_index(q)
-                            .map_or("?", tvilling_sensors::registry::Quantity::key);
-                        format!("{} {quantity}, the hour from {hour}: {e}", name(d))
-                    }
-                    super::state::Damage::Block(b, e) => {
-                        // The devices whose series the block holds, as far as known.
-                        let (lo, hi) = block::block_series(b);
-                        let devices: Vec<&str> = ((lo >> 8)..(hi >> 8))
-                            .filter_map(|d| u32::try_from(d).ok())
-                            .filter(|d| (*d as usize) < self.names.len() && *d > 0)
-                            .map(name)
-                            .filter(|n| !n.is_empty())
-                            .collect();
-                        format!(
-                            "the block of {}, the hour from {hour}: {e} (those before the damage read)",
-                            devices.join(", ")
-                        )
-                    }
-                }
-            })
-            .collect();
+        let damaged = damage_text(&self.names, damaged);
         Ok(StateAt {
             t_ms,
             damaged,
