@@ -809,3 +809,29 @@ fn three_twin_processes_share_one_book_and_another_records_when_the_recorder_is_
     assert_eq!(raised.len(), n, "a raise stored twice");
     assert!(n >= list.len());
 }
+
+#[test]
+fn the_history_on_postgresql_passes_the_checks_the_sqlite_file_passes() {
+    use tvilling_twin::history::pg::PgHistory;
+    use tvilling_twin::history::store::HistoryStore;
+    let pg = city_store("history");
+    // Retention is in the checks: an engineer's login records here.
+    let mut h = PgHistory::open(&pg.url("eva")).expect("open");
+    tvilling_twin::history::conformance::check(&mut h).expect("the checks");
+    // The wall reads the same history and may not write to it.
+    let mut wall = PgHistory::open(&pg.url("wall")).expect("a viewer opens it");
+    let s = wall
+        .state_at(1_795_392_000_000 + 209 * 60_000 + 5_000)
+        .expect("a viewer reads");
+    assert_eq!(s.values.len(), 40);
+    let e = wall
+        .device_index("lamp/new", "lamp")
+        .expect_err("a viewer's write is refused")
+        .to_string();
+    assert!(e.contains("permission denied"), "{e}");
+    // A store without the schema is refused with what to do.
+    pg.sql("CREATE DATABASE bare");
+    let bare = pg.url("owner").replace("/city", "/bare");
+    let e = PgHistory::open(&bare).err().expect("refused").to_string();
+    assert!(e.contains("tvilling store init"), "{e}");
+}

@@ -11,7 +11,9 @@
 
 pub mod block;
 pub mod chunk;
+pub mod conformance;
 pub mod parquet;
+pub mod pg;
 pub mod reader;
 pub mod segment;
 pub mod state;

@@ -133,6 +133,57 @@ impl Recording {
         self.new_segment = true;
     }
 
+    /// Takes applied values in order: a value of a later segment first ends the one being
+    /// written (`roll`: in a transaction of the backend's) and begins its; a value older than
+    /// the segment being written is kept with it.
+    pub fn push_rows(
+        &mut self,
+        rows: &[super::store::Row],
+        mut roll: impl FnMut(&mut Recording, i64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for r in rows {
+            let s = super::store::segment_of(r.t_ms);
+            if let Some(open) = self.segment
+                && s > open
+            {
+                roll(self, s)?;
+            }
+            self.push(
+                super::store::series_of(r.device, r.quantity),
+                Point {
+                    t_ms: r.t_ms,
+                    value: r.value,
+                    source: r.source,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The keyframe at `t_ms` (the last moment before an hour): the hour after it begins,
+    /// every series (and any of `running` not held, as after a restart) carrying its state
+    /// into it; what grew is written.
+    pub fn keyframe(
+        &mut self,
+        sink: &mut dyn BlockSink,
+        t_ms: i64,
+        running: &Running,
+    ) -> Result<(), StoreError> {
+        let next = super::store::segment_of(t_ms.saturating_add(1));
+        match self.segment {
+            Some(open) if next > open => {
+                self.roll(sink, next)?;
+                self.seed(running);
+            }
+            Some(_) => {}
+            None => {
+                self.begin(next);
+                self.seed(running);
+            }
+        }
+        self.write_dirty(sink)
+    }
+
     /// Ends the segment being written (its blocks that grew written with `conn`) and begins
     /// `next`, every series carrying its state into it.
     pub fn roll(&mut self, conn: &mut dyn BlockSink, next: i64) -> Result<(), StoreError> {

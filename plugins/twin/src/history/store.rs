@@ -52,6 +52,9 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("history: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The shared store's server refused or failed (its own message).
+    #[error("history store: {0}")]
+    Server(String),
     #[error("history: keyframe at {0} is damaged")]
     Keyframe(i64),
     #[error("history: the values of {device} in the hour from {at_ms} ms: {damaged}")]
@@ -1346,27 +1349,15 @@ impl HistoryStore for SqliteStore {
     }
 
     fn write(&mut self, rows: &[Row], alarms: &[AlarmRow]) -> Result<(), StoreError> {
-        for r in rows {
-            let s = segment_of(r.t_ms);
-            if let Some(open) = self.rec.segment()
-                && s > open
-            {
-                // A new segment: the one before is written and closed, every series carrying
-                // its state into the new one.
-                let tx = self.conn.transaction()?;
-                self.rec.roll(&mut SqliteSink(&tx), s)?;
-                tx.commit()?;
-            }
-            // A value older than the segment being written is kept with it.
-            self.rec.push(
-                series_of(r.device, r.quantity),
-                Point {
-                    t_ms: r.t_ms,
-                    value: r.value,
-                    source: r.source,
-                },
-            );
-        }
+        // A new segment: the one before is written and closed, every series carrying its
+        // state into the new one.
+        let conn = &mut self.conn;
+        self.rec.push_rows(rows, |rec, s| {
+            let tx = conn.transaction()?;
+            rec.roll(&mut SqliteSink(&tx), s)?;
+            tx.commit()?;
+            Ok(())
+        })?;
         if !alarms.is_empty() {
             let tx = self.conn.transaction()?;
             {
@@ -1383,22 +1374,8 @@ impl HistoryStore for SqliteStore {
     }
 
     fn keyframe(&mut self, t_ms: i64, running: &Running) -> Result<(), StoreError> {
-        // The segment that begins after t: every series carries its state into it (the
-        // store's own, and any of `running` it does not hold, as after a restart).
-        let next = segment_of(t_ms.saturating_add(1));
         let tx = self.conn.transaction()?;
-        match self.rec.segment() {
-            Some(open) if next > open => {
-                self.rec.roll(&mut SqliteSink(&tx), next)?;
-                self.rec.seed(running);
-            }
-            Some(_) => {}
-            None => {
-                self.rec.begin(next);
-                self.rec.seed(running);
-            }
-        }
-        self.rec.write_dirty(&mut SqliteSink(&tx))?;
+        self.rec.keyframe(&mut SqliteSink(&tx), t_ms, running)?;
         tx.commit()?;
         Ok(())
     }
@@ -1977,15 +1954,7 @@ mod tests {
     }
 
     /// The state at `t` of `rows` folded a value at a time, in series order.
-    fn folded(rows: &[Row], t: i64) -> Vec<(u32, u8, Held)> {
-        let mut running = Running::default();
-        for r in rows.iter().filter(|r| r.t_ms <= t) {
-            fold(&mut running, r);
-        }
-        let mut v: Vec<_> = running.into_iter().map(|((d, q), h)| (d, q, h)).collect();
-        v.sort_unstable_by_key(|v| (v.0, v.1));
-        v
-    }
+    use super::super::conformance::folded;
 
     /// An older file's common tables (its schema version, the lamp and the meter, the source,
     /// an empty keyframe table) and `tables`.

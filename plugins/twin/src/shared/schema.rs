@@ -8,8 +8,8 @@
 //! | role | may |
 //! |---|---|
 //! | `tvilling_viewer` | read everything (a video wall, a kiosk) |
-//! | `tvilling_operator` | also acknowledge, shelve, unshelve and note alarms, and record the alarms its twin raises and clears |
-//! | `tvilling_engineer` | also cut the audit log by retention |
+//! | `tvilling_operator` | also acknowledge, shelve, unshelve and note alarms, and record the alarms its twin raises and clears and the history of its sources |
+//! | `tvilling_engineer` | also cut the audit log and the history by retention |
 
 use postgres::Client;
 
@@ -87,6 +87,30 @@ CREATE TABLE IF NOT EXISTS tvilling.alarm_audit(
     until_ms bigint,
     logged timestamptz NOT NULL DEFAULT now());
 CREATE INDEX IF NOT EXISTS alarm_audit_key ON tvilling.alarm_audit(key, id);
+CREATE TABLE IF NOT EXISTS tvilling.history_devices(
+    id integer PRIMARY KEY, device text UNIQUE NOT NULL, kind text NOT NULL);
+CREATE TABLE IF NOT EXISTS tvilling.history_sources(
+    id integer PRIMARY KEY, name text UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS tvilling.blocks(
+    id bigint PRIMARY KEY,
+    seg bigint NOT NULL,
+    block bigint NOT NULL,
+    k bigint NOT NULL,
+    n bigint NOT NULL,
+    t_first bigint,
+    t_last bigint,
+    data bytea NOT NULL);
+CREATE INDEX IF NOT EXISTS blocks_block ON tvilling.blocks(block, seg);
+CREATE TABLE IF NOT EXISTS tvilling.segments(seg bigint PRIMARY KEY, carried bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS tvilling.history_alarms(
+    id bigserial PRIMARY KEY,
+    t bigint NOT NULL,
+    device text NOT NULL,
+    severity text NOT NULL,
+    text text NOT NULL,
+    raised boolean NOT NULL);
+CREATE TABLE IF NOT EXISTS tvilling.metrics(t bigint PRIMARY KEY, json text NOT NULL);
+CREATE TABLE IF NOT EXISTS tvilling.traffic(t bigint PRIMARY KEY, json text NOT NULL);
 ";
 
 /// Creates (or completes) the schema and its roles; run by the database's owner. Idempotent.
@@ -124,7 +148,14 @@ GRANT SELECT ON ALL TABLES IN SCHEMA tvilling TO tvilling_viewer;
 GRANT INSERT, UPDATE ON tvilling.alarms TO tvilling_operator;
 GRANT INSERT ON tvilling.alarm_audit TO tvilling_operator;
 GRANT USAGE ON SEQUENCE tvilling.alarm_audit_id_seq TO tvilling_operator;
-GRANT DELETE ON tvilling.alarm_audit TO tvilling_engineer;
+GRANT INSERT, UPDATE ON tvilling.history_devices, tvilling.history_sources, tvilling.blocks,
+    tvilling.segments, tvilling.history_alarms, tvilling.metrics, tvilling.traffic
+    TO tvilling_operator;
+GRANT USAGE ON SEQUENCE tvilling.history_alarms_id_seq TO tvilling_operator;
+-- The recorder rewrites an hour's blocks whole when it closes.
+GRANT DELETE ON tvilling.blocks TO tvilling_operator;
+GRANT DELETE ON tvilling.alarm_audit, tvilling.segments, tvilling.history_alarms,
+    tvilling.metrics, tvilling.traffic TO tvilling_engineer;
 ";
     tx.batch_execute(grants).map_err(err)?;
     tx.execute(
