@@ -26,27 +26,94 @@ fn pg(e: postgres::Error) -> StoreError {
     StoreError::Server(describe(&e))
 }
 
-/// The segment writer's rows on a server transaction.
-struct PgSink<'a, 'b>(&'a mut Transaction<'b>);
+/// The segment writer's rows on a server transaction, the blocks sent in one statement a
+/// flush (arrays unnested on the server) rather than a round trip each.
+struct PgSink<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    ids: Vec<i64>,
+    segs: Vec<i64>,
+    blocks: Vec<i64>,
+    ks: Vec<i64>,
+    ns: Vec<i64>,
+    firsts: Vec<Option<i64>>,
+    lasts: Vec<Option<i64>>,
+    data: Vec<Vec<u8>>,
+}
 
-impl BlockSink for PgSink<'_, '_> {
-    fn put_block(&mut self, r: &BlockRow<'_>) -> Result<(), StoreError> {
-        self.0
+impl<'a, 'b> PgSink<'a, 'b> {
+    fn new(tx: &'a mut Transaction<'b>) -> Self {
+        PgSink {
+            tx,
+            ids: Vec::new(),
+            segs: Vec::new(),
+            blocks: Vec::new(),
+            ks: Vec::new(),
+            ns: Vec::new(),
+            firsts: Vec::new(),
+            lasts: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Sends the blocks put since the last flush.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        self.tx
             .execute(
                 "INSERT INTO tvilling.blocks(id, seg, block, k, n, t_first, t_last, data)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                     $5::bigint[], $6::bigint[], $7::bigint[], $8::bytea[])
                  ON CONFLICT (id) DO UPDATE SET k = excluded.k, n = excluded.n,
                      t_first = excluded.t_first, t_last = excluded.t_last, data = excluded.data",
                 &[
-                    &r.id, &r.seg, &r.block, &r.k, &r.n, &r.t_first, &r.t_last, &r.data,
+                    &self.ids,
+                    &self.segs,
+                    &self.blocks,
+                    &self.ks,
+                    &self.ns,
+                    &self.firsts,
+                    &self.lasts,
+                    &self.data,
                 ],
             )
             .map_err(pg)?;
+        self.ids.clear();
+        self.segs.clear();
+        self.blocks.clear();
+        self.ks.clear();
+        self.ns.clear();
+        self.firsts.clear();
+        self.lasts.clear();
+        self.data.clear();
+        Ok(())
+    }
+}
+
+impl BlockSink for PgSink<'_, '_> {
+    fn put_block(&mut self, r: &BlockRow<'_>) -> Result<(), StoreError> {
+        // One id once a statement (ON CONFLICT cannot touch a row twice): the waiting ids
+        // ascend, so an id not above the last may repeat one and is sent after a flush.
+        if self.ids.last().is_some_and(|last| *last >= r.id) {
+            self.flush()?;
+        }
+        self.ids.push(r.id);
+        self.segs.push(r.seg);
+        self.blocks.push(r.block);
+        self.ks.push(r.k);
+        self.ns.push(r.n);
+        self.firsts.push(r.t_first);
+        self.lasts.push(r.t_last);
+        self.data.push(r.data.to_vec());
+        if self.ids.len() >= 4_096 {
+            self.flush()?;
+        }
         Ok(())
     }
 
     fn put_segment(&mut self, seg: i64, carried: i64) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .execute(
                 "INSERT INTO tvilling.segments(seg, carried) VALUES ($1, $2)
                  ON CONFLICT (seg) DO UPDATE SET carried = excluded.carried",
@@ -57,7 +124,8 @@ impl BlockSink for PgSink<'_, '_> {
     }
 
     fn delete_blocks(&mut self, lo: i64, hi: i64) -> Result<(), StoreError> {
-        self.0
+        self.flush()?;
+        self.tx
             .execute(
                 "DELETE FROM tvilling.blocks WHERE id >= $1 AND id < $2",
                 &[&lo, &hi],
@@ -65,6 +133,20 @@ impl BlockSink for PgSink<'_, '_> {
             .map_err(pg)?;
         Ok(())
     }
+}
+
+/// Runs `f` with a sink on a new transaction, then flushes and commits.
+fn with_sink(
+    client: &mut Client,
+    f: impl FnOnce(&mut PgSink<'_, '_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(pg)?;
+    {
+        let mut sink = PgSink::new(&mut tx);
+        f(&mut sink)?;
+        sink.flush()?;
+    }
+    tx.commit().map_err(pg)
 }
 
 /// A history in a PostgreSQL store.
@@ -223,11 +305,8 @@ impl HistoryStore for PgHistory {
 
     fn write(&mut self, rows: &[super::store::Row], alarms: &[AlarmRow]) -> Result<(), StoreError> {
         let client = &mut self.client;
-        self.rec.push_rows(rows, |rec, s| {
-            let mut tx = client.transaction().map_err(pg)?;
-            rec.roll(&mut PgSink(&mut tx), s)?;
-            tx.commit().map_err(pg)
-        })?;
+        self.rec
+            .push_rows(rows, |rec, s| with_sink(client, |sink| rec.roll(sink, s)))?;
         if !alarms.is_empty() {
             let mut tx = self.client.transaction().map_err(pg)?;
             for a in alarms {
@@ -244,17 +323,13 @@ impl HistoryStore for PgHistory {
     }
 
     fn keyframe(&mut self, t_ms: i64, running: &Running) -> Result<(), StoreError> {
-        let mut tx = self.client.transaction().map_err(pg)?;
-        self.rec.keyframe(&mut PgSink(&mut tx), t_ms, running)?;
-        tx.commit().map_err(pg)?;
-        Ok(())
+        let rec = &mut self.rec;
+        with_sink(&mut self.client, |sink| rec.keyframe(sink, t_ms, running))
     }
 
     fn persist(&mut self) -> Result<(), StoreError> {
-        let mut tx = self.client.transaction().map_err(pg)?;
-        self.rec.write_dirty(&mut PgSink(&mut tx))?;
-        tx.commit().map_err(pg)?;
-        Ok(())
+        let rec = &mut self.rec;
+        with_sink(&mut self.client, |sink| rec.write_dirty(sink))
     }
 
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
