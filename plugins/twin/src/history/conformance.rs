@@ -5,7 +5,7 @@
 //! the running state, a keyframe at each hour, persisted every half hour), alarms, metrics
 //! (the signal heads' figures every quarter hour only) and traffic, and then asks: the state
 //! at moments within and across hours equals folding the values; a device's series is its
-//! values; the range; the alarms active; the metrics with the heads' figures spliced in;
+//! values; the recorded value next to a moment; the range; the alarms active; the metrics with the heads' figures spliced in;
 //! resuming gives the state at the end; retention keeps the state at the cut.
 
 use super::store::{AlarmRow, Held, HistoryStore, Row, Running, fold};
@@ -171,6 +171,28 @@ pub fn check(store: &mut dyn HistoryStore) -> Result<(), String> {
     }
     if store.series("no/such", T0, last).map_err(e)? != Vec::new() {
         return Err("the series of an unknown device".into());
+    }
+    // The recorded value next to a moment, within an hour and across hours.
+    for (t, forward) in [
+        (T0 + 30 * 60_000 + 50, true),
+        (T0 + 30 * 60_000 + 50, false),
+        (T0 + 3_600_000 - 1, true),
+        (T0 + 3_600_000, false),
+        (T0 - 5_000_000, true),
+        (last, true),
+        (T0, false),
+    ] {
+        let want = if forward {
+            all.iter().map(|r| r.t_ms).filter(|x| *x > t).min()
+        } else {
+            all.iter().map(|r| r.t_ms).filter(|x| *x < t).max()
+        };
+        let got = store.neighbour(t, forward).map_err(e)?;
+        if got != want {
+            return Err(format!(
+                "neighbour of {t} (forward {forward}): {got:?}, want {want:?}"
+            ));
+        }
     }
     match store.range().map_err(e)? {
         Some((a, b)) if a == T0 && b == last => {}

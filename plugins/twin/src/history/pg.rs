@@ -17,7 +17,8 @@ use postgres::{Client, Transaction};
 use super::segment::{self, BlockRow, BlockSink, Recording};
 use super::store::{
     AlarmRow, HistoryStore, Running, SEGMENT_MS, StateAt, StoreError, damage_text, in_time_order,
-    merge_runs, segment_of, series_in_block, series_of, series_parts, splice_signals,
+    merge_runs, nearest_in_block, segment_of, series_in_block, series_of, series_parts,
+    splice_signals,
 };
 use super::{block, state};
 use crate::shared::{connect, describe, schema};
@@ -584,6 +585,42 @@ impl HistoryStore for PgHistory {
         }
         tx.commit().map_err(pg)?;
         Ok(n as u64)
+    }
+
+    fn neighbour(&mut self, t_ms: i64, forward: bool) -> Result<Option<i64>, StoreError> {
+        let seg = segment_of(t_ms);
+        let (lo, hi) = segment::segment_ids(seg);
+        // First within t's own segment...
+        let sql = if forward {
+            "SELECT data FROM tvilling.blocks WHERE id >= $1 AND id < $2 AND t_last > $3"
+        } else {
+            "SELECT data FROM tvilling.blocks WHERE id >= $1 AND id < $2 AND t_first < $3"
+        };
+        let mut best = None;
+        for r in self.client.query(sql, &[&lo, &hi, &t_ms]).map_err(pg)? {
+            nearest_in_block(seg, r.get(0), t_ms, forward, &mut best);
+        }
+        if best.is_some() {
+            return Ok(best);
+        }
+        // ...then the nearest segment that holds values.
+        let sql = if forward {
+            "WITH s AS (SELECT seg FROM tvilling.blocks WHERE id >= $1 AND n > 0
+                        ORDER BY id LIMIT 1)
+             SELECT min(b.t_first) FROM tvilling.blocks b, s
+             WHERE b.id >= s.seg << 28 AND b.id < (s.seg + 1) << 28"
+        } else {
+            "WITH s AS (SELECT seg FROM tvilling.blocks WHERE id < $1 AND n > 0
+                        ORDER BY id DESC LIMIT 1)
+             SELECT max(b.t_last) FROM tvilling.blocks b, s
+             WHERE b.id >= s.seg << 28 AND b.id < (s.seg + 1) << 28"
+        };
+        let from = if forward { hi } else { lo };
+        Ok(self
+            .client
+            .query_one(sql, &[&from])
+            .map_err(pg)?
+            .get::<_, Option<i64>>(0))
     }
 
     fn resume(&mut self) -> Result<(i64, Running), StoreError> {

@@ -196,6 +196,8 @@ pub trait HistoryStore: Send {
     fn retain_days(&mut self, days: f64) -> Result<u64, StoreError>;
     /// The last keyframe's state and time (to continue recording after a restart).
     fn resume(&mut self) -> Result<(i64, Running), StoreError>;
+    /// The time of the recorded value just after (`forward`) or before `t_ms`.
+    fn neighbour(&mut self, t_ms: i64, forward: bool) -> Result<Option<i64>, StoreError>;
 }
 
 /// Whether the audit log keeps each transition's action (logs from before it do not).
@@ -827,22 +829,7 @@ impl SqliteStore {
         let mut q = self.conn.prepare_cached(sql)?;
         let mut rows = q.query(params![lo, hi, t_ms])?;
         while let Some(r) = rows.next()? {
-            // A damaged block has no neighbour to give past its damage; the others still do.
-            let Ok(mut b) = BlockReader::new(seg * SEGMENT_MS, blob(r, 1)?) else {
-                continue;
-            };
-            while let Ok(Some(h)) = b.next_head() {
-                let read = b.points(&h, |p| {
-                    if forward && p.t_ms > t_ms {
-                        best = Some(best.map_or(p.t_ms, |b| b.min(p.t_ms)));
-                    } else if !forward && p.t_ms < t_ms {
-                        best = Some(best.map_or(p.t_ms, |b| b.max(p.t_ms)));
-                    }
-                });
-                if read.is_err() {
-                    break;
-                }
-            }
+            nearest_in_block(seg, blob(r, 1)?, t_ms, forward, &mut best);
         }
         if best.is_some() {
             return Ok(best);
@@ -980,6 +967,32 @@ pub(super) fn in_time_order(
         }
     }
     per_series
+}
+
+/// The time of the point of a block (of segment `seg`) nearest after (`forward`) or before
+/// `t_ms`, if nearer than `best`. A damaged block has no neighbour to give past its damage.
+pub(super) fn nearest_in_block(
+    seg: i64,
+    bytes: &[u8],
+    t_ms: i64,
+    forward: bool,
+    best: &mut Option<i64>,
+) {
+    let Ok(mut b) = BlockReader::new(seg * SEGMENT_MS, bytes) else {
+        return;
+    };
+    while let Ok(Some(h)) = b.next_head() {
+        let read = b.points(&h, |p| {
+            if forward && p.t_ms > t_ms {
+                *best = Some(best.map_or(p.t_ms, |b| b.min(p.t_ms)));
+            } else if !forward && p.t_ms < t_ms {
+                *best = Some(best.map_or(p.t_ms, |b| b.max(p.t_ms)));
+            }
+        });
+        if read.is_err() {
+            break;
+        }
+    }
 }
 
 /// The signal heads' figures of `full` (the last metrics row that has them) put into `json`
@@ -1697,6 +1710,10 @@ impl HistoryStore for SqliteStore {
         }
         tx.commit()?;
         Ok(n as u64)
+    }
+
+    fn neighbour(&mut self, t_ms: i64, forward: bool) -> Result<Option<i64>, StoreError> {
+        SqliteStore::neighbour(self, t_ms, forward)
     }
 
     fn resume(&mut self) -> Result<(i64, Running), StoreError> {
