@@ -835,3 +835,91 @@ fn the_history_on_postgresql_passes_the_checks_the_sqlite_file_passes() {
     let e = PgHistory::open(&bare).err().expect("refused").to_string();
     assert!(e.contains("tvilling store init"), "{e}");
 }
+
+#[test]
+fn one_twin_records_the_history_and_another_takes_over_losing_nothing_and_doubling_nothing() {
+    use tvilling_twin::history::pg::{PgHistory, RecorderGate};
+    use tvilling_twin::history::store::{HistoryStore, Row, Running, fold};
+    let pg = city_store("history-gate");
+    let (mut a, mut b) = (
+        RecorderGate::open(&pg.url("anna")).expect("a"),
+        RecorderGate::open(&pg.url("bertil")).expect("b"),
+    );
+    assert!(a.leading() && !b.leading(), "the first records");
+    let t0 = 1_795_392_000_000i64;
+    let mut all: Vec<Row> = Vec::new();
+    let mut running = Running::default();
+    // Both twins see the same 12 devices; each twin numbers them through the store.
+    let ids: Vec<u32> = (0..12)
+        .map(|i| {
+            let d = a.device_index(&format!("lamp/{i}"), "lamp").expect("a's");
+            assert_eq!(
+                b.device_index(&format!("lamp/{i}"), "lamp").expect("b's"),
+                d
+            );
+            d
+        })
+        .collect();
+    let src = a.source_index("simulator").expect("source");
+    b.source_index("simulator").expect("source");
+    let minute = |m: i64| -> Vec<Row> {
+        ids.iter()
+            .enumerate()
+            .filter(|(i, _)| (m + *i as i64) % 3 == 0)
+            .map(|(i, d)| Row {
+                t_ms: t0 + m * 60_000 + i as i64 * 10,
+                device: *d,
+                quantity: 2,
+                value: ((m / 2 + i as i64) % 7) as f64,
+                source: src,
+            })
+            .collect()
+    };
+    let mut step = |m: i64, stores: &mut [&mut RecorderGate]| {
+        let rows = minute(m);
+        let t = t0 + m * 60_000;
+        for s in stores.iter_mut() {
+            if t % 3_600_000 == 0 && m > 0 {
+                s.keyframe(t - 1, &running).expect("keyframe");
+            }
+            s.write(&rows, &[]).expect("write");
+        }
+        for r in &rows {
+            fold(&mut running, r);
+        }
+        all.extend(rows);
+    };
+    for m in 0..40 {
+        step(m, &mut [&mut a, &mut b]);
+    }
+    a.persist().expect("persist");
+    b.persist().expect("persist");
+    for m in 40..50 {
+        step(m, &mut [&mut a, &mut b]);
+    }
+    // The recorder dies with ten minutes not yet persisted; the other takes over.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(1_100));
+    for m in 50..90 {
+        step(m, &mut [&mut b]);
+    }
+    assert!(b.leading(), "the second records once the first is gone");
+    b.persist().expect("persist");
+    let mut reader = PgHistory::open(&pg.url("wall")).expect("reader");
+    for i in 0..12 {
+        let d = ids[i];
+        let want: Vec<(i64, u8, f64)> = all
+            .iter()
+            .filter(|r| r.device == d)
+            .map(|r| (r.t_ms, r.quantity, r.value))
+            .collect();
+        let got = reader
+            .series(&format!("lamp/{i}"), t0, t0 + 90 * 60_000)
+            .expect("series");
+        assert_eq!(got, want, "lamp/{i}: every value once");
+    }
+    let end = t0 + 89 * 60_000 + 200;
+    let mut want: Vec<_> = running.into_iter().map(|((d, q), h)| (d, q, h)).collect();
+    want.sort_unstable_by_key(|v| (v.0, v.1));
+    assert_eq!(reader.state_at(end).expect("state").values, want);
+}

@@ -210,7 +210,12 @@ impl PgHistory {
             .get(0))
     }
 
-    fn write_moment(&mut self, table: &str, t_ms: i64, json: &str) -> Result<(), StoreError> {
+    pub(super) fn write_moment(
+        &mut self,
+        table: &str,
+        t_ms: i64,
+        json: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .execute(
                 &format!(
@@ -264,22 +269,30 @@ impl HistoryStore for PgHistory {
         if let Some(i) = self.devices.get(id) {
             return Ok(*i);
         }
-        let row = self
-            .client
-            .query_one(
-                "WITH added AS (
-                     INSERT INTO tvilling.history_devices(id, device, kind)
-                     SELECT coalesce(max(id), 0) + 1, $1, $2 FROM tvilling.history_devices
-                     ON CONFLICT (device) DO NOTHING RETURNING id)
-                 SELECT id FROM added
-                 UNION ALL SELECT id FROM tvilling.history_devices WHERE device = $1
-                 LIMIT 1",
-                &[&id, &kind],
-            )
-            .map_err(pg)?;
-        let i = row.get::<_, i32>(0) as u32;
-        self.devices.insert(id.to_string(), i);
-        Ok(i)
+        // Several twins may add devices at once: a number another took is tried again.
+        for _ in 0..8 {
+            let row = self
+                .client
+                .query_opt(
+                    "WITH added AS (
+                         INSERT INTO tvilling.history_devices(id, device, kind)
+                         SELECT coalesce(max(id), 0) + 1, $1, $2 FROM tvilling.history_devices
+                         ON CONFLICT DO NOTHING RETURNING id)
+                     SELECT id FROM added
+                     UNION ALL SELECT id FROM tvilling.history_devices WHERE device = $1
+                     LIMIT 1",
+                    &[&id, &kind],
+                )
+                .map_err(pg)?;
+            if let Some(row) = row {
+                let i = row.get::<_, i32>(0) as u32;
+                self.devices.insert(id.to_string(), i);
+                return Ok(i);
+            }
+        }
+        Err(StoreError::Server(format!(
+            "device {id}: no number after 8 tries"
+        )))
     }
 
     fn source_index(&mut self, name: &str) -> Result<u16, StoreError> {
@@ -646,5 +659,211 @@ impl HistoryStore for PgHistory {
             self.rec.take_up(seg, &blocks);
         }
         Ok((newest, self.rec.held()))
+    }
+}
+
+/// The advisory lock whose holder records a store's history (beside the alarm book's).
+pub const HISTORY_LOCK: (i32, i32) = (crate::shared::sync::LEADER_LOCK.0, 2);
+/// How long a twin that does not record keeps what it would have written, wall time.
+const STANDBY_KEEP: std::time::Duration = std::time::Duration::from_secs(30);
+/// At most this many values are kept on standby (a fast simulated run fills 30 s quickly).
+const STANDBY_MOST: usize = 4_000_000;
+
+/// One recorder a store: the twin holding [`HISTORY_LOCK`] writes the history; every other
+/// twin keeps its last 30 s of values (and metrics, traffic, alarm changes) on standby and
+/// tries for the lock every second. The twin that takes it over continues the store's newest
+/// hour and first writes what it kept that the store does not hold: for each series, the
+/// values after the last one stored (at least once, never twice).
+pub struct RecorderGate {
+    inner: PgHistory,
+    leading: bool,
+    last_try: std::time::Instant,
+    rows: std::collections::VecDeque<(std::time::Instant, super::store::Row)>,
+    alarms: std::collections::VecDeque<(std::time::Instant, AlarmRow)>,
+    moments: std::collections::VecDeque<(std::time::Instant, bool, i64, String)>,
+}
+
+impl RecorderGate {
+    pub fn open(url: &str) -> Result<RecorderGate, StoreError> {
+        let mut g = RecorderGate {
+            inner: PgHistory::open(url)?,
+            leading: false,
+            last_try: std::time::Instant::now() - std::time::Duration::from_secs(10),
+            rows: Default::default(),
+            alarms: Default::default(),
+            moments: Default::default(),
+        };
+        g.try_lead()?;
+        Ok(g)
+    }
+
+    /// Whether this twin records the store's history now.
+    pub fn leading(&self) -> bool {
+        self.leading
+    }
+
+    fn try_lead(&mut self) -> Result<(), StoreError> {
+        if self.leading || self.last_try.elapsed() < std::time::Duration::from_secs(1) {
+            return Ok(());
+        }
+        self.last_try = std::time::Instant::now();
+        let got: bool = self
+            .inner
+            .client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&HISTORY_LOCK.0, &HISTORY_LOCK.1],
+            )
+            .map_err(pg)?
+            .get(0);
+        if !got {
+            return Ok(());
+        }
+        self.leading = true;
+        // Continue the newest hour; write what was kept that the store does not hold.
+        let (_, held) = self.inner.resume()?;
+        let rows: Vec<super::store::Row> = self
+            .rows
+            .drain(..)
+            .map(|r| r.1)
+            .filter(|r| {
+                held.get(&(r.device, r.quantity))
+                    .is_none_or(|h| r.t_ms > h.last_ms)
+            })
+            .collect();
+        let mut alarms = Vec::new();
+        for (_, a) in self.alarms.drain(..) {
+            let stored: bool = self
+                .inner
+                .client
+                .query_one(
+                    "SELECT EXISTS(SELECT 1 FROM tvilling.history_alarms WHERE t = $1
+                         AND device = $2 AND severity = $3 AND raised = $4)",
+                    &[&a.t_ms, &a.device, &a.severity, &a.raised],
+                )
+                .map_err(pg)?
+                .get(0);
+            if !stored {
+                alarms.push(a);
+            }
+        }
+        self.inner.write(&rows, &alarms)?;
+        for (_, metrics, t, json) in std::mem::take(&mut self.moments) {
+            // Written by time: one already there is the same moment again.
+            self.inner
+                .write_moment(if metrics { "metrics" } else { "traffic" }, t, &json)?;
+        }
+        self.inner.persist()
+    }
+
+    fn forget_old(&mut self) {
+        let now = std::time::Instant::now();
+        let old = |t: &std::time::Instant| now.duration_since(*t) > STANDBY_KEEP;
+        while self.rows.front().is_some_and(|r| old(&r.0)) || self.rows.len() > STANDBY_MOST {
+            self.rows.pop_front();
+        }
+        while self.alarms.front().is_some_and(|r| old(&r.0)) {
+            self.alarms.pop_front();
+        }
+        while self.moments.front().is_some_and(|r| old(&r.0)) {
+            self.moments.pop_front();
+        }
+    }
+}
+
+impl HistoryStore for RecorderGate {
+    fn device_index(&mut self, id: &str, kind: &str) -> Result<u32, StoreError> {
+        self.inner.device_index(id, kind)
+    }
+
+    fn source_index(&mut self, name: &str) -> Result<u16, StoreError> {
+        self.inner.source_index(name)
+    }
+
+    fn write(&mut self, rows: &[super::store::Row], alarms: &[AlarmRow]) -> Result<(), StoreError> {
+        self.try_lead()?;
+        if self.leading {
+            return self.inner.write(rows, alarms);
+        }
+        let now = std::time::Instant::now();
+        self.rows.extend(rows.iter().map(|r| (now, *r)));
+        self.alarms.extend(alarms.iter().map(|a| (now, a.clone())));
+        self.forget_old();
+        Ok(())
+    }
+
+    fn keyframe(&mut self, t_ms: i64, running: &Running) -> Result<(), StoreError> {
+        if self.leading {
+            self.inner.keyframe(t_ms, running)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn persist(&mut self) -> Result<(), StoreError> {
+        self.try_lead()?;
+        if self.leading {
+            self.inner.persist()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
+        if self.leading {
+            return self.inner.write_metrics(t_ms, json);
+        }
+        self.moments
+            .push_back((std::time::Instant::now(), true, t_ms, json.to_string()));
+        Ok(())
+    }
+
+    fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
+        if self.leading {
+            return self.inner.write_traffic(t_ms, json);
+        }
+        self.moments
+            .push_back((std::time::Instant::now(), false, t_ms, json.to_string()));
+        Ok(())
+    }
+
+    fn write_audit(
+        &mut self,
+        rows: &[tvilling_metrics::lifecycle::Transition],
+    ) -> Result<(), StoreError> {
+        self.inner.write_audit(rows)
+    }
+
+    fn state_at(&mut self, t_ms: i64) -> Result<StateAt, StoreError> {
+        self.inner.state_at(t_ms)
+    }
+
+    fn series(
+        &mut self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, u8, f64)>, StoreError> {
+        self.inner.series(device, from_ms, to_ms)
+    }
+
+    fn range(&mut self) -> Result<Option<(i64, i64)>, StoreError> {
+        self.inner.range()
+    }
+
+    fn retain_days(&mut self, days: f64) -> Result<u64, StoreError> {
+        self.inner.retain_days(days)
+    }
+
+    fn resume(&mut self) -> Result<(i64, Running), StoreError> {
+        if self.leading {
+            self.inner.resume()
+        } else {
+            Ok((i64::MIN, Running::default()))
+        }
+    }
+
+    fn neighbour(&mut self, t_ms: i64, forward: bool) -> Result<Option<i64>, StoreError> {
+        self.inner.neighbour(t_ms, forward)
     }
 }
