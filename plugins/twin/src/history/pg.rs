@@ -756,6 +756,21 @@ impl RecorderGate {
         self.inner.persist()
     }
 
+    /// A recorded moment of the metrics (`metrics`) or the traffic: written when recording,
+    /// else kept on standby.
+    fn moment(&mut self, metrics: bool, t_ms: i64, json: &str) -> Result<(), StoreError> {
+        if self.leading {
+            return self.inner.write_moment(
+                if metrics { "metrics" } else { "traffic" },
+                t_ms,
+                json,
+            );
+        }
+        self.moments
+            .push_back((std::time::Instant::now(), metrics, t_ms, json.to_string()));
+        Ok(())
+    }
+
     fn forget_old(&mut self) {
         let now = std::time::Instant::now();
         let old = |t: &std::time::Instant| now.duration_since(*t) > STANDBY_KEEP;
@@ -810,21 +825,11 @@ impl HistoryStore for RecorderGate {
     }
 
     fn write_metrics(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
-        if self.leading {
-            return self.inner.write_metrics(t_ms, json);
-        }
-        self.moments
-            .push_back((std::time::Instant::now(), true, t_ms, json.to_string()));
-        Ok(())
+        self.moment(true, t_ms, json)
     }
 
     fn write_traffic(&mut self, t_ms: i64, json: &str) -> Result<(), StoreError> {
-        if self.leading {
-            return self.inner.write_traffic(t_ms, json);
-        }
-        self.moments
-            .push_back((std::time::Instant::now(), false, t_ms, json.to_string()));
-        Ok(())
+        self.moment(false, t_ms, json)
     }
 
     fn write_audit(

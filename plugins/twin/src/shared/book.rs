@@ -209,7 +209,6 @@ fn write_row(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn audit(
     tx: &mut Transaction<'_>,
     url: &str,
